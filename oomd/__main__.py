@@ -1,0 +1,3 @@
+from oomd.cli import main
+
+raise SystemExit(main())

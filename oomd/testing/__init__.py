@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks that are useful outside this repository too (fake trees)."""
