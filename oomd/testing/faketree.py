@@ -111,11 +111,17 @@ def write_tree(root: str | os.PathLike, spec: Mapping[str, Mapping[str, str]]) -
 
 
 def update_files(root: str | os.PathLike, spec: Mapping[str, Mapping[str, str]]) -> None:
-    """Rewrite some files of an existing tree in place (a counter trajectory step)."""
+    """Rewrite some files of an existing tree in place (a counter trajectory step).
+
+    In place (same inode, one write), as the kernel updates its files: a reader that keeps
+    the file open and re-reads it at offset 0 sees the new content.
+    """
     root = Path(root)
     for rel, files in spec.items():
         d = root / rel if rel else root
         for name, content in files.items():
-            tmp = d / f".{name}.tmp"
-            tmp.write_text(content)
-            os.replace(tmp, d / name)
+            fd = os.open(d / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, content.encode())
+            finally:
+                os.close(fd)
