@@ -1,0 +1,216 @@
+"""``pyoomd``: oomd's command line (reference §9.1), plus a few options of our own.
+
+Options, defaults and exit codes are oomd 0.5.0's, with these differences (docs/compat.md):
+``--interval`` also takes fractions of a second; ``--cgroup-fs`` defaults to the cgroup2 mount
+found in /proc/mounts; config errors are reported with file, JSON path and reason instead of an
+abort. Our additions: ``--dry-run``, ``--plugin-module``, ``--max-ticks``.
+"""
+
+from __future__ import annotations
+
+import getopt
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+
+from oomd import __version__, parsing
+from oomd.plugin import DEFAULT_HDD_COEFFS, DEFAULT_SSD_COEFFS
+
+DEFAULT_CONFIG = "/etc/oomd.json"
+DEFAULT_RUNTIME_DIR = "/run/oomd"
+DEFAULT_KMSG = "/dev/kmsg"
+DEFAULT_INTERVAL = 5.0
+
+USAGE = """\
+usage: pyoomd [OPTION]...
+
+optional arguments:
+  --help, -h                 Show this help and exit
+  --version, -v              Print the version and exit
+  --config, -C CONFIG        Config file (default: /etc/oomd.json)
+  --interval, -i INTERVAL    Seconds between ticks, fractions allowed (default: 5)
+  --cgroup-fs, -f FS         cgroup2 mount point (default: from /proc/mounts, else /sys/fs/cgroup)
+  --check-config, -c CONFIG  Check a config file and exit
+  --list-plugins, -l         List the available plugins and exit
+  --drop-in-dir, -w DIR      Directory watched for drop-in configs
+  --runtime-dir, -D PATH     Directory for the lock file and stats socket (default: /run/oomd)
+  --dump-stats, -d           Print the running daemon's stats
+  --reset-stats, -r          Reset the running daemon's stats
+  --device DEVS              Comma-separated <major>:<minor> devices for io cost (default: none)
+  --ssd-coeffs COEFFS        Comma-separated SSD io cost coefficients (default: oomd's)
+  --hdd-coeffs COEFFS        Comma-separated HDD io cost coefficients (default: oomd's)
+  --kmsg-override PATH       File that receives kill records (default: /dev/kmsg)
+  --dry-run                  Make every kill plugin dry: decide and record, never kill
+  --plugin-module MODULE     Import MODULE, whose plugins register themselves (repeatable)
+  --max-ticks N              Exit after N ticks (testing aid; default: run forever)
+"""
+
+SHORT = "hvC:i:f:c:lw:D:dr"
+LONG = [
+    "help", "version", "config=", "interval=", "cgroup-fs=", "check-config=", "list-plugins",
+    "drop-in-dir=", "runtime-dir=", "dump-stats", "reset-stats", "device=", "ssd-coeffs=",
+    "hdd-coeffs=", "kmsg-override=", "dry-run", "plugin-module=", "max-ticks=",
+]
+
+
+class UsageExit(Exception):
+    def __init__(self, code: int, message: str = "", usage: bool = False) -> None:
+        self.code, self.message, self.usage = code, message, usage
+
+
+@dataclass
+class Options:
+    config: str = DEFAULT_CONFIG
+    interval: float = DEFAULT_INTERVAL
+    cgroup_fs: str | None = None
+    check_config: bool = False
+    list_plugins: bool = False
+    drop_in_dir: str | None = None
+    runtime_dir: str = DEFAULT_RUNTIME_DIR
+    dump_stats: bool = False
+    reset_stats: bool = False
+    devices: tuple = ()
+    ssd_coeffs: tuple = DEFAULT_SSD_COEFFS
+    hdd_coeffs: tuple = DEFAULT_HDD_COEFFS
+    kmsg_path: str = DEFAULT_KMSG
+    dry_run: bool = False
+    plugin_modules: list[str] = field(default_factory=list)
+    max_ticks: int | None = None
+
+
+def cgroup2_mount(mounts: str = "/proc/mounts") -> str | None:
+    """The mount point of the first ``cgroup2`` entry (third field), or None."""
+    try:
+        with open(mounts) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2] == "cgroup2":
+                    return parts[1]
+    except OSError:
+        return None
+    return None
+
+
+def parse_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise UsageExit(1, f"Interval not a >0 number: {text}")
+    return value
+
+
+def parse_coeffs(text: str, kind: str) -> tuple:
+    parts = [p for p in text.split(",") if p]
+    if len(parts) > 6:
+        raise UsageExit(1, f"Invalid {kind} coefficients: at most 6 values")
+    try:
+        values = [parsing.double_parse(p) for p in parts]
+    except ValueError:
+        raise UsageExit(1, f"Invalid {kind} coefficients: stod") from None
+    return tuple(values + [0.0] * (6 - len(values)))
+
+
+def parse_devices(text: str, sysfs: str = "/sys") -> tuple:
+    """``maj:min[,maj:min]`` -> ((major, minor, is_hdd), ...), checked against sysfs."""
+    devices = []
+    for dev in (d for d in text.split(",") if d):
+        path = os.path.join(sysfs, "dev", "block", dev, "queue", "rotational")
+        try:
+            major, minor = (int(x) for x in dev.split(":"))
+            with open(path) as f:
+                rotational = f.read().strip()
+        except (ValueError, OSError) as e:
+            raise UsageExit(1, f"Invalid devices: {dev}: {getattr(e, 'strerror', None) or e}") from None
+        if rotational not in ("0", "1"):
+            raise UsageExit(1, f"Invalid devices: {path} holds {rotational!r}, not 0 or 1")
+        devices.append((major, minor, rotational == "1"))
+    return tuple(devices)
+
+
+def parse_options(argv: list[str]) -> Options:
+    try:
+        opts, rest = getopt.gnu_getopt(argv, SHORT, LONG)
+    except getopt.GetoptError as e:
+        raise UsageExit(1, f"pyoomd: {e.msg}\nUnknown option or missing argument", usage=True) from None
+    o = Options()
+    for opt, val in opts:
+        if opt in ("-h", "--help"):
+            raise UsageExit(0, usage=True)
+        if opt in ("-v", "--version"):
+            print(f"v{__version__}")
+            raise UsageExit(0)
+        if opt in ("-l", "--list-plugins"):
+            o.list_plugins = True  # acted on after parsing, so --plugin-module counts anywhere
+        elif opt in ("-C", "--config"):
+            o.config = val
+        elif opt in ("-i", "--interval"):
+            o.interval = parse_interval(val)
+        elif opt in ("-f", "--cgroup-fs"):
+            o.cgroup_fs = val
+        elif opt in ("-c", "--check-config"):
+            o.config, o.check_config = val, True
+        elif opt in ("-w", "--drop-in-dir"):
+            o.drop_in_dir = val[:-1] if len(val) > 1 and val.endswith("/") else val
+        elif opt in ("-D", "--runtime-dir"):
+            o.runtime_dir = val
+        elif opt in ("-d", "--dump-stats"):
+            o.dump_stats = True
+        elif opt in ("-r", "--reset-stats"):
+            o.reset_stats = True
+        elif opt == "--device":
+            o.devices = parse_devices(val)
+        elif opt == "--ssd-coeffs":
+            o.ssd_coeffs = parse_coeffs(val, "SSD")
+        elif opt == "--hdd-coeffs":
+            o.hdd_coeffs = parse_coeffs(val, "HDD")
+        elif opt == "--kmsg-override":
+            o.kmsg_path = val
+        elif opt == "--dry-run":
+            o.dry_run = True
+        elif opt == "--plugin-module":
+            o.plugin_modules.append(val)
+        elif opt == "--max-ticks":
+            try:
+                o.max_ticks = int(val)
+            except ValueError:
+                raise UsageExit(1, f"--max-ticks needs an integer, got {val!r}") from None
+    if rest:
+        quoted = " ".join(f'"{a}"' for a in rest)
+        raise UsageExit(1, f"Non-option argument is not supported: {quoted} ", usage=True)
+    if o.cgroup_fs is None:
+        o.cgroup_fs = cgroup2_mount() or "/sys/fs/cgroup"
+    return o
+
+
+def list_plugins() -> int:
+    from oomd import plugin
+
+    plugin.load_builtin_plugins()
+    print("List of plugins pyoomd was compiled with:", file=sys.stderr)
+    for name in sorted(plugin.REGISTRY):
+        print(f" {name}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        o = parse_options(argv)
+    except UsageExit as e:
+        if e.message:
+            print(e.message, file=sys.stderr)
+        if e.usage:
+            sys.stderr.write(USAGE)
+        return e.code
+    if o.list_plugins:
+        for module in o.plugin_modules:
+            from oomd.plugin import load_plugin_module
+
+            load_plugin_module(module)
+        return list_plugins()
+    from oomd.daemon import Daemon
+
+    return Daemon(o).main()

@@ -1,0 +1,163 @@
+"""IR -> Engine (reference §2.3; oomd ``config/ConfigCompiler.cpp``).
+
+The first problem stops compilation and raises ``ConfigError`` with oomd's message text as the
+reason, located by JSON path; nothing is left half-built. Where oomd aborts (a non-numeric
+``post_action_delay``), we raise a ``ConfigError`` too.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from oomd import logs, parsing, plugin
+from oomd.config import ir
+from oomd.config.jsonc import key_path
+from oomd.engine import (
+    DEFAULT_POST_ACTION_DELAY,
+    DEFAULT_PREKILL_HOOK_TIMEOUT,
+    SILENCE_ENGINE,
+    SILENCE_PLUGINS,
+    DetectorGroup,
+    DropInUnit,
+    Engine,
+    Ruleset,
+)
+from oomd.errors import ConfigError
+from oomd.plugin import MonitoredResources, PluginConstructionContext
+
+_TRIM = " \t\n\v\f\r"
+
+
+class Compiler:
+    def __init__(self, context: PluginConstructionContext, file: str = "<config>",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.context = context
+        self.file = file
+        self.clock = clock
+
+    def error(self, path: str, reason: str) -> ConfigError:
+        return ConfigError(self.file, path, reason)
+
+    # -- plugins ---------------------------------------------------------------------------------
+
+    def plugin(self, p: ir.Plugin, registry=None) -> plugin.BasePlugin:
+        if not p.name:
+            raise self.error(p.path, "Plugin is missing name")
+        instance = plugin.create(p.name, registry)
+        if instance is None:
+            raise self.error(key_path(p.path, "name"), f"Could not locate plugin={p.name} in plugin registry")
+        resources = MonitoredResources()
+        try:
+            ret = instance.init(resources, dict(p.args), self.context)
+        except Exception as e:  # noqa: BLE001 - a plugin's init must not crash the compiler
+            raise self.error(p.arg_path(None), f"Plugin={p.name} failed to init(): "
+                             f"{type(e).__name__}: {e}") from e
+        if ret != 0:
+            err = getattr(instance, "init_error", None)
+            reason = f"Plugin={p.name} failed to init() with code={ret}"
+            if err is not None:
+                reason += f": {err.reason}"
+            raise self.error(p.arg_path(getattr(err, "arg", None)), reason)
+        instance.resources = resources
+        return instance
+
+    def detector_group(self, dg: ir.DetectorGroup) -> DetectorGroup:
+        if not dg.name:
+            raise self.error(dg.path, "DetectorGroup is missing name")
+        if not dg.detectors:
+            raise self.error(dg.path, "DetectorGroup is missing Detectors")
+        return DetectorGroup(dg.name, [self.plugin(d) for d in dg.detectors])
+
+    # -- rulesets --------------------------------------------------------------------------------
+
+    def _seconds(self, rs: ir.Ruleset, key: str, text: str, default: int) -> int:
+        if not text:
+            return default
+        path = key_path(rs.path, key)
+        try:
+            value = parsing.int_parse(text)
+        except ValueError:
+            raise self.error(path, f"Ruleset {key} must be an integer number of seconds, got {text!r}") from None
+        if value < 0:
+            raise self.error(path, f"Ruleset {key} must be non-negative")
+        return value
+
+    def ruleset(self, rs: ir.Ruleset, dropin: bool = False) -> Ruleset:
+        if not rs.name:
+            raise self.error(rs.path, "Ruleset is missing name")
+        silenced = 0
+        if rs.silence_logs:
+            for part in rs.silence_logs.strip(_TRIM).split(","):
+                part = part.strip(_TRIM)
+                if not part:
+                    continue
+                if part == "engine":
+                    silenced |= SILENCE_ENGINE
+                elif part == "plugins":
+                    silenced |= SILENCE_PLUGINS
+                else:
+                    raise self.error(key_path(rs.path, "silence-logs"), f"Unrecognized log source={part}")
+        if not dropin and (not rs.detector_groups or not rs.actions):
+            raise self.error(rs.path, "Ruleset is missing DetectorGroups or missing Actions")
+        post_action_delay = self._seconds(rs, "post_action_delay", rs.post_action_delay,
+                                          DEFAULT_POST_ACTION_DELAY)
+        prekill_hook_timeout = self._seconds(rs, "prekill_hook_timeout", rs.prekill_hook_timeout,
+                                             DEFAULT_PREKILL_HOOK_TIMEOUT)
+        groups = [self.detector_group(dg) for dg in rs.detector_groups]
+        actions = [self.plugin(a) for a in rs.actions]
+        return Ruleset(
+            rs.name,
+            groups,
+            actions,
+            disable_on_drop_in=rs.dropin.disable_on_drop_in,
+            detectorgroups_dropin_enabled=rs.dropin.detectors,
+            actiongroup_dropin_enabled=rs.dropin.actions,
+            silenced_logs=silenced,
+            post_action_delay=post_action_delay,
+            prekill_hook_timeout=prekill_hook_timeout,
+            clock=self.clock,
+        )
+
+    def prekill_hooks(self, hooks) -> list:
+        return [self.plugin(h, plugin.PREKILL_HOOK_REGISTRY) for h in hooks]
+
+    # -- whole configs ---------------------------------------------------------------------------
+
+    def compile(self, root: ir.Root) -> Engine:
+        rulesets = [self.ruleset(rs) for rs in root.rulesets]
+        hooks = self.prekill_hooks(root.prekill_hooks)
+        return Engine(rulesets, hooks, clock=self.clock, stats=self.context.stats)
+
+    def compile_drop_in(self, base: ir.Root, dropin: ir.Root) -> DropInUnit:
+        """Each drop-in ruleset is merged into a fresh copy of its base ruleset (§2.5)."""
+        rulesets = []
+        for drs in dropin.rulesets:
+            target = next((rs for rs in base.rulesets if rs.name == drs.name), None)
+            if target is None:
+                raise self.error(key_path(drs.path, "name"), f"Could not locate targeted ruleset={drs.name}")
+            copy = Compiler(self.context, base.file, self.clock).ruleset(target)
+            compiled = self.ruleset(drs, dropin=True)
+            why = copy.merge_with_drop_in(compiled)
+            if why is not None:
+                raise self.error(drs.path, f"{why}; Could not merge drop in ruleset={drs.name}")
+            rulesets.append(copy)
+        hooks = self.prekill_hooks(dropin.prekill_hooks)
+        return DropInUnit(rulesets, hooks)
+
+
+def compile_config(root: ir.Root, context: PluginConstructionContext,
+                   clock: Callable[[], float] = time.monotonic) -> Engine:
+    return Compiler(context, root.file, clock).compile(root)
+
+
+def load_engine(path: str, context: PluginConstructionContext,
+                clock: Callable[[], float] = time.monotonic) -> Engine:
+    """Parse and compile a config file. Raises OSError or ConfigError."""
+    from oomd.config.parser import parse_file
+
+    root = parse_file(path)
+    engine = compile_config(root, context, clock)
+    engine.config_ir = root
+    logs.log(f"Compiled config {path}: {len(root.rulesets)} ruleset(s)", logs.DEBUG)
+    return engine

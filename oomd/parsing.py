@@ -1,0 +1,173 @@
+"""Value parsers with the semantics of the C++ helpers oomd uses (reference §0, §2.3, §4.0).
+
+Every parser takes the argument text and returns the value or raises ``ValueError`` with a short
+reason. The C library's quirks are kept where they change which configs are accepted (trailing
+garbage after an integer is ignored, ``"1.9"`` reads as 1); where oomd would crash instead, we
+raise.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal, InvalidOperation
+
+from oomd.cgpath import CgroupPatterns
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+_WS = " \t\n\v\f\r"
+
+_INT_PREFIX = re.compile(r"[ \t\n\v\f\r]*([+-]?)([0-9]+)")
+_FLOAT_PREFIX = re.compile(
+    r"[ \t\n\v\f\r]*([+-]?)("
+    r"0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
+    r"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    r"|inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?"
+    r")",
+    re.IGNORECASE,
+)
+
+
+def _int_prefix(text: str, what: str) -> tuple[int, int]:
+    """strtol-like: (value, characters consumed). Raises when no digit is found."""
+    m = _INT_PREFIX.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not {what}")
+    value = int(m.group(2))
+    return (-value if m.group(1) == "-" else value), m.end()
+
+
+def int_parse(text: str) -> int:
+    """``std::stoi``: leading digits (trailing garbage ignored), int32 range."""
+    value, _ = _int_prefix(text, "an integer")
+    if not INT32_MIN <= value <= INT32_MAX:
+        raise ValueError(f"{text!r} is out of range for an int")
+    return value
+
+
+def int64_parse(text: str) -> int:
+    """``std::stoll``: leading digits, int64 range."""
+    value, _ = _int_prefix(text, "an integer")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"{text!r} is out of range for an int64")
+    return value
+
+
+def uint64_parse(text: str) -> int:
+    """``std::stoull`` stored in an int64: a leading ``-`` wraps modulo 2^64."""
+    m = _INT_PREFIX.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not an integer")
+    magnitude = int(m.group(2))
+    if magnitude > (1 << 64) - 1:
+        raise ValueError(f"{text!r} is out of range for a uint64")
+    value = (-magnitude if m.group(1) == "-" else magnitude) & ((1 << 64) - 1)
+    return value - (1 << 64) if value > INT64_MAX else value
+
+
+def non_negative_int(text: str) -> int:
+    value = int_parse(text)
+    if value < 0:
+        raise ValueError(f"{text!r} is negative")
+    return value
+
+
+def _float_prefix(text: str) -> float:
+    m = _FLOAT_PREFIX.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a number")
+    body = m.group(2)
+    if body[:2].lower() == "0x":
+        value = float.fromhex(body if "p" in body.lower() else body + "p0")
+    else:
+        value = float(body)
+    return -value if m.group(1) == "-" else value
+
+
+def double_parse(text: str) -> float:
+    """``std::stod``: a leading decimal/hex float, ``inf`` or ``nan``; trailing garbage ignored."""
+    value = _float_prefix(text)
+    if math.isinf(value) and "inf" not in text.lower():
+        raise ValueError(f"{text!r} is out of range for a double")
+    return value
+
+
+def float_parse(text: str) -> float:
+    """``std::stof``: as ``double_parse`` but the value must fit a float32."""
+    value = double_parse(text)
+    if math.isfinite(value) and abs(value) > 3.4028234663852886e38:
+        raise ValueError(f"{text!r} is out of range for a float")
+    return value
+
+
+def bool_parse(text: str) -> bool:
+    """Exactly ``true``/``True``/``1`` or ``false``/``False``/``0``."""
+    if text in ("true", "True", "1"):
+        return True
+    if text in ("false", "False", "0"):
+        return False
+    raise ValueError(f"{text!r} is not a bool (true/True/1/false/False/0)")
+
+
+def milliseconds(text: str) -> int:
+    return int64_parse(text)
+
+
+def resource(text: str) -> str:
+    if text not in ("io", "memory"):
+        raise ValueError(f"{text!r} is not a resource (io or memory)")
+    return text
+
+
+def cgroup_patterns(text: str) -> CgroupPatterns:
+    """Never fails (reference §3)."""
+    return CgroupPatterns.parse(text)
+
+
+_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """oomd's ``parseSize``: ``"1.5M 32K 512"`` = 1606144, ``""`` = 0 (reference §4.0)."""
+    s = "".join(ch for ch in text.lower() if ch not in _WS)
+    negative = False
+    pos = 0
+    if s[:1] == "+":
+        pos = 1
+    elif s[:1] == "-":
+        negative, pos = True, 1
+    total = 0
+    while pos < len(s):
+        unit_pos = min((i for i in (s.find(u, pos) for u in _UNITS) if i >= 0), default=len(s))
+        if unit_pos == pos:
+            raise ValueError(f"{text!r} is not a size")
+        term = s[pos:unit_pos]
+        try:
+            number = Decimal(term) if "x" not in term else Decimal(float.fromhex(term))
+        except (InvalidOperation, ValueError):
+            raise ValueError(f"{text!r} is not a size") from None
+        if not number.is_finite() or number < 0:
+            raise ValueError(f"{text!r} is not a size")
+        unit = s[unit_pos] if unit_pos < len(s) else ""
+        total = (total + int(number * _UNITS.get(unit, 1))) & ((1 << 64) - 1)
+        pos = unit_pos + 1
+    value = (-total if negative else total) & ((1 << 64) - 1)
+    return value - (1 << 64) if value > INT64_MAX else value
+
+
+def parse_size_or_percent(text: str, total: int) -> int:
+    """``N%`` of ``total``; a bare integer is MiB; otherwise a size (reference §4.0)."""
+    if text.endswith("%"):
+        pct = int_parse(text[:-1])
+        if not 0 <= pct <= 100:
+            raise ValueError(f"{text!r}: percentage must be within 0..100")
+        product = total * pct
+        return product // 100 if product >= 0 else -(-product // 100)  # C truncation
+    value, consumed = _int_prefix(text, "a size")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"{text!r} is out of range")
+    if consumed == len(text):
+        shifted = (value << 20) & ((1 << 64) - 1)
+        return shifted - (1 << 64) if shifted > INT64_MAX else shifted
+    return parse_size(text)

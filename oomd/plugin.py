@@ -1,0 +1,271 @@
+"""The plugin API of oomd's guide (``docs/writing_a_plugin.md``), in Python.
+
+A plugin subclasses ``BasePlugin``, declares its arguments in ``ARGS`` and registers itself by
+name, once, at import time::
+
+    @register("pressure_above")
+    class PressureAbove(BasePlugin):
+        ARGS = (Arg("cgroup", parsing.cgroup_patterns, required=True), ...)
+
+        def run(self, ctx):
+            return PluginRet.CONTINUE
+
+``register_plugin(name, factory)`` is the same thing as a call (oomd's ``REGISTER_PLUGIN``).
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import importlib.metadata
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from oomd import logs
+from oomd.cgpath import CgroupPatterns
+from oomd.errors import PluginArgError, PluginRegistryError
+from oomd.stats import Stats
+
+ENTRY_POINT_GROUP = "pyoomd.plugins"
+
+# io cost coefficients (reference §9.1): read_iops, readbw, write_iops, writebw, trim_iops, trimbw
+DEFAULT_HDD_COEFFS = (1.31e-3, 1.13e-7, 2.58e-1, 5.04e-7, 0.0, 0.0)
+DEFAULT_SSD_COEFFS = (1.21e-2, 6.25e-7, 1.07e-3, 2.61e-7, 2.37e-2, 9.10e-10)
+
+
+class PluginRet(enum.IntEnum):
+    CONTINUE = 0
+    STOP = 1
+    ASYNC_PAUSE = 2
+    ASYNC_PAUSED = 2  # oomd's C++ spelling, an alias
+
+
+PluginArgs = dict  # str -> str, as oomd's std::unordered_map<std::string, std::string>
+
+
+class MonitoredResources:
+    """The cgroups a plugin wants accounting on, and which metrics of them it reads every tick.
+
+    It behaves as oomd's set of cgroup patterns (``add``, ``in``, iteration); the metrics let
+    the context read everything a tick needs in one batch.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[CgroupPatterns, set[str]] = {}
+
+    def add(self, patterns: CgroupPatterns | str, *metrics: str) -> None:
+        if isinstance(patterns, str):
+            patterns = CgroupPatterns.parse(patterns)
+        self._entries.setdefault(patterns, set()).update(metrics)
+
+    def update(self, other: MonitoredResources) -> None:
+        for patterns, metrics in other.entries():
+            self.add(patterns, *metrics)
+
+    def entries(self) -> list[tuple[CgroupPatterns, frozenset[str]]]:
+        return [(p, frozenset(m)) for p, m in self._entries.items()]
+
+    def __iter__(self) -> Iterator[CgroupPatterns]:
+        return iter(self._entries)
+
+    def __contains__(self, patterns: object) -> bool:
+        if isinstance(patterns, str):
+            patterns = CgroupPatterns.parse(patterns)
+        return patterns in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass
+class PluginConstructionContext:
+    """What ``init`` gets besides its arguments (oomd's ``PluginConstructionContext``)."""
+
+    cgroup_fs: str = "/sys/fs/cgroup"
+    stats: Stats = field(default_factory=Stats)
+    force_dry: bool = False
+    kmsg_path: str = "/dev/kmsg"
+    devices: tuple = ()  # ((major, minor, is_hdd), ...) from --device
+    ssd_coeffs: tuple = DEFAULT_SSD_COEFFS
+    hdd_coeffs: tuple = DEFAULT_HDD_COEFFS
+    proc_root: str = "/proc"
+
+    def cgroupFs(self) -> str:  # noqa: N802 - oomd's accessor name, for ported plugins
+        return self.cgroup_fs
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One plugin argument: its name, a parser (text -> value), required or a default.
+
+    The parsed value lands in the attribute ``attr`` (default: the name with ``-`` as ``_``).
+    """
+
+    name: str
+    parser: Callable[[str], Any]
+    required: bool = False
+    default: Any = None
+    attr: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.attr or self.name.replace("-", "_")
+
+
+def parse_args(plugin_name: str, spec: Iterable[Arg], args: Mapping[str, str]) -> dict[str, Any]:
+    """oomd's ``PluginArgParser::parse``: required first, then every provided argument.
+
+    Returns ``{dest: value}`` with defaults filled in. Raises ``PluginArgError``.
+    """
+    spec = tuple(spec)
+    by_name = {a.name: a for a in spec}
+    for a in spec:
+        if a.required and a.name not in args:
+            raise PluginArgError(f'Required arg "{a.name}" missing in plugin "{plugin_name}"')
+    values = {a.dest: a.default for a in spec}
+    for name in sorted(args):
+        a = by_name.get(name)
+        if a is None:
+            raise PluginArgError(f'Unknown arg "{name}" in plugin "{plugin_name}"', arg=name)
+        try:
+            values[a.dest] = a.parser(args[name])
+        except (ValueError, OverflowError) as e:
+            raise PluginArgError(
+                f'Failed to parse argument "{name}" of plugin "{plugin_name}": {e}', arg=name
+            ) from None
+    return values
+
+
+class BasePlugin:
+    """Every plugin derives from this (oomd's ``Engine::BasePlugin``).
+
+    Subclasses set ``ARGS`` (a tuple of ``Arg``; ``None`` accepts any argument unchecked) and
+    ``METRICS`` (what the context should read every tick for ``self.cgroup``), and implement
+    ``run``. ``setup`` is an optional hook for checks beyond single arguments.
+    """
+
+    ARGS: tuple[Arg, ...] | None = ()
+    METRICS: tuple[str, ...] = ()
+    PLUGIN_NAME = ""  # set by register()
+
+    def __init__(self) -> None:
+        self.name = self.PLUGIN_NAME
+        self.init_error: PluginArgError | None = None
+
+    def set_name(self, name: str) -> None:
+        self.name = name
+
+    def get_name(self) -> str:
+        return self.name
+
+    def init(self, resources: MonitoredResources, args: Mapping[str, str],
+             context: PluginConstructionContext) -> int:
+        try:
+            if self.ARGS is not None:
+                for dest, value in parse_args(self.name, self.ARGS, args).items():
+                    setattr(self, dest, value)
+            self.setup(context)
+        except PluginArgError as e:
+            self.init_error = e
+            logs.log(e.reason, logs.ERR)
+            return 1
+        cgroup = getattr(self, "cgroup", None)
+        if isinstance(cgroup, CgroupPatterns):
+            resources.add(cgroup, *self.METRICS)
+        return 0
+
+    def setup(self, context: PluginConstructionContext) -> None:
+        """Checks that need more than one argument, or the context. Raise PluginArgError."""
+
+    def prerun(self, ctx) -> None:
+        """Every tick, before any ``run``, even when the plugin will not run."""
+
+    def run(self, ctx) -> PluginRet:
+        raise TypeError(f"plugin {self.name!r} ({type(self).__name__}) does not implement run()")
+
+
+class PrekillHookInvocation:
+    """A fired prekill hook; the kill plugin polls ``finished()`` each tick (reference §2.6)."""
+
+    def finished(self) -> bool:
+        return True
+
+
+class PrekillHook(BasePlugin):
+    """Base of prekill hooks: a ``cgroup`` list matched with the component rule of §2.6."""
+
+    ARGS = (Arg("cgroup", CgroupPatterns.parse, required=True),)
+
+    def can_run_on(self, relpath: str) -> bool:
+        return self.cgroup.matches_path(relpath)
+
+    def fire(self, relpath: str, abspath: str, action_context) -> PrekillHookInvocation:
+        raise TypeError(f"prekill hook {self.name!r} does not implement fire()")
+
+
+# -- registries ------------------------------------------------------------------------------
+
+REGISTRY: dict[str, Callable[[], BasePlugin]] = {}
+PREKILL_HOOK_REGISTRY: dict[str, Callable[[], PrekillHook]] = {}
+
+
+def _describe(factory: Callable) -> str:
+    return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
+
+
+def register_plugin(name: str, factory: Callable[[], BasePlugin],
+                    registry: dict[str, Callable] | None = None) -> Callable[[], BasePlugin]:
+    """Add ``factory`` under ``name``; a name can be registered once."""
+    registry = REGISTRY if registry is None else registry
+    old = registry.get(name)
+    if old is not None and old is not factory:
+        raise PluginRegistryError(
+            f"plugin name {name!r} registered twice: by {_describe(old)} and by {_describe(factory)}"
+        )
+    registry[name] = factory
+    if isinstance(factory, type):
+        factory.PLUGIN_NAME = name
+    return factory
+
+
+def register(name: str):
+    """Class decorator: ``@register("pressure_above")``."""
+
+    def deco(cls):
+        return register_plugin(name, cls)
+
+    return deco
+
+
+def register_prekill_hook(name: str):
+    def deco(cls):
+        return register_plugin(name, cls, PREKILL_HOOK_REGISTRY)
+
+    return deco
+
+
+def create(name: str, registry: dict[str, Callable] | None = None) -> BasePlugin | None:
+    factory = (REGISTRY if registry is None else registry).get(name)
+    if factory is None:
+        return None
+    plugin = factory()
+    plugin.set_name(name)
+    return plugin
+
+
+def load_builtin_plugins() -> None:
+    importlib.import_module("oomd.plugins")
+
+
+def load_plugin_module(module: str) -> None:
+    """Import a third-party module whose plugins register themselves (``--plugin-module``)."""
+    importlib.import_module(module)
+
+
+def load_entry_point_plugins() -> list[str]:
+    """Import every module advertised in the ``pyoomd.plugins`` entry-point group."""
+    loaded = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        ep.load()
+        loaded.append(ep.name)
+    return loaded
