@@ -1,0 +1,42 @@
+"""Helpers shared by several plugins (not a plugin: the leading underscore keeps it unregistered)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+F32_3, F32_2 = np.float32(3), np.float32(2)
+ZERO_PRESSURE = (np.float32(0), np.float32(0), np.float32(0))
+
+
+def mb(value: int) -> int:
+    """``value / 1024 / 1024`` with C's truncation toward zero."""
+    q = abs(int(value)) // (1 << 20)
+    return q if value >= 0 else -q
+
+
+def whole_seconds(now: float, since: float) -> int:
+    """``duration_cast<seconds>(now - since).count()``: truncation toward zero."""
+    return int(now - since)
+
+
+def pressure_metric(resource: str) -> str:
+    return "mem_pressure" if resource == "memory" else "io_pressure"
+
+
+def pick_pressure(ctx, rows: np.ndarray, resource: str):
+    """oomd's choice among matched cgroups (PressureAbove.cpp): the highest float32 score
+    ``3*avg10 + 2*avg60 + avg300`` strictly above the running best, starting from an all-zero
+    record; unreadable pressure counts as zeros. Ties keep the first row (rows are in path order).
+
+    Returns ``((avg10, avg60, avg300) as float32, current_usage of that cgroup or 0)``.
+    """
+    if rows.size == 0:
+        return ZERO_PRESSURE, 0
+    values, valid = ctx.get(pressure_metric(resource), rows)
+    p = np.where(valid[:, None], values, np.float32(0)).astype(np.float32, copy=False)
+    score = p[:, 0] * F32_3 + p[:, 1] * F32_2 + p[:, 2]
+    best = int(np.argmax(score))
+    if not score[best] > np.float32(0):
+        return ZERO_PRESSURE, 0
+    usage = ctx.value("current_usage", int(rows[best]))
+    return (p[best, 0], p[best, 1], p[best, 2]), int(usage or 0)
