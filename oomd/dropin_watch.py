@@ -43,7 +43,7 @@ import stat
 import struct
 from typing import Callable
 
-from oomd.logs_journal import stderr_log
+from oomd.logs_journal import SD_ERR, SD_INFO, SD_WARNING, stderr_log
 
 IN_MODIFY = 0x00000002
 IN_MOVED_FROM = 0x00000040
@@ -103,7 +103,7 @@ def list_drop_ins(directory: str) -> list[str]:
 class DropInWatcher:
     """Non-blocking inotify watcher of one drop-in directory; see the module docstring."""
 
-    def __init__(self, directory: str, *, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, directory: str, *, log: Callable[[str, int], None] | None = None) -> None:
         if len(directory) > 1 and directory.endswith("/"):
             directory = directory[:-1]
         self.directory = directory
@@ -150,15 +150,15 @@ class DropInWatcher:
 
     def _arm(self) -> bool:
         if not os.path.isdir(self.directory):
-            self._log(f"Error: {self.directory} is not a directory")
+            self._log(f"Error: {self.directory} is not a directory", SD_ERR)
             return False
         fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
-            self._log(f"inotify_init1: {os.strerror(ctypes.get_errno())}")
+            self._log(f"inotify_init1: {os.strerror(ctypes.get_errno())}", SD_ERR)
             return False
         wd = self._libc.inotify_add_watch(fd, os.fsencode(self.directory), WATCH_MASK)
         if wd < 0:
-            self._log(f"inotify_add_watch: {os.strerror(ctypes.get_errno())}")
+            self._log(f"inotify_add_watch: {os.strerror(ctypes.get_errno())}", SD_ERR)
             os.close(fd)
             return False
         self._fd = fd
@@ -169,7 +169,7 @@ class DropInWatcher:
         try:
             present = list_drop_ins(self.directory)
         except OSError as e:
-            self._log(f"Reading drop-in directory {self.directory}: {e.strerror}")
+            self._log(f"Reading drop-in directory {self.directory}: {e.strerror}", SD_ERR)
             present = []
         active = set(self._active)
         for kind, name in ops:  # operations of this poll not yet emitted
@@ -185,7 +185,7 @@ class DropInWatcher:
             except BlockingIOError:
                 return
             except OSError as e:
-                self._log(f"read: {e.strerror}")
+                self._log(f"read: {e.strerror}", SD_ERR)
                 self._teardown()
                 return
             if not buf:
@@ -202,7 +202,7 @@ class DropInWatcher:
             off += _EVENT.size + length
             name = os.fsdecode(raw.split(b"\0", 1)[0])
             if mask & IN_Q_OVERFLOW:
-                self._log(f"inotify queue overflowed on {self.directory}; re-reading it")
+                self._log(f"inotify queue overflowed on {self.directory}; re-reading it", SD_WARNING)
                 self._reconcile(ops)
             elif mask & (IN_MOVED_TO | IN_MODIFY):
                 if not _ignored(name) and not mask & IN_ISDIR:
@@ -228,8 +228,8 @@ class DropInWatcher:
             kind, name = op
             if kind == ADD:
                 self._active.add(name)
-                self._log(f"Adding drop in config={name}")
+                self._log(f"Adding drop in config={name}", SD_INFO)
             else:
                 self._active.discard(name)
-                self._log(f"Removing drop in config={name}")
+                self._log(f"Removing drop in config={name}", SD_INFO)
         return out

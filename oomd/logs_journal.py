@@ -6,10 +6,12 @@ sd-daemon(3)) is then stored with that priority and the prefix is stripped, so
 ``journalctl -p err -u pyoomd`` finds errors. On a terminal or a file the lines stay bare.
 
 ``stderr_is_journal()`` does the detection (sd_journal_stream_fd's documented rule: compare
-device and inode, because a child may inherit the variable but not the stream);
-``journal_prefix(levelno)`` maps :mod:`logging` levels to prefixes; ``JournalFormatter`` is a
-``logging.Formatter`` that adds them; ``stderr_log`` is the small sink the operator-facing
-modules use until the daemon hands them its logger.
+device and inode, because a child may inherit the variable but not the stream): the daemon
+passes it to ``oomd.logs.setup(journal=...)``. ``journal_prefix(priority)`` formats a syslog
+priority; ``syslog_priority(levelno)`` and ``JournalFormatter`` do the same for :mod:`logging`
+records; ``stderr_log`` is the default sink of the operator-facing modules (stats socket,
+sd_notify, drop-in watcher, protection), which all take ``log(msg, priority)`` callables with
+syslog priorities, the signature of ``oomd.logs.log``.
 """
 
 from __future__ import annotations
@@ -51,14 +53,14 @@ def syslog_priority(levelno: int) -> int:
     return SD_DEBUG
 
 
-def journal_prefix(levelno: int) -> str:
-    """``<N>`` for a :mod:`logging` level number (``<3>`` for ERROR, ``<6>`` for INFO...)."""
-    return f"<{syslog_priority(levelno)}>"
+def journal_prefix(priority: int) -> str:
+    """``<N>`` for a syslog priority (``SD_ERR`` = 3, ``SD_INFO`` = 6...)."""
+    return f"<{priority}>"
 
 
-def prefix_lines(text: str, levelno: int) -> str:
+def prefix_lines(text: str, priority: int) -> str:
     """Prefix every line: journald splits a multi-line write into entries, one per line."""
-    p = journal_prefix(levelno)
+    p = journal_prefix(priority)
     return "\n".join(p + line for line in text.split("\n"))
 
 
@@ -71,18 +73,18 @@ class JournalFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        return prefix_lines(text, record.levelno) if self.enabled else text
+        return prefix_lines(text, syslog_priority(record.levelno)) if self.enabled else text
 
 
 _journal: bool | None = None
 
 
-def stderr_log(msg: str, levelno: int = logging.INFO) -> None:
+def stderr_log(msg: str, priority: int = SD_INFO) -> None:
     """Write one log line to stderr, with a priority prefix when stderr is the journal."""
     global _journal
     if _journal is None:
         _journal = stderr_is_journal()
-    line = prefix_lines(msg, levelno) if _journal else msg
+    line = prefix_lines(msg, priority) if _journal else msg
     try:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()

@@ -26,7 +26,7 @@ import resource
 from dataclasses import dataclass, field
 from typing import Callable
 
-from oomd.logs_journal import stderr_log
+from oomd.logs_journal import SD_INFO, SD_WARNING, stderr_log
 
 MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
 CAP_IPC_LOCK, CAP_SYS_RESOURCE = 14, 24
@@ -268,7 +268,7 @@ def protect(
     *,
     lock: bool = True,
     oom_score_adj: int | None = OOM_SCORE_ADJ_MIN,
-    log: Callable[[str], None] | None = None,
+    log: Callable[[str, int], None] | None = None,
     proc_root: str = "/proc",
     cgroup_fs: str | None = None,
 ) -> ProtectionReport:
@@ -278,12 +278,12 @@ def protect(
     if oom_score_adj is not None:
         adj = set_oom_score_adj(oom_score_adj, proc_root)
         if not adj.ok:
-            log(f"Could not set oom_score_adj to {oom_score_adj}: {adj.reason or adj.value}")
+            log(f"Could not set oom_score_adj to {oom_score_adj}: {adj.reason or adj.value}", SD_WARNING)
     nofile = raise_nofile_limit()
     if not nofile.ok:
-        log(f"Could not raise the open file limit: {nofile.reason}")
+        log(f"Could not raise the open file limit: {nofile.reason}", SD_WARNING)
     report = protection_report(mlock, proc_root=proc_root, cgroup_fs=cgroup_fs)
-    log(report.log_line())
+    log(report.log_line(), SD_INFO)
     for p in report.problems:
-        log(f"Protection warning: {p}")
+        log(f"Protection warning: {p}", SD_WARNING)
     return report

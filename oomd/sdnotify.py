@@ -26,7 +26,7 @@ import socket
 import time
 from typing import Callable, Mapping
 
-from oomd.logs_journal import stderr_log
+from oomd.logs_journal import SD_WARNING, stderr_log
 
 
 def parse_address(value: str) -> str | bytes | None:
@@ -67,13 +67,13 @@ class Notifier:
         address: str | None,
         watchdog_usec: int | None = None,
         *,
-        log: Callable[[str], None] | None = None,
+        log: Callable[[str, int], None] | None = None,
     ) -> None:
         self._log = log or stderr_log
         self.address = address
         self._addr = parse_address(address) if address else None
         if address and self._addr is None:
-            self._log(f"Ignoring NOTIFY_SOCKET={address}: not a unix socket address")
+            self._log(f"Ignoring NOTIFY_SOCKET={address}: not a unix socket address", SD_WARNING)
         self.watchdog_usec = watchdog_usec
         self._sock: socket.socket | None = None
         self._last_error: str | None = None
@@ -85,7 +85,7 @@ class Notifier:
         environ: Mapping[str, str] | None = None,
         pid: int | None = None,
         *,
-        log: Callable[[str], None] | None = None,
+        log: Callable[[str, int], None] | None = None,
     ) -> "Notifier":
         env = os.environ if environ is None else environ
         pid = os.getpid() if pid is None else pid
@@ -117,7 +117,7 @@ class Notifier:
         except OSError as e:
             reason = e.strerror or str(e)
             if reason != self._last_error:  # log a failure once, not every tick
-                self._log(f"sd_notify to {self.address} failed: {reason}")
+                self._log(f"sd_notify to {self.address} failed: {reason}", SD_WARNING)
                 self._last_error = reason
             return False
         self._last_error = None

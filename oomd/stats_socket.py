@@ -29,7 +29,7 @@ import sys
 import threading
 from typing import Callable, TextIO
 
-from oomd.logs_journal import stderr_log
+from oomd.logs_journal import SD_ERR, stderr_log
 from oomd.stats import Stats
 
 STATS_SOCKET = "oomd-stats.socket"
@@ -170,7 +170,7 @@ class StatsServer:
         stats: Stats,
         runtime_dir: str,
         *,
-        log: Callable[[str], None] | None = None,
+        log: Callable[[str, int], None] | None = None,
     ) -> None:
         self.stats = stats
         self.path = socket_path(runtime_dir)
@@ -239,7 +239,7 @@ class StatsServer:
         try:
             os.unlink(self.path)
         except OSError as e:
-            self._log(f"Closing stats error: unlinking socket path: {e.strerror}")
+            self._log(f"Closing stats error: unlinking socket path: {e.strerror}", SD_ERR)
         self._sock.close()
         self._sock = None
         os.close(self._wake_r)
@@ -268,7 +268,7 @@ class StatsServer:
                 try:
                     conn, _ = self._sock.accept()
                 except OSError as e:
-                    self._log(f"Stats server error: accepting connection: {e.strerror}")
+                    self._log(f"Stats server error: accepting connection: {e.strerror}", SD_ERR)
                     continue
                 conn.settimeout(IO_TIMEOUT)
                 t = threading.Thread(
@@ -287,7 +287,7 @@ class StatsServer:
                 try:
                     conn.sendall(reply)
                 except OSError as e:
-                    self._log(f"Stats server error: writing to socket: {_strerror(e)}")
+                    self._log(f"Stats server error: writing to socket: {_strerror(e)}", SD_ERR)
         finally:
             conn.close()
             with self._clients_lock:
@@ -300,7 +300,7 @@ class StatsServer:
             try:
                 b = conn.recv(1)
             except OSError as e:
-                self._log(f"Stats server error: reading from socket: {_strerror(e)}")
+                self._log(f"Stats server error: reading from socket: {_strerror(e)}", SD_ERR)
                 return None
             if not b or b in (b"\n", b"\0"):
                 break
@@ -308,7 +308,7 @@ class StatsServer:
                 mode = b[0]
             num_read += 1
         if num_read == 0:
-            self._log("Stats server error: no msg received")
+            self._log("Stats server error: no msg received", SD_ERR)
         return self.reply(mode).encode()
 
     def reply(self, mode: int | None) -> str:
@@ -324,7 +324,7 @@ class StatsServer:
         else:
             error = 1
             shown = "a" if mode is None else bytes([mode]).decode("latin-1")
-            self._log(f"Stats server error: received unknown request: {shown}")
+            self._log(f"Stats server error: received unknown request: {shown}", SD_ERR)
         return styled({"body": body, "error": error})
 
 

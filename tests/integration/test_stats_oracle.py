@@ -96,7 +96,7 @@ def our_daemon(tmp_path):
     run.mkdir()
     stats = Stats()
     stats.init_core()
-    srv = StatsServer(stats, str(run), log=lambda m: None)
+    srv = StatsServer(stats, str(run), log=lambda msg, priority=6: None)
     srv.start()
     try:
         yield srv

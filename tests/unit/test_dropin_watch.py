@@ -24,7 +24,7 @@ def make_watcher():
 
     def make(directory, **kw):
         logged: list[str] = []
-        w = DropInWatcher(str(directory), log=logged.append, **kw)
+        w = DropInWatcher(str(directory), log=lambda msg, priority=6: logged.append(msg), **kw)
         w.logged = logged
         made.append(w)
         return w

@@ -28,7 +28,7 @@ CHILD = r"""
 import dataclasses, gc, json, resource, sys
 from oomd.protect import freeze_gc, protect
 logged = []
-r = protect(log=logged.append)
+r = protect(log=lambda msg, priority=6: logged.append(msg))
 d = dataclasses.asdict(r)
 d["logged"] = logged
 d["oom_score_adj_file"] = int(open("/proc/self/oom_score_adj").read())

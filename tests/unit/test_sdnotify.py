@@ -75,14 +75,14 @@ def test_without_notify_socket_everything_is_a_noop():
 
 def test_non_unix_address_is_ignored_and_logged():
     logged = []
-    n = Notifier.from_env({"NOTIFY_SOCKET": "vsock:2:1234"}, log=logged.append)
+    n = Notifier.from_env({"NOTIFY_SOCKET": "vsock:2:1234"}, log=lambda msg, priority=6: logged.append(msg))
     assert not n.enabled and not n.ready()
     assert logged == ["Ignoring NOTIFY_SOCKET=vsock:2:1234: not a unix socket address"]
 
 
 def test_missing_receiver_fails_once_in_the_log(tmp_path):
     logged = []
-    n = Notifier(str(tmp_path / "nobody"), log=logged.append)
+    n = Notifier(str(tmp_path / "nobody"), log=lambda msg, priority=6: logged.append(msg))
     assert not n.ready() and not n.watchdog()
     assert len(logged) == 1 and logged[0].startswith(f"sd_notify to {tmp_path}/nobody failed: ")
 
@@ -90,7 +90,7 @@ def test_missing_receiver_fails_once_in_the_log(tmp_path):
 def test_full_receiver_queue_drops_instead_of_blocking(receiver):
     path, _ = receiver
     logged = []
-    n = Notifier(path, log=logged.append)
+    n = Notifier(path, log=lambda msg, priority=6: logged.append(msg))
     results = [n.watchdog() for _ in range(5000)]  # nobody reads: the queue fills up
     assert results[0] and not all(results)
     assert len(logged) == 1 and "Resource temporarily unavailable" in logged[0]

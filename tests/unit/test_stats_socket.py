@@ -34,7 +34,7 @@ def server(tmp_path):
     logged: list[str] = []
     stats = Stats()
     stats.init_core()
-    srv = StatsServer(stats, str(tmp_path), log=logged.append)
+    srv = StatsServer(stats, str(tmp_path), log=lambda msg, priority=6: logged.append(msg))
     srv.start()
     srv.logged = logged
     yield srv
@@ -78,7 +78,7 @@ def test_styled_sorts_keys_bytewise():
 def test_server_socket_has_mode_0666_and_replaces_stale_file(tmp_path):
     stale = tmp_path / STATS_SOCKET
     stale.write_text("stale")
-    srv = StatsServer(Stats(), str(tmp_path), log=lambda m: None)
+    srv = StatsServer(Stats(), str(tmp_path), log=lambda msg, priority=6: None)
     srv.start()
     try:
         st = os.stat(stale)
@@ -150,7 +150,7 @@ def test_concurrent_clients_are_served_independently(server):
 
 
 def test_bind_failure_raises_with_oomd_message(tmp_path):
-    srv = StatsServer(Stats(), str(tmp_path / "missing-dir"), log=lambda m: None)
+    srv = StatsServer(Stats(), str(tmp_path / "missing-dir"), log=lambda msg, priority=6: None)
     with pytest.raises(StatsServerError) as ei:
         srv.start()
     assert str(ei.value.strerror).startswith("Error binding stats collection socket: ")
