@@ -154,8 +154,12 @@ def styled(value: object) -> str:
 # Server
 
 
-class StatsServerError(OSError):
-    """The stats socket could not be set up; the message is oomd's log line for the step."""
+class StatsServerError(Exception):
+    """The stats socket could not be set up; ``str()`` is oomd's log line for the step."""
+
+    def __init__(self, errno_: int | None, message: str) -> None:
+        super().__init__(message)
+        self.errno = errno_
 
 
 class StatsServer:
