@@ -202,7 +202,8 @@ class DropInWatcher:
             off += _EVENT.size + length
             name = os.fsdecode(raw.split(b"\0", 1)[0])
             if mask & IN_Q_OVERFLOW:
-                self._log(f"inotify queue overflowed on {self.directory}; re-reading it", SD_WARNING)
+                self._log(f"inotify queue overflowed on {self.directory}; re-reading it",
+                          SD_WARNING)
                 self._reconcile(ops)
             elif mask & (IN_MOVED_TO | IN_MODIFY):
                 if not _ignored(name) and not mask & IN_ISDIR:

@@ -331,7 +331,8 @@ def parse_listen(spec: str) -> tuple[int, object]:
     if spec.startswith("unix:"):
         path = spec[len("unix:"):]
         if not path.startswith("/"):
-            raise MetricsError(f"metrics listen address {spec!r}: unix socket path must be absolute")
+            raise MetricsError(
+                f"metrics listen address {spec!r}: unix socket path must be absolute")
         return socket.AF_UNIX, path
     host, sep, port_s = spec.rpartition(":")
     if not sep or not port_s.isdigit() or not 0 <= int(port_s) < 65536:
@@ -344,7 +345,8 @@ def parse_listen(spec: str) -> tuple[int, object]:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        raise MetricsError(f"metrics listen address {spec!r}: {host!r} is not an IP address") from None
+        raise MetricsError(
+            f"metrics listen address {spec!r}: {host!r} is not an IP address") from None
     if not ip.is_loopback:
         raise MetricsError(f"metrics listen address {spec!r}: only loopback addresses or unix "
                            "sockets are served (put a proxy in front to expose it)")

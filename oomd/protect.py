@@ -278,7 +278,8 @@ def protect(
     if oom_score_adj is not None:
         adj = set_oom_score_adj(oom_score_adj, proc_root)
         if not adj.ok:
-            log(f"Could not set oom_score_adj to {oom_score_adj}: {adj.reason or adj.value}", SD_WARNING)
+            log(f"Could not set oom_score_adj to {oom_score_adj}: {adj.reason or adj.value}",
+                SD_WARNING)
     nofile = raise_nofile_limit()
     if not nofile.ok:
         log(f"Could not raise the open file limit: {nofile.reason}", SD_WARNING)

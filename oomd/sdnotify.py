@@ -39,7 +39,7 @@ def parse_address(value: str) -> str | bytes | None:
 
 
 def parse_watchdog_usec(environ: Mapping[str, str], pid: int) -> int | None:
-    """``$WATCHDOG_USEC`` if the watchdog is meant for ``pid`` (``$WATCHDOG_PID`` unset or equal)."""
+    """``$WATCHDOG_USEC`` if meant for ``pid`` (``$WATCHDOG_PID`` unset or equal to it)."""
     raw = environ.get("WATCHDOG_USEC")
     if not raw:
         return None
@@ -133,7 +133,8 @@ class Notifier:
 
     def reloading(self, status: str | None = None) -> bool:
         """``RELOADING=1`` with ``MONOTONIC_USEC`` (what Type=notify-reload requires too)."""
-        fields = ["RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"]
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        fields = ["RELOADING=1", f"MONOTONIC_USEC={usec}"]
         if status is not None:
             fields.append("STATUS=" + _one_line(status))
         return self.notify(*fields)

@@ -359,7 +359,8 @@ def _message(path: str, request: str, err: TextIO) -> str:
         try:
             sock.connect(path)
         except OSError as e:
-            print(f"Error: connecting to stats socket: {_strerror(e)}\nSocket path: {path}", file=err)
+            print(f"Error: connecting to stats socket: {_strerror(e)}\nSocket path: {path}",
+                  file=err)
             raise _ClientFailure from e
         try:
             sock.sendall((request + "\n").encode())

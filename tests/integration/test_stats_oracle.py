@@ -22,7 +22,8 @@ from oomd.testing import faketree
 from oomd.testing.oomd_bin import find_oomd_binary, why_missing
 
 OOMD = find_oomd_binary()
-pytestmark = pytest.mark.skipif(OOMD is None, reason=f"oomd 0.5.0 binary unavailable: {why_missing()}")
+pytestmark = pytest.mark.skipif(OOMD is None,
+                                reason=f"oomd 0.5.0 binary unavailable: {why_missing()}")
 
 
 def cgroup2_mount() -> str | None:

@@ -145,8 +145,8 @@ def test_textfile_write_failure_is_logged_once_and_never_raises(tmp_path):
             assert m.wait_written()
     finally:
         m.stop()
-    assert logged == [f"Writing metrics textfile failed: {tmp_path}/missing/pyoomd.prom.{os.getpid()}"
-                      ".tmp: No such file or directory"]
+    tmp = f"{tmp_path}/missing/pyoomd.prom.{os.getpid()}.tmp"
+    assert logged == [f"Writing metrics textfile failed: {tmp}: No such file or directory"]
 
 
 def test_stop_writes_the_final_state(tmp_path):
@@ -171,7 +171,8 @@ def test_http_endpoint_on_loopback_serves_metrics(metrics):
     assert resp.status == 200
     s = samples(resp.read().decode())
     conn.close()
-    assert s[("pyoomd_kills_total", (("outcome", "killed"), ("plugin", "p"), ("ruleset", "r")))] == 1
+    kill = (("outcome", "killed"), ("plugin", "p"), ("ruleset", "r"))
+    assert s[("pyoomd_kills_total", kill)] == 1
 
 
 def test_http_endpoint_on_ipv6_loopback(metrics):

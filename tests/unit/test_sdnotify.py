@@ -75,7 +75,8 @@ def test_without_notify_socket_everything_is_a_noop():
 
 def test_non_unix_address_is_ignored_and_logged():
     logged = []
-    n = Notifier.from_env({"NOTIFY_SOCKET": "vsock:2:1234"}, log=lambda msg, priority=6: logged.append(msg))
+    n = Notifier.from_env({"NOTIFY_SOCKET": "vsock:2:1234"},
+                          log=lambda msg, priority=6: logged.append(msg))
     assert not n.enabled and not n.ready()
     assert logged == ["Ignoring NOTIFY_SOCKET=vsock:2:1234: not a unix socket address"]
 
