@@ -19,6 +19,23 @@ def whole_seconds(now: float, since: float) -> int:
     return int(now - since)
 
 
+class HoldTimer:
+    """How long a condition has held without interruption, as oomd's ``hit_thres_at_``: set
+    on the first run the condition holds, reset on the first run it does not."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def held_for(self, holding: bool, now: float) -> int | None:
+        """Whole seconds the condition has held (0 on its first run), None if it does not."""
+        if not holding:
+            self.since = None
+            return None
+        if self.since is None:
+            self.since = now
+        return whole_seconds(now, self.since)
+
+
 def pressure_metric(resource: str) -> str:
     return "mem_pressure" if resource == "memory" else "io_pressure"
 

@@ -14,14 +14,14 @@ import numpy as np
 from oomd import fs, logs, parsing
 from oomd.errors import PluginArgError
 from oomd.plugin import Arg, BasePlugin, PluginRet, register
-from oomd.plugins._common import mb, whole_seconds
+from oomd.plugins._common import HoldTimer, mb
 
 
 @register("memory_above")
 class MemoryAbove(BasePlugin):
     def __init__(self) -> None:
         super().__init__()
-        self.hit_thres_at: float | None = None
+        self.timer = HoldTimer()
         self.is_anon = False
 
     def init(self, resources, args, context) -> int:
@@ -70,17 +70,14 @@ class MemoryAbove(BasePlugin):
             best = int(np.argmax(values))
             if values[best] > 0:  # oomd starts from 0 and replaces only on a strictly larger value
                 usage, name = int(values[best]), ctx.relpath(int(rows[best]))
-        if usage > self.threshold:
+        over = usage > self.threshold
+        if over and self.debug:
+            kind = "anon usage=" if self.is_anon else "memory usage="
+            logs.log(f'cgroup "{name}" {kind}{usage} hit threshold={self.threshold}')
+        held = self.timer.held_for(over, ctx.now)
+        if held is not None and held >= self.duration:
             if self.debug:
-                kind = "anon usage=" if self.is_anon else "memory usage="
-                logs.log(f'cgroup "{name}" {kind}{usage} hit threshold={self.threshold}')
-            if self.hit_thres_at is None:
-                self.hit_thres_at = ctx.now
-            if whole_seconds(ctx.now, self.hit_thres_at) >= self.duration:
-                if self.debug:
-                    logs.log(f'cgroup "{name}" current memory usage {mb(usage)}MB is over the '
-                             f"threshold of {mb(self.threshold)}MB for {self.duration} seconds")
-                return PluginRet.CONTINUE
-        else:
-            self.hit_thres_at = None
+                logs.log(f'cgroup "{name}" current memory usage {mb(usage)}MB is over the '
+                         f"threshold of {mb(self.threshold)}MB for {self.duration} seconds")
+            return PluginRet.CONTINUE
         return PluginRet.STOP

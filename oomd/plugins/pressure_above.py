@@ -12,7 +12,7 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.plugin import Arg, BasePlugin, PluginRet, register
-from oomd.plugins._common import mb, pick_pressure, pressure_metric, whole_seconds
+from oomd.plugins._common import HoldTimer, mb, pick_pressure, pressure_metric
 
 
 @register("pressure_above")
@@ -26,20 +26,16 @@ class PressureAbove(BasePlugin):
 
     def __init__(self) -> None:
         super().__init__()
-        self.hit_thres_at: float | None = None
+        self.timer = HoldTimer()
 
     def setup(self, context) -> None:
         self.METRICS = (pressure_metric(self.resource), "current_usage")
 
     def run(self, ctx) -> PluginRet:
         (avg10, _, _), usage = pick_pressure(ctx, ctx.resolve(self.cgroup), self.resource)
-        if avg10 > np.float32(self.threshold):
-            if self.hit_thres_at is None:
-                self.hit_thres_at = ctx.now
-            if whole_seconds(ctx.now, self.hit_thres_at) >= self.duration:
-                logs.log(f"10s pressure {float(avg10):.2f} is over the threshold of {self.threshold} "
-                         f"for {self.duration} seconds , total usage is {mb(usage)}MB")
-                return PluginRet.CONTINUE
-        else:
-            self.hit_thres_at = None
+        held = self.timer.held_for(avg10 > np.float32(self.threshold), ctx.now)
+        if held is not None and held >= self.duration:
+            logs.log(f"10s pressure {float(avg10):.2f} is over the threshold of {self.threshold} "
+                     f"for {self.duration} seconds , total usage is {mb(usage)}MB")
+            return PluginRet.CONTINUE
         return PluginRet.STOP

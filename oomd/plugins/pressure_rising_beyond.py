@@ -9,7 +9,7 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.plugin import Arg, BasePlugin, PluginRet, register
-from oomd.plugins._common import mb, pick_pressure, pressure_metric, whole_seconds
+from oomd.plugins._common import HoldTimer, mb, pick_pressure, pressure_metric
 
 
 @register("pressure_rising_beyond")
@@ -24,7 +24,7 @@ class PressureRisingBeyond(BasePlugin):
 
     def __init__(self) -> None:
         super().__init__()
-        self.hit_thres_at: float | None = None
+        self.timer = HoldTimer()
         self.last_avg10 = np.float32(100)  # oomd starts from a pressure of 100
 
     def setup(self, context) -> None:
@@ -35,13 +35,8 @@ class PressureRisingBeyond(BasePlugin):
         (avg10, avg60, _), usage = pick_pressure(ctx, ctx.resolve(self.cgroup), self.resource)
         last, self.last_avg10 = self.last_avg10, avg10
         threshold = np.float32(self.threshold)
-        met_60s = False
-        if avg60 > threshold:
-            if self.hit_thres_at is None:
-                self.hit_thres_at = ctx.now
-            met_60s = whole_seconds(ctx.now, self.hit_thres_at) >= self.duration
-        else:
-            self.hit_thres_at = None
+        held = self.timer.held_for(avg60 > threshold, ctx.now)
+        met_60s = held is not None and held >= self.duration
         falling_rapidly = avg10 < last * self.fall_ratio
         if met_60s and avg10 > threshold and not falling_rapidly:
             logs.log(f"1m pressure {float(avg60):.2f} is over the threshold of {self.threshold} "
