@@ -18,8 +18,10 @@ Both sides (``oomd.testing.oracle.run_oomd`` and the pyoomd runner) materialise 
 Safety: non-dry kill plugins send SIGKILL to the pids listed in ``cgroup.procs``, so
 ``validate()`` refuses any pid that could belong to a real process (≤ the kernel's PID_MAX_LIMIT,
 including 0 and negative values, which oomd passes to kill() verbatim) unless
-``allow_live_pids`` is set, and refuses senpai's ``modulate_swappiness`` (it writes the host's
-``/proc/sys/vm/swappiness``).
+``allow_live_pids`` is set. It also refuses what would act on the host rather than the fake
+tree: ``cgroup`` patterns that could climb out of it (``..``, any component starting with
+``.``: oomd only checks that a match *textually* starts with its cgroup-fs), senpai's
+``modulate_swappiness`` (writes ``/proc/sys/vm/swappiness``) and a non-dry ``systemd_restart``.
 """
 
 from __future__ import annotations
@@ -211,17 +213,35 @@ class Scenario:
                     f"{self.name}: ruleset {i} uses the reserved name {rs.get('name')!r}"
                 )
             for plugin in _plugins_of(rs):
-                args = plugin.get("args") if isinstance(plugin, dict) else None
-                if (
-                    isinstance(plugin, dict)
-                    and plugin.get("name") == "senpai"
-                    and isinstance(args, dict)
-                    and str(args.get("modulate_swappiness", "")).lower() in ("true", "1")
-                ):
-                    raise ScenarioError(
-                        f"{self.name}: senpai with modulate_swappiness writes the host's "
-                        "/proc/sys/vm/swappiness; not allowed in scenarios"
-                    )
+                self._check_plugin(f"ruleset {i}", plugin)
+        hooks = cfg.get("prekill_hooks")
+        for plugin in hooks if isinstance(hooks, list) else []:
+            self._check_plugin("prekill_hooks", plugin)
+
+    def _check_plugin(self, where: str, plugin) -> None:
+        """Refuse plugin settings that would reach the host instead of the fake tree."""
+        if not isinstance(plugin, dict) or not isinstance(plugin.get("args"), dict):
+            return
+        name, args = plugin.get("name"), plugin["args"]
+        flag = lambda key: _coerce(args.get(key, "")) in ("true", "True", "1")  # noqa: E731
+        if name == "senpai" and flag("modulate_swappiness"):
+            raise ScenarioError(
+                f"{self.name}: {where}: senpai with modulate_swappiness writes the host's "
+                "/proc/sys/vm/swappiness; not allowed in scenarios"
+            )
+        if name == "systemd_restart" and not flag("dry"):
+            raise ScenarioError(
+                f"{self.name}: {where}: systemd_restart without dry restarts a real service"
+            )
+        if "cgroup" in args:
+            for piece in _coerce(args["cgroup"]).split(","):
+                for comp in piece.split("/"):
+                    if comp.startswith(".") or "{." in comp or "\\" in comp:
+                        raise ScenarioError(
+                            f"{self.name}: {where}: {name} cgroup pattern {piece!r} could leave "
+                            "the fake tree (components must not start with '.', nor contain "
+                            "'{.' or a backslash)"
+                        )
 
     def lint(self) -> list[str]:
         """Ways the tree departs from the reference's advice for fake trees (Appendix C).
@@ -308,6 +328,15 @@ class Scenario:
                     writes[fname] = content
             if writes:
                 faketree.update_files(d, {"": writes})
+
+
+def _coerce(value) -> str:
+    """A JSON argument value as oomd's config parser turns it into text (reference §2.2)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return str(value)
 
 
 def _plugins_of(ruleset) -> list:

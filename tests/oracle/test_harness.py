@@ -344,6 +344,14 @@ def test_scenario_accepts_pids_beyond_pid_max_and_garbage_lines():
     (Scenario(name="n", ticks=1, config={"rulesets": {"a": {}}}), "must be a list"),
     (Scenario(name="n", ticks=1, config={"rulesets": [ruleset("s", [], [{"name": "senpai",
         "args": {"cgroup": "x", "modulate_swappiness": True}}])]}), "swappiness"),
+    (Scenario(name="n", ticks=1, config={"rulesets": [ruleset("s", [], [{
+        "name": "systemd_restart", "args": {"service": "x.service"}}])]}), "real service"),
+    (Scenario(name="n", ticks=1, config={"rulesets": [ruleset("s", [[{"name": "exists", "args": {
+        "cgroup": "a,../../../sys/fs/cgroup/unified/*"}}]], [])]}), "could leave the fake tree"),
+    (Scenario(name="n", ticks=1, config={"rulesets": [ruleset("s", [], [dry_kill_by_pressure(
+        "{..,x}/y")])]}), "could leave the fake tree"),
+    (Scenario(name="n", ticks=1, config={"prekill_hooks": [{"name": "dummy_prekill_hook",
+        "args": {"cgroup": ".*"}}]}), "could leave the fake tree"),
     (Scenario(name="n", ticks=2, config=None, trajectory={3: {}}), "outside 1..2"),
     (Scenario(name="n", ticks=1, config=None, tree={"../x": {}}), "must not contain"),
 ])
