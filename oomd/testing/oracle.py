@@ -67,7 +67,9 @@ END_LINES = (
 _BEGIN_RE = re.compile(
     r'^cgroup "' + re.escape(TICK_PATTERN) + r'" memory\.current=(-?\d+)memory\.stat \(anon\)=-?\d+$'
 )
-_LOG_RE = re.compile(r"^(?:\(inl\) )?\[([^\]\s]+:\d+)\] (.*)$", re.S)
+# "[File.cpp:123] message" (oomd), "[module.py:45] message" or "[module] message" (pyoomd;
+# "<6>" first when it logs for journald).
+_LOG_RE = re.compile(r"^(?:\(inl\) |<\d>)?\[([^\]\s]+)\] (.*)$", re.S)
 ENGINE_RE = re.compile(
     r"^(?:DetectorGroup=(?P<dg>.*) has fired for Ruleset=(?P<rs>.*)\. Running action chain\."
     r"|Running Action=(?P<run>.*)"

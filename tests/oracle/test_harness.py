@@ -309,6 +309,8 @@ def test_log_lines_split_into_source_and_message():
         "Ruleset.cpp:177", "Running Action=stop")
     assert parse_log_line("[OomdContext.cpp:148] Dumping OomdContext: \n") == LogLine(
         "OomdContext.cpp:148", "Dumping OomdContext: ")
+    assert parse_log_line("[pressure_above] 10s pressure") == LogLine(
+        "pressure_above", "10s pressure")
     assert parse_log_line("  what():  boom") == LogLine(None, "  what():  boom")
 
 
