@@ -196,3 +196,16 @@ def one_action(action: dict, *, detector=None, ruleset_extra=None) -> dict:
           "actions": [action, {"name": "mock", "args": {"id": "after"}}]}
     rs.update(ruleset_extra or {})
     return {"rulesets": [rs]}
+
+
+class VanishAwareKiller(RecordingKiller):
+    """A recording killer that, like the real one, fails on a cgroup whose directory was
+    removed after it was chosen (its directory fd then has no links)."""
+
+    def kill(self, abspath, dir_fd=None, *, reap_memory=True, kill_uuid=None) -> KillResult:
+        import os
+
+        if dir_fd is not None and dir_fd >= 0 and os.fstat(dir_fd).st_nlink == 0:
+            self.killed.append(abspath)
+            return KillResult(False, reason="vanished")
+        return super().kill(abspath, dir_fd, reap_memory=reap_memory, kill_uuid=kill_uuid)
