@@ -204,3 +204,52 @@ def test_processes_that_do_not_die_in_time_fail_the_kill(sandbox):
     assert not result.success and not result.verified
     assert killer.stats.verify_timeouts == 1
     assert any("is still populated" in m for m in logs.messages(lines))
+
+
+# -- a kill plugin end to end: engine, real OomdContext on the cgroup2 mount, real Killer ------
+
+def test_kill_plugin_kills_chosen_cgroup_with_descendants_and_records_it(sandbox, tmp_path):
+    import re
+
+    from conftest import FakeClock
+    from killfakes import kill_engine
+    from oomd.context import OomdContext
+    from oomd.kmsg import Kmsg
+    from oomd.stats import Stats
+
+    victim = sandbox.mkcg("victim")
+    nested = sandbox.mkcg("victim/nested")
+    bystander_cg = sandbox.mkcg("bystander")
+    top = sandbox.spawn(victim)
+    forking = sandbox.spawn(nested, SHELL_WITH_CHILDREN)
+    bystander = sandbox.spawn(bystander_cg)
+    _wait_procs(nested, 3)
+    # no memory controller here: every key ties, so the prefer xattr decides
+    os.setxattr(victim, "trusted.oomd_prefer", b"")
+
+    stats = Stats()
+    ctx = OomdContext(str(sandbox.mount), stats=stats)
+    ctx.kmsg = Kmsg(str(tmp_path / "kmsg"))
+    base = sandbox.relpath(sandbox.root)
+    config = {"rulesets": [{"name": "rs", "detectors": [["dg", {"name": "continue"}]],
+                            "actions": [{"name": "kill_by_pressure",
+                                         "args": {"cgroup": f"{base}/*", "resource": "memory"}}]}]}
+    engine = kill_engine(config, killer=None, clock=FakeClock(), stats=stats,
+                         cgroup_fs=str(sandbox.mount))
+    with logs.capture() as lines:
+        engine.tick(ctx)
+    ctx.kmsg.close()
+
+    assert sandbox.wait_dead(top) and sandbox.wait_dead(forking)
+    assert CgroupSandbox.procs_of(victim) == [] and CgroupSandbox.procs_of(nested) == []
+    assert sandbox.alive(bystander)
+    assert os.getxattr(victim, XATTR_OOMS) == b"1"
+    assert os.getxattr(victim, XATTR_KILL) == b"4"
+    assert len(os.getxattr(victim, XATTR_KILL_UUID)) >= 2
+    (record,) = (tmp_path / "kmsg").read_text().splitlines()
+    assert re.fullmatch(rf"oomd kill: \d+\.\d\d \d+\.\d\d \d+\.\d\d {re.escape(base)}/victim 0 "
+                        r"ruleset:\[rs\] detectorgroup:\[dg\] killer:kill_by_pressure v2", record)
+    assert stats.get("oomd.kills") == 1
+    msgs = logs.messages(lines)
+    assert any(m.startswith(f'Picked "{base}/victim" (0MB) based on pressure generation at')
+               for m in msgs)
