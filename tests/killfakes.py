@@ -1,5 +1,8 @@
 """Fakes for kill-plugin tests: a context with injected values and a killer that only records.
 
+(Self-contained on purpose: ``from conftest import ...`` is ambiguous once more than one
+conftest.py is imported in a session.)
+
 ``FakeContext`` implements the ``OomdContext`` contract of docs/design.md over a dict
 ``{relpath: {metric: value}}`` (like oomd's ``TestHelper::setCgroupData``): rows are numbered in
 insertion order (which is also the children's "directory order"), ``resolve`` globs each
@@ -39,6 +42,39 @@ def _dtype(metric: str):
     if metric == "id":
         return np.uint64
     return np.int64
+
+
+class FakeClock:
+    """A monotonic clock the test steps by hand."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class StubContext:
+    """Just what the engine needs from a context, for plugins that read no cgroup."""
+
+    def __init__(self, stats=None) -> None:
+        self.tick = 0
+        self.now = 0.0
+        self.stats = stats or Stats()
+        self.action_context = None
+        self.invoking_ruleset = None
+        self.engine = None
+        self.kmsg = None
+
+    def set_monitored(self, entries) -> None:
+        self.monitored = list(entries)
+
+    def refresh(self, now: float) -> None:
+        self.tick += 1
+        self.now = now
 
 
 class FakeContext:
@@ -184,11 +220,12 @@ class RecordingKiller:
         return KillResult(True, killed=1, method="recorded", verified=True)
 
 
-def kill_engine(config: dict, *, killer, clock, stats=None, force_dry=False, cgroup_fs="/fake"):
+def kill_engine(config: dict, *, killer=None, clock=None, stats=None, force_dry=False,
+                cgroup_fs="/fake"):
     """An engine compiled from ``config`` whose kill plugins use ``killer``."""
     ctx = PluginConstructionContext(cgroup_fs=cgroup_fs, stats=stats or Stats(),
                                     force_dry=force_dry, killer=killer)
-    return compile_config(parse_string(json.dumps(config), "test.json"), ctx, clock)
+    return compile_config(parse_string(json.dumps(config), "test.json"), ctx, clock or FakeClock())
 
 
 def one_action(action: dict, *, detector=None, ruleset_extra=None) -> dict:

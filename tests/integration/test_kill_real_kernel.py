@@ -211,8 +211,7 @@ def test_processes_that_do_not_die_in_time_fail_the_kill(sandbox):
 def test_kill_plugin_kills_chosen_cgroup_with_descendants_and_records_it(sandbox, tmp_path):
     import re
 
-    from conftest import FakeClock
-    from killfakes import kill_engine
+    from killfakes import FakeClock, kill_engine
     from oomd.context import OomdContext
     from oomd.kmsg import Kmsg
     from oomd.stats import Stats

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FakeClock
-from killfakes import RecordingKiller, kill_engine
+from killfakes import FakeClock, RecordingKiller, kill_engine
 from oomd import parsing, plugin
 from oomd.context import OomdContext
 from oomd.kmsg import Kmsg

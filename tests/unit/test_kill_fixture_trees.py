@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 import mock_plugins
-from conftest import FakeClock
-from killfakes import VanishAwareKiller, kill_engine
+from killfakes import FakeClock, VanishAwareKiller, kill_engine
 from oomd import logs
 from oomd.context import OomdContext
 from oomd.kmsg import Kmsg

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 import mock_plugins
-from conftest import FakeClock
-from killfakes import MB, FakeContext, RecordingKiller, kill_engine, one_action
+from killfakes import FakeClock, MB, FakeContext, RecordingKiller, kill_engine, one_action
 from oomd import logs
 from oomd.kmsg import Kmsg
 from oomd.stats import Stats

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import FakeClock
-from killfakes import MB, FakeContext, RecordingKiller, kill_engine, one_action
+from killfakes import FakeClock, MB, FakeContext, RecordingKiller, kill_engine, one_action
 from oomd import logs, plugin
 from oomd.plugin import MonitoredResources, PluginConstructionContext, PluginRet
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import engine_from
+from killfakes import kill_engine
 from oomd import logs, plugin
 from oomd.engine import ActionContext
 from oomd.plugin import MonitoredResources, PluginConstructionContext
@@ -129,7 +129,7 @@ def test_exec_hook_rejects_bad_args(args, reason):
 
 
 def test_config_hooks_match_victims_in_priority_order():
-    engine = engine_from({
+    engine = kill_engine({
         "rulesets": [{"name": "r", "detectors": [["d", {"name": "continue"}]],
                       "actions": [{"name": "continue"}]}],
         "prekill_hooks": [

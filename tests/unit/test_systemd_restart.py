@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from conftest import StubContext, engine_from
+from killfakes import StubContext, kill_engine
 from oomd import logs
 from oomd.kmsg import Kmsg
 from oomd.stats import Stats
@@ -112,12 +112,12 @@ def system_bus(tmp_path, monkeypatch):
 
 def run_restart(tmp_path, args: dict, stats=None):
     stats = stats or Stats()
-    engine = engine_from({
+    engine = kill_engine({
         "rulesets": [{"name": "rs", "post_action_delay": "30",
                       "detectors": [["dg", {"name": "continue"}]],
                       "actions": [{"name": "systemd_restart", "args": args},
                                   {"name": "mock", "args": {"id": "after"}}]}],
-    }, stats=stats)
+    }, stats=stats, cgroup_fs="/sys/fs/cgroup")
     ctx = StubContext(stats)
     ctx.kmsg = Kmsg(str(tmp_path / "kmsg"))
     with logs.capture() as lines:
@@ -176,9 +176,9 @@ def test_dry_restart_writes_dry_record_without_calling_systemd(tmp_path, monkeyp
 def test_init_resets_restart_stat():
     stats = Stats()
     stats.set("oomd.restarts", 7)
-    engine_from({"rulesets": [{"name": "rs", "detectors": [["dg", {"name": "continue"}]],
+    kill_engine({"rulesets": [{"name": "rs", "detectors": [["dg", {"name": "continue"}]],
                                "actions": [{"name": "systemd_restart",
-                                            "args": {"service": "x.service"}}]}]}, stats=stats)
+                                            "args": {"service": "x.service"}}]}]}, stats=stats, cgroup_fs="/sys/fs/cgroup")
     assert stats.get("oomd.restarts") == 0
 
 
@@ -192,7 +192,7 @@ def test_rejects_bad_args(args, reason):
     from oomd.errors import ConfigError
 
     with pytest.raises(ConfigError) as e:
-        engine_from({"rulesets": [{"name": "rs", "detectors": [["dg", {"name": "continue"}]],
+        kill_engine({"rulesets": [{"name": "rs", "detectors": [["dg", {"name": "continue"}]],
                                    "actions": [{"name": "systemd_restart", "args": args}]}]})
     assert e.value.reason.endswith(reason)
 
