@@ -8,10 +8,15 @@ F32_3, F32_2 = np.float32(3), np.float32(2)
 ZERO_PRESSURE = (np.float32(0), np.float32(0), np.float32(0))
 
 
+def c_div(a: int, b: int) -> int:
+    """C's integer division, truncating toward zero."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
 def mb(value: int) -> int:
-    """``value / 1024 / 1024`` with C's truncation toward zero."""
-    q = abs(int(value)) // (1 << 20)
-    return q if value >= 0 else -q
+    """oomd's ``value / 1024 / 1024`` in log lines."""
+    return c_div(int(value), 1 << 20)
 
 
 def whole_seconds(now: float, since: float) -> int:

@@ -33,7 +33,9 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.kill import Killer
+from oomd.engine import report_kill
 from oomd.plugin import Arg, BasePlugin, PluginRet
+from oomd.plugins._common import c_div, mb
 
 KILLS_STAT = "oomd.kills"
 PREFERENCE_NAMES = {1: "PREFER", 0: "NORMAL", -1: "AVOID"}
@@ -74,17 +76,6 @@ def column(ctx, metric: str, rows: np.ndarray, default=0) -> np.ndarray:
     if values.ndim == 2:
         valid = valid[:, None]
     return np.where(valid, values, np.asarray(default, dtype=values.dtype))
-
-
-def c_div(a: int, b: int) -> int:
-    """C's truncating integer division."""
-    q = abs(a) // abs(b)
-    return q if (a >= 0) == (b >= 0) else -q
-
-
-def mb(value: int) -> int:
-    """oomd's ``x / 1024 / 1024`` in log lines."""
-    return c_div(int(value), 1 << 20)
 
 
 def fmt_float(x) -> str:
@@ -297,7 +288,9 @@ class BaseKillPlugin(BasePlugin):
         else:
             result = self.killer.kill(abspath, ctx.dir_fd(row), reap_memory=self.reap_memory)
             if not result.success:
+                report_kill(ctx, self.name, "failed")
                 return False
+        report_kill(ctx, self.name, "dry" if self.dry else "killed")
         pressure = ctx.value("mem_pressure", row)
         if pressure is None:
             pressure = (0.0, 0.0, 0.0)

@@ -11,7 +11,8 @@ import numpy as np
 
 from oomd import logs
 from oomd.plugin import register
-from oomd.plugins.base_kill import BaseKillPlugin, column, fmt_float, mb
+from oomd.plugins._common import mb
+from oomd.plugins.base_kill import BaseKillPlugin, column, fmt_float
 
 
 @register("kill_by_io_cost")

@@ -20,7 +20,8 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.plugin import Arg, register
-from oomd.plugins.base_kill import BASE_KILL_ARGS, PREFERENCE_NAMES, BaseKillPlugin, column, mb
+from oomd.plugins._common import mb
+from oomd.plugins.base_kill import BASE_KILL_ARGS, PREFERENCE_NAMES, BaseKillPlugin, column
 
 SIZE, GROWTH, REST = 0, 1, 2
 

@@ -12,7 +12,8 @@ import numpy as np
 
 from oomd import logs
 from oomd.plugin import PluginRet, register
-from oomd.plugins.base_kill import BaseKillPlugin, column, mb, PREFERENCE_NAMES
+from oomd.plugins._common import mb
+from oomd.plugins.base_kill import BaseKillPlugin, column, PREFERENCE_NAMES
 
 
 @register("kill_by_pg_scan")

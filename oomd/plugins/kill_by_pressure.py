@@ -11,7 +11,8 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.plugin import Arg, register
-from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, column, fmt_float, mb
+from oomd.plugins._common import mb
+from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, column, fmt_float
 
 _HALF = np.float32(2)
 

@@ -15,7 +15,8 @@ import numpy as np
 from oomd import logs, parsing
 from oomd.errors import PluginArgError
 from oomd.plugin import Arg, register
-from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, column, mb
+from oomd.plugins._common import mb
+from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, column
 from oomd.procfs import read_meminfo
 
 
