@@ -35,7 +35,7 @@ from oomd import logs, parsing
 from oomd.kill import Killer
 from oomd.engine import report_kill
 from oomd.plugin import Arg, BasePlugin, PluginRet
-from oomd.plugins._common import c_div, mb
+from oomd.plugins._common import c_div
 
 KILLS_STAT = "oomd.kills"
 PREFERENCE_NAMES = {1: "PREFER", 0: "NORMAL", -1: "AVOID"}
