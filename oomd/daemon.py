@@ -18,12 +18,13 @@ import sys
 import time
 
 from oomd import logs, plugin, protect
-from oomd.cli import Options, cgroup2_mount
+from oomd.cli import Options
 from oomd.config.compiler import Compiler
 from oomd.config.parser import parse_file
 from oomd.dropins import DropIns
 from oomd.engine import EngineObserver
 from oomd.errors import ConfigError
+from oomd.fs import cgroup2_mount
 from oomd.kmsg import Kmsg
 from oomd.stats import Stats
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from oomd.fs import cgroup2_mount
 from oomd.stats import Stats
 from oomd.stats_socket import STATS_SOCKET, StatsServer, run_client
 from oomd.testing import faketree
@@ -24,15 +25,6 @@ from oomd.testing.oomd_bin import find_oomd_binary, why_missing
 OOMD = find_oomd_binary()
 pytestmark = pytest.mark.skipif(OOMD is None,
                                 reason=f"oomd 0.5.0 binary unavailable: {why_missing()}")
-
-
-def cgroup2_mount() -> str | None:
-    with open("/proc/mounts") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) > 2 and parts[2] == "cgroup2":
-                return parts[1]
-    return None
 
 
 def raw_request(path: str, payload: bytes) -> bytes:
