@@ -20,7 +20,8 @@ from oomd.config.parser import parse_string
 from oomd.kill import KillResult
 from oomd.plugin import PluginConstructionContext
 from oomd.stats import Stats
-from support import FakeClock, StubContext  # noqa: F401 - re-exported for the kill tests
+from support import FakeClock
+
 
 PRESSURES = {"mem_pressure", "mem_pressure_some", "io_pressure", "io_pressure_some"}
 FLOATS = {"io_cost_cumulative", "io_cost_rate", "memory_growth", "effective_swap_util_pct"}

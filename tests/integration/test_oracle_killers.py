@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from killfakes import FakeClock, RecordingKiller, kill_engine
+from killfakes import RecordingKiller, kill_engine
+from support import FakeClock
 from oomd import parsing, plugin
 from oomd.context import OomdContext
 from oomd.kmsg import Kmsg
