@@ -101,7 +101,7 @@ def _drive(scenario: Scenario, run: OomdRun, cgroup_fs: str, tree: Path, kmsg_pa
         if engine is None:
             run.returncode = 3
             return
-        ctx = OomdContext(cgroup_fs, devices=devices, stats=stats)
+        ctx = OomdContext(cgroup_fs, devices=devices, stats=stats, interval=interval)
         ctx.kmsg = kmsg
         seen = 0
         for number in range(1, scenario.ticks + 1):
