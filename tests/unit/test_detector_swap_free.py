@@ -18,8 +18,8 @@ def test_detects_low_free_swap(tmp_path):
     rig = Rig(tmp_path, {}, swap_devices=swaps(900 << 10, size_kb=1000 << 10))
     rig.add("swap_free", threshold_pct="50")
     assert rig.run(2) == "CC"
-    assert rig.log == ["SwapFree 100MB is smaller than the threshold of 500MB, "
-                       "total swap is 1000MB"] * 2
+    assert rig.log == [("SwapFree 100MB is smaller than the threshold of 500MB, "
+                       "total swap is 1000MB")] * 2
 
 
 def test_no_detect_plenty_of_free_swap(tmp_path):
@@ -47,8 +47,8 @@ def test_sums_every_swap_device(tmp_path):
     rig = Rig(tmp_path, {}, swap_devices=swaps(GIB_KB, 3 * GIB_KB // 4))
     rig.add("swap_free", threshold_pct="20")
     assert rig.run(1) == "C"
-    assert rig.log == ["SwapFree 256MB is smaller than the threshold of 409MB, "
-                       "total swap is 2048MB"]
+    assert rig.log == [("SwapFree 256MB is smaller than the threshold of 409MB, "
+                       "total swap is 2048MB")]
 
 
 def test_zero_percent_never_and_hundred_percent_once_any_is_used(tmp_path):
@@ -63,8 +63,8 @@ def test_negative_percent_wraps_and_always_detects(tmp_path):
     rig.add("swap_free", threshold_pct="-1")
     assert rig.run(1) == "C"
     threshold = ((1 << 64) - (1 << 30)) // 100  # 2^30 * (2^64 - 1) mod 2^64, then / 100
-    assert rig.log == [f"SwapFree 1024MB is smaller than the threshold of {threshold // MB}MB, "
-                       "total swap is 1024MB"]
+    assert rig.log == [(f"SwapFree 1024MB is smaller than the threshold of {threshold // MB}MB, "
+                       "total swap is 1024MB")]
 
 
 def test_follows_swap_usage_between_ticks(tmp_path):
