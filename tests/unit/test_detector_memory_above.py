@@ -119,7 +119,7 @@ def test_debug_logs_each_cgroup_and_the_verdict(tmp_path):
     hit = 'cgroup "workload.slice/b" memory usage=12582917 hit threshold=10485760'
     assert rig.log == [*each, hit, *each, hit,
                        ('cgroup "workload.slice/b" current memory usage 12MB is over the threshold '
-                       "of 10MB for 1 seconds")]
+                        "of 10MB for 1 seconds")]
 
 
 def test_debug_anon_names_anon_usage(tmp_path):
@@ -144,7 +144,7 @@ def test_debug_names_nothing_when_no_cgroup_uses_memory(tmp_path):
     assert rig.run(1) == "C"
     assert rig.log[1:] == ['cgroup "" memory usage=0 hit threshold=-1048576',
                            ('cgroup "" current memory usage 0MB is over the threshold of -1MB for '
-                           "0 seconds")]
+                            "0 seconds")]
 
 
 def test_tie_names_the_smallest_path(tmp_path):

@@ -48,7 +48,7 @@ def test_sums_every_swap_device(tmp_path):
     rig.add("swap_free", threshold_pct="20")
     assert rig.run(1) == "C"
     assert rig.log == [("SwapFree 256MB is smaller than the threshold of 409MB, "
-                       "total swap is 2048MB")]
+                        "total swap is 2048MB")]
 
 
 def test_zero_percent_never_and_hundred_percent_once_any_is_used(tmp_path):
@@ -64,7 +64,7 @@ def test_negative_percent_wraps_and_always_detects(tmp_path):
     assert rig.run(1) == "C"
     threshold = ((1 << 64) - (1 << 30)) // 100  # 2^30 * (2^64 - 1) mod 2^64, then / 100
     assert rig.log == [(f"SwapFree 1024MB is smaller than the threshold of {threshold // MB}MB, "
-                       "total swap is 1024MB")]
+                        "total swap is 1024MB")]
 
 
 def test_follows_swap_usage_between_ticks(tmp_path):
