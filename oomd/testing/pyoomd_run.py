@@ -92,7 +92,8 @@ def _drive(scenario: Scenario, run: OomdRun, cgroup_fs: str, tree: Path, kmsg_pa
     try:
         with logs.capture() as startup:
             try:
-                engine = Compiler(pctx, "config.json", clock).compile(parse_string(text, "config.json"))
+                config = parse_string(text, "config.json")
+                engine = Compiler(pctx, "config.json", clock).compile(config)
             except ConfigError as e:
                 logs.log(str(e), logs.ERR)
                 logs.log("Config failed to compile", logs.ERR)

@@ -131,7 +131,8 @@ class Walk:
             for rel in kids:
                 if rng.random() < self.change:
                     states[rel] = self.draw(rng, states[rel])
-            live = {rel: s for rel, s in states.items() if not (rel == gone and away <= tick < back)}
+            live = {rel: s for rel, s in states.items()
+                    if not (rel == gone and away <= tick < back)}
             self._distinct(live)
             states.update(live)
             for rel in kids:

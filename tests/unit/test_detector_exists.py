@@ -145,7 +145,12 @@ def test_follows_cgroup_vanishing_and_returning_between_ticks(rig):
 
 def test_negate_follows_new_cgroup_appearing(rig):
     rig.add("exists", cgroup="workload.slice/job-2.scope", negate="true")
-    assert rig.run(3, between=lambda t: t == 3 and rig.cgroup("workload.slice/job-2.scope")) == "CCS"
+
+    def appear(tick):
+        if tick == 3:
+            rig.cgroup("workload.slice/job-2.scope")
+
+    assert rig.run(3, between=appear) == "CCS"
 
 
 def test_rejects_missing_cgroup():

@@ -128,7 +128,8 @@ def test_debug_anon_names_anon_usage(tmp_path):
     assert rig.run(1) == "C"
     assert rig.log == ['cgroup "w" memory.current=1048576memory.stat (anon)=3145728',
                        'cgroup "w" anon usage=3145728 hit threshold=2097152',
-                       'cgroup "w" current memory usage 3MB is over the threshold of 2MB for 0 seconds']
+                       ('cgroup "w" current memory usage 3MB is over the threshold of 2MB '
+                        "for 0 seconds")]
 
 
 def test_debug_below_threshold_logs_only_the_cgroups(tmp_path):

@@ -18,7 +18,8 @@ def tree(**pressures):
     out = {"workload.slice": ft.cgroup(0)}
     for name, p in pressures.items():
         out[f"workload.slice/{name}"] = ft.cgroup(5 * MB, mem_pressure=p, io_pressure=(0, 0, 0))
-    out["system.slice/decoy"] = ft.cgroup(9 * MB, mem_pressure=(99, 99, 99), io_pressure=(99, 99, 99))
+    worst = (99, 99, 99)
+    out["system.slice/decoy"] = ft.cgroup(9 * MB, mem_pressure=worst, io_pressure=worst)
     return out
 
 

@@ -61,7 +61,8 @@ def test_no_detect_while_10s_pressure_falls_fast(tmp_path):
     rig = Rig(tmp_path, tree(a=(90, 60, 0)))
     rig.add("pressure_rising_beyond", **PRB)
     # 90 -> 76 (< 0.85*90 = 76.5: falling) -> 70 (>= 0.85*76: not falling) -> 55 (< 59.5)
-    world = pressure_steps(rig, "workload.slice/a", {2: (76, 60, 0), 3: (70, 60, 0), 4: (55, 60, 0)})
+    steps = {2: (76, 60, 0), 3: (70, 60, 0), 4: (55, 60, 0)}
+    world = pressure_steps(rig, "workload.slice/a", steps)
     assert rig.run(4, between=world) == "CSCS"
 
 
@@ -135,7 +136,8 @@ def test_io_resource(tmp_path):
 
 
 def test_root_reads_proc_pressure(tmp_path):
-    rig = Rig(tmp_path, {}, mem_pressure=(88.5, 51.25, 1), mem_total_kb=2 << 20, mem_free_kb=1 << 20)
+    rig = Rig(tmp_path, {}, mem_pressure=(88.5, 51.25, 1), mem_total_kb=2 << 20,
+              mem_free_kb=1 << 20)
     rig.add("pressure_rising_beyond", **{**PRB, "cgroup": "/"})
     assert rig.run(1) == "C"
     assert rig.log == [
