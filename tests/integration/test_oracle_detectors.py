@@ -408,8 +408,7 @@ def host_root(seed: int) -> Scenario:
          det("memory_above", cgroup="/", threshold="100%", duration=0),
          det("memory_above", cgroup="/,w", threshold="0%", duration=0),
          det("dump_cgroup_overview", cgroup="/", always="true"),
-         det("swap_free", threshold_pct="0"), det("swap_free", threshold_pct="-1"),
-         det("swap_free", threshold_pct="100")]
+         det("swap_free", threshold_pct="0"), det("swap_free", threshold_pct="-1")]
     return Scenario(name=f"host-{seed}", config=rulesets(v), ticks=4, tree=tree)
 
 
@@ -508,7 +507,9 @@ def test_same_outcome_as_oomd(sc, runs):
         assert theirs.completed_ticks == sc.ticks
     host = sc.name.startswith("host-")
     diff = compare(normalized(theirs, host), normalized(ours, host), logs=True)
-    assert not diff, str(diff)
+    # oomd's timers see real time: ticks late by a second in total would move a boundary
+    drift = sum(s - 1 for s in theirs.tick_spacing)
+    assert not diff, f"{diff}\n(oomd's ticks drifted {drift:.3f} s from 1 s apart in total)"
 
 
 @pytest.mark.parametrize("sc", [s for s in SCENARIOS if "-" in s.name and not
