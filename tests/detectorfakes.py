@@ -6,7 +6,7 @@ steps, one second per tick as oomd's ``--interval 1``.
     det = rig.add("pressure_above", cgroup="w/*", resource="memory", threshold="70", duration="2")
     assert rig.run(4) == "SSCC"      # one letter per tick: C = CONTINUE, S = STOP
 
-(Self-contained, like killfakes.py: ``from conftest import`` is ambiguous across conftests.)
+(A plain module, like support.py: ``from conftest import`` is ambiguous across conftests.)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
-from killfakes import FakeClock
+from support import FakeClock
 from oomd import logs, plugin
 from oomd.config.compiler import compile_config
 from oomd.config.parser import parse_string
