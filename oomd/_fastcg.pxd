@@ -141,6 +141,9 @@ cdef class Reader:
     cdef readonly dict cols
 
     cdef list _free
+    cdef readonly int ino_fd
+    cdef dict _wd_rows
+    cdef readonly int64_t n_events, n_overflows
     cdef object _cache_arg
     cdef char* buf
     cdef size_t bufcap
@@ -159,6 +162,7 @@ cdef class Reader:
     cdef PendingLog* plog
     cdef int nplog
     cdef int64_t plog_dropped
+    cdef int64_t n_fd_exhausted
     cdef SysState sys
     cdef char* meminfo_raw
     cdef size_t meminfo_len
@@ -167,6 +171,12 @@ cdef class Reader:
 
     # columns (views of the numpy arrays in `cols`)
     cdef int32_t[::1] dirfd
+    cdef uint8_t[::1] live
+    cdef int32_t[::1] nkids
+    cdef char** rname
+    cdef readonly int64_t n_parks, n_unparks
+    cdef readonly bint fd_tight
+    cdef bint refused_now
     cdef int32_t[::1] parent
     cdef int32_t[::1] depth
     cdef int32_t[:, ::1] ffd
@@ -178,6 +188,8 @@ cdef class Reader:
     cdef uint8_t[::1] alive_checked
     cdef int64_t[::1] scanned
     cdef uint32_t[::1] gen
+    cdef int32_t[::1] wd
+    cdef uint8_t[::1] dirty
     cdef int64_t[::1] current
     cdef int64_t[::1] mem_min
     cdef int64_t[::1] mem_low
@@ -222,6 +234,10 @@ cdef class Reader:
     cdef void _load_rows(self, const int32_t* rows, Py_ssize_t n, uint32_t kinds) noexcept nogil
     cdef void _read_xattr(self, int row) noexcept nogil
     cdef Py_ssize_t _read_path(self, const char* path) noexcept nogil
+    cdef int _dfd(self, int row) noexcept nogil
+    cdef void _park(self, int row) noexcept nogil
+    cdef bint _parkable(self, int row) noexcept nogil
+    cdef bint _needs_dir(self, int r, uint32_t need) noexcept nogil
     cdef void _store_psi(self, int row, int kind, int got, float* some, float* full,
                          uint64_t st, uint64_t ft) noexcept nogil
     cdef void _load_root(self, int row, int kind) noexcept nogil

@@ -60,6 +60,18 @@ cdef extern from "<sys/vfs.h>" nogil:
         long f_type
     int c_fstatfs "fstatfs"(int fd, statfs* st)
 
+cdef extern from "<sys/inotify.h>" nogil:
+    int c_inotify_init1 "inotify_init1"(int flags)
+    int c_inotify_add_watch "inotify_add_watch"(int fd, const char* path, uint32_t mask)
+    int c_inotify_rm_watch "inotify_rm_watch"(int fd, int wd)
+    int IN_NONBLOCK, IN_CLOEXEC, IN_CREATE, IN_DELETE, IN_MOVED_FROM, IN_MOVED_TO
+    int IN_DELETE_SELF, IN_MOVE_SELF, IN_ONLYDIR, IN_Q_OVERFLOW, IN_IGNORED
+    cdef struct inotify_event:
+        int wd
+        uint32_t mask
+        uint32_t cookie
+        uint32_t len
+
 cdef extern from "<fnmatch.h>" nogil:
     int c_fnmatch "fnmatch"(const char* pattern, const char* name, int flags)
     int FNM_PERIOD
@@ -84,7 +96,7 @@ cdef extern from * nogil:
     static inline void pyoomd_set_errno(int e) { errno = e; }
     #define PYOOMD_I64MAX_U ((uint64_t)INT64_MAX)
     """
-    int ENODATA, ESTALE, EOPNOTSUPP, ENOTSUP
+    int ENODATA, ESTALE, EOPNOTSUPP, ENOTSUP, EMFILE, ENFILE
     int errno "pyoomd_errno"()
     void set_errno "pyoomd_set_errno"(int e)
     uint64_t I64MAX_U "PYOOMD_I64MAX_U"
@@ -733,6 +745,7 @@ cdef class Reader:
         self.dbuf = NULL
         self.lst = NULL
         self.lstlen = NULL
+        self.rname = NULL
         self.plog = NULL
         self.dev_major = NULL
         self.dev_minor = NULL
@@ -758,6 +771,10 @@ cdef class Reader:
         self.cache_files = bool(cache_files)
         self._free = []
         self.cols = {}
+        self.ino_fd = -1
+        self._wd_rows = {}
+        self.n_events = 0
+        self.n_overflows = 0
         self.bufcap = 65536
         self.buf = <char*>malloc(self.bufcap)
         self.dbufcap = 65536
@@ -767,6 +784,7 @@ cdef class Reader:
             raise MemoryError()
         self.nplog = 0
         self.plog_dropped = 0
+        self.n_fd_exhausted = 0
         for i in range(NERR):
             for j in range(NKIND):
                 self.counts[i][j] = 0
@@ -776,16 +794,22 @@ cdef class Reader:
 
     def __dealloc__(self):
         cdef int r, k
+        if self.ino_fd >= 0:
+            c_close(self.ino_fd)
         if self.capacity > 0 and self.lst != NULL:
             for r in range(self.capacity):
-                if self.dirfd[r] >= 0:
+                if self.live[r]:
                     for k in range(NFILE):
                         if self.ffd[r, k] >= 0:
                             c_close(self.ffd[r, k])
-                    c_close(self.dirfd[r])
+                    if self.dirfd[r] >= 0:
+                        c_close(self.dirfd[r])
                 if self.lst[r] != NULL:
                     free(self.lst[r])
+                if self.rname[r] != NULL:
+                    free(self.rname[r])
         free(self.lst)
+        free(self.rname)
         free(self.lstlen)
         free(self.buf)
         free(self.dbuf)
@@ -825,10 +849,12 @@ cdef class Reader:
         old = self.cols
         oldcap = self.capacity
         spec = {
-            "dirfd": (np.int32, ()), "parent": (np.int32, ()), "depth": (np.int32, ()),
+            "dirfd": (np.int32, ()), "live": (np.uint8, ()), "nkids": (np.int32, ()),
+            "parent": (np.int32, ()), "depth": (np.int32, ()),
             "ffd": (np.int32, (NFILE,)), "cgid": (np.uint64, ()), "valid": (np.uint64, ()),
             "loaded": (np.uint32, ()), "logged": (np.uint32, ()), "status": (np.uint8, ()),
             "alive_checked": (np.uint8, ()), "scanned": (np.int64, ()), "gen": (np.uint32, ()),
+            "wd": (np.int32, ()), "dirty": (np.uint8, ()),
             "current": (np.int64, ()), "memory_min": (np.int64, ()), "memory_low": (np.int64, ()),
             "memory_high": (np.int64, ()), "memory_high_tmp": (np.int64, ()),
             "memory_max": (np.int64, ()), "swap_current": (np.int64, ()),
@@ -849,21 +875,28 @@ cdef class Reader:
         new = {}
         for name, (dt, shape) in spec.items():
             a = np.zeros((cap,) + shape, dtype=dt)
-            if name in ("dirfd", "ffd", "parent"):
+            if name in ("dirfd", "ffd", "parent", "wd"):
                 a.fill(-1)
             if oldcap:
                 a[:oldcap] = old[name]
             new[name] = a
         self.cols = new
         cdef char** nl = <char**>realloc(self.lst, cap * sizeof(char*))
-        cdef size_t* nll = <size_t*>realloc(self.lstlen, cap * sizeof(size_t))
-        if nl == NULL or nll == NULL:
+        if nl == NULL:
             raise MemoryError()
         self.lst = nl
+        cdef size_t* nll = <size_t*>realloc(self.lstlen, cap * sizeof(size_t))
+        if nll == NULL:
+            raise MemoryError()
         self.lstlen = nll
+        cdef char** nn = <char**>realloc(self.rname, cap * sizeof(char*))
+        if nn == NULL:
+            raise MemoryError()
+        self.rname = nn
         for r in range(oldcap, cap):
             self.lst[r] = NULL
             self.lstlen[r] = 0
+            self.rname[r] = NULL
         self._free.extend(range(cap - 1, oldcap - 1, -1))
         self.capacity = cap
         self._bind()
@@ -871,6 +904,8 @@ cdef class Reader:
     cdef void _bind(self):
         c = self.cols
         self.dirfd = c["dirfd"]
+        self.live = c["live"]
+        self.nkids = c["nkids"]
         self.parent = c["parent"]
         self.depth = c["depth"]
         self.ffd = c["ffd"]
@@ -882,6 +917,8 @@ cdef class Reader:
         self.alive_checked = c["alive_checked"]
         self.scanned = c["scanned"]
         self.gen = c["gen"]
+        self.wd = c["wd"]
+        self.dirty = c["dirty"]
         self.current = c["current"]
         self.mem_min = c["memory_min"]
         self.mem_low = c["memory_low"]
@@ -938,7 +975,9 @@ cdef class Reader:
             self.is_cgroup2 = (<unsigned long>sfs.f_type & 0xffffffff) == CGROUP2_SUPER_MAGIC
         if self._cache_arg is None:
             self.cache_files = self.is_cgroup2
-        cdef int r = self._setup_row(fd, -1, 0)
+        if self.cache_files and self.ino_fd < 0:
+            self.ino_fd = c_inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        cdef int r = self._setup_row(fd, -1, 0, b"")
         if r < 0:
             return r
         self.root_row = r
@@ -946,16 +985,18 @@ cdef class Reader:
 
     def open_child(self, int parent_row, bytes name):
         """Open directory `name` below the parent row. Returns the new row, or -errno."""
-        cdef int pfd = self.dirfd[parent_row]
+        cdef int pfd = self._dfd(parent_row)
         cdef const char* cname = name
         cdef int fd
+        if pfd < 0:
+            return -ENOENT
         with nogil:
             fd = c_openat(pfd, cname, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd < 0:
             return -errno()
-        return self._setup_row(fd, parent_row, self.depth[parent_row] + 1)
+        return self._setup_row(fd, parent_row, self.depth[parent_row] + 1, name)
 
-    def _setup_row(self, int fd, int parent_row, int depth):
+    def _setup_row(self, int fd, int parent_row, int depth, bytes name):
         cdef stat st
         if c_fstat(fd, &st) != 0:
             e = errno()
@@ -963,7 +1004,21 @@ cdef class Reader:
             return -e
         cdef int r = self._new_row()
         cdef int k
+        cdef char* nm = <char*>malloc(len(name) + 1)
+        if nm == NULL:
+            c_close(fd)
+            self.close_row(r)
+            raise MemoryError()
+        memcpy(nm, <const char*>name, len(name))
+        nm[len(name)] = 0
+        if self.rname[r] != NULL:
+            free(self.rname[r])
+        self.rname[r] = nm
         self.dirfd[r] = fd
+        self.live[r] = 1
+        self.nkids[r] = 0
+        if parent_row >= 0:
+            self.nkids[parent_row] += 1
         self.open_fds += 1
         self.parent[r] = parent_row
         self.depth[r] = depth
@@ -977,6 +1032,8 @@ cdef class Reader:
         self.alive_checked[r] = 0
         self.scanned[r] = -1
         self.gen[r] = 0
+        self.wd[r] = -1
+        self.dirty[r] = 0
         self.archived[r] = 0
         self.avg[r] = 0
         if self.lst[r] != NULL:
@@ -988,17 +1045,29 @@ cdef class Reader:
     def close_row(self, int r):
         """Close the row's fds and free its slot."""
         cdef int k
-        if self.dirfd[r] < 0:
+        if not self.live[r]:
             return
         for k in range(NFILE):
             if self.ffd[r, k] >= 0:
                 c_close(self.ffd[r, k])
                 self.ffd[r, k] = -1
                 self.open_fds -= 1
-        c_close(self.dirfd[r])
+        if self.wd[r] >= 0:
+            if self._wd_rows.get(self.wd[r]) == r:
+                del self._wd_rows[self.wd[r]]
+                c_inotify_rm_watch(self.ino_fd, self.wd[r])
+            self.wd[r] = -1
+        if self.dirfd[r] >= 0:
+            c_close(self.dirfd[r])
+            self.open_fds -= 1
         self.dirfd[r] = -1
-        self.open_fds -= 1
+        self.live[r] = 0
+        if self.parent[r] >= 0 and self.live[self.parent[r]]:
+            self.nkids[self.parent[r]] -= 1
         self.parent[r] = -1
+        if self.rname[r] != NULL:
+            free(self.rname[r])
+            self.rname[r] = NULL
         if self.lst[r] != NULL:
             free(self.lst[r])
             self.lst[r] = NULL
@@ -1011,13 +1080,67 @@ cdef class Reader:
         self._free.append(r)
 
     def set_parent(self, int r, int p):
+        """Re-link a row (-2: detached, its parent was evicted)."""
+        cdef int old = self.parent[r]
+        if old >= 0 and self.live[old]:
+            self.nkids[old] -= 1
+        if p >= 0:
+            self.nkids[p] += 1
         self.parent[r] = p
+
+    def dirfd_of(self, int r):
+        """The row's directory fd, re-opened if it was parked (-1 if it is gone)."""
+        return self._dfd(r)
+
+    # ---- parking: under a tight fd budget a leaf whose per-tick files all have cached fds
+    # gives up its directory fd; it is re-opened (and its inode checked) when needed.
+
+    cdef int _dfd(self, int r) noexcept nogil:
+        cdef int pfd, fd
+        cdef stat st
+        if self.dirfd[r] >= 0:
+            return self.dirfd[r]
+        if not self.live[r] or self.parent[r] < 0 or self.rname[r] == NULL:
+            return -1
+        pfd = self._dfd(self.parent[r])
+        if pfd < 0:
+            return -1
+        fd = c_openat(pfd, self.rname[r], O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0:
+            return -1
+        if c_fstat(fd, &st) != 0 or st.st_ino != self.cgid[r]:
+            c_close(fd)              # a different directory now has this name
+            return -1
+        self.dirfd[r] = fd
+        self.open_fds += 1
+        self.n_unparks += 1
+        return fd
+
+    cdef bint _parkable(self, int r) noexcept nogil:
+        cdef int k
+        cdef uint32_t need
+        if not self.fd_tight or not self.cache_files or r == self.root_row \
+                or self.nkids[r] != 0 or self.dirfd[r] < 0:
+            return False
+        need = self.cacheable & self.loaded[r] & ((1u << NFILE) - 1)
+        if need == 0:
+            return False
+        for k in range(NFILE):
+            if (need >> k) & 1 and self.ffd[r, k] < 0:
+                return False
+        return True
+
+    cdef void _park(self, int r) noexcept nogil:
+        c_close(self.dirfd[r])
+        self.dirfd[r] = -1
+        self.open_fds -= 1
+        self.n_parks += 1
 
     def close_file_fds(self, uint32_t kinds):
         """Close cached file fds of the given kinds in every row (e.g. after set_monitored)."""
         cdef int r, k
         for r in range(self.capacity):
-            if self.dirfd[r] < 0:
+            if not self.live[r]:
                 continue
             for k in range(NFILE):
                 if (kinds >> k) & 1 and self.ffd[r, k] >= 0:
@@ -1034,9 +1157,13 @@ cdef class Reader:
         cdef uint32_t ld
         cdef uint8_t a
         self.tick += 1
+        self.fd_tight = self.refused_now
+        self.refused_now = False
+        if self.ino_fd >= 0:
+            self.poll_watches()
         with nogil:
             for r in range(self.capacity):
-                if self.dirfd[r] < 0:
+                if not self.live[r]:
                     continue
                 v = self.valid[r]
                 ld = self.loaded[r]
@@ -1062,12 +1189,15 @@ cdef class Reader:
         cdef Py_ssize_t i, n = rows.shape[0]
         out = np.zeros(n, dtype=np.bool_)
         cdef uint8_t[::1] o = out.view(np.uint8)
-        cdef int r
+        cdef int r, fd
         with nogil:
             for i in range(n):
                 r = rows[i]
                 self.n_alive_checks += 1
-                o[i] = c_faccessat(self.dirfd[r], b"cgroup.controllers", F_OK, 0) == 0
+                fd = self._dfd(r)
+                o[i] = fd >= 0 and c_faccessat(fd, b"cgroup.controllers", F_OK, 0) == 0
+                if self._parkable(r):
+                    self._park(r)
         return out
 
     # ---- directory listings -----------------------------------------------------------------
@@ -1079,20 +1209,35 @@ cdef class Reader:
         changed = np.empty(n, dtype=np.int32)
         cdef int32_t[::1] ch = changed
         cdef Py_ssize_t nch = 0
-        cdef int r, fd
+        cdef int r, fd, w
         cdef ssize_t got
         cdef size_t tot
         cdef char* nb
+        if self.ino_fd >= 0:
+            # watch a directory before its first listing, so no change can fall between
+            for i in range(n):
+                r = rows[i]
+                if self.live[r] and self.gen[r] == 0 and self.wd[r] < 0 and self._dfd(r) >= 0:
+                    w = c_inotify_add_watch(
+                        self.ino_fd, b"/proc/self/fd/%d" % self.dirfd[r],
+                        IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF
+                        | IN_MOVE_SELF | IN_ONLYDIR)
+                    if w >= 0 and w not in self._wd_rows:
+                        self.wd[r] = w
+                        self._wd_rows[w] = r
         with nogil:
             for i in range(n):
                 r = rows[i]
-                if self.scanned[r] == self.tick or self.dirfd[r] < 0:
+                if self.scanned[r] == self.tick or not self.live[r]:
                     continue
                 self.scanned[r] = self.tick
-                fd = self.dirfd[r]
+                if self.wd[r] >= 0 and not self.dirty[r] and self.gen[r] != 0:
+                    continue             # watched and no event since the last listing
+                self.dirty[r] = 0
+                fd = self._dfd(r)
                 self.n_listings += 1
                 tot = 0
-                if c_lseek(fd, 0, SEEK_SET) < 0:
+                if fd < 0 or c_lseek(fd, 0, SEEK_SET) < 0:
                     got = -1
                 else:
                     while True:
@@ -1122,6 +1267,38 @@ cdef class Reader:
                 ch[nch] = r
                 nch += 1
         return changed[:nch]
+
+    def poll_watches(self):
+        """Drain inotify: mark the rows whose directory had entries added, removed or moved
+        (all watched rows on a queue overflow). Returns the number of events."""
+        cdef char buf[16384]
+        cdef ssize_t n
+        cdef size_t off
+        cdef inotify_event* ev
+        cdef int r, count = 0
+        cdef object row
+        while True:
+            n = c_read(self.ino_fd, buf, sizeof(buf))
+            if n <= 0:
+                break
+            off = 0
+            while off + sizeof(inotify_event) <= <size_t>n:
+                ev = <inotify_event*>(buf + off)
+                count += 1
+                if ev.mask & IN_Q_OVERFLOW:
+                    self.n_overflows += 1
+                    for row in self._wd_rows.values():
+                        self.dirty[<int>row] = 1
+                else:
+                    row = self._wd_rows.get(ev.wd)
+                    if row is not None:
+                        self.dirty[<int>row] = 1
+                        if ev.mask & IN_IGNORED:
+                            del self._wd_rows[ev.wd]
+                            self.wd[<int>row] = -1
+                off += sizeof(inotify_event) + ev.len
+        self.n_events += count
+        return count
 
     def dir_entries(self, int r):
         """The row's last listing: [(name bytes, inode, d_type)], without "." and ".."."""
@@ -1165,6 +1342,9 @@ cdef class Reader:
         if err <= ST_VANISHED and err > self.status[row]:
             self.status[row] = err
         if err == E_MISSING:
+            return
+        if errnum == EMFILE or errnum == ENFILE:
+            self.n_fd_exhausted += 1     # process-wide: one log line per tick, not per row
             return
         if (self.logged[row] >> kind) & 1:
             return
@@ -1230,18 +1410,29 @@ cdef class Reader:
                 break                    # a short read is the end of a kernfs/proc file
         e = errno() if got < 0 else 0
         if got < 0:
-            if not cached:
-                c_close(fd)
+            c_close(fd)
+            if cached:
+                # never read through this fd again: the file or the whole cgroup is gone
+                self.ffd[row, kind] = -1
+                self.open_fds -= 1
             if e == ENODEV or e == ESTALE or e == ENOENT:
-                self._note(row, kind, ST_VANISHED, e)
-                return -(1 + ST_VANISHED)
+                if self._dfd(row) < 0:
+                    e = ST_VANISHED
+                else:
+                    e = self._vanished_or_missing(row)
+                self._note(row, kind, e, ENODEV)
+                return -(1 + e)
             self._note(row, kind, ST_UNREADABLE, e)
             return -(1 + ST_UNREADABLE)
         if not cached:
-            if (self.cache_files and (self.cacheable >> kind) & 1
-                    and self.open_fds < self.fd_budget):
-                self.ffd[row, kind] = fd
-                self.open_fds += 1
+            if self.cache_files and (self.cacheable >> kind) & 1:
+                if self.open_fds < self.fd_budget:
+                    self.ffd[row, kind] = fd
+                    self.open_fds += 1
+                else:
+                    self.refused_now = True      # the budget is tight: start parking
+                    self.fd_tight = True
+                    c_close(fd)
             else:
                 c_close(fd)
         self.buf[tot] = 0
@@ -1476,23 +1667,39 @@ cdef class Reader:
             self._store_psi(row, kind, got, some, full, <uint64_t>self.sys.io_some_total,
                             <uint64_t>self.sys.io_full_total)
 
+    cdef bint _needs_dir(self, int r, uint32_t need) noexcept nogil:
+        cdef int k
+        if (need >> K_XATTR) & 1:
+            return True
+        if r == self.root_row:
+            return True
+        for k in range(NFILE):
+            if (need >> k) & 1 and self.ffd[r, k] < 0:
+                return True
+        return False
+
     cdef void _load_rows(self, const int32_t* rows, Py_ssize_t n, uint32_t kinds) noexcept nogil:
         cdef Py_ssize_t i
         cdef int r, k
         cdef uint32_t need
         for i in range(n):
             r = rows[i]
-            if r < 0 or self.dirfd[r] < 0:
+            if r < 0 or not self.live[r]:
                 continue
             need = kinds & ~self.loaded[r] & ((1u << NKIND) - 1)
             if need == 0:
                 continue
             self.loaded[r] |= need
+            if self.dirfd[r] < 0 and self._needs_dir(r, need) and self._dfd(r) < 0:
+                self._note(r, K_CURRENT, ST_VANISHED, ENOENT)
+                continue
             for k in range(NKIND):
                 if (need >> k) & 1:
                     if self.status[r] == ST_VANISHED:
                         break
                     self._load_one(r, k)
+            if self._parkable(r):
+                self._park(r)
 
     def load(self, const int32_t[::1] rows, uint32_t kinds):
         """Read the given file kinds (bitmask of K_*) for every row not yet loaded this tick."""
@@ -1513,7 +1720,7 @@ cdef class Reader:
             self._load_rows(&rows[0], n, 1u << K_CURRENT)
             for i in range(n):
                 r = rows[i]
-                if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_AVG) & 1:
+                if r < 0 or not self.live[r] or (self.loaded[r] >> D_AVG) & 1:
                     continue
                 self.loaded[r] |= 1u << D_AVG
                 if (self.valid[r] >> V_CURRENT) & 1:
@@ -1532,7 +1739,7 @@ cdef class Reader:
             self._load_rows(&rows[0], n, 1u << K_IO_STAT)
             for i in range(n):
                 r = rows[i]
-                if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_IOCOST) & 1:
+                if r < 0 or not self.live[r] or (self.loaded[r] >> D_IOCOST) & 1:
                     continue
                 self.loaded[r] |= 1u << D_IOCOST
                 if (self.valid[r] >> V_IO_STAT) & 1:
@@ -1552,7 +1759,7 @@ cdef class Reader:
             self._load_rows(&rows[0], n, 1u << K_MEM_STAT)
             for i in range(n):
                 r = rows[i]
-                if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_PGSCAN) & 1:
+                if r < 0 or not self.live[r] or (self.loaded[r] >> D_PGSCAN) & 1:
                     continue
                 self.loaded[r] |= 1u << D_PGSCAN
                 if not (self.valid[r] >> V_MEM_STAT) & 1:
@@ -1580,7 +1787,7 @@ cdef class Reader:
             self._load_rows(&rows[0], n, (1u << K_CURRENT) | (1u << K_MIN) | (1u << K_LOW))
             for i in range(n):
                 r = rows[i]
-                if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_RAWPROT) & 1:
+                if r < 0 or not self.live[r] or (self.loaded[r] >> D_RAWPROT) & 1:
                     continue
                 self.loaded[r] |= 1u << D_RAWPROT
                 if (self.valid[r] & need) == need:
@@ -1614,7 +1821,7 @@ cdef class Reader:
                         sums[sib_parent[i]] += self.rawprot[r]
                 for i in range(n):
                     r = order[i]
-                    if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_PROT) & 1:
+                    if r < 0 or not self.live[r] or (self.loaded[r] >> D_PROT) & 1:
                         continue
                     self.loaded[r] |= 1u << D_PROT
                     if self.depth[r] == 0:
@@ -1657,7 +1864,7 @@ cdef class Reader:
             self._load_rows(&order[0], n, (1u << K_SWAP_CUR) | (1u << K_SWAP_MAX))
             for i in range(n):
                 r = order[i]
-                if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_ESWAP) & 1:
+                if r < 0 or not self.live[r] or (self.loaded[r] >> D_ESWAP) & 1:
                     continue
                 self.loaded[r] |= 1u << D_ESWAP
                 if self.depth[r] == 0:
@@ -1925,14 +2132,16 @@ cdef class Reader:
     # ---- accounting -------------------------------------------------------------------------
 
     def drain_logs(self):
-        """[(row, file kind, error kind, errno)] queued since the last call, and how many were
-        dropped because the queue was full."""
+        """[(row, file kind, error kind, errno)] queued since the last call, how many were
+        dropped because the queue was full, and how many reads failed for lack of fds."""
         out = [(self.plog[i].row, self.plog[i].kind, self.plog[i].err, self.plog[i].errnum)
                for i in range(self.nplog)]
         dropped = self.plog_dropped
+        exhausted = self.n_fd_exhausted
         self.nplog = 0
         self.plog_dropped = 0
-        return out, dropped
+        self.n_fd_exhausted = 0
+        return out, dropped, exhausted
 
     def counters(self):
         """Per error kind and file: {"malformed": {"memory.stat": 3}, ...} plus I/O totals."""
@@ -1946,12 +2155,18 @@ cdef class Reader:
         out["opens"] = self.n_opens
         out["listings"] = self.n_listings
         out["alive_checks"] = self.n_alive_checks
+        out["dir_events"] = self.n_events
+        out["dir_event_overflows"] = self.n_overflows
+        out["watches"] = len(self._wd_rows)
+        out["parks"] = self.n_parks
+        out["unparks"] = self.n_unparks
+        out["parked"] = sum(1 for r in range(self.capacity) if self.live[r] and self.dirfd[r] < 0)
         return out
 
     def file_fd_count(self):
         cdef int r, k, n = 0
         for r in range(self.capacity):
-            if self.dirfd[r] >= 0:
+            if self.live[r]:
                 for k in range(NFILE):
                     if self.ffd[r, k] >= 0:
                         n += 1

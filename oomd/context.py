@@ -321,6 +321,9 @@ class _Monitored:
 class OomdContext:
     """The per-tick view plugins read (docs/design.md).
 
+    Problems with files are never raised: each is counted (``read_stats``) and logged once
+    per row and file, at most ``MAX_LOGS_PER_TICK`` lines a tick.
+
     ``devices``: (major, minor, is_hdd) triples whose io.stat lines count for io cost, with
     ``ssd_coeffs``/``hdd_coeffs`` (6 floats each, oomd's order). ``interval``: the tick interval
     in seconds (swap-out rate, as oomd's ``--interval``). ``cache_files``: None decides from
@@ -331,6 +334,8 @@ class OomdContext:
     ``cgroup.controllers`` each tick (fake trees that tests rewrite). ``fd_budget``: None
     derives it from RLIMIT_NOFILE (``fd_budget_from_rlimit``).
     """
+
+    MAX_LOGS_PER_TICK = 64
 
     def __init__(
         self,
@@ -377,8 +382,12 @@ class OomdContext:
         self._in_refresh = False
         self._ctx_stats = {"evicted": 0, "rows_opened": 0, "resolutions": 0,
                            "listings_parsed": 0, "system_malformed": 0,
-                           "system_unreadable": 0, "logs_dropped": 0}
+                           "system_unreadable": 0, "logs_dropped": 0,
+                           "fd_exhausted": 0}
         self._sys_logged: set[tuple[str, str]] = set()
+        self._fd_logged_tick = -1
+        self._logged_tick = -1
+        self._logged_this_tick = 0
         self._prev_pswpout: int | None = None
         self._prev_vmstat_ok = False
         self._swapout = (0.0, 0.0, 0.0)
@@ -472,7 +481,7 @@ class OomdContext:
         self.system = SystemContext(r, vals, self._swapout)
 
     def _live_rows(self) -> np.ndarray:
-        return np.flatnonzero(self._r.cols["dirfd"] >= 0).astype(np.int32)
+        return np.flatnonzero(self._r.cols["live"]).astype(np.int32)
 
     def _evict_vanished(self) -> None:
         """Reference §5.2: a row whose directory lost ``cgroup.controllers`` is evicted. Off
@@ -631,7 +640,7 @@ class OomdContext:
         self._ctx_stats["listings_parsed"] += 1
         ents: dict[str, tuple[int, int]] = {}
         bnames: list[tuple[bytes, str]] = []
-        dfd = int(r.cols["dirfd"][d])
+        dfd = r.dirfd_of(d)
         for bname, ino, dtype in r.dir_entries(d):
             name = os.fsdecode(bname)
             if dtype == _DT_DIR:
@@ -773,7 +782,7 @@ class OomdContext:
     def dir_fd(self, row: int) -> int:
         """The row's open directory fd (kill code only; do not read the directory through it:
         the reader lists directories with it)."""
-        return int(self._r.cols["dirfd"][row])
+        return self._r.dirfd_of(row)
 
     def row_of(self, relpath: str) -> int | None:
         """The row of a cgroup path, opening it (and its ancestors) if it exists."""
@@ -922,10 +931,23 @@ class OomdContext:
     # ---- accounting -----------------------------------------------------------------------
 
     def _drain_logs(self) -> None:
-        pending, dropped = self._r.drain_logs()
+        pending, dropped, exhausted = self._r.drain_logs()
         if dropped:
             self._ctx_stats["logs_dropped"] += dropped
+        if exhausted:
+            self._ctx_stats["fd_exhausted"] += exhausted
+            if self._fd_logged_tick != self.tick:
+                self._fd_logged_tick = self.tick
+                _log(f"[context] out of file descriptors: {exhausted} reads failed this tick "
+                     f"(fd budget {self._r.fd_budget}, {self._r.open_fds} open)")
         for row, kind, err, errnum in pending:
+            if self._logged_tick != self.tick:
+                self._logged_tick = self.tick
+                self._logged_this_tick = 0
+            self._logged_this_tick += 1
+            if self._logged_this_tick > self.MAX_LOGS_PER_TICK:
+                self._ctx_stats["logs_dropped"] += 1
+                continue
             path = self._path.get(row, f"<row {row}>")
             fname = _fastcg.FILE_NAMES[kind]
             why = f" ({os.strerror(errnum)})" if errnum else ""
@@ -943,7 +965,8 @@ class OomdContext:
             out[kind] = sum(per.values())
             for fname, n in per.items():
                 out[f"{kind}:{fname}"] = n
-        for key in ("ok", "reads", "preads", "opens", "listings", "alive_checks"):
+        for key in ("ok", "reads", "preads", "opens", "listings", "alive_checks", "dir_events",
+                    "dir_event_overflows", "watches", "parks", "unparks", "parked"):
             out[key] = c[key]
         out.update(self._ctx_stats)
         out["rows"] = self._r.nrows
