@@ -23,7 +23,7 @@ from libc.errno cimport ENOENT, ENODEV, ERANGE
 from libc.math cimport HUGE_VALF
 from libc.stdint cimport INT64_MAX, INT64_MIN, UINT64_MAX
 from libc.stdlib cimport calloc, free, malloc, realloc, strtof
-from libc.string cimport memchr, memcmp, memcpy, strlen
+from libc.string cimport memchr, memcmp, memcpy, memset, strlen
 
 cnp.import_array()
 
@@ -734,6 +734,22 @@ def fnmatch_name(bytes pattern, bytes name):
 # ---------------------------------------------------------------------------------------------
 # The reader
 
+cdef void zero_dirent_padding(char* p, ssize_t n) noexcept nogil:
+    """getdents64 writes each name and its NUL but not the record's alignment padding: clear
+    it so that two listings of an unchanged directory compare equal byte for byte."""
+    cdef char* e = p + n
+    cdef unsigned short reclen
+    cdef size_t L
+    while p + 19 < e:
+        memcpy(&reclen, p + 16, 2)
+        if reclen < 20 or p + reclen > e:
+            return
+        L = strlen(p + 19)
+        if 19 + L + 1 < reclen:
+            memset(p + 19 + L + 1, 0, reclen - (19 + L + 1))
+        p += reclen
+
+
 cdef int64_t I64MAX = INT64_MAX
 
 
@@ -1251,6 +1267,7 @@ cdef class Reader:
                         got = c_getdents64(fd, self.dbuf + tot, self.dbufcap - tot)
                         if got <= 0:
                             break
+                        zero_dirent_padding(self.dbuf + tot, got)
                         tot += got
                 if got < 0:
                     tot = 0          # an unreadable directory lists as empty
@@ -1299,6 +1316,10 @@ cdef class Reader:
                 off += sizeof(inotify_event) + ev.len
         self.n_events += count
         return count
+
+    def dir_listing_raw(self, int r):
+        """The row's last raw getdents64 output (for diagnostics)."""
+        return b"" if self.lst[r] == NULL else self.lst[r][:self.lstlen[r]]
 
     def dir_entries(self, int r):
         """The row's last listing: [(name bytes, inode, d_type)], without "." and ".."."""
