@@ -134,9 +134,10 @@ def _metric_table() -> dict[str, Metric]:
 METRICS: dict[str, Metric] = _metric_table()
 
 
-def fd_budget_from_rlimit(reserve_fraction: float = 0.1, min_reserve: int = 128) -> int:
+def fd_budget_from_rlimit() -> int:
     """How many fds the reader may hold: RLIMIT_NOFILE's soft limit, first raised to the hard
-    limit, minus a reserve of max(128, 10 %) for everything else the daemon opens."""
+    limit, minus a reserve of max(256, 5 %) for everything else the daemon opens (kill
+    procedure, logging, sockets, drop-ins)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and soft != hard:
         try:
@@ -145,7 +146,7 @@ def fd_budget_from_rlimit(reserve_fraction: float = 0.1, min_reserve: int = 128)
         except (ValueError, OSError):
             pass
     limit = soft if soft != resource.RLIM_INFINITY else 1 << 20
-    return max(0, limit - max(min_reserve, int(limit * reserve_fraction)))
+    return max(0, limit - max(256, limit // 20))
 
 
 # ---------------------------------------------------------------------------------------------
