@@ -93,6 +93,16 @@ cdef enum:
     E_MISSING = 4       # counter only: the file does not exist (normal for optional files)
     NERR = 5
 
+# System files (bits of Reader.sys_have)
+cdef enum:
+    SYS_MEMINFO = 1
+    SYS_VMSTAT = 2
+    SYS_SWAPS = 4
+    SYS_SWAPPINESS = 8
+    SYS_PSI_MEM = 16
+    SYS_PSI_IO = 32
+    SYS_ALL = 63
+
 # Archive flags: the value was computed in the previous tick (reference §5.4).
 cdef enum:
     A_AVG = 1
@@ -168,6 +178,11 @@ cdef class Reader:
     cdef size_t meminfo_len
     cdef char* vmstat_raw
     cdef size_t vmstat_len
+    cdef uint32_t sys_have
+    cdef const char* sys_path[7]
+    cdef list _sys_paths
+    cdef PendingLog sysprob[32]
+    cdef int nsysprob
 
     # columns (views of the numpy arrays in `cols`)
     cdef int32_t[::1] dirfd
@@ -242,3 +257,6 @@ cdef class Reader:
                          uint64_t st, uint64_t ft) noexcept nogil
     cdef void _load_root(self, int row, int kind) noexcept nogil
     cdef int _has_xattr(self, int fd, const char* name) noexcept nogil
+    cdef void _sys_problem(self, int which, int kind, int err) noexcept nogil
+    cdef void _ensure_sys(self, uint32_t need) noexcept nogil
+    cdef void _keep_raw(self, int which, Py_ssize_t n) noexcept nogil

@@ -136,8 +136,8 @@ METRICS: dict[str, Metric] = _metric_table()
 
 def fd_budget_from_rlimit() -> int:
     """How many fds the reader may hold: RLIMIT_NOFILE's soft limit, first raised to the hard
-    limit, minus a reserve of max(256, 5 %) for everything else the daemon opens (kill
-    procedure, logging, sockets, drop-ins)."""
+    limit, minus a reserve of max(256, 2 %) for everything else the daemon opens (kill
+    procedure, logging, sockets, drop-ins): 19,600 of the usual 20,000."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and soft != hard:
         try:
@@ -146,7 +146,7 @@ def fd_budget_from_rlimit() -> int:
         except (ValueError, OSError):
             pass
     limit = soft if soft != resource.RLIM_INFINITY else 1 << 20
-    return max(0, limit - max(256, limit // 20))
+    return max(0, limit - max(256, limit // 50))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,43 +269,56 @@ for _m in METRICS:
 
 
 class SystemContext:
-    """System-wide values of this tick (reference §5.5)."""
+    """System-wide values of this tick (reference §5.5). /proc/vmstat is read at every refresh
+    (the swap-out rates need every sample); the other files on first use in the tick."""
 
-    __slots__ = ("_reader", "_vals", "_meminfo", "_vmstat", "swapout_bps", "swapout_bps_60",
+    __slots__ = ("_ctx", "_vals", "_meminfo", "_vmstat", "swapout_bps", "swapout_bps_60",
                  "swapout_bps_300")
 
-    def __init__(self, reader, vals: dict, swapout=(0.0, 0.0, 0.0)) -> None:
-        self._reader = reader
-        self._vals = vals
+    def __init__(self, ctx: "OomdContext", swapout=(0.0, 0.0, 0.0)) -> None:
+        self._ctx = ctx
+        self._vals = None
         self._meminfo = None
         self._vmstat = None
         self.swapout_bps, self.swapout_bps_60, self.swapout_bps_300 = swapout
+
+    def _v(self, key):
+        if self._vals is None:
+            self._vals = self._ctx._r.system()
+            self._ctx._drain_logs()
+        return self._vals[key]
 
     @property
     def meminfo(self) -> dict[str, int]:
         """/proc/meminfo, values in bytes (empty if unreadable)."""
         if self._meminfo is None:
-            raw = self._reader.meminfo_bytes()
+            self._v("mem_total")
+            raw = self._ctx._r.meminfo_bytes()
             self._meminfo = {} if raw is None else _fastcg.parse_meminfo_dict(raw)
         return self._meminfo
 
     @property
     def vmstat(self) -> dict[str, int]:
-        """/proc/vmstat (empty if unreadable)."""
+        """/proc/vmstat (empty if unreadable); malformed lines are counted and skipped."""
         if self._vmstat is None:
-            raw = self._reader.vmstat_bytes()
-            self._vmstat = {} if raw is None else _fastcg.parse_vmstat_dict(raw)[0]
+            raw = self._ctx._r.vmstat_bytes()
+            if raw is None:
+                self._vmstat = {}
+            else:
+                self._vmstat, bad = _fastcg.parse_vmstat_dict(raw)
+                if bad:
+                    self._ctx._system_problem("vmstat", "malformed", 0)
         return self._vmstat
 
-    swap_total = property(lambda self: self._vals["swap_total"], doc="bytes, /proc/swaps")
-    swap_used = property(lambda self: self._vals["swap_used"], doc="bytes, /proc/swaps")
-    swappiness = property(lambda self: self._vals["swappiness"] or 0)
-    mem_total = property(lambda self: self._vals["mem_total"])
-    mem_free = property(lambda self: self._vals["mem_free"])
-    mem_pressure = property(lambda self: self._vals["mem_full"], doc="root full PSI or None")
-    mem_pressure_some = property(lambda self: self._vals["mem_some"])
-    io_pressure = property(lambda self: self._vals["io_full"])
-    io_pressure_some = property(lambda self: self._vals["io_some"])
+    swap_total = property(lambda self: self._v("swap_total"), doc="bytes, /proc/swaps")
+    swap_used = property(lambda self: self._v("swap_used"), doc="bytes, /proc/swaps")
+    swappiness = property(lambda self: self._v("swappiness") or 0)
+    mem_total = property(lambda self: self._v("mem_total"))
+    mem_free = property(lambda self: self._v("mem_free"))
+    mem_pressure = property(lambda self: self._v("mem_full"), doc="root full PSI or None")
+    mem_pressure_some = property(lambda self: self._v("mem_some"))
+    io_pressure = property(lambda self: self._v("io_full"))
+    io_pressure_some = property(lambda self: self._v("io_some"))
 
 
 @dataclass
@@ -394,7 +407,7 @@ class OomdContext:
         self._swapout = (0.0, 0.0, 0.0)
         self._f60 = math.exp(-interval / 60.0)
         self._f300 = math.exp(-interval / 300.0)
-        self.system = SystemContext(self._r, self._r.system())
+        self.system = SystemContext(self)
         self._open_root()
 
     # ---- configuration ----------------------------------------------------------------------
@@ -455,31 +468,28 @@ class OomdContext:
             self._in_refresh = False
         self._drain_logs()
 
+    def _system_problem(self, fname: str, problem: str, err: int) -> None:
+        self._ctx_stats["system_" + problem] += 1
+        if (fname, problem) not in self._sys_logged:
+            self._sys_logged.add((fname, problem))
+            why = f" ({os.strerror(err)})" if err else ""
+            _log(f"[context] {os.path.join(self.proc_root, fname)}: {problem}{why}")
+
     def _read_system(self) -> None:
-        r = self._r
-        for fname, problem, err in r.read_system():
-            self._ctx_stats["system_" + problem] += 1
-            if (fname, problem) not in self._sys_logged:
-                self._sys_logged.add((fname, problem))
-                why = f" ({os.strerror(err)})" if err else ""
-                _log(f"[context] {os.path.join(self.proc_root, fname)}: {problem}{why}")
-        vals = r.system()
+        """Swap-out rates from this tick's vmstat sample (read by the reader's begin_tick)."""
+        vmstat_ok, pswpout = self._r.vmstat_sample()
         bps = avg60 = avg300 = 0.0
-        pswpout = vals["pswpout"]
-        if vals["vmstat_ok"]:
+        if vmstat_ok:
             if pswpout is None:
-                self._ctx_stats["system_malformed"] += 1
-                if ("vmstat", "pswpout") not in self._sys_logged:
-                    self._sys_logged.add(("vmstat", "pswpout"))
-                    _log(f"[context] {os.path.join(self.proc_root, 'vmstat')}: no pswpout")
+                self._system_problem("vmstat", "malformed", 0)
             elif self._prev_vmstat_ok and self._prev_pswpout is not None:
                 bps = (pswpout - self._prev_pswpout) * 4096.0 / self.interval
                 avg60 = bps + self._f60 * (self._swapout[1] - bps)
                 avg300 = bps + self._f300 * (self._swapout[2] - bps)
-        self._prev_vmstat_ok = vals["vmstat_ok"]
+        self._prev_vmstat_ok = vmstat_ok
         self._prev_pswpout = pswpout
         self._swapout = (bps, avg60, avg300)
-        self.system = SystemContext(r, vals, self._swapout)
+        self.system = SystemContext(self, self._swapout)
 
     def _live_rows(self) -> np.ndarray:
         return np.flatnonzero(self._r.cols["live"]).astype(np.int32)
@@ -932,6 +942,8 @@ class OomdContext:
     # ---- accounting -----------------------------------------------------------------------
 
     def _drain_logs(self) -> None:
+        for fname, problem, err in self._r.drain_system_problems():
+            self._system_problem(fname, problem, err)
         pending, dropped, exhausted = self._r.drain_logs()
         if dropped:
             self._ctx_stats["logs_dropped"] += dropped

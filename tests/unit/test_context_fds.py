@@ -125,7 +125,7 @@ def test_fd_budget_raises_the_soft_limit_and_keeps_a_reserve():
         budget = fd_budget_from_rlimit()
         now_soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         assert now_soft == hard
-        assert budget == hard - max(256, hard // 20)
+        assert budget == hard - max(256, hard // 50)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 

@@ -117,9 +117,11 @@ def test_missing_system_file_never_raises(tmp_path, name):
     p = write_proc(tmp_path / "proc")
     os.unlink(p / name)
     ctx = OomdContext(str(root), proc_root=str(p))
-    ctx.refresh(0.0)
-    ctx.refresh(1.0)
-    assert ctx.read_stats["system_unreadable"] == 2
+    for t in range(2):
+        ctx.refresh(float(t))
+        ctx.system.meminfo, ctx.system.swap_total, ctx.system.mem_pressure
+        ctx.value("current_usage", ctx.row_of(""))
+    assert ctx.read_stats["system_unreadable"] == 2        # once per tick
     assert ctx.system.swapout_bps_60 == 0.0
 
 
