@@ -1114,6 +1114,18 @@ cdef class Reader:
         self.nrows -= 1
         self._free.append(r)
 
+    def close(self):
+        """Close every row and the inotify fd (the reader stays usable: rows can be opened
+        again)."""
+        cdef int r
+        for r in range(self.capacity):
+            if self.live[r]:
+                self.close_row(r)
+        if self.ino_fd >= 0:
+            c_close(self.ino_fd)
+            self.ino_fd = -1
+            self._wd_rows.clear()
+
     def set_parent(self, int r, int p):
         """Re-link a row (-2: detached, its parent was evicted)."""
         cdef int old = self.parent[r]
@@ -2301,16 +2313,21 @@ cdef class RawFds:
                     if keep_files and dfd >= 0 else -1
                 i += 1
 
-    def __dealloc__(self):
+    def close(self):
         cdef Py_ssize_t i
         cdef int last = -1
         if self.fds != NULL:
             for i in range(self.n):
                 if self.fds[i] >= 0:
                     c_close(self.fds[i])
+                    self.fds[i] = -1
                 if self.dfds[i] >= 0 and self.dfds[i] != last:
                     c_close(self.dfds[i])
                     last = self.dfds[i]
+                self.dfds[i] = -1
+
+    def __dealloc__(self):
+        self.close()
         free(self.fds)
         free(self.dfds)
         free(self.names)
@@ -2369,12 +2386,17 @@ cdef class RawPaths:
                 if self.fds[i] >= 0:
                     self.kept += 1
 
-    def __dealloc__(self):
+    def close(self):
         cdef Py_ssize_t i
         if self.fds != NULL:
             for i in range(self.n):
                 if self.fds[i] >= 0:
                     c_close(self.fds[i])
+                    self.fds[i] = -1
+        self.kept = 0
+
+    def __dealloc__(self):
+        self.close()
         free(self.fds)
         free(self.cp)
 

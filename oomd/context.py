@@ -842,6 +842,17 @@ class OomdContext:
         elif d == "eswap":
             self._compute_eswap(rows)
 
+    def prefetch(self, metrics: Iterable[str], rows) -> None:
+        """Read the files behind several metrics for rows in one pass (one directory visit per
+        row), e.g. every column a kill ranking needs before it asks for them one by one."""
+        kinds = 0
+        for name in metrics:
+            kinds |= METRICS[name].kinds
+        rows = self._rows(rows)
+        if kinds and len(rows):
+            self._r.load(rows, kinds)
+            self._drain_logs()
+
     def get(self, metric: str, rows) -> tuple[np.ndarray, np.ndarray]:
         """(values, valid) of a metric for rows, reading whatever is not yet read this tick
         in one batch. Invalid entries hold 0 (or stale data): always mask with `valid`."""
@@ -987,6 +998,20 @@ class OomdContext:
         out["fd_budget"] = self._r.fd_budget
         return out
 
+    def close(self) -> None:
+        """Close every fd the context holds (rows, cached files, inotify). The context can
+        refresh again afterwards (it re-opens what it needs)."""
+        self._r.close()
+        self._path.clear()
+        self._by_path.clear()
+        self._kids.clear()
+        self._dirs.clear()
+        self._ccache.clear()
+        self._pcache.clear()
+        self._resolved.clear()
+        self._deferred.clear()
+        self._epoch += 1
+
     @property
     def nrows(self) -> int:
         return self._r.nrows
@@ -1017,6 +1042,7 @@ def rank_memory_size_or_growth(ctx: OomdContext, rows, *, size_threshold: int = 
     keep the input order (resolve() order: relative path)."""
     rows = ctx._rows(rows)
     n = len(rows)
+    ctx.prefetch(("current_usage", "effective_usage", "memory_growth", "kill_preference"), rows)
     cur, cv = ctx.get("current_usage", rows)
     cur = np.where(cv, cur, 0)
     eff, ev = ctx.get("effective_usage", rows)
