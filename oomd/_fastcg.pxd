@@ -192,6 +192,7 @@ cdef class Reader:
     cdef readonly int64_t n_parks, n_unparks
     cdef readonly bint fd_tight
     cdef bint refused_now
+    cdef int dfd_err
     cdef int32_t[::1] parent
     cdef int32_t[::1] depth
     cdef int32_t[:, ::1] ffd

@@ -1147,6 +1147,7 @@ cdef class Reader:
         cdef stat st
         if self.dirfd[r] >= 0:
             return self.dirfd[r]
+        self.dfd_err = ENOENT
         if not self.live[r] or self.parent[r] < 0 or self.rname[r] == NULL:
             return -1
         pfd = self._dfd(self.parent[r])
@@ -1154,9 +1155,11 @@ cdef class Reader:
             return -1
         fd = c_openat(pfd, self.rname[r], O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd < 0:
+            self.dfd_err = errno()   # EMFILE/ENFILE: out of fds, not gone
             return -1
         if c_fstat(fd, &st) != 0 or st.st_ino != self.cgid[r]:
             c_close(fd)              # a different directory now has this name
+            self.dfd_err = ENOENT
             return -1
         self.dirfd[r] = fd
         self.open_fds += 1
@@ -1244,7 +1247,11 @@ cdef class Reader:
                 r = rows[i]
                 self.n_alive_checks += 1
                 fd = self._dfd(r)
-                o[i] = fd >= 0 and c_faccessat(fd, b"cgroup.controllers", F_OK, 0) == 0
+                if fd < 0:
+                    # out of fds says nothing about the cgroup: keep it
+                    o[i] = self.dfd_err == EMFILE or self.dfd_err == ENFILE
+                else:
+                    o[i] = c_faccessat(fd, b"cgroup.controllers", F_OK, 0) == 0
                 if self._parkable(r):
                     self._park(r)
         return out
@@ -1470,10 +1477,12 @@ cdef class Reader:
                 self.ffd[row, kind] = -1
                 self.open_fds -= 1
             if e == ENODEV or e == ESTALE or e == ENOENT:
-                if self._dfd(row) < 0:
-                    e = ST_VANISHED
-                else:
+                if self._dfd(row) >= 0:
                     e = self._vanished_or_missing(row)
+                elif self.dfd_err == EMFILE or self.dfd_err == ENFILE:
+                    e = ST_UNREADABLE
+                else:
+                    e = ST_VANISHED
                 self._note(row, kind, e, ENODEV)
                 return -(1 + e)
             self._note(row, kind, ST_UNREADABLE, e)
@@ -1747,7 +1756,10 @@ cdef class Reader:
                 continue
             self.loaded[r] |= need
             if self.dirfd[r] < 0 and self._needs_dir(r, need) and self._dfd(r) < 0:
-                self._note(r, K_CURRENT, ST_VANISHED, ENOENT)
+                if self.dfd_err == EMFILE or self.dfd_err == ENFILE:
+                    self._note(r, K_CURRENT, ST_UNREADABLE, self.dfd_err)
+                else:
+                    self._note(r, K_CURRENT, ST_VANISHED, ENOENT)
                 continue
             for k in range(NKIND):
                 if (need >> k) & 1:

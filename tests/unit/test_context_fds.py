@@ -151,3 +151,32 @@ def test_running_out_of_fds_never_raises(tmp_path):
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     ctx.refresh(2.0)
     assert ctx.value("memory_low", ctx.row_of("s/c0")) == 10
+
+
+def test_parked_rows_survive_fd_exhaustion(tmp_path):
+    ctx, _ = make(tmp_path, n=6, fd_budget=14, cache_files=True)
+    for t in range(3):
+        ctx.refresh(float(t))
+    rows = ctx.resolve(PATTERN)
+    parked = [int(r) for r in rows if ctx._r.cols["dirfd"][r] < 0]
+    assert parked
+    ids = [ctx.cgroup_id(r) for r in parked]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held = []
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 2, hard))
+        try:
+            while True:
+                held.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError:
+            pass
+        vals, ok = ctx.get("memory_low", np.array(parked, dtype=np.int32))
+        assert not ok.any()
+        assert (ctx.status(parked) == 2).all()            # unreadable, not vanished
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    ctx.refresh(9.0)
+    assert [ctx.cgroup_id(ctx.row_of(ctx.relpath(r))) for r in parked] == ids
+    assert (ctx.get("memory_low", np.array(parked, dtype=np.int32))[0] == 10).all()
