@@ -495,10 +495,70 @@ cdef int psi_legacy_line(const char* s, const char* e, const char* label,
     return 0
 
 
+cdef inline int scan_lit(const char** ps, const char* e, const char* lit) noexcept nogil:
+    """A run of ordinary characters in a scanf format: each must match exactly."""
+    cdef const char* s = ps[0]
+    while lit[0] != 0:
+        if s >= e or s[0] != lit[0]:
+            return -1
+        s += 1
+        lit += 1
+    ps[0] = s
+    return 0
+
+
+cdef inline void scan_ws(const char** ps, const char* e) noexcept nogil:
+    while ps[0] < e and is_space(ps[0][0]):
+        ps[0] += 1
+
+
+cdef inline int psi_fast_num(const char** ps, const char* e, float* out) noexcept nogil:
+    """'<digits>.<two digits>' exactly as the kernel prints an average."""
+    cdef const char* p = ps[0]
+    cdef uint64_t n = 0
+    cdef int nd = 0
+    while p < e and is_digit(p[0]) and nd < 10:
+        n = n * 10 + <uint64_t>(p[0] - 48)
+        p += 1
+        nd += 1
+    if nd == 0 or p + 3 > e or p[0] != b'.' or not is_digit(p[1]) or not is_digit(p[2]):
+        return -1
+    n = n * 100 + <uint64_t>((p[1] - 48) * 10 + (p[2] - 48))
+    out[0] = <float>(<double>n / 100.0)
+    ps[0] = p + 3
+    return 0
+
+
+cdef inline int psi_fast_line(const char** ps, const char* e, const char* label, float* avgs,
+                              uint64_t* total) noexcept nogil:
+    cdef const char* p = ps[0]
+    cdef uint64_t t = 0
+    cdef int nd = 0
+    if scan_lit(&p, e, label) != 0 or scan_lit(&p, e, b" avg10=") != 0 \
+            or psi_fast_num(&p, e, &avgs[0]) != 0 or scan_lit(&p, e, b" avg60=") != 0 \
+            or psi_fast_num(&p, e, &avgs[1]) != 0 or scan_lit(&p, e, b" avg300=") != 0 \
+            or psi_fast_num(&p, e, &avgs[2]) != 0 or scan_lit(&p, e, b" total=") != 0:
+        return -1
+    while p < e and is_digit(p[0]) and nd < 19:
+        t = t * 10 + <uint64_t>(p[0] - 48)
+        p += 1
+        nd += 1
+    if nd == 0 or p >= e or p[0] != b'\n':
+        return -1
+    total[0] = t
+    ps[0] = p + 1
+    return 0
+
+
 cdef int parse_psi(const char* s, const char* e, float* some, float* full, uint64_t* some_t,
                    uint64_t* full_t) noexcept nogil:
     """A PSI file. Returns a bitmask: 1 some avgs, 2 full avgs, 4 some total, 8 full total;
-    -1 when the format is not recognised at all."""
+    -1 when the format is not recognised at all. The kernel's exact output takes a fast path
+    that gives the same values as the general parser below."""
+    cdef const char* q = s
+    if psi_fast_line(&q, e, b"some", some, some_t) == 0 and \
+            psi_fast_line(&q, e, b"full", full, full_t) == 0 and q == e:
+        return 1 | 2 | 4 | 8
     cdef const char* l0 = s
     cdef const char* l0e
     cdef const char* l1
@@ -582,23 +642,6 @@ cdef int memstat_lookup(const char* s, const char* e, const char* key, int64_t* 
             found = 0
         s = le + 1
     return found
-
-
-cdef inline int scan_lit(const char** ps, const char* e, const char* lit) noexcept nogil:
-    """A run of ordinary characters in a scanf format: each must match exactly."""
-    cdef const char* s = ps[0]
-    while lit[0] != 0:
-        if s >= e or s[0] != lit[0]:
-            return -1
-        s += 1
-        lit += 1
-    ps[0] = s
-    return 0
-
-
-cdef inline void scan_ws(const char** ps, const char* e) noexcept nogil:
-    while ps[0] < e and is_space(ps[0][0]):
-        ps[0] += 1
 
 
 cdef int iostat_line(const char* s, const char* e, int* major, int* minor,

@@ -393,6 +393,9 @@ class OomdContext:
         self._monitored: list[_Monitored] = []
         self._deferred: list[int] = []
         self._epoch = 0
+        self._pcache_version = 0
+        self._deps_key = None
+        self._deps = np.empty(0, dtype=np.int32)
         self._in_refresh = False
         self._ctx_stats = {"evicted": 0, "rows_opened": 0, "resolutions": 0,
                            "listings_parsed": 0, "system_malformed": 0,
@@ -427,6 +430,7 @@ class OomdContext:
                     derived.add(name)
             mon[patterns] = (kinds, derived)
         self._monitored = [_Monitored(p, k, tuple(sorted(d))) for p, (k, d) in mon.items()]
+        self._pcache_version += 1
         cacheable = 0
         for m in self._monitored:
             cacheable |= m.kinds
@@ -533,14 +537,20 @@ class OomdContext:
                     self._retire(int(row))
 
     def _monitored_deps(self) -> np.ndarray:
+        key = (self._epoch, self._pcache_version, len(self._monitored))
+        if self._deps_key == key:
+            return self._deps
         deps = []
         for m in self._monitored:
             c = self._pcache.get(m.patterns)
             if c is not None and c[0] == self._epoch:
                 deps.append(c[1])
+        self._deps_key = key
         if not deps:
-            return np.empty(0, dtype=np.int32)
-        return np.unique(np.concatenate(deps)).astype(np.int32)
+            self._deps = np.empty(0, dtype=np.int32)
+        else:
+            self._deps = np.unique(np.concatenate(deps)).astype(np.int32)
+        return self._deps
 
     # ---- rows -------------------------------------------------------------------------------
 
@@ -703,6 +713,7 @@ class OomdContext:
         rows, deps = self._resolve_uncached(patterns)
         deps = np.unique(np.asarray(deps, dtype=np.int32))
         self._pcache[patterns] = (self._epoch, deps, r.cols["gen"][deps].copy(), rows)
+        self._pcache_version += 1
         self._resolved[patterns] = rows
         return rows
 
@@ -1008,6 +1019,7 @@ class OomdContext:
         self._dirs.clear()
         self._ccache.clear()
         self._pcache.clear()
+        self._pcache_version += 1
         self._resolved.clear()
         self._deferred.clear()
         self._epoch += 1

@@ -23,7 +23,12 @@ TOKENS = {
     "memory.pressure": COMMON + ["some", "full", "aggr", "avg10=", "avg60=", "avg300=",
                                  "total=", "0.12", "12.5", "1e5", "1e40", "1e-40", ".5", "5.",
                                  "inf", "nan", "0x1p3", "abc", "some avg10=0.22 avg60=0.17 "
-                                 "avg300=1.11 total=58761459\n"],
+                                 "avg300=1.11 total=58761459\n",
+                                 "full avg10=0.12 avg60=0.07 avg300=0.51 total=38464525\n",
+                                 "some avg10=12345.67 avg60=0.00 avg300=99.99 total=0\n",
+                                 "full avg10=1.5 avg60=0.07 avg300=0.51 total=1\n",
+                                 "full avg10=0.12 avg60=0.07 avg300=0.51 total=1",
+                                 "99999999999999999999\n"],
     "memory.stat": COMMON + ["anon", "file", "pgscan", "shmem", "pgsteal", "anon 5\n",
                              "a" * 300],
     "io.stat": COMMON + ["8:0", "8:16", "rbytes=", "wbytes=", "rios=", "wios=", "dbytes=",
