@@ -12,7 +12,6 @@ child lists are cached and only rebuilt when a directory listing changed.
 from __future__ import annotations
 
 import errno as _errno
-import logging
 import math
 import os
 import resource
@@ -22,7 +21,7 @@ from typing import Iterable
 
 import numpy as np
 
-from oomd import _fastcg
+from oomd import _fastcg, logs
 from oomd.cgpath import CgroupPatterns, split_components
 from oomd.stats import Stats
 
@@ -42,16 +41,8 @@ _D = _fastcg.D
 _DT_DIR, _DT_LNK, _DT_UNKNOWN = 4, 10, 0
 _GLOB_MAGIC = frozenset("*?[\\")
 
-_logger = logging.getLogger("oomd")
-
-
 def _log(msg: str) -> None:
-    try:
-        from oomd import logs  # the lead's non-blocking logger, once it exists
-    except ImportError:
-        _logger.warning(msg)
-    else:
-        logs.log(msg)
+    logs.log(msg, logs.WARNING, depth=2)
 
 
 # ---------------------------------------------------------------------------------------------

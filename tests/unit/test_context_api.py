@@ -3,13 +3,13 @@ counters and logging, and the kill-ranking helper."""
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 
 import numpy as np
 import pytest
 
+from oomd import logs
 from oomd.cgpath import CgroupPatterns
 from oomd.context import METRICS, OomdContext, rank_memory_size_or_growth
 from oomd.testing.faketree import cgroup, update_files, write_proc, write_tree
@@ -108,20 +108,20 @@ def test_row_of_missing_cgroup_is_none(ctx):
     assert ctx.row_of("system.slice/a.service/deeper") is None
 
 
-def test_malformed_file_sets_status_counts_and_logs_once(ctx, caplog):
-    caplog.set_level(logging.WARNING, logger="oomd")
+def test_malformed_file_sets_status_counts_and_logs_once(ctx):
     rows = ctx.resolve(CgroupPatterns.parse("system.slice/*"))
-    for t in range(3):
-        ctx.refresh(float(t + 2))
-        vals, valid = ctx.get("current_usage", rows)
-        ctx.get("current_usage", rows)
+    with logs.capture() as captured:
+        for t in range(3):
+            ctx.refresh(float(t + 2))
+            vals, valid = ctx.get("current_usage", rows)
+            ctx.get("current_usage", rows)
     bad = ctx.row_of("system.slice/bad.service")
     assert list(valid) == [True, False, True]
     assert ctx.status([bad])[0] == 1
     assert ctx.status(rows).tolist() == [0, 1, 0]
     st = ctx.read_stats
     assert st["malformed:memory.current"] == 3 and st["malformed"] >= 3
-    lines = [r.getMessage() for r in caplog.records if "bad.service" in r.getMessage()]
+    lines = [m for m in logs.messages(captured) if "bad.service" in m]
     assert lines == [f"[context] {ctx.abspath(bad)}/memory.current: malformed"]
 
 
