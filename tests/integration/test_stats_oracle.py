@@ -77,6 +77,10 @@ def oomd_daemon(tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_socket(str(run / STATS_SOCKET), proc)
+        # oomd zeroes its core stats just after the socket is up (reference §9.2 step 6)
+        deadline = time.monotonic() + 10
+        while "oomd.kills" not in oomd_client(run, "-d")[1] and time.monotonic() < deadline:
+            time.sleep(0.02)
         yield run
     finally:
         proc.kill()
