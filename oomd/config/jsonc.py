@@ -4,7 +4,8 @@ Differences from ``json``: ``//`` and ``/* */`` comments, trailing commas in arr
 anything after the top-level value is ignored, control characters inside strings are kept.
 Duplicate keys: the last one wins. Integers that do not fit 64 bits become floats, as jsoncpp
 turns them into reals. A syntax error raises ``JsoncError`` with the JSON path of the value being
-read and the line and column.
+read and the line and column. Arrays and objects nest at most ``MAX_DEPTH`` deep (jsoncpp's
+limit is 1000; ours keeps the recursive reader inside Python's default recursion limit).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ UINT64_MAX = (1 << 64) - 1
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?")
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+MAX_DEPTH = 256
 
 
 class JsoncError(ValueError):
@@ -42,6 +44,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.s = text
         self.i = 0
+        self.depth = 0
 
     def where(self) -> str:
         line = self.s.count("\n", 0, self.i) + 1
@@ -73,10 +76,13 @@ class _Parser:
         if self.i >= len(self.s):
             self.fail(path, "unexpected end of input, expected a value")
         ch = self.s[self.i]
-        if ch == "{":
-            return self.obj(path)
-        if ch == "[":
-            return self.arr(path)
+        if ch in "{[":
+            if self.depth >= MAX_DEPTH:
+                self.fail(path, f"arrays and objects nested deeper than {MAX_DEPTH} levels")
+            self.depth += 1
+            value = self.obj(path) if ch == "{" else self.arr(path)
+            self.depth -= 1
+            return value
         if ch == '"':
             return self.string(path)
         if ch == "-" or ch.isdigit():

@@ -1,0 +1,31 @@
+"""Inputs the config fuzzer found that escaped as something other than a ConfigError/ValueError.
+
+Each case is one "shared:" fix in the config code; the test pins the clear error it now gives.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from oomd.config import jsonc
+from oomd.config.parser import parse_string
+from oomd.errors import ConfigError
+
+
+@pytest.mark.parametrize("opener, closer", [("[", "]"), ('{"a":', "}")])
+def test_json_nested_past_the_depth_limit_is_a_config_error(opener, closer):
+    depth = jsonc.MAX_DEPTH + 1
+    with pytest.raises(ConfigError) as e:
+        parse_string(opener * depth + closer * depth, "deep.json")
+    assert e.value.file == "deep.json"
+    assert e.value.reason.startswith(
+        f"invalid JSON: arrays and objects nested deeper than {jsonc.MAX_DEPTH} levels at line 1, column ")
+
+
+def test_json_nested_to_the_depth_limit_parses():
+    value = jsonc.loads("[" * jsonc.MAX_DEPTH + "]" * jsonc.MAX_DEPTH)
+    levels = 0
+    while value is not None:
+        levels += 1
+        value = value[0] if value else None
+    assert levels == jsonc.MAX_DEPTH
