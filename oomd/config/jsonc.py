@@ -3,13 +3,14 @@
 Differences from ``json``: ``//`` and ``/* */`` comments, trailing commas in arrays and objects,
 anything after the top-level value is ignored, control characters inside strings are kept.
 Duplicate keys: the last one wins. Integers that do not fit 64 bits become floats, as jsoncpp
-turns them into reals. A syntax error raises ``JsoncError`` with the JSON path of the value being
+turns them into reals; a number beyond the range of a double is a syntax error, as in jsoncpp. A syntax error raises ``JsoncError`` with the JSON path of the value being
 read and the line and column. Arrays and objects nest at most ``MAX_DEPTH`` deep (jsoncpp's
 limit is 1000; ours keeps the recursive reader inside Python's default recursion limit).
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 INT64_MIN = -(1 << 63)
@@ -186,12 +187,15 @@ class _Parser:
             self.fail(path, "bad number")
         self.i = m.end()
         text = m.group(0)
-        if m.group(1) is None and m.group(2) is None:
+        if m.group(1) is None and m.group(2) is None and len(text) <= 21:
             value = int(text)
             if INT64_MIN <= value <= UINT64_MAX:
                 return value
-            return float(value)
-        return float(text)
+        real = float(text)
+        if math.isinf(real):
+            self.i = m.start()
+            self.fail(path, f"'{text}' is not a number")  # jsoncpp: beyond a double
+        return real
 
 
 def loads(text: str):

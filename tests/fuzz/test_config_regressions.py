@@ -29,3 +29,19 @@ def test_json_nested_to_the_depth_limit_parses():
         levels += 1
         value = value[0] if value else None
     assert levels == jsonc.MAX_DEPTH
+
+
+@pytest.mark.parametrize("number", ["1" * 400, "1" * 5000, "-" + "9" * 400, "1e999", "-1e999", "1" * 400 + ".5"])
+def test_json_number_beyond_a_double_is_a_config_error(number):
+    text = '{"rulesets": [{"name": ' + number + "}]}"
+    with pytest.raises(ConfigError) as e:
+        parse_string(text, "big.json")
+    assert str(e.value) == f"big.json: at $.rulesets[0].name: invalid JSON: '{number}' is not a number at line 1, column 24"
+
+
+@pytest.mark.parametrize("number, value", [("18446744073709551615", 18446744073709551615),
+                                           ("18446744073709551616", 1.8446744073709552e19),
+                                           ("-9223372036854775809", -9.223372036854776e18),
+                                           ("1" * 300, float("1" * 300)), ("1e308", 1e308)])
+def test_json_numbers_within_a_double_still_parse(number, value):
+    assert jsonc.loads(number) == value
