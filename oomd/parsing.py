@@ -126,6 +126,12 @@ def cgroup_patterns(text: str) -> CgroupPatterns:
 
 
 _UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+# One term of a size as std::stold must consume it whole (ASCII digits only; inf/nan rejected).
+_SIZE_TERM = re.compile(
+    r"[+-]?(?:0x(?:[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)(?:p[+-]?[0-9]+)?"
+    r"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?)\Z"
+)
+_LDBL_MAX_10_EXP = 4932  # x86 long double; beyond it std::stold throws out_of_range
 
 
 def parse_size(text: str) -> int:
@@ -143,12 +149,18 @@ def parse_size(text: str) -> int:
         if unit_pos == pos:
             raise ValueError(f"{text!r} is not a size")
         term = s[pos:unit_pos]
+        if not _SIZE_TERM.match(term):
+            raise ValueError(f"{text!r} is not a size")
         try:
             number = Decimal(term) if "x" not in term else Decimal(float.fromhex(term))
         except (InvalidOperation, ValueError):
             raise ValueError(f"{text!r} is not a size") from None
-        if not number.is_finite() or number < 0:
+        except OverflowError:
+            raise ValueError(f"{text!r} is out of range for a size") from None
+        if number < 0:
             raise ValueError(f"{text!r} is not a size")
+        if number and abs(number.adjusted()) > _LDBL_MAX_10_EXP:
+            raise ValueError(f"{text!r} is out of range for a size")  # stold: out_of_range
         unit = s[unit_pos] if unit_pos < len(s) else ""
         total = (total + int(number * _UNITS.get(unit, 1))) & ((1 << 64) - 1)
         pos = unit_pos + 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from oomd import parsing
 from oomd.config import jsonc
 from oomd.config.parser import parse_string
 from oomd.errors import ConfigError
@@ -45,3 +46,30 @@ def test_json_number_beyond_a_double_is_a_config_error(number):
                                            ("1" * 300, float("1" * 300)), ("1e308", 1e308)])
 def test_json_numbers_within_a_double_still_parse(number, value):
     assert jsonc.loads(number) == value
+
+
+# -- value parsers ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["1e999999", "1e999999M", "1e99999999", "1e4933k", "1e-5000", "0x1p99999",
+                                  "0x1p99999k"])
+def test_size_far_beyond_long_double_is_rejected_at_once(text):
+    with pytest.raises(ValueError, match="out of range for a size"):
+        parsing.parse_size(text)
+
+
+@pytest.mark.parametrize("text", ["1_000", "1_0M", "\u0661", "\u0661M", "Infinity", "snan", "1e", "0x"])
+def test_size_terms_that_std_stold_would_not_consume_whole_are_rejected(text):
+    with pytest.raises(ValueError, match="is not a size"):
+        parsing.parse_size(text)
+
+
+@pytest.mark.parametrize("text, value", [("0x10k", 16 << 10), ("0e99999999", 0), (".5k", 512), ("5.m", 5 << 20),
+                                         ("1e3", 1000)])
+def test_sizes_within_range_still_parse(text, value):
+    assert parsing.parse_size(text) == value
+
+
+def test_size_near_the_long_double_limit_wraps_modulo_2_64_like_other_huge_sizes():
+    wrapped = 10**4000 % (1 << 64)
+    assert parsing.parse_size("1e4000") == (wrapped - (1 << 64) if wrapped >= 1 << 63 else wrapped)
