@@ -34,7 +34,10 @@ def _int_prefix(text: str, what: str) -> tuple[int, int]:
     m = _INT_PREFIX.match(text)
     if not m:
         raise ValueError(f"{text!r} is not {what}")
-    value = int(m.group(2))
+    digits = m.group(2).lstrip("0") or "0"
+    if len(digits) > 20:  # beyond any 64-bit value; int() would refuse more than 4300 digits
+        raise ValueError(f"{text!r} is out of range")
+    value = int(digits)
     return (-value if m.group(1) == "-" else value), m.end()
 
 
@@ -59,7 +62,10 @@ def uint64_parse(text: str) -> int:
     m = _INT_PREFIX.match(text)
     if not m:
         raise ValueError(f"{text!r} is not an integer")
-    magnitude = int(m.group(2))
+    digits = m.group(2).lstrip("0") or "0"
+    if len(digits) > 20:
+        raise ValueError(f"{text!r} is out of range for a uint64")
+    magnitude = int(digits)
     if magnitude > (1 << 64) - 1:
         raise ValueError(f"{text!r} is out of range for a uint64")
     value = (-magnitude if m.group(1) == "-" else magnitude) & ((1 << 64) - 1)
@@ -79,7 +85,10 @@ def _float_prefix(text: str) -> float:
         raise ValueError(f"{text!r} is not a number")
     body = m.group(2)
     if body[:2].lower() == "0x":
-        value = float.fromhex(body if "p" in body.lower() else body + "p0")
+        try:
+            value = float.fromhex(body if "p" in body.lower() else body + "p0")
+        except OverflowError:
+            raise ValueError(f"{text!r} is out of range for a double") from None
     else:
         value = float(body)
     return -value if m.group(1) == "-" else value

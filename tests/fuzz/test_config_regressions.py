@@ -73,3 +73,30 @@ def test_sizes_within_range_still_parse(text, value):
 def test_size_near_the_long_double_limit_wraps_modulo_2_64_like_other_huge_sizes():
     wrapped = 10**4000 % (1 << 64)
     assert parsing.parse_size("1e4000") == (wrapped - (1 << 64) if wrapped >= 1 << 63 else wrapped)
+
+
+@pytest.mark.parametrize("fn", [parsing.double_parse, parsing.float_parse])
+def test_hex_float_beyond_a_double_is_a_value_error(fn):
+    with pytest.raises(ValueError, match="out of range for a double"):
+        fn("0x1p99999")
+
+
+@pytest.mark.parametrize("fn", [parsing.int_parse, parsing.int64_parse, parsing.uint64_parse,
+                                parsing.milliseconds, parsing.non_negative_int])
+def test_integer_with_thousands_of_digits_is_out_of_range_not_a_python_limit(fn):
+    with pytest.raises(ValueError, match="out of range") as e:
+        fn("9" * 5000)
+    assert "4300" not in str(e.value)
+
+
+def test_integer_with_many_leading_zeros_still_parses():
+    assert parsing.int_parse("0" * 5000 + "42") == 42
+    assert parsing.uint64_parse("0" * 5000 + "18446744073709551615") == -1
+
+
+def test_huge_hex_coefficient_on_the_command_line_is_a_usage_error():
+    from oomd.cli import UsageExit, parse_coeffs
+
+    with pytest.raises(UsageExit) as e:
+        parse_coeffs("1,0x1p99999", "SSD")
+    assert e.value.code == 1
