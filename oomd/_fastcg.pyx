@@ -1,31 +1,2060 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""The hot path of pyoomd: cgroupfs reading and parsing in C.
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The hot path of pyoomd: cgroupfs reading and parsing in C (reference §5, §6).
 
-This first piece holds the PSI line parser; the per-tick reader grows here.
+A ``Reader`` owns a table of rows (one per opened cgroup directory) and, per row, numpy columns
+for every counter oomd reads. ``load(rows, kinds)`` reads and parses the requested files of many
+rows in one nogil loop; the ``compute_*`` methods derive oomd's temporal and hierarchical metrics
+over the arrays. Python (``oomd.context``) owns path names, pattern resolution and policy.
+
+Parsers follow oomd 0.5.0's rules exactly (``src/oomd/util/Fs.cpp``); where oomd aborts or has
+undefined behaviour on a malformed file, the value is marked invalid and the row's status says
+``malformed`` instead.
+
+Syscall economy: directory fds stay open for the life of a row; file fds are kept open and
+re-read with ``pread(fd, 0)`` when ``cache_files`` is set (files that are never replaced, as on
+cgroup2) and the reader's own fd count is under ``fd_budget``; otherwise ``openat`` on the
+directory fd, ``read``, ``close``.
 """
 
-from libc.stdlib cimport strtof
+import numpy as np
+cimport numpy as cnp
+
+from libc.errno cimport ENOENT, ENODEV, ERANGE
+from libc.math cimport HUGE_VALF
+from libc.stdint cimport INT64_MAX, INT64_MIN, UINT64_MAX
+from libc.stdlib cimport calloc, free, malloc, realloc, strtof
+from libc.string cimport memchr, memcmp, memcpy, strlen
+
+cnp.import_array()
 
 
-cdef int parse_psi_avgs(const char* s, float* out) noexcept nogil:
-    """Parse 'some avg10=a avg60=b avg300=c total=t' into out[0..2]. 0 on success."""
-    cdef int i = 0
-    cdef char* end
-    while s[0] != 0 and i < 3:
-        if s[0] == b'=':
-            out[i] = strtof(s + 1, &end)
-            if end == s + 1:
-                return -1
-            i += 1
-            s = end
+cdef extern from "<fcntl.h>" nogil:
+    int c_openat "openat"(int dirfd, const char* path, int flags, ...)
+    int c_open "open"(const char* path, int flags, ...)
+    int O_RDONLY, O_DIRECTORY, O_CLOEXEC, O_NONBLOCK
+
+cdef extern from "<unistd.h>" nogil:
+    ssize_t c_pread "pread"(int fd, void* buf, size_t n, long off)
+    ssize_t c_read "read"(int fd, void* buf, size_t n)
+    int c_close "close"(int fd)
+    long c_lseek "lseek"(int fd, long off, int whence)
+    int c_faccessat "faccessat"(int dirfd, const char* path, int mode, int flags)
+    int F_OK, SEEK_SET
+
+cdef extern from "<dirent.h>" nogil:
+    ssize_t c_getdents64 "getdents64"(int fd, void* buf, size_t n)
+
+cdef extern from "<sys/xattr.h>" nogil:
+    ssize_t c_flistxattr "flistxattr"(int fd, char* lst, size_t size)
+    ssize_t c_fgetxattr "fgetxattr"(int fd, const char* name, void* value, size_t size)
+
+cdef extern from "<sys/stat.h>" nogil:
+    cdef struct stat:
+        unsigned long st_ino
+        unsigned int st_mode
+        unsigned long st_nlink
+    int c_fstat "fstat"(int fd, stat* st)
+
+cdef extern from "<sys/vfs.h>" nogil:
+    cdef struct statfs:
+        long f_type
+    int c_fstatfs "fstatfs"(int fd, statfs* st)
+
+cdef extern from "<fnmatch.h>" nogil:
+    int c_fnmatch "fnmatch"(const char* pattern, const char* name, int flags)
+    int FNM_PERIOD
+
+cdef extern from * nogil:
+    """
+    #ifndef ENODATA
+    #define ENODATA 61
+    #endif
+    #ifndef ESTALE
+    #define ESTALE 116
+    #endif
+    #ifndef EOPNOTSUPP
+    #define EOPNOTSUPP 95
+    #endif
+    #ifndef ENOTSUP
+    #define ENOTSUP EOPNOTSUPP
+    #endif
+    #include <errno.h>
+    #include <stdint.h>
+    static inline int pyoomd_errno(void) { return errno; }
+    static inline void pyoomd_set_errno(int e) { errno = e; }
+    #define PYOOMD_I64MAX_U ((uint64_t)INT64_MAX)
+    """
+    int ENODATA, ESTALE, EOPNOTSUPP, ENOTSUP
+    int errno "pyoomd_errno"()
+    void set_errno "pyoomd_set_errno"(int e)
+    uint64_t I64MAX_U "PYOOMD_I64MAX_U"
+
+
+CGROUP2_SUPER_MAGIC = 0x63677270
+
+FILE_NAMES = (
+    "memory.current", "memory.min", "memory.low", "memory.high", "memory.high.tmp",
+    "memory.max", "memory.swap.current", "memory.swap.max", "memory.pressure", "io.pressure",
+    "memory.stat", "io.stat", "cgroup.events", "cgroup.stat", "memory.oom.group", "xattr",
+)
+STAT_KEYS = (
+    "anon", "file", "shmem", "pgscan", "active_file", "inactive_file", "active_anon",
+    "inactive_anon", "workingset_refault_anon", "workingset_refault_file",
+    "workingset_refault", "pgsteal",
+)
+STATUS_NAMES = ("ok", "malformed", "unreadable", "vanished")
+ERROR_NAMES = ("ok", "malformed", "unreadable", "vanished", "missing")
+
+cdef const char* CFILE[15]
+CFILE[:] = [b"memory.current", b"memory.min", b"memory.low", b"memory.high", b"memory.high.tmp",
+            b"memory.max", b"memory.swap.current", b"memory.swap.max", b"memory.pressure",
+            b"io.pressure", b"memory.stat", b"io.stat", b"cgroup.events", b"cgroup.stat",
+            b"memory.oom.group"]
+cdef const char* CSTAT[12]
+CSTAT[:] = [b"anon", b"file", b"shmem", b"pgscan", b"active_file", b"inactive_file",
+            b"active_anon", b"inactive_anon", b"workingset_refault_anon",
+            b"workingset_refault_file", b"workingset_refault", b"pgsteal"]
+cdef size_t CSTATLEN[12]
+for _i in range(12):
+    CSTATLEN[_i] = strlen(CSTAT[_i])
+
+# Exported constants (the Python side names them; values come from _fastcg.pxd).
+K = dict(current=K_CURRENT, min=K_MIN, low=K_LOW, high=K_HIGH, high_tmp=K_HIGH_TMP, max=K_MAX,
+         swap_cur=K_SWAP_CUR, swap_max=K_SWAP_MAX, mem_psi=K_MEM_PSI, io_psi=K_IO_PSI,
+         mem_stat=K_MEM_STAT, io_stat=K_IO_STAT, events=K_EVENTS, cg_stat=K_CG_STAT,
+         oom_group=K_OOM_GROUP, xattr=K_XATTR)
+V = dict(current=V_CURRENT, min=V_MIN, low=V_LOW, high=V_HIGH, high_tmp=V_HIGH_TMP, max=V_MAX,
+         swap_cur=V_SWAP_CUR, swap_max=V_SWAP_MAX, mem_some=V_MEM_SOME, mem_full=V_MEM_FULL,
+         mem_some_total=V_MEM_SOME_TOTAL, mem_full_total=V_MEM_FULL_TOTAL, io_some=V_IO_SOME,
+         io_full=V_IO_FULL, io_some_total=V_IO_SOME_TOTAL, io_full_total=V_IO_FULL_TOTAL,
+         mem_stat=V_MEM_STAT, stat0=V_STAT0, io_stat=V_IO_STAT, populated=V_POPULATED,
+         dying=V_DYING, oom_group=V_OOM_GROUP, kill_pref=V_KILL_PREF, avg=V_AVG,
+         iocost=V_IOCOST, iorate=V_IORATE, pgscan=V_PGSCAN, pgrate=V_PGRATE,
+         rawprot=V_RAWPROT, prot=V_PROT, eswap_max=V_ESWAP_MAX, eswap_free=V_ESWAP_FREE,
+         eswap_util=V_ESWAP_UTIL)
+D = dict(avg=D_AVG, iocost=D_IOCOST, pgscan=D_PGSCAN, rawprot=D_RAWPROT, prot=D_PROT,
+         eswap=D_ESWAP)
+ST_OK_ = ST_OK
+ST_MALFORMED_ = ST_MALFORMED
+ST_UNREADABLE_ = ST_UNREADABLE
+ST_VANISHED_ = ST_VANISHED
+NFILE_ = NFILE
+
+
+# ---------------------------------------------------------------------------------------------
+# C++-compatible number parsing on byte ranges [s, e)
+
+cdef inline bint is_space(char c) noexcept nogil:
+    return c == b' ' or c == b'\t' or c == b'\n' or c == b'\v' or c == b'\f' or c == b'\r'
+
+
+cdef inline bint is_digit(char c) noexcept nogil:
+    return 48 <= c <= 57
+
+
+cdef int parse_stoll(const char* s, const char* e, int64_t* out) noexcept nogil:
+    """std::stoll: leading whitespace, sign, decimal digits, trailing garbage ignored.
+    0 ok, -1 no digits, -2 out of range."""
+    cdef bint neg = False
+    cdef uint64_t acc = 0
+    cdef uint64_t lim
+    cdef int d
+    cdef bint over = False
+    while s < e and is_space(s[0]):
+        s += 1
+    if s < e and (s[0] == b'+' or s[0] == b'-'):
+        neg = s[0] == b'-'
+        s += 1
+    if s >= e or not is_digit(s[0]):
+        return -1
+    lim = I64MAX_U
+    if neg:
+        lim += 1
+    while s < e and is_digit(s[0]):
+        d = s[0] - 48
+        if acc > (lim - d) // 10:
+            over = True
         else:
-            s += 1
-    return 0 if i == 3 else -1
+            acc = acc * 10 + d
+        s += 1
+    if over:
+        return -2
+    out[0] = <int64_t>(0 - acc) if neg else <int64_t>acc
+    return 0
 
+
+cdef int parse_stoull(const char* s, const char* e, uint64_t* out) noexcept nogil:
+    """std::stoull / strtoull base 10: a leading '-' negates modulo 2^64."""
+    cdef bint neg = False
+    cdef uint64_t acc = 0
+    cdef int d
+    while s < e and is_space(s[0]):
+        s += 1
+    if s < e and (s[0] == b'+' or s[0] == b'-'):
+        neg = s[0] == b'-'
+        s += 1
+    if s >= e or not is_digit(s[0]):
+        return -1
+    while s < e and is_digit(s[0]):
+        d = s[0] - 48
+        if acc > (UINT64_MAX - d) // 10:
+            return -2
+        acc = acc * 10 + d
+        s += 1
+    out[0] = (0 - acc) if neg else acc
+    return 0
+
+
+cdef int scan_ulong(const char** ps, const char* e, uint64_t* out) noexcept nogil:
+    """scanf %lu: whitespace, sign, digits; overflow saturates (glibc stores ULONG_MAX)."""
+    cdef const char* s = ps[0]
+    cdef bint neg = False
+    cdef bint over = False
+    cdef uint64_t acc = 0
+    cdef int d
+    while s < e and is_space(s[0]):
+        s += 1
+    if s < e and (s[0] == b'+' or s[0] == b'-'):
+        neg = s[0] == b'-'
+        s += 1
+    if s >= e or not is_digit(s[0]):
+        return -1
+    while s < e and is_digit(s[0]):
+        d = s[0] - 48
+        if not over and acc > (UINT64_MAX - d) // 10:
+            over = True
+        elif not over:
+            acc = acc * 10 + d
+        s += 1
+    ps[0] = s
+    if over:
+        out[0] = UINT64_MAX
+    else:
+        out[0] = (0 - acc) if neg else acc
+    return 0
+
+
+cdef int scan_long(const char** ps, const char* e, int64_t* out) noexcept nogil:
+    """scanf %ld / %d: whitespace, sign, digits; overflow saturates like strtol."""
+    cdef const char* s = ps[0]
+    cdef bint neg = False
+    cdef bint over = False
+    cdef uint64_t acc = 0
+    cdef uint64_t lim
+    cdef int d
+    while s < e and is_space(s[0]):
+        s += 1
+    if s < e and (s[0] == b'+' or s[0] == b'-'):
+        neg = s[0] == b'-'
+        s += 1
+    if s >= e or not is_digit(s[0]):
+        return -1
+    lim = I64MAX_U
+    if neg:
+        lim += 1
+    while s < e and is_digit(s[0]):
+        d = s[0] - 48
+        if not over and acc > (lim - d) // 10:
+            over = True
+        elif not over:
+            acc = acc * 10 + d
+        s += 1
+    ps[0] = s
+    if over:
+        out[0] = INT64_MIN if neg else INT64_MAX
+    else:
+        out[0] = <int64_t>(0 - acc) if neg else <int64_t>acc
+    return 0
+
+
+cdef double POW10[9]
+POW10[:] = [1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0, 10000000.0, 100000000.0]
+
+
+cdef int parse_stof(const char* s, const char* e, float* out) noexcept nogil:
+    """std::stof on the token [s, e). Fast path for plain decimals as the kernel prints them
+    ("12.34"): n / 10^k in double is correctly rounded, and with at most 15 digits and 8
+    decimals rounding that double to float gives the same float as strtof. Otherwise strtof on
+    a NUL-terminated copy; ERANGE is an error, as in std::stof."""
+    cdef const char* p = s
+    cdef uint64_t n = 0
+    cdef int nd = 0
+    cdef int nf = 0
+    cdef char tmp[128]
+    cdef char* heap = NULL
+    cdef char* t
+    cdef char* end
+    cdef size_t L
+    cdef float v
+    while p < e and is_digit(p[0]):
+        n = n * 10 + <uint64_t>(p[0] - 48)
+        nd += 1
+        p += 1
+        if nd > 15:
+            break
+    if nd > 0 and nd <= 15:
+        if p < e and p[0] == b'.':
+            p += 1
+            while p < e and is_digit(p[0]) and nd <= 15 and nf <= 8:
+                n = n * 10 + <uint64_t>(p[0] - 48)
+                nd += 1
+                nf += 1
+                p += 1
+        if nd <= 15 and nf <= 8 and (p >= e or not (is_digit(p[0]) or p[0] == b'e'
+                                                    or p[0] == b'E' or p[0] == b'x'
+                                                    or p[0] == b'X')):
+            out[0] = <float>(<double>n / POW10[nf])
+            return 0
+    L = <size_t>(e - s)
+    if L < sizeof(tmp):
+        t = tmp
+    else:
+        heap = <char*>malloc(L + 1)
+        if heap == NULL:
+            return -1
+        t = heap
+    memcpy(t, s, L)
+    t[L] = 0
+    set_errno(0)
+    v = strtof(t, &end)
+    cdef int rc = 0
+    if end == t:
+        rc = -1
+    elif errno() == ERANGE:
+        rc = -2
+    else:
+        out[0] = v
+    if heap != NULL:
+        free(heap)
+    return rc
+
+
+# ---------------------------------------------------------------------------------------------
+# Lines and tokens (std::getline / Util::split semantics)
+
+cdef inline const char* line_end(const char* s, const char* e) noexcept nogil:
+    cdef const char* p = <const char*>memchr(s, b'\n', <size_t>(e - s))
+    return p if p != NULL else e
+
+
+cdef int count_lines(const char* s, const char* e) noexcept nogil:
+    """Number of lines getline yields: a final newline does not start an empty line."""
+    cdef int n = 0
+    while s < e:
+        s = line_end(s, e) + 1
+        n += 1
+    return n
+
+
+cdef inline const char* cstr_end(const char* s, const char* e) noexcept nogil:
+    """Where a C function reading line.c_str() stops: the first NUL, else e."""
+    cdef const char* p = <const char*>memchr(s, 0, <size_t>(e - s))
+    return p if p != NULL else e
+
+
+cdef int split_tokens(const char* s, const char* e, char delim, const char** ts,
+                      const char** te, int maxtok) noexcept nogil:
+    """Util::split: pieces between `delim`, empty pieces dropped. Returns the number of
+    pieces (may exceed maxtok; only the first maxtok are stored)."""
+    cdef int n = 0
+    cdef const char* p
+    while s < e:
+        p = <const char*>memchr(s, delim, <size_t>(e - s))
+        if p == NULL:
+            p = e
+        if p > s:
+            if n < maxtok:
+                ts[n] = s
+                te[n] = p
+            n += 1
+        s = p + 1
+    return n
+
+
+cdef inline bint tok_eq(const char* s, const char* e, const char* lit) noexcept nogil:
+    cdef size_t L = strlen(lit)
+    return <size_t>(e - s) == L and memcmp(s, lit, L) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# File-format parsers. Each returns 0 on success, -1 when the content is malformed.
+
+cdef int parse_first_line_ll(const char* s, const char* e, int64_t* out) noexcept nogil:
+    """memory.current, memory.swap.current: std::stoll of the first line."""
+    if s >= e:
+        return -1                    # empty file: oomd dereferences lines[0] of nothing
+    cdef const char* le = line_end(s, e)
+    return 0 if parse_stoll(s, cstr_end(s, le), out) == 0 else -1
+
+
+cdef int parse_limit(const char* s, const char* e, int64_t* out) noexcept nogil:
+    """memory.min/low/high/max, memory.swap.max: exactly one line, "max" or a number."""
+    if count_lines(s, e) != 1:
+        return -1
+    cdef const char* le = line_end(s, e)
+    if tok_eq(s, le, b"max"):
+        out[0] = INT64_MAX
+        return 0
+    return 0 if parse_stoll(s, cstr_end(s, le), out) == 0 else -1
+
+
+cdef int parse_high_tmp(const char* s, const char* e, int64_t* out) noexcept nogil:
+    """memory.high.tmp: one line of exactly two space-separated tokens, "max"/number first."""
+    cdef const char* ts[2]
+    cdef const char* te[2]
+    if count_lines(s, e) != 1:
+        return -1
+    cdef const char* le = line_end(s, e)
+    if split_tokens(s, le, b' ', ts, te, 2) != 2:
+        return -1
+    if tok_eq(ts[0], te[0], b"max"):
+        out[0] = INT64_MAX
+        return 0
+    return 0 if parse_stoll(ts[0], cstr_end(ts[0], te[0]), out) == 0 else -1
+
+
+cdef int psi_kv(const char* s, const char* e, const char* key, const char** vs,
+                const char** ve) noexcept nogil:
+    """Split a token on '=' (empty pieces dropped): the first piece must be `key` and a second
+    piece must exist (oomd indexes [1] without checking: undefined, here malformed)."""
+    cdef const char* ps[2]
+    cdef const char* pe[2]
+    cdef int n = split_tokens(s, e, b'=', ps, pe, 2)
+    if n < 1 or not tok_eq(ps[0], pe[0], key) or n < 2:
+        return -1
+    vs[0] = ps[1]
+    ve[0] = pe[1]
+    return 0
+
+
+cdef int psi_upstream_line(const char* s, const char* e, const char* label, float* avgs,
+                           uint64_t* total) noexcept nogil:
+    """'<label> avg10=a avg60=b avg300=c total=t' (extra tokens ignored)."""
+    cdef const char* ts[5]
+    cdef const char* te[5]
+    cdef const char* vs
+    cdef const char* ve
+    if split_tokens(s, e, b' ', ts, te, 5) < 5:
+        return -1
+    if not tok_eq(ts[0], te[0], label):
+        return -1
+    if psi_kv(ts[1], te[1], b"avg10", &vs, &ve) != 0 or parse_stof(vs, ve, &avgs[0]) != 0:
+        return -1
+    if psi_kv(ts[2], te[2], b"avg60", &vs, &ve) != 0 or parse_stof(vs, ve, &avgs[1]) != 0:
+        return -1
+    if psi_kv(ts[3], te[3], b"avg300", &vs, &ve) != 0 or parse_stof(vs, ve, &avgs[2]) != 0:
+        return -1
+    if psi_kv(ts[4], te[4], b"total", &vs, &ve) != 0:
+        return -1
+    if parse_stoull(vs, cstr_end(vs, ve), total) != 0:
+        return -1
+    return 0
+
+
+cdef int psi_legacy_line(const char* s, const char* e, const char* label,
+                         float* avgs) noexcept nogil:
+    """'<label> a b c' of the experimental format (no total)."""
+    cdef const char* ts[4]
+    cdef const char* te[4]
+    if split_tokens(s, e, b' ', ts, te, 4) < 4:
+        return -1
+    if not tok_eq(ts[0], te[0], label):
+        return -1
+    cdef int i
+    for i in range(3):
+        if parse_stof(ts[i + 1], te[i + 1], &avgs[i]) != 0:
+            return -1
+    return 0
+
+
+cdef int parse_psi(const char* s, const char* e, float* some, float* full, uint64_t* some_t,
+                   uint64_t* full_t) noexcept nogil:
+    """A PSI file. Returns a bitmask: 1 some avgs, 2 full avgs, 4 some total, 8 full total;
+    -1 when the format is not recognised at all."""
+    cdef const char* l0 = s
+    cdef const char* l0e
+    cdef const char* l1
+    cdef const char* l1e
+    cdef const char* l2
+    cdef const char* l2e
+    cdef int n = count_lines(s, e)
+    cdef int got = 0
+    if n == 0:
+        return -1
+    l0e = line_end(l0, e)
+    if n >= 2 and (l0e - l0) >= 4 and memcmp(l0, b"some", 4) == 0:
+        l1 = l0e + 1
+        l1e = line_end(l1, e)
+        if psi_upstream_line(l0, l0e, b"some", some, some_t) == 0:
+            got |= 1 | 4
+        if psi_upstream_line(l1, l1e, b"full", full, full_t) == 0:
+            got |= 2 | 8
+        return got
+    if n >= 3 and (l0e - l0) >= 4 and memcmp(l0, b"aggr", 4) == 0:
+        l1 = l0e + 1
+        l1e = line_end(l1, e)
+        l2 = l1e + 1
+        l2e = line_end(l2, e)
+        if psi_legacy_line(l1, l1e, b"some", some) == 0:
+            got |= 1
+        if psi_legacy_line(l2, l2e, b"full", full) == 0:
+            got |= 2
+        return got
+    return -1
+
+
+cdef int memstat_line(const char* s, const char* e, const char** ks, const char** ke,
+                      uint64_t* val) noexcept nogil:
+    """sscanf(line, "%255s %lu") == 2."""
+    e = cstr_end(s, e)
+    while s < e and is_space(s[0]):
+        s += 1
+    if s >= e:
+        return -1
+    ks[0] = s
+    while s < e and not is_space(s[0]) and s - ks[0] < 255:
+        s += 1
+    ke[0] = s
+    return scan_ulong(&s, e, val)
+
+
+cdef uint32_t parse_memstat(const char* s, const char* e, int64_t* vals) noexcept nogil:
+    """memory.stat: the keys of CSTAT found (bitmask), values into vals[NSTAT]."""
+    cdef uint32_t have = 0
+    cdef const char* le
+    cdef const char* ks
+    cdef const char* ke
+    cdef uint64_t v
+    cdef size_t L
+    cdef int i
+    while s < e:
+        le = line_end(s, e)
+        if memstat_line(s, le, &ks, &ke, &v) == 0:
+            L = <size_t>(ke - ks)
+            for i in range(NSTAT):
+                if L == CSTATLEN[i] and memcmp(ks, CSTAT[i], L) == 0:
+                    vals[i] = <int64_t>v
+                    have |= 1u << i
+                    break
+        s = le + 1
+    return have
+
+
+cdef int memstat_lookup(const char* s, const char* e, const char* key, int64_t* out) noexcept nogil:
+    """Value of one key of a memory.stat-like file; 0 found, -1 absent."""
+    cdef const char* le
+    cdef const char* ks
+    cdef const char* ke
+    cdef uint64_t v
+    cdef int found = -1
+    while s < e:
+        le = line_end(s, e)
+        if memstat_line(s, le, &ks, &ke, &v) == 0 and tok_eq(ks, ke, key):
+            out[0] = <int64_t>v
+            found = 0
+        s = le + 1
+    return found
+
+
+cdef inline int scan_lit(const char** ps, const char* e, const char* lit) noexcept nogil:
+    """A run of ordinary characters in a scanf format: each must match exactly."""
+    cdef const char* s = ps[0]
+    while lit[0] != 0:
+        if s >= e or s[0] != lit[0]:
+            return -1
+        s += 1
+        lit += 1
+    ps[0] = s
+    return 0
+
+
+cdef inline void scan_ws(const char** ps, const char* e) noexcept nogil:
+    while ps[0] < e and is_space(ps[0][0]):
+        ps[0] += 1
+
+
+cdef int iostat_line(const char* s, const char* e, int* major, int* minor,
+                     int64_t* f) noexcept nogil:
+    """sscanf("%d:%d rbytes=%ld wbytes=%ld rios=%ld wios=%ld dbytes=%ld dios=%ld") == 8;
+    f = [rbytes, wbytes, rios, wios, dbytes, dios]."""
+    cdef int64_t a
+    cdef int i
+    cdef const char* names[6]
+    names[0] = b"rbytes="
+    names[1] = b"wbytes="
+    names[2] = b"rios="
+    names[3] = b"wios="
+    names[4] = b"dbytes="
+    names[5] = b"dios="
+    e = cstr_end(s, e)
+    if scan_long(&s, e, &a) != 0:
+        return -1
+    major[0] = <int>a
+    if scan_lit(&s, e, b":") != 0 or scan_long(&s, e, &a) != 0:
+        return -1
+    minor[0] = <int>a
+    for i in range(6):
+        scan_ws(&s, e)
+        if scan_lit(&s, e, names[i]) != 0 or scan_long(&s, e, &f[i]) != 0:
+            return -1
+    return 0
+
+
+cdef int parse_events(const char* s, const char* e, uint8_t* out) noexcept nogil:
+    """cgroup.events: the first line that splits into exactly `populated` + value decides."""
+    cdef const char* ts[2]
+    cdef const char* te[2]
+    cdef const char* le
+    while s < e:
+        le = line_end(s, e)
+        if split_tokens(s, le, b' ', ts, te, 2) == 2 and tok_eq(ts[0], te[0], b"populated"):
+            if tok_eq(ts[1], te[1], b"1"):
+                out[0] = 1
+                return 0
+            if tok_eq(ts[1], te[1], b"0"):
+                out[0] = 0
+                return 0
+            return -1
+        s = le + 1
+    return -1
+
+
+cdef int meminfo_line(const char* s, const char* e, const char** ks, const char** ke,
+                      uint64_t* val) noexcept nogil:
+    """sscanf(line, "%255[^:]:%*[ \\t]%lu%*s") == 2."""
+    e = cstr_end(s, e)
+    ks[0] = s
+    while s < e and s[0] != b':' and s - ks[0] < 255:
+        s += 1
+    if s == ks[0]:
+        return -1
+    ke[0] = s
+    if s >= e or s[0] != b':':
+        return -1
+    s += 1
+    if s >= e or not (s[0] == b' ' or s[0] == b'\t'):
+        return -1
+    while s < e and (s[0] == b' ' or s[0] == b'\t'):
+        s += 1
+    return scan_ulong(&s, e, val)
+
+
+cdef int vmstat_line(const char* s, const char* e, const char** ks, const char** ke,
+                     int64_t* val) noexcept nogil:
+    """'key value': key up to the first space, value up to the next (std::stoll)."""
+    cdef const char* sp = <const char*>memchr(s, b' ', <size_t>(e - s))
+    cdef const char* ve
+    if sp == NULL:
+        return -1
+    ks[0] = s
+    ke[0] = sp
+    ve = <const char*>memchr(sp + 1, b' ', <size_t>(e - sp - 1))
+    if ve == NULL:
+        ve = e
+    return 0 if parse_stoll(sp + 1, cstr_end(sp + 1, ve), val) == 0 else -1
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure parsers exposed to Python (used by OomdContext for the lazily-built system dicts, by
+# pattern matching, and by tests that feed bytes directly).
 
 def psi_line_avgs(bytes line):
-    """(avg10, avg60, avg300) of one PSI line as float32-rounded floats, or None."""
-    cdef float out[3]
-    if parse_psi_avgs(line, out) != 0:
+    """(avg10, avg60, avg300) of one upstream PSI line as float32-rounded floats, or None."""
+    cdef float a[3]
+    cdef uint64_t t
+    cdef const char* s = line
+    cdef const char* e = s + len(line)
+    e = line_end(s, e)
+    cdef const char* ts[1]
+    cdef const char* te[1]
+    if split_tokens(s, e, b' ', ts, te, 1) < 1:
         return None
-    return (out[0], out[1], out[2])
+    cdef bytes label = line[:te[0] - s]
+    if label not in (b"some", b"full"):
+        return None
+    if psi_upstream_line(s, e, label, a, &t) != 0:
+        return None
+    return (a[0], a[1], a[2])
+
+
+def parse_meminfo_dict(bytes data):
+    """/proc/meminfo as oomd reads it: {name: value * 1024} for lines that parse."""
+    cdef const char* s = data
+    cdef const char* e = s + len(data)
+    cdef const char* le
+    cdef const char* ks
+    cdef const char* ke
+    cdef uint64_t v
+    out = {}
+    while s < e:
+        le = line_end(s, e)
+        if meminfo_line(s, le, &ks, &ke, &v) == 0:
+            out[ks[:ke - ks].decode("utf-8", "surrogateescape")] = <int64_t>(v * 1024)
+        s = le + 1
+    return out
+
+
+def parse_vmstat_dict(bytes data):
+    """/proc/vmstat: ({key: value}, number of malformed lines)."""
+    cdef const char* s = data
+    cdef const char* e = s + len(data)
+    cdef const char* le
+    cdef const char* ks
+    cdef const char* ke
+    cdef int64_t v
+    cdef int bad = 0
+    out = {}
+    while s < e:
+        le = line_end(s, e)
+        if vmstat_line(s, le, &ks, &ke, &v) == 0:
+            out[ks[:ke - ks].decode("utf-8", "surrogateescape")] = v
+        else:
+            bad += 1
+        s = le + 1
+    return out, bad
+
+
+def fnmatch_name(bytes pattern, bytes name):
+    """fnmatch(3) with FNM_PERIOD, the rule glob(3) applies to each path component."""
+    return c_fnmatch(pattern, name, FNM_PERIOD) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The reader
+
+cdef int64_t I64MAX = INT64_MAX
+
+
+cdef class Reader:
+    """Rows of open cgroup directories and their per-tick columns."""
+
+    def __cinit__(self):
+        self.buf = NULL
+        self.dbuf = NULL
+        self.lst = NULL
+        self.lstlen = NULL
+        self.plog = NULL
+        self.dev_major = NULL
+        self.dev_minor = NULL
+        self.dev_hdd = NULL
+        self.meminfo_raw = NULL
+        self.vmstat_raw = NULL
+
+    def __init__(self, bytes cgroup_fs, bytes proc_root, *, int fd_budget, cache_files=None,
+                 devices=(), ssd_coeffs=(0, 0, 0, 0, 0, 0), hdd_coeffs=(0, 0, 0, 0, 0, 0),
+                 int capacity=64):
+        """cache_files: None = decide from the filesystem (cgroup2 → cache file fds)."""
+        self.cgroup_fs = cgroup_fs
+        self.proc_root = proc_root
+        self.fd_budget = fd_budget
+        self.capacity = 0
+        self.nrows = 0
+        self.root_row = -1
+        self.tick = 0
+        self.open_fds = 0
+        self.cacheable = 0
+        self.is_cgroup2 = False
+        self._cache_arg = cache_files
+        self.cache_files = bool(cache_files)
+        self._free = []
+        self.cols = {}
+        self.bufcap = 65536
+        self.buf = <char*>malloc(self.bufcap)
+        self.dbufcap = 65536
+        self.dbuf = <char*>malloc(self.dbufcap)
+        self.plog = <PendingLog*>malloc(256 * sizeof(PendingLog))
+        if self.buf == NULL or self.dbuf == NULL or self.plog == NULL:
+            raise MemoryError()
+        self.nplog = 0
+        self.plog_dropped = 0
+        for i in range(NERR):
+            for j in range(NKIND):
+                self.counts[i][j] = 0
+        self.n_reads = self.n_preads = self.n_opens = self.n_listings = self.n_alive_checks = 0
+        self.set_devices(devices, ssd_coeffs, hdd_coeffs)
+        self._alloc(max(capacity, 16))
+
+    def __dealloc__(self):
+        cdef int r, k
+        if self.capacity > 0 and self.lst != NULL:
+            for r in range(self.capacity):
+                if self.dirfd[r] >= 0:
+                    for k in range(NFILE):
+                        if self.ffd[r, k] >= 0:
+                            c_close(self.ffd[r, k])
+                    c_close(self.dirfd[r])
+                if self.lst[r] != NULL:
+                    free(self.lst[r])
+        free(self.lst)
+        free(self.lstlen)
+        free(self.buf)
+        free(self.dbuf)
+        free(self.plog)
+        free(self.dev_major)
+        free(self.dev_minor)
+        free(self.dev_hdd)
+        free(self.meminfo_raw)
+        free(self.vmstat_raw)
+
+    def set_devices(self, devices, ssd_coeffs, hdd_coeffs):
+        """devices: iterable of (major, minor, is_hdd); coefficients: 6 floats each (read_iops,
+        readbw, write_iops, writebw, trim_iops, trimbw)."""
+        devices = list(devices)
+        free(self.dev_major)
+        free(self.dev_minor)
+        free(self.dev_hdd)
+        self.ndev = len(devices)
+        self.dev_major = <int*>malloc(max(1, self.ndev) * sizeof(int))
+        self.dev_minor = <int*>malloc(max(1, self.ndev) * sizeof(int))
+        self.dev_hdd = <uint8_t*>malloc(max(1, self.ndev))
+        for i, (ma, mi, hdd) in enumerate(devices):
+            self.dev_major[i] = ma
+            self.dev_minor[i] = mi
+            self.dev_hdd[i] = 1 if hdd else 0
+        ssd_coeffs = list(ssd_coeffs)
+        hdd_coeffs = list(hdd_coeffs)
+        if len(ssd_coeffs) != 6 or len(hdd_coeffs) != 6:
+            raise ValueError("io cost coefficients need 6 values each")
+        for i in range(6):
+            self.ssd[i] = ssd_coeffs[i]
+            self.hdd[i] = hdd_coeffs[i]
+
+    # ---- storage ----------------------------------------------------------------------------
+
+    def _alloc(self, int cap):
+        old = self.cols
+        oldcap = self.capacity
+        spec = {
+            "dirfd": (np.int32, ()), "parent": (np.int32, ()), "depth": (np.int32, ()),
+            "ffd": (np.int32, (NFILE,)), "cgid": (np.uint64, ()), "valid": (np.uint64, ()),
+            "loaded": (np.uint32, ()), "logged": (np.uint32, ()), "status": (np.uint8, ()),
+            "alive_checked": (np.uint8, ()), "scanned": (np.int64, ()), "gen": (np.uint32, ()),
+            "current": (np.int64, ()), "memory_min": (np.int64, ()), "memory_low": (np.int64, ()),
+            "memory_high": (np.int64, ()), "memory_high_tmp": (np.int64, ()),
+            "memory_max": (np.int64, ()), "swap_current": (np.int64, ()),
+            "swap_max": (np.int64, ()), "mem_some": (np.float32, (3,)),
+            "mem_full": (np.float32, (3,)), "io_some": (np.float32, (3,)),
+            "io_full": (np.float32, (3,)), "psi_total": (np.int64, (4,)),
+            "memory_stat": (np.int64, (NSTAT,)), "populated": (np.uint8, ()),
+            "nr_dying_descendants": (np.int64, ()), "oom_group": (np.uint8, ()),
+            "kill_preference": (np.int8, ()), "average_usage": (np.int64, ()),
+            "arch_avg": (np.int64, ()), "io_cost_cumulative": (np.float64, ()),
+            "arch_iocost": (np.float64, ()), "io_cost_rate": (np.float64, ()),
+            "pg_scan_cumulative": (np.int64, ()), "arch_pgscan": (np.int64, ()),
+            "pg_scan_rate": (np.int64, ()), "archived": (np.uint8, ()),
+            "raw_protection": (np.int64, ()), "memory_protection": (np.int64, ()),
+            "effective_swap_max": (np.int64, ()), "effective_swap_free": (np.int64, ()),
+            "effective_swap_util_pct": (np.float64, ()),
+        }
+        new = {}
+        for name, (dt, shape) in spec.items():
+            a = np.zeros((cap,) + shape, dtype=dt)
+            if name in ("dirfd", "ffd", "parent"):
+                a.fill(-1)
+            if oldcap:
+                a[:oldcap] = old[name]
+            new[name] = a
+        self.cols = new
+        cdef char** nl = <char**>realloc(self.lst, cap * sizeof(char*))
+        cdef size_t* nll = <size_t*>realloc(self.lstlen, cap * sizeof(size_t))
+        if nl == NULL or nll == NULL:
+            raise MemoryError()
+        self.lst = nl
+        self.lstlen = nll
+        for r in range(oldcap, cap):
+            self.lst[r] = NULL
+            self.lstlen[r] = 0
+        self._free.extend(range(cap - 1, oldcap - 1, -1))
+        self.capacity = cap
+        self._bind()
+
+    cdef void _bind(self):
+        c = self.cols
+        self.dirfd = c["dirfd"]
+        self.parent = c["parent"]
+        self.depth = c["depth"]
+        self.ffd = c["ffd"]
+        self.cgid = c["cgid"]
+        self.valid = c["valid"]
+        self.loaded = c["loaded"]
+        self.logged = c["logged"]
+        self.status = c["status"]
+        self.alive_checked = c["alive_checked"]
+        self.scanned = c["scanned"]
+        self.gen = c["gen"]
+        self.current = c["current"]
+        self.mem_min = c["memory_min"]
+        self.mem_low = c["memory_low"]
+        self.mem_high = c["memory_high"]
+        self.mem_high_tmp = c["memory_high_tmp"]
+        self.mem_max = c["memory_max"]
+        self.swap_cur = c["swap_current"]
+        self.swap_max = c["swap_max"]
+        self.mem_some = c["mem_some"]
+        self.mem_full = c["mem_full"]
+        self.io_some = c["io_some"]
+        self.io_full = c["io_full"]
+        self.psi_total = c["psi_total"]
+        self.mstat = c["memory_stat"]
+        self.populated = c["populated"]
+        self.dying = c["nr_dying_descendants"]
+        self.oom_group = c["oom_group"]
+        self.kill_pref = c["kill_preference"]
+        self.avg = c["average_usage"]
+        self.arch_avg = c["arch_avg"]
+        self.iocost = c["io_cost_cumulative"]
+        self.arch_iocost = c["arch_iocost"]
+        self.iorate = c["io_cost_rate"]
+        self.pgscan = c["pg_scan_cumulative"]
+        self.arch_pgscan = c["arch_pgscan"]
+        self.pgrate = c["pg_scan_rate"]
+        self.archived = c["archived"]
+        self.rawprot = c["raw_protection"]
+        self.prot = c["memory_protection"]
+        self.eswap_max = c["effective_swap_max"]
+        self.eswap_free = c["effective_swap_free"]
+        self.eswap_util = c["effective_swap_util_pct"]
+
+    cdef int _grow(self) except -1:
+        self._alloc(self.capacity * 2)
+        return 0
+
+    cdef int _new_row(self) except -1:
+        if not self._free:
+            self._grow()
+        cdef int r = self._free.pop()
+        self.nrows += 1
+        return r
+
+    # ---- rows -------------------------------------------------------------------------------
+
+    def open_root(self):
+        """Open cgroup-fs itself as a row. Returns the row, or -errno."""
+        cdef int fd = c_open(self.cgroup_fs, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0:
+            return -errno()
+        cdef statfs sfs
+        if c_fstatfs(fd, &sfs) == 0:
+            self.is_cgroup2 = (<unsigned long>sfs.f_type & 0xffffffff) == CGROUP2_SUPER_MAGIC
+        if self._cache_arg is None:
+            self.cache_files = self.is_cgroup2
+        cdef int r = self._setup_row(fd, -1, 0)
+        if r < 0:
+            return r
+        self.root_row = r
+        return r
+
+    def open_child(self, int parent_row, bytes name):
+        """Open directory `name` below the parent row. Returns the new row, or -errno."""
+        cdef int pfd = self.dirfd[parent_row]
+        cdef const char* cname = name
+        cdef int fd
+        with nogil:
+            fd = c_openat(pfd, cname, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0:
+            return -errno()
+        return self._setup_row(fd, parent_row, self.depth[parent_row] + 1)
+
+    def _setup_row(self, int fd, int parent_row, int depth):
+        cdef stat st
+        if c_fstat(fd, &st) != 0:
+            e = errno()
+            c_close(fd)
+            return -e
+        cdef int r = self._new_row()
+        cdef int k
+        self.dirfd[r] = fd
+        self.open_fds += 1
+        self.parent[r] = parent_row
+        self.depth[r] = depth
+        self.cgid[r] = st.st_ino
+        for k in range(NFILE):
+            self.ffd[r, k] = -1
+        self.valid[r] = 0
+        self.loaded[r] = 0
+        self.logged[r] = 0
+        self.status[r] = ST_OK
+        self.alive_checked[r] = 0
+        self.scanned[r] = -1
+        self.gen[r] = 0
+        self.archived[r] = 0
+        self.avg[r] = 0
+        if self.lst[r] != NULL:
+            free(self.lst[r])
+            self.lst[r] = NULL
+        self.lstlen[r] = 0
+        return r
+
+    def close_row(self, int r):
+        """Close the row's fds and free its slot."""
+        cdef int k
+        if self.dirfd[r] < 0:
+            return
+        for k in range(NFILE):
+            if self.ffd[r, k] >= 0:
+                c_close(self.ffd[r, k])
+                self.ffd[r, k] = -1
+                self.open_fds -= 1
+        c_close(self.dirfd[r])
+        self.dirfd[r] = -1
+        self.open_fds -= 1
+        self.parent[r] = -1
+        if self.lst[r] != NULL:
+            free(self.lst[r])
+            self.lst[r] = NULL
+        self.lstlen[r] = 0
+        self.status[r] = ST_VANISHED
+        self.valid[r] = 0
+        if r == self.root_row:
+            self.root_row = -1
+        self.nrows -= 1
+        self._free.append(r)
+
+    def set_parent(self, int r, int p):
+        self.parent[r] = p
+
+    def close_file_fds(self, uint32_t kinds):
+        """Close cached file fds of the given kinds in every row (e.g. after set_monitored)."""
+        cdef int r, k
+        for r in range(self.capacity):
+            if self.dirfd[r] < 0:
+                continue
+            for k in range(NFILE):
+                if (kinds >> k) & 1 and self.ffd[r, k] >= 0:
+                    c_close(self.ffd[r, k])
+                    self.ffd[r, k] = -1
+                    self.open_fds -= 1
+
+    # ---- the tick boundary ------------------------------------------------------------------
+
+    def begin_tick(self):
+        """Archive the temporal values computed last tick (reference §5.4), drop the cache."""
+        cdef int r
+        cdef uint64_t v
+        cdef uint32_t ld
+        cdef uint8_t a
+        self.tick += 1
+        with nogil:
+            for r in range(self.capacity):
+                if self.dirfd[r] < 0:
+                    continue
+                v = self.valid[r]
+                ld = self.loaded[r]
+                a = 0
+                if (ld >> D_AVG) & 1 and (v >> V_AVG) & 1:
+                    a |= A_AVG
+                    self.arch_avg[r] = self.avg[r]
+                if (ld >> D_IOCOST) & 1 and (v >> V_IOCOST) & 1:
+                    a |= A_IOCOST
+                    self.arch_iocost[r] = self.iocost[r]
+                if (ld >> D_PGSCAN) & 1 and (v >> V_PGSCAN) & 1:
+                    a |= A_PGSCAN
+                    self.arch_pgscan[r] = self.pgscan[r]
+                self.archived[r] = a
+                self.valid[r] = 0
+                self.loaded[r] = 0
+                self.status[r] = ST_OK
+                self.alive_checked[r] = 0
+
+    def check_alive(self, const int32_t[::1] rows):
+        """faccessat(dir, "cgroup.controllers") per row (oomd's eviction rule, §5.2).
+        Returns a bool array: True = keep."""
+        cdef Py_ssize_t i, n = rows.shape[0]
+        out = np.zeros(n, dtype=np.bool_)
+        cdef uint8_t[::1] o = out.view(np.uint8)
+        cdef int r
+        with nogil:
+            for i in range(n):
+                r = rows[i]
+                self.n_alive_checks += 1
+                o[i] = c_faccessat(self.dirfd[r], b"cgroup.controllers", F_OK, 0) == 0
+        return out
+
+    # ---- directory listings -----------------------------------------------------------------
+
+    def scan_dirs(self, const int32_t[::1] rows):
+        """List each row's directory (once per tick) and compare with the previous listing.
+        Returns the rows whose listing changed (their `gen` was bumped)."""
+        cdef Py_ssize_t i, n = rows.shape[0]
+        changed = np.empty(n, dtype=np.int32)
+        cdef int32_t[::1] ch = changed
+        cdef Py_ssize_t nch = 0
+        cdef int r, fd
+        cdef ssize_t got
+        cdef size_t tot
+        cdef char* nb
+        with nogil:
+            for i in range(n):
+                r = rows[i]
+                if self.scanned[r] == self.tick or self.dirfd[r] < 0:
+                    continue
+                self.scanned[r] = self.tick
+                fd = self.dirfd[r]
+                self.n_listings += 1
+                tot = 0
+                if c_lseek(fd, 0, SEEK_SET) < 0:
+                    got = -1
+                else:
+                    while True:
+                        if self.dbufcap - tot < 32768:
+                            nb = <char*>realloc(self.dbuf, self.dbufcap * 2)
+                            if nb == NULL:
+                                got = -1
+                                break
+                            self.dbuf = nb
+                            self.dbufcap *= 2
+                        got = c_getdents64(fd, self.dbuf + tot, self.dbufcap - tot)
+                        if got <= 0:
+                            break
+                        tot += got
+                if got < 0:
+                    tot = 0          # an unreadable directory lists as empty
+                if self.gen[r] != 0 and tot == self.lstlen[r] and (
+                        tot == 0 or memcmp(self.lst[r], self.dbuf, tot) == 0):
+                    continue
+                nb = <char*>realloc(self.lst[r], tot if tot > 0 else 1)
+                if nb == NULL:
+                    continue
+                self.lst[r] = nb
+                memcpy(nb, self.dbuf, tot)
+                self.lstlen[r] = tot
+                self.gen[r] += 1
+                ch[nch] = r
+                nch += 1
+        return changed[:nch]
+
+    def dir_entries(self, int r):
+        """The row's last listing: [(name bytes, inode, d_type)], without "." and ".."."""
+        out = []
+        cdef const char* p = self.lst[r]
+        cdef const char* e = p + self.lstlen[r]
+        cdef uint64_t ino
+        cdef unsigned short reclen
+        cdef unsigned char dtype
+        cdef const char* name
+        if p == NULL:
+            return out
+        while p + 19 < e:
+            memcpy(&ino, p, 8)
+            memcpy(&reclen, p + 16, 2)
+            dtype = <unsigned char>p[18]
+            name = p + 19
+            if reclen == 0:
+                break
+            if not (name[0] == b'.' and (name[1] == 0 or (name[1] == b'.' and name[2] == 0))):
+                out.append((<bytes>name, ino, dtype))
+            p += reclen
+        return out
+
+    # ---- file reads -------------------------------------------------------------------------
+
+    cdef int _ensure_buf(self, size_t need) noexcept nogil:
+        cdef char* nb
+        if need <= self.bufcap:
+            return 0
+        nb = <char*>realloc(self.buf, need)
+        if nb == NULL:
+            return -1
+        self.buf = nb
+        self.bufcap = need
+        return 0
+
+    cdef void _note(self, int row, int kind, int err, int errnum) noexcept nogil:
+        """Count an outcome, raise the row's status, queue one log line per row+file."""
+        self.counts[err][kind] += 1
+        if err <= ST_VANISHED and err > self.status[row]:
+            self.status[row] = err
+        if err == E_MISSING:
+            return
+        if (self.logged[row] >> kind) & 1:
+            return
+        self.logged[row] |= 1u << kind
+        if self.nplog < 256:
+            self.plog[self.nplog].row = row
+            self.plog[self.nplog].kind = kind
+            self.plog[self.nplog].err = err
+            self.plog[self.nplog].errnum = errnum
+            self.nplog += 1
+        else:
+            self.plog_dropped += 1
+
+    cdef int _vanished_or_missing(self, int row) noexcept nogil:
+        """A file was not found: did the whole cgroup go away (its cgroup.controllers is gone
+        and, off cgroup2, the directory is unlinked) or is just this file absent?"""
+        cdef stat st
+        if c_faccessat(self.dirfd[row], b"cgroup.controllers", F_OK, 0) == 0:
+            return E_MISSING
+        if self.is_cgroup2:
+            return ST_VANISHED
+        if c_fstat(self.dirfd[row], &st) != 0 or st.st_nlink == 0:
+            return ST_VANISHED
+        return E_MISSING
+
+    cdef Py_ssize_t _read_kind(self, int row, int kind) noexcept nogil:
+        """Read one file of a row into self.buf (NUL-terminated). Returns its length, or
+        -(1 + error kind) after noting the error."""
+        cdef int fd = self.ffd[row, kind]
+        cdef bint cached = fd >= 0
+        cdef ssize_t got
+        cdef size_t tot = 0
+        cdef int e
+        if not cached:
+            self.n_opens += 1
+            fd = c_openat(self.dirfd[row], CFILE[kind], O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+            if fd < 0:
+                e = errno()
+                if e == ENOENT:
+                    e = self._vanished_or_missing(row)
+                    self._note(row, kind, e, ENOENT)
+                    return -(1 + e)
+                if e == ENODEV or e == ESTALE:
+                    self._note(row, kind, ST_VANISHED, e)
+                    return -(1 + ST_VANISHED)
+                self._note(row, kind, ST_UNREADABLE, e)
+                return -(1 + ST_UNREADABLE)
+        self.n_reads += 1
+        while True:
+            if self.bufcap - tot < 4096 and self._ensure_buf(self.bufcap * 2) != 0:
+                got = -1
+                set_errno(12)
+                break
+            if cached:
+                self.n_preads += 1
+                got = c_pread(fd, self.buf + tot, self.bufcap - 1 - tot, <long>tot)
+            else:
+                got = c_read(fd, self.buf + tot, self.bufcap - 1 - tot)
+            if got < 0:
+                break
+            tot += got
+            if got == 0 or tot < self.bufcap - 1:
+                break                    # a short read is the end of a kernfs/proc file
+        e = errno() if got < 0 else 0
+        if got < 0:
+            if not cached:
+                c_close(fd)
+            if e == ENODEV or e == ESTALE or e == ENOENT:
+                self._note(row, kind, ST_VANISHED, e)
+                return -(1 + ST_VANISHED)
+            self._note(row, kind, ST_UNREADABLE, e)
+            return -(1 + ST_UNREADABLE)
+        if not cached:
+            if (self.cache_files and (self.cacheable >> kind) & 1
+                    and self.open_fds < self.fd_budget):
+                self.ffd[row, kind] = fd
+                self.open_fds += 1
+            else:
+                c_close(fd)
+        self.buf[tot] = 0
+        self.counts[ST_OK][kind] += 1
+        return <Py_ssize_t>tot
+
+    cdef void _read_xattr(self, int row) noexcept nogil:
+        """kill_preference from the directory's xattrs (§5.3): presence of
+        trusted./user.oomd_prefer → 1, else trusted./user.oomd_avoid → -1, else 0.
+        One flistxattr; fgetxattr probes if listing is not possible."""
+        cdef ssize_t n
+        cdef const char* p
+        cdef const char* e
+        cdef bint prefer = False
+        cdef bint avoid = False
+        cdef int fd = self.dirfd[row]
+        cdef int err
+        self.n_reads += 1
+        n = c_flistxattr(fd, self.buf, self.bufcap - 1)
+        if n < 0 and errno() == ERANGE:
+            n = c_flistxattr(fd, NULL, 0)
+            if n >= 0 and self._ensure_buf(<size_t>n + 4097) == 0:
+                n = c_flistxattr(fd, self.buf, self.bufcap - 1)
+        if n >= 0:
+            p = self.buf
+            e = p + n
+            while p < e:
+                if strlen(p) == 19 and (memcmp(p, b"trusted.oomd_prefer", 19) == 0):
+                    prefer = True
+                elif strlen(p) == 16 and memcmp(p, b"user.oomd_prefer", 16) == 0:
+                    prefer = True
+                elif strlen(p) == 18 and memcmp(p, b"trusted.oomd_avoid", 18) == 0:
+                    avoid = True
+                elif strlen(p) == 15 and memcmp(p, b"user.oomd_avoid", 15) == 0:
+                    avoid = True
+                p += strlen(p) + 1
+        else:
+            err = errno()
+            if err == ENOTSUP or err == EOPNOTSUPP:
+                n = 0
+            elif err == ENODEV or err == ENOENT or err == ESTALE:
+                self._note(row, K_XATTR, ST_VANISHED, err)
+                return
+            else:
+                # listing refused: probe each name as oomd does
+                prefer = self._has_xattr(fd, b"trusted.oomd_prefer") == 1 or \
+                    self._has_xattr(fd, b"user.oomd_prefer") == 1
+                if not prefer:
+                    avoid = self._has_xattr(fd, b"trusted.oomd_avoid") == 1 or \
+                        self._has_xattr(fd, b"user.oomd_avoid") == 1
+        self.kill_pref[row] = 1 if prefer else (-1 if avoid else 0)
+        self.valid[row] |= (<uint64_t>1) << V_KILL_PREF
+        self.counts[ST_OK][K_XATTR] += 1
+
+    cdef int _has_xattr(self, int fd, const char* name) noexcept nogil:
+        if c_fgetxattr(fd, name, NULL, 0) >= 0:
+            return 1
+        return 0
+
+    cdef void _load_one(self, int row, int kind) noexcept nogil:
+        cdef Py_ssize_t n
+        cdef const char* s
+        cdef const char* e
+        cdef int64_t v
+        cdef float some[3]
+        cdef float full[3]
+        cdef uint64_t st, ft
+        cdef int got
+        cdef uint32_t have
+        cdef int64_t sv[NSTAT]
+        cdef int i, j
+        cdef uint8_t b
+        cdef int major, minor
+        cdef int64_t f[6]
+        cdef double cost
+        cdef double* c
+        cdef const char* le
+        cdef uint64_t vbits = 0
+        cdef int tbase
+
+        if row == self.root_row and (kind == K_CURRENT or kind == K_MEM_PSI or kind == K_IO_PSI):
+            self._load_root(row, kind)
+            return
+        if kind == K_XATTR:
+            self._read_xattr(row)
+            return
+        n = self._read_kind(row, kind)
+        if n < 0:
+            return
+        s = self.buf
+        e = s + n
+        if kind == K_CURRENT or kind == K_SWAP_CUR:
+            if parse_first_line_ll(s, e, &v) == 0:
+                if kind == K_CURRENT:
+                    self.current[row] = v
+                    vbits = (<uint64_t>1) << V_CURRENT
+                else:
+                    self.swap_cur[row] = v
+                    vbits = (<uint64_t>1) << V_SWAP_CUR
+            else:
+                self._note(row, kind, ST_MALFORMED, 0)
+        elif kind == K_MIN or kind == K_LOW or kind == K_HIGH or kind == K_MAX or kind == K_SWAP_MAX:
+            if parse_limit(s, e, &v) == 0:
+                if kind == K_MIN:
+                    self.mem_min[row] = v
+                    vbits = (<uint64_t>1) << V_MIN
+                elif kind == K_LOW:
+                    self.mem_low[row] = v
+                    vbits = (<uint64_t>1) << V_LOW
+                elif kind == K_HIGH:
+                    self.mem_high[row] = v
+                    vbits = (<uint64_t>1) << V_HIGH
+                elif kind == K_MAX:
+                    self.mem_max[row] = v
+                    vbits = (<uint64_t>1) << V_MAX
+                else:
+                    self.swap_max[row] = v
+                    vbits = (<uint64_t>1) << V_SWAP_MAX
+            else:
+                self._note(row, kind, ST_MALFORMED, 0)
+        elif kind == K_HIGH_TMP:
+            if parse_high_tmp(s, e, &v) == 0:
+                self.mem_high_tmp[row] = v
+                vbits = (<uint64_t>1) << V_HIGH_TMP
+            else:
+                self._note(row, kind, ST_MALFORMED, 0)
+        elif kind == K_MEM_PSI or kind == K_IO_PSI:
+            got = parse_psi(s, e, some, full, &st, &ft)
+            if got != (1 | 2 | 4 | 8):
+                # legacy files have no totals: that is their format, not an error
+                if got < 0 or (got & 3) != 3:
+                    self._note(row, kind, ST_MALFORMED, 0)
+            if got > 0:
+                self._store_psi(row, kind, got, some, full, st, ft)
+        elif kind == K_MEM_STAT:
+            have = parse_memstat(s, e, sv)
+            for i in range(NSTAT):
+                if (have >> i) & 1:
+                    self.mstat[row, i] = sv[i]
+                else:
+                    self.mstat[row, i] = 0
+            vbits = ((<uint64_t>1) << V_MEM_STAT) | ((<uint64_t>have) << V_STAT0)
+        elif kind == K_IO_STAT:
+            cost = 0.0
+            got = 0
+            while s < e:
+                le = line_end(s, e)
+                if iostat_line(s, le, &major, &minor, f) != 0:
+                    got = -1
+                    break
+                for j in range(self.ndev):
+                    if self.dev_major[j] == major and self.dev_minor[j] == minor:
+                        c = &self.hdd[0] if self.dev_hdd[j] else &self.ssd[0]
+                        cost += (f[2] * c[0] + f[0] * c[1] + f[3] * c[2] + f[1] * c[3]
+                                 + f[5] * c[4] + f[4] * c[5])
+                        break
+                s = le + 1
+            if got == 0:
+                self.iocost[row] = cost
+                vbits = (<uint64_t>1) << V_IO_STAT
+            else:
+                self._note(row, kind, ST_MALFORMED, 0)
+        elif kind == K_EVENTS:
+            if parse_events(s, e, &b) == 0:
+                self.populated[row] = b
+                vbits = (<uint64_t>1) << V_POPULATED
+            else:
+                self._note(row, kind, ST_MALFORMED, 0)
+        elif kind == K_CG_STAT:
+            if memstat_lookup(s, e, b"nr_dying_descendants", &v) != 0:
+                v = 0
+            self.dying[row] = v
+            vbits = (<uint64_t>1) << V_DYING
+        elif kind == K_OOM_GROUP:
+            self.oom_group[row] = 1 if (n == 1 and s[0] == b'1') or (
+                n == 2 and s[0] == b'1' and s[1] == b'\n') else 0
+            vbits = (<uint64_t>1) << V_OOM_GROUP
+        self.valid[row] |= vbits
+
+    cdef void _store_psi(self, int row, int kind, int got, float* some, float* full,
+                         uint64_t st, uint64_t ft) noexcept nogil:
+        cdef int i
+        cdef int base = V_MEM_SOME if kind == K_MEM_PSI else V_IO_SOME
+        cdef int tb = 0 if kind == K_MEM_PSI else 2
+        cdef uint64_t vb = 0
+        if got & 1:
+            for i in range(3):
+                if kind == K_MEM_PSI:
+                    self.mem_some[row, i] = some[i]
+                else:
+                    self.io_some[row, i] = some[i]
+            vb |= (<uint64_t>1) << base
+        if got & 2:
+            for i in range(3):
+                if kind == K_MEM_PSI:
+                    self.mem_full[row, i] = full[i]
+                else:
+                    self.io_full[row, i] = full[i]
+            vb |= (<uint64_t>1) << (base + 1)
+        if got & 4:
+            self.psi_total[row, tb] = <int64_t>st
+            vb |= (<uint64_t>1) << (base + 2)
+        if got & 8:
+            self.psi_total[row, tb + 1] = <int64_t>ft
+            vb |= (<uint64_t>1) << (base + 3)
+        self.valid[row] |= vb
+
+    cdef void _load_root(self, int row, int kind) noexcept nogil:
+        """Root-cgroup values come from proc (reference §5.5)."""
+        cdef int got = 0
+        cdef float some[3]
+        cdef float full[3]
+        cdef int i
+        if kind == K_CURRENT:
+            if self.sys.meminfo_ok and (self.sys.meminfo_have & 3) == 3:
+                self.current[row] = self.sys.mem_total - self.sys.mem_free
+                self.valid[row] |= (<uint64_t>1) << V_CURRENT
+            return
+        cdef uint32_t pv = self.sys.psi_valid
+        if kind == K_MEM_PSI:
+            got = pv & 15
+            for i in range(3):
+                some[i] = self.sys.mem_some[i]
+                full[i] = self.sys.mem_full[i]
+            self._store_psi(row, kind, got, some, full, <uint64_t>self.sys.mem_some_total,
+                            <uint64_t>self.sys.mem_full_total)
+        else:
+            got = (pv >> 4) & 15
+            for i in range(3):
+                some[i] = self.sys.io_some[i]
+                full[i] = self.sys.io_full[i]
+            self._store_psi(row, kind, got, some, full, <uint64_t>self.sys.io_some_total,
+                            <uint64_t>self.sys.io_full_total)
+
+    cdef void _load_rows(self, const int32_t* rows, Py_ssize_t n, uint32_t kinds) noexcept nogil:
+        cdef Py_ssize_t i
+        cdef int r, k
+        cdef uint32_t need
+        for i in range(n):
+            r = rows[i]
+            if r < 0 or self.dirfd[r] < 0:
+                continue
+            need = kinds & ~self.loaded[r] & ((1u << NKIND) - 1)
+            if need == 0:
+                continue
+            self.loaded[r] |= need
+            for k in range(NKIND):
+                if (need >> k) & 1:
+                    if self.status[r] == ST_VANISHED:
+                        break
+                    self._load_one(r, k)
+
+    def load(self, const int32_t[::1] rows, uint32_t kinds):
+        """Read the given file kinds (bitmask of K_*) for every row not yet loaded this tick."""
+        if rows.shape[0] == 0:
+            return
+        with nogil:
+            self._load_rows(&rows[0], rows.shape[0], kinds)
+
+    # ---- derived metrics --------------------------------------------------------------------
+
+    def compute_average(self, const int32_t[::1] rows):
+        """average_usage = int64(prev × 3/4 + current / 4), prev = last tick's value or 0."""
+        cdef Py_ssize_t i, n = rows.shape[0]
+        cdef int r
+        if n == 0:
+            return
+        with nogil:
+            self._load_rows(&rows[0], n, 1u << K_CURRENT)
+            for i in range(n):
+                r = rows[i]
+                if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_AVG) & 1:
+                    continue
+                self.loaded[r] |= 1u << D_AVG
+                if (self.valid[r] >> V_CURRENT) & 1:
+                    self.avg[r] = <int64_t>(
+                        <double>(self.arch_avg[r] if self.archived[r] & A_AVG else 0) * 0.75
+                        + <double>self.current[r] / 4.0)
+                    self.valid[r] |= (<uint64_t>1) << V_AVG
+
+    def compute_iocost(self, const int32_t[::1] rows):
+        """io_cost_cumulative (parsed with io.stat) and io_cost_rate (0.0 without archive)."""
+        cdef Py_ssize_t i, n = rows.shape[0]
+        cdef int r
+        if n == 0:
+            return
+        with nogil:
+            self._load_rows(&rows[0], n, 1u << K_IO_STAT)
+            for i in range(n):
+                r = rows[i]
+                if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_IOCOST) & 1:
+                    continue
+                self.loaded[r] |= 1u << D_IOCOST
+                if (self.valid[r] >> V_IO_STAT) & 1:
+                    self.valid[r] |= ((<uint64_t>1) << V_IOCOST) | ((<uint64_t>1) << V_IORATE)
+                    if self.archived[r] & A_IOCOST:
+                        self.iorate[r] = self.iocost[r] - self.arch_iocost[r]
+                    else:
+                        self.iorate[r] = 0.0
+
+    def compute_pgscan(self, const int32_t[::1] rows):
+        """pg_scan_cumulative (memory.stat pgscan) and pg_scan_rate (needs last tick's)."""
+        cdef Py_ssize_t i, n = rows.shape[0]
+        cdef int r
+        if n == 0:
+            return
+        with nogil:
+            self._load_rows(&rows[0], n, 1u << K_MEM_STAT)
+            for i in range(n):
+                r = rows[i]
+                if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_PGSCAN) & 1:
+                    continue
+                self.loaded[r] |= 1u << D_PGSCAN
+                if not (self.valid[r] >> V_MEM_STAT) & 1:
+                    continue
+                if not (self.valid[r] >> (V_STAT0 + S_PGSCAN)) & 1:
+                    # oomd aborts ("Bad memory.stat format: missing pgscan entry")
+                    self._note(r, K_MEM_STAT, ST_MALFORMED, 0)
+                    continue
+                self.pgscan[r] = self.mstat[r, S_PGSCAN]
+                self.valid[r] |= (<uint64_t>1) << V_PGSCAN
+                if self.archived[r] & A_PGSCAN:
+                    self.pgrate[r] = self.pgscan[r] - self.arch_pgscan[r]
+                    self.valid[r] |= (<uint64_t>1) << V_PGRATE
+
+    def compute_rawprot(self, const int32_t[::1] rows):
+        """R(c) = min(current, max(memory.min, memory.low)); invalid unless all three are."""
+        cdef Py_ssize_t i, n = rows.shape[0]
+        cdef int r
+        cdef uint64_t need = ((<uint64_t>1) << V_CURRENT) | ((<uint64_t>1) << V_MIN) | \
+            ((<uint64_t>1) << V_LOW)
+        cdef int64_t m
+        if n == 0:
+            return
+        with nogil:
+            self._load_rows(&rows[0], n, (1u << K_CURRENT) | (1u << K_MIN) | (1u << K_LOW))
+            for i in range(n):
+                r = rows[i]
+                if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_RAWPROT) & 1:
+                    continue
+                self.loaded[r] |= 1u << D_RAWPROT
+                if (self.valid[r] & need) == need:
+                    m = self.mem_min[r] if self.mem_min[r] > self.mem_low[r] else self.mem_low[r]
+                    self.rawprot[r] = self.current[r] if self.current[r] < m else m
+                    self.valid[r] |= (<uint64_t>1) << V_RAWPROT
+
+    def compute_protection(self, const int32_t[::1] order, const int32_t[::1] sib_rows,
+                           const int32_t[::1] sib_parent):
+        """memory_protection for `order` (rows sorted by depth, every row's parent before it
+        when the parent is needed). sib_rows/sib_parent: every child of every parent whose
+        children share protection, with that parent. O(N) (reference §5.3)."""
+        cdef Py_ssize_t i, n = order.shape[0], ns = sib_rows.shape[0]
+        cdef int r, p
+        cdef double ratio
+        cdef int64_t s
+        # sums of R over siblings, per parent row (scratch: the eswap_free column is not
+        # touched here; use a dict-free C array sized to capacity)
+        cdef int64_t* sums = <int64_t*>calloc(self.capacity, sizeof(int64_t))
+        if sums == NULL:
+            raise MemoryError()
+        try:
+            if ns:
+                self.compute_rawprot(sib_rows)
+            if n:
+                self.compute_rawprot(order)
+            with nogil:
+                for i in range(ns):
+                    r = sib_rows[i]
+                    if (self.valid[r] >> V_RAWPROT) & 1:
+                        sums[sib_parent[i]] += self.rawprot[r]
+                for i in range(n):
+                    r = order[i]
+                    if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_PROT) & 1:
+                        continue
+                    self.loaded[r] |= 1u << D_PROT
+                    if self.depth[r] == 0:
+                        self._load_rows(&order[i], 1, 1u << K_CURRENT)
+                        if (self.valid[r] >> V_CURRENT) & 1:
+                            self.prot[r] = self.current[r]
+                            self.valid[r] |= (<uint64_t>1) << V_PROT
+                    elif self.depth[r] == 1:
+                        if (self.valid[r] >> V_RAWPROT) & 1:
+                            self.prot[r] = self.rawprot[r]
+                            self.valid[r] |= (<uint64_t>1) << V_PROT
+                    else:
+                        p = self.parent[r]
+                        if p < 0:
+                            continue
+                        s = sums[p]
+                        if s == 0:
+                            self.prot[r] = 0
+                            self.valid[r] |= (<uint64_t>1) << V_PROT
+                        elif (self.valid[r] >> V_RAWPROT) & 1 and (self.valid[p] >> V_PROT) & 1:
+                            ratio = 1.0 * <double>self.prot[p] / <double>s
+                            if ratio > 1.0:
+                                ratio = 1.0
+                            self.prot[r] = <int64_t>(<double>self.rawprot[r] * ratio)
+                            self.valid[r] |= (<uint64_t>1) << V_PROT
+        finally:
+            free(sums)
+
+    def compute_eswap(self, const int32_t[::1] order):
+        """effective_swap_max/free/util_pct for `order` (ancestors first, root included when
+        needed), reference §5.5."""
+        cdef Py_ssize_t i, n = order.shape[0]
+        cdef int r, p
+        cdef bint vmax, vcur
+        cdef int64_t local
+        cdef double lu
+        if n == 0:
+            return
+        with nogil:
+            self._load_rows(&order[0], n, (1u << K_SWAP_CUR) | (1u << K_SWAP_MAX))
+            for i in range(n):
+                r = order[i]
+                if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_ESWAP) & 1:
+                    continue
+                self.loaded[r] |= 1u << D_ESWAP
+                if self.depth[r] == 0:
+                    self.eswap_max[r] = self.sys.swap_total
+                    self.eswap_free[r] = self.sys.swap_total - self.sys.swap_used
+                    self.eswap_util[r] = 0.0 if self.sys.swap_total == 0 else \
+                        <double>self.sys.swap_used / <double>self.sys.swap_total
+                    self.valid[r] |= ((<uint64_t>1) << V_ESWAP_MAX) | \
+                        ((<uint64_t>1) << V_ESWAP_FREE) | ((<uint64_t>1) << V_ESWAP_UTIL)
+                    continue
+                p = self.parent[r]
+                vmax = (self.valid[r] >> V_SWAP_MAX) & 1
+                vcur = (self.valid[r] >> V_SWAP_CUR) & 1
+                if p < 0:
+                    continue
+                if vmax and (self.valid[p] >> V_ESWAP_MAX) & 1:
+                    self.eswap_max[r] = self.eswap_max[p] if self.eswap_max[p] < self.swap_max[r] \
+                        else self.swap_max[r]
+                    self.valid[r] |= (<uint64_t>1) << V_ESWAP_MAX
+                if vmax and vcur and (self.valid[p] >> V_ESWAP_FREE) & 1:
+                    local = self.swap_max[r] - self.swap_cur[r]
+                    self.eswap_free[r] = self.eswap_free[p] if self.eswap_free[p] < local else local
+                    self.valid[r] |= (<uint64_t>1) << V_ESWAP_FREE
+                if vmax and self.swap_max[r] == 0:
+                    self.eswap_util[r] = 0.0
+                    self.valid[r] |= (<uint64_t>1) << V_ESWAP_UTIL
+                elif vmax and vcur and (self.valid[p] >> V_ESWAP_UTIL) & 1:
+                    lu = <double>self.swap_cur[r] / <double>self.swap_max[r]
+                    self.eswap_util[r] = self.eswap_util[p] if self.eswap_util[p] > lu else lu
+                    self.valid[r] |= (<uint64_t>1) << V_ESWAP_UTIL
+
+    # ---- system files -----------------------------------------------------------------------
+
+    cdef Py_ssize_t _read_path(self, const char* path) noexcept nogil:
+        """open/read/close a proc file into self.buf; length or -errno."""
+        cdef int fd = c_open(path, O_RDONLY | O_CLOEXEC)
+        cdef ssize_t got
+        cdef size_t tot = 0
+        cdef int e
+        if fd < 0:
+            return -errno()
+        while True:
+            if self.bufcap - tot < 4096 and self._ensure_buf(self.bufcap * 2) != 0:
+                c_close(fd)
+                return -12
+            got = c_read(fd, self.buf + tot, self.bufcap - 1 - tot)
+            if got < 0:
+                e = errno()
+                c_close(fd)
+                return -e
+            if got == 0:
+                break
+            tot += got
+        c_close(fd)
+        self.buf[tot] = 0
+        return <Py_ssize_t>tot
+
+    def read_system(self):
+        """Read /proc/meminfo, vmstat, swaps, sys/vm/swappiness, pressure/{memory,io}
+        (memory falls back to /proc/mempressure). Returns a list of (file, problem) for the
+        files that were unreadable or malformed."""
+        problems = []
+        cdef Py_ssize_t n
+        cdef const char* s
+        cdef const char* e
+        cdef const char* le
+        cdef const char* ks
+        cdef const char* ke
+        cdef uint64_t u
+        cdef int64_t v, a, b
+        cdef int bad
+        cdef const char* ts[4]
+        cdef const char* te[4]
+        cdef float some[3]
+        cdef float full[3]
+        cdef uint64_t st, ft
+        cdef int got
+        cdef int i
+        root = self.proc_root.rstrip(b"/") if self.proc_root != b"/" else b""
+        # meminfo
+        self.sys.meminfo_ok = False
+        self.sys.meminfo_have = 0
+        n = self._read_path(root + b"/meminfo")
+        if n >= 0:
+            self.sys.meminfo_ok = True
+            self._keep_raw(0, n)
+            s = self.buf
+            e = s + n
+            while s < e:
+                le = line_end(s, e)
+                if meminfo_line(s, le, &ks, &ke, &u) == 0:
+                    v = <int64_t>(u * 1024)
+                    if tok_eq(ks, ke, b"MemTotal"):
+                        self.sys.mem_total = v
+                        self.sys.meminfo_have |= 1
+                    elif tok_eq(ks, ke, b"MemFree"):
+                        self.sys.mem_free = v
+                        self.sys.meminfo_have |= 2
+                    elif tok_eq(ks, ke, b"SwapTotal"):
+                        self.sys.swap_total_mi = v
+                        self.sys.meminfo_have |= 4
+                    elif tok_eq(ks, ke, b"SwapFree"):
+                        self.sys.swap_free_mi = v
+                        self.sys.meminfo_have |= 8
+                s = le + 1
+        else:
+            self._keep_raw(0, -1)
+            problems.append(("meminfo", "unreadable", -n))
+        # vmstat
+        self.sys.vmstat_ok = False
+        self.sys.pswpout_ok = False
+        n = self._read_path(root + b"/vmstat")
+        if n >= 0:
+            self.sys.vmstat_ok = True
+            self._keep_raw(1, n)
+            s = self.buf
+            e = s + n
+            bad = 0
+            while s < e:
+                le = line_end(s, e)
+                if vmstat_line(s, le, &ks, &ke, &v) == 0:
+                    if tok_eq(ks, ke, b"pswpout"):
+                        self.sys.pswpout = v
+                        self.sys.pswpout_ok = True
+                else:
+                    bad += 1
+                s = le + 1
+            if bad:
+                problems.append(("vmstat", "malformed", 0))
+        else:
+            self._keep_raw(1, -1)
+            problems.append(("vmstat", "unreadable", -n))
+        # swaps
+        self.sys.swaps_ok = False
+        self.sys.swap_total = 0
+        self.sys.swap_used = 0
+        n = self._read_path(root + b"/swaps")
+        if n >= 0:
+            self.sys.swaps_ok = True
+            s = self.buf
+            e = s + n
+            s = line_end(s, e) + 1          # header
+            bad = 0
+            while s < e:
+                le = line_end(s, e)
+                if split_tokens(s, le, b'\t', ts, te, 4) == 4 and \
+                        parse_stoll(ts[1], cstr_end(ts[1], te[1]), &a) == 0 and \
+                        parse_stoll(ts[2], cstr_end(ts[2], te[2]), &b) == 0:
+                    self.sys.swap_total += a * 1024
+                    self.sys.swap_used += b * 1024
+                else:
+                    bad += 1
+                s = le + 1
+            if bad:
+                problems.append(("swaps", "malformed", 0))
+        else:
+            problems.append(("swaps", "unreadable", -n))
+        # swappiness
+        self.sys.swappiness_ok = False
+        n = self._read_path(root + b"/sys/vm/swappiness")
+        if n >= 0:
+            s = self.buf
+            e = s + n
+            if count_lines(s, e) == 1 and parse_stoll(s, cstr_end(s, line_end(s, e)), &v) == 0 \
+                    and -2147483648 <= v <= 2147483647:
+                self.sys.swappiness = <int>v
+                self.sys.swappiness_ok = True
+            else:
+                problems.append(("sys/vm/swappiness", "malformed", 0))
+        else:
+            problems.append(("sys/vm/swappiness", "unreadable", -n))
+        # pressure
+        self.sys.psi_valid = 0
+        n = self._read_path(root + b"/pressure/memory")
+        if n < 0:
+            n = self._read_path(root + b"/mempressure")
+        if n >= 0:
+            got = parse_psi(self.buf, self.buf + n, some, full, &st, &ft)
+            if got > 0:
+                self.sys.psi_valid |= <uint32_t>got
+                for i in range(3):
+                    self.sys.mem_some[i] = some[i]
+                    self.sys.mem_full[i] = full[i]
+                self.sys.mem_some_total = <int64_t>st
+                self.sys.mem_full_total = <int64_t>ft
+            if got < 0 or (got & 3) != 3:
+                problems.append(("pressure/memory", "malformed", 0))
+        else:
+            problems.append(("pressure/memory", "unreadable", -n))
+        n = self._read_path(root + b"/pressure/io")
+        if n >= 0:
+            got = parse_psi(self.buf, self.buf + n, some, full, &st, &ft)
+            if got > 0:
+                self.sys.psi_valid |= (<uint32_t>got) << 4
+                for i in range(3):
+                    self.sys.io_some[i] = some[i]
+                    self.sys.io_full[i] = full[i]
+                self.sys.io_some_total = <int64_t>st
+                self.sys.io_full_total = <int64_t>ft
+            if got < 0 or (got & 3) != 3:
+                problems.append(("pressure/io", "malformed", 0))
+        else:
+            problems.append(("pressure/io", "unreadable", -n))
+        return problems
+
+    def _keep_raw(self, int which, Py_ssize_t n):
+        cdef char* p
+        if which == 0:
+            free(self.meminfo_raw)
+            self.meminfo_raw = NULL
+            self.meminfo_len = 0
+        else:
+            free(self.vmstat_raw)
+            self.vmstat_raw = NULL
+            self.vmstat_len = 0
+        if n < 0:
+            return
+        p = <char*>malloc(n + 1)
+        if p == NULL:
+            raise MemoryError()
+        memcpy(p, self.buf, n)
+        p[n] = 0
+        if which == 0:
+            self.meminfo_raw = p
+            self.meminfo_len = n
+        else:
+            self.vmstat_raw = p
+            self.vmstat_len = n
+
+    def system(self):
+        """This tick's system values as a dict (None where a file or key was missing)."""
+        cdef SysState* sy = &self.sys
+        cdef uint32_t pv = sy.psi_valid
+        mem_some = tuple(np.float32(sy.mem_some[i]) for i in range(3)) if pv & 1 else None
+        mem_full = tuple(np.float32(sy.mem_full[i]) for i in range(3)) if pv & 2 else None
+        io_some = tuple(np.float32(sy.io_some[i]) for i in range(3)) if pv & 16 else None
+        io_full = tuple(np.float32(sy.io_full[i]) for i in range(3)) if pv & 32 else None
+        return {
+            "mem_total": sy.mem_total if sy.meminfo_have & 1 else None,
+            "mem_free": sy.mem_free if sy.meminfo_have & 2 else None,
+            "swap_total_meminfo": sy.swap_total_mi if sy.meminfo_have & 4 else None,
+            "swap_free_meminfo": sy.swap_free_mi if sy.meminfo_have & 8 else None,
+            "vmstat_ok": bool(sy.vmstat_ok),
+            "pswpout": sy.pswpout if sy.pswpout_ok else None,
+            "swaps_ok": bool(sy.swaps_ok),
+            "swap_total": sy.swap_total,
+            "swap_used": sy.swap_used,
+            "swappiness": sy.swappiness if sy.swappiness_ok else None,
+            "mem_some": mem_some,
+            "mem_full": mem_full,
+            "mem_some_total": sy.mem_some_total if pv & 4 else None,
+            "mem_full_total": sy.mem_full_total if pv & 8 else None,
+            "io_some": io_some,
+            "io_full": io_full,
+            "io_some_total": sy.io_some_total if pv & 64 else None,
+            "io_full_total": sy.io_full_total if pv & 128 else None,
+        }
+
+    def meminfo_bytes(self):
+        return None if self.meminfo_raw == NULL else self.meminfo_raw[:self.meminfo_len]
+
+    def vmstat_bytes(self):
+        return None if self.vmstat_raw == NULL else self.vmstat_raw[:self.vmstat_len]
+
+    # ---- accounting -------------------------------------------------------------------------
+
+    def drain_logs(self):
+        """[(row, file kind, error kind, errno)] queued since the last call, and how many were
+        dropped because the queue was full."""
+        out = [(self.plog[i].row, self.plog[i].kind, self.plog[i].err, self.plog[i].errnum)
+               for i in range(self.nplog)]
+        dropped = self.plog_dropped
+        self.nplog = 0
+        self.plog_dropped = 0
+        return out, dropped
+
+    def counters(self):
+        """Per error kind and file: {"malformed": {"memory.stat": 3}, ...} plus I/O totals."""
+        out = {}
+        for e in range(1, NERR):
+            per = {FILE_NAMES[k]: self.counts[e][k] for k in range(NKIND) if self.counts[e][k]}
+            out[ERROR_NAMES[e]] = per
+        out["ok"] = sum(self.counts[0][k] for k in range(NKIND))
+        out["reads"] = self.n_reads
+        out["preads"] = self.n_preads
+        out["opens"] = self.n_opens
+        out["listings"] = self.n_listings
+        out["alive_checks"] = self.n_alive_checks
+        return out
+
+    def file_fd_count(self):
+        cdef int r, k, n = 0
+        for r in range(self.capacity):
+            if self.dirfd[r] >= 0:
+                for k in range(NFILE):
+                    if self.ffd[r, k] >= 0:
+                        n += 1
+        return n
+
+
+# ---------------------------------------------------------------------------------------------
+# Benchmark baseline: the physical limit of reading the same files
+
+def raw_read_loop(list paths, int reps=1):
+    """open/read/close each path `reps` times (no parsing). Returns bytes read."""
+    cdef list enc = [p if isinstance(p, bytes) else p.encode() for p in paths]
+    cdef Py_ssize_t n = len(enc), i
+    cdef const char** cp = <const char**>malloc(max(1, n) * sizeof(char*))
+    cdef char buf[65536]
+    cdef int fd, rep
+    cdef ssize_t got
+    cdef int64_t tot = 0
+    for i in range(n):
+        cp[i] = enc[i]
+    with nogil:
+        for rep in range(reps):
+            for i in range(n):
+                fd = c_open(cp[i], O_RDONLY | O_CLOEXEC)
+                if fd < 0:
+                    continue
+                got = c_read(fd, buf, sizeof(buf))
+                if got > 0:
+                    tot += got
+                c_close(fd)
+    free(cp)
+    return tot
+
+
+cdef class RawFds:
+    """Pre-opened fds for the baseline loops: `pread_all` (kept file fds, the physical limit)
+    and `openat_all` (openat on kept directory fds + read + close)."""
+    cdef int* fds
+    cdef int* dfds
+    cdef const char** names
+    cdef list _names
+    cdef readonly Py_ssize_t n
+
+    def __cinit__(self, list dirs, list names, bint keep_files=True):
+        """dirs: directory paths; names: file names read in each directory."""
+        self.n = len(dirs) * len(names)
+        self.fds = <int*>malloc(max(1, self.n) * sizeof(int))
+        self.dfds = <int*>malloc(max(1, self.n) * sizeof(int))
+        self.names = <const char**>malloc(max(1, self.n) * sizeof(char*))
+        self._names = [nm.encode() if isinstance(nm, str) else nm for nm in names]
+        cdef Py_ssize_t i = 0
+        cdef int dfd
+        cdef bytes bd
+        for d in dirs:
+            bd = d.encode() if isinstance(d, str) else d
+            dfd = c_open(bd, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            for nm in self._names:
+                self.dfds[i] = dfd
+                self.names[i] = nm
+                self.fds[i] = c_openat(dfd, <const char*>nm, O_RDONLY | O_CLOEXEC) \
+                    if keep_files and dfd >= 0 else -1
+                i += 1
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        cdef int last = -1
+        if self.fds != NULL:
+            for i in range(self.n):
+                if self.fds[i] >= 0:
+                    c_close(self.fds[i])
+                if self.dfds[i] >= 0 and self.dfds[i] != last:
+                    c_close(self.dfds[i])
+                    last = self.dfds[i]
+        free(self.fds)
+        free(self.dfds)
+        free(self.names)
+
+    def pread_all(self):
+        cdef char buf[65536]
+        cdef Py_ssize_t i
+        cdef int64_t tot = 0
+        cdef ssize_t got
+        with nogil:
+            for i in range(self.n):
+                if self.fds[i] >= 0:
+                    got = c_pread(self.fds[i], buf, sizeof(buf), 0)
+                    if got > 0:
+                        tot += got
+        return tot
+
+    def openat_all(self):
+        cdef char buf[65536]
+        cdef Py_ssize_t i
+        cdef int64_t tot = 0
+        cdef ssize_t got
+        cdef int fd
+        with nogil:
+            for i in range(self.n):
+                if self.dfds[i] >= 0:
+                    fd = c_openat(self.dfds[i], self.names[i], O_RDONLY | O_CLOEXEC)
+                    if fd >= 0:
+                        got = c_read(fd, buf, sizeof(buf))
+                        if got > 0:
+                            tot += got
+                        c_close(fd)
+        return tot

@@ -3,7 +3,8 @@
 Options, defaults and exit codes are oomd 0.5.0's, with these differences (docs/compat.md):
 ``--interval`` also takes fractions of a second; ``--cgroup-fs`` defaults to the cgroup2 mount
 found in /proc/mounts; config errors are reported with file, JSON path and reason instead of an
-abort. Our additions: ``--dry-run``, ``--plugin-module``, ``--max-ticks``.
+abort. Our additions: ``--dry-run``, ``--plugin-module``, ``--metrics-textfile``,
+``--metrics-listen``, ``--no-protect``, ``--max-ticks``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ optional arguments:
   --kmsg-override PATH       File that receives kill records (default: /dev/kmsg)
   --dry-run                  Make every kill plugin dry: decide and record, never kill
   --plugin-module MODULE     Import MODULE, whose plugins register themselves (repeatable)
+  --metrics-textfile PATH    Write Prometheus metrics to PATH each tick (node-exporter textfile)
+  --metrics-listen ADDR      Serve Prometheus metrics on 127.0.0.1:PORT, [::1]:PORT or unix:PATH
+  --no-protect               Skip mlockall and oom_score_adj (development; on by default)
   --max-ticks N              Exit after N ticks (testing aid; default: run forever)
 """
 
@@ -51,6 +55,7 @@ LONG = [
     "help", "version", "config=", "interval=", "cgroup-fs=", "check-config=", "list-plugins",
     "drop-in-dir=", "runtime-dir=", "dump-stats", "reset-stats", "device=", "ssd-coeffs=",
     "hdd-coeffs=", "kmsg-override=", "dry-run", "plugin-module=", "max-ticks=",
+    "metrics-textfile=", "metrics-listen=", "no-protect",
 ]
 
 
@@ -77,6 +82,9 @@ class Options:
     dry_run: bool = False
     plugin_modules: list[str] = field(default_factory=list)
     max_ticks: int | None = None
+    metrics_textfile: str | None = None
+    metrics_listen: str | None = None
+    protect: bool = True
 
 
 def cgroup2_mount(mounts: str = "/proc/mounts") -> str | None:
@@ -172,6 +180,12 @@ def parse_options(argv: list[str]) -> Options:
             o.dry_run = True
         elif opt == "--plugin-module":
             o.plugin_modules.append(val)
+        elif opt == "--metrics-textfile":
+            o.metrics_textfile = val
+        elif opt == "--metrics-listen":
+            o.metrics_listen = val
+        elif opt == "--no-protect":
+            o.protect = False
         elif opt == "--max-ticks":
             try:
                 o.max_ticks = int(val)
@@ -205,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         if e.usage:
             sys.stderr.write(USAGE)
         return e.code
+    if o.dump_stats or o.reset_stats:
+        from oomd.stats_socket import run_client
+
+        return run_client(o.runtime_dir, dump=o.dump_stats, reset=o.reset_stats)
     if o.list_plugins:
         for module in o.plugin_modules:
             from oomd.plugin import load_plugin_module

@@ -4,6 +4,9 @@ The loop blocks SIGTERM, SIGINT and SIGHUP and waits for them with ``sigtimedwai
 sleep, so a signal is handled between ticks, never in the middle of one (oomd HEAD does the
 same). SIGTERM/SIGINT end the loop cleanly; SIGHUP re-reads the base config and swaps it in only
 if it compiles.
+
+Each tick: apply drop-in changes, run the engine (refresh the context, prerun, run), then
+report to the metrics and the systemd watchdog.
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ import signal
 import sys
 import time
 
-from oomd import logs, plugin
-from oomd.cli import Options
+from oomd import logs, plugin, protect
+from oomd.cli import Options, cgroup2_mount
+from oomd.config.compiler import Compiler
+from oomd.config.parser import parse_file
+from oomd.dropins import DropIns
+from oomd.engine import EngineObserver
 from oomd.errors import ConfigError
 from oomd.kmsg import Kmsg
 from oomd.stats import Stats
@@ -46,14 +53,13 @@ def cgroup_fs_valid(cgroup_fs: str, mount: str | None) -> bool:
 
 def describe_hierarchy(cgroup_fs: str) -> list[str]:
     """What this host's cgroup2 tree can and cannot give us, for the start-up log."""
-    lines = []
     try:
         with open(os.path.join(cgroup_fs, "cgroup.controllers")) as f:
             controllers = set(f.read().split())
     except OSError as e:
         return [f"cannot read {cgroup_fs}/cgroup.controllers ({e.strerror}): "
                 "is --cgroup-fs a cgroup2 mount?"]
-    lines.append(f"cgroup2 at {cgroup_fs} has controllers: {' '.join(sorted(controllers)) or 'none'}")
+    lines = [f"cgroup2 at {cgroup_fs} has controllers: {' '.join(sorted(controllers)) or 'none'}"]
     if "memory" not in controllers:
         lines.append("no memory controller on cgroup2 (hybrid hierarchy?): memory.current, "
                      "memory.stat, memory.low/min/high/max and swap files of cgroups are unavailable; "
@@ -63,6 +69,17 @@ def describe_hierarchy(cgroup_fs: str) -> list[str]:
     return lines
 
 
+class MetricsObserver(EngineObserver):
+    def __init__(self, metrics) -> None:
+        self.metrics = metrics
+
+    def detector_group(self, ruleset: str, group: str, fired: bool) -> None:
+        self.metrics.detector_state(ruleset, group, fired)
+
+    def kill(self, ruleset: str, plugin: str, outcome: str, fire_to_kill_seconds) -> None:
+        self.metrics.kill(ruleset, plugin, outcome, fire_to_kill_seconds)
+
+
 class Daemon:
     def __init__(self, options: Options, *, clock=time.monotonic) -> None:
         self.o = options
@@ -70,11 +87,18 @@ class Daemon:
         self.stats = Stats()
         self.kmsg: Kmsg | None = None
         self.engine = None
+        self.base_ir = None
         self.ctx = None
+        self.dropins: DropIns | None = None
+        self.watcher = None
+        self.metrics = None
+        self.notifier = None
+        self.stats_server = None
         self._lock_fd = -1
         self.ticks = 0
+        self._last_read_stats: dict[str, int] = {}
 
-    # -- start-up ------------------------------------------------------------------------------
+    # -- building blocks -----------------------------------------------------------------------
 
     def construction_context(self) -> plugin.PluginConstructionContext:
         return plugin.PluginConstructionContext(
@@ -93,10 +117,33 @@ class Daemon:
         for module in self.o.plugin_modules:
             plugin.load_plugin_module(module)
 
-    def compile(self, path: str):
-        from oomd.config.compiler import load_engine
+    def compiler(self, file: str) -> Compiler:
+        return Compiler(self.construction_context(), file, self.clock)
 
-        return load_engine(path, self.construction_context(), self.clock)
+    def compile(self, path: str):
+        """Parse and compile the base config: (engine, IR). Raises OSError or ConfigError."""
+        root = parse_file(path)
+        return self.compiler(path).compile(root), root
+
+    def make_context(self):
+        from oomd.context import OomdContext
+
+        ctx = OomdContext(
+            self.o.cgroup_fs.rstrip("/") or "/",
+            devices=self.o.devices,
+            ssd_coeffs=self.o.ssd_coeffs,
+            hdd_coeffs=self.o.hdd_coeffs,
+            stats=self.stats,
+        )
+        ctx.kmsg = self.kmsg
+        return ctx
+
+    def install_engine(self, engine) -> None:
+        if self.metrics is not None:
+            engine.observer = MetricsObserver(self.metrics)
+        self.engine = engine
+
+    # -- start-up ------------------------------------------------------------------------------
 
     def check_config(self) -> int:
         try:
@@ -126,24 +173,42 @@ class Daemon:
             return False
         return True
 
-    def make_context(self):
-        from oomd.context import OomdContext
+    def start_stats_server(self) -> bool:
+        from oomd.stats_socket import StatsServer, StatsServerError
 
-        ctx = OomdContext(
-            self.o.cgroup_fs.rstrip("/") or "/",
-            devices=self.o.devices,
-            ssd_coeffs=self.o.ssd_coeffs,
-            hdd_coeffs=self.o.hdd_coeffs,
-            stats=self.stats,
-        )
-        ctx.kmsg = self.kmsg
-        return ctx
+        self.stats_server = StatsServer(self.stats, self.o.runtime_dir, log=logs.log)
+        try:
+            self.stats_server.start()
+        except StatsServerError as e:
+            logs.log(str(e), logs.ERR)
+            logs.log("Stats module failed to initialize", logs.ERR)
+            self.stats_server = None
+            return False
+        return True
+
+    def start_metrics(self) -> bool:
+        if not (self.o.metrics_textfile or self.o.metrics_listen):
+            return True
+        from oomd.metrics import Metrics, MetricsError
+
+        self.metrics = Metrics(textfile=self.o.metrics_textfile, listen=self.o.metrics_listen,
+                               stats=self.stats, log=logs.log)
+        try:
+            self.metrics.start()
+        except MetricsError as e:
+            logs.log(f"Metrics failed to start: {e}", logs.ERR)
+            self.metrics = None
+            return False
+        return True
 
     def main(self) -> int:
-        logs.setup()
+        from oomd.logs_journal import stderr_is_journal
+
+        logs.setup(journal=stderr_is_journal())
         try:
             return self._main()
         finally:
+            self.shutdown()
             logs.flush()
             logs.shutdown()
 
@@ -160,20 +225,20 @@ class Daemon:
             return self.check_config()
         if not self.acquire_lock():
             return EXIT_USAGE
+        if not self.start_stats_server():
+            return EXIT_USAGE
         self.stats.init_core()
         if not psi_available():
             logs.log("PSI not detected. Is your system running a new enough kernel?", logs.ERR)
             logs.log("System requirements not met", logs.ERR)
             return EXIT_SYSTEM
-        from oomd.cli import cgroup2_mount
-
         if not cgroup_fs_valid(self.o.cgroup_fs, cgroup2_mount()):
             logs.log(f"{self.o.cgroup_fs} is not a valid cgroup2 filesystem", logs.ERR)
             return EXIT_SYSTEM
         print(f"pyoomd running with conf_file={self.o.config} interval={self.o.interval:g}",
               file=sys.stderr)
         try:
-            self.engine = self.compile(self.o.config)
+            engine, self.base_ir = self.compile(self.o.config)
         except OSError as e:
             logs.log(f"Could not open confg_file={self.o.config}: {e.strerror}", logs.ERR)
             return EXIT_SYSTEM
@@ -181,31 +246,97 @@ class Daemon:
             logs.log(str(e), logs.ERR)
             logs.log("Config failed to compile", logs.ERR)
             return EXIT_SYSTEM
+        if not self.start_metrics():
+            return EXIT_USAGE
+        self.install_engine(engine)
         for line in describe_hierarchy(self.o.cgroup_fs):
             logs.log(line, logs.NOTICE)
+        if self.o.drop_in_dir:
+            from oomd.dropin_watch import DropInWatcher
+
+            self.dropins = DropIns(self.compiler(self.o.config), self.base_ir)
+            self.watcher = DropInWatcher(self.o.drop_in_dir, log=logs.log)
         self.ctx = self.make_context()
+        protect.protect(lock=self.o.protect, oom_score_adj=-1000 if self.o.protect else None,
+                        log=logs.log, cgroup_fs=self.o.cgroup_fs)
+        from oomd.sdnotify import Notifier
+
+        self.notifier = Notifier.from_env(log=logs.log)
         logs.log("Running pyoomd")
+        self.notifier.ready(f"Monitoring with {len(self.base_ir.rulesets)} ruleset(s)")
         return self.loop()
+
+    def shutdown(self) -> None:
+        if self.notifier is not None:
+            self.notifier.stopping()
+        if self.metrics is not None:
+            self.metrics.stop()
+        if self.stats_server is not None:
+            self.stats_server.stop()
+        if self.watcher is not None:
+            self.watcher.close()
 
     # -- the loop ------------------------------------------------------------------------------
 
     def reload(self) -> None:
-        """SIGHUP: swap in the re-read base config only if it compiles."""
+        """SIGHUP: swap in the re-read base config only if it compiles; drop-ins follow it."""
+        if self.notifier is not None:
+            self.notifier.reloading("Reloading the config")
         try:
-            engine = self.compile(self.o.config)
+            engine, root = self.compile(self.o.config)
         except (OSError, ConfigError) as e:
             logs.log(f"SIGHUP: keeping the running config; {self.o.config} failed: "
                      f"{getattr(e, 'strerror', None) or e}", logs.ERR)
+            ok = False
+        else:
+            if self.dropins is not None:
+                self.dropins.reattach(engine, self.compiler(self.o.config), root)
+            if self.metrics is not None:
+                for base in self.engine.rulesets:
+                    self.metrics.forget_ruleset(base.ruleset.label)
+                    for d in base.dropins:
+                        self.metrics.forget_ruleset(d.ruleset.label)
+            self.install_engine(engine)
+            self.base_ir = root
+            logs.log(f"SIGHUP: reloaded {self.o.config}")
+            ok = True
+        if self.metrics is not None:
+            self.metrics.config_reload(ok)
+        if self.notifier is not None:
+            self.notifier.ready("Config reloaded" if ok else "Config reload failed; kept the old one")
+
+    def apply_drop_ins(self) -> None:
+        if self.watcher is None:
             return
-        self.engine = engine
-        logs.log(f"SIGHUP: reloaded {self.o.config}")
+        ops = self.watcher.poll()
+        if ops:
+            removed = [tag for op, tag in ops if op == "remove"]
+            self.dropins.apply(self.engine, ops, self.watcher.path_of)
+            if self.metrics is not None:
+                for base in self.engine.rulesets:
+                    for tag in removed:
+                        self.metrics.forget_ruleset(f"{base.ruleset.name} (drop-in {tag})")
+
+    def read_stats_delta(self) -> dict[str, int]:
+        now = dict(getattr(self.ctx, "read_stats", {}) or {})
+        delta = {k: v - self._last_read_stats.get(k, 0) for k, v in now.items()}
+        self._last_read_stats = now
+        return delta
 
     def tick(self) -> None:
+        started = time.perf_counter()
         try:
+            self.apply_drop_ins()
             self.engine.tick(self.ctx)
         except Exception as e:  # noqa: BLE001 - the loop must survive anything a tick does
             logs.log(f"tick failed: {type(e).__name__}: {e}", logs.ERR, force=True)
         self.ticks += 1
+        if self.metrics is not None:
+            self.metrics.observe_tick(time.perf_counter() - started, self.read_stats_delta(),
+                                      int(getattr(self.ctx, "n_rows", 0)))
+        self.notifier.watchdog_tick(self.clock())
+        if self.ticks == 1:
+            protect.freeze_gc()  # start-up garbage is done; keep the collector off the tick
 
     def loop(self) -> int:
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)

@@ -34,6 +34,7 @@ class ActionContext:
     detectorgroup: str = ""
     uuid: str = ""
     prekill_hook_deadline: float | None = None
+    fired_at: float | None = None  # when the ruleset's detectors started firing (this streak)
 
 
 class EngineObserver:
@@ -44,6 +45,23 @@ class EngineObserver:
 
     def action(self, ruleset: str, plugin: str, ret: PluginRet) -> None:
         pass
+
+    def kill(self, ruleset: str, plugin: str, outcome: str,
+             fire_to_kill_seconds: float | None) -> None:
+        """A kill plugin's attempt: outcome is "killed", "dry" or "failed"."""
+
+
+def report_kill(ctx, plugin: str, outcome: str) -> None:
+    """Kill plugins call this after an attempt, for the metrics (a no-op without observer)."""
+    engine = getattr(ctx, "engine", None)
+    observer = getattr(engine, "observer", None)
+    ac = getattr(ctx, "action_context", None)
+    ruleset = getattr(ctx, "invoking_ruleset", None)
+    if observer is None or ac is None:
+        return
+    label = getattr(ruleset, "label", ac.ruleset)
+    elapsed = None if ac.fired_at is None else engine.clock() - ac.fired_at
+    observer.kill(label, plugin, outcome, elapsed)
 
 
 def _call(method: Callable, plugin: BasePlugin, ruleset: Ruleset, ctx, what: str):
@@ -116,6 +134,7 @@ class Ruleset:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
+        self.label = name  # for metrics: drop-in copies say which drop-in they come from
         self.detector_groups = list(detector_groups)
         self.actions = list(actions)
         self.disable_on_drop_in = disable_on_drop_in
@@ -130,6 +149,7 @@ class Ruleset:
         self.pause_actions_until = float("-inf")
         self._plugin_overrode_delay = False
         self._suspended: _SuspendedChain | None = None
+        self.firing_since: float | None = None
 
     # -- drop-ins (reference §2.5) ------------------------------------------------------------
 
@@ -178,10 +198,15 @@ class Ruleset:
         for dg in self.detector_groups:
             hit = dg.check(ctx, self)
             if observer is not None:
-                observer.detector_group(self.name, dg.name, hit)
+                observer.detector_group(self.label, dg.name, hit)
             if hit and fired is None:
+                now = self.clock()
+                if self.firing_since is None:
+                    self.firing_since = now
                 fired = ActionContext(self.name, dg.name, uuid.uuid4().hex,
-                                      self.clock() + self.prekill_hook_timeout)
+                                      now + self.prekill_hook_timeout, self.firing_since)
+        if fired is None:
+            self.firing_since = None
         ctx.action_context = fired
         ctx.invoking_ruleset = self if fired is not None else None
         try:
@@ -212,7 +237,7 @@ class Ruleset:
             with logs.plugin_logs_silenced(bool(self.silenced_logs & SILENCE_PLUGINS)):
                 ret = _call(action.run, action, self, ctx, "run")
             if observer is not None:
-                observer.action(self.name, action.name, ret)
+                observer.action(self.label, action.name, ret)
             if ret == PluginRet.CONTINUE:
                 if engine_logs:
                     logs.log(f"Action={action.name} returned CONTINUE. Continuing action chain.")
@@ -303,6 +328,7 @@ class Engine:
                 self.remove_drop_in(tag)
                 return False
             ruleset.clock = self.clock
+            ruleset.label = f"{ruleset.name} (drop-in {tag})"
             target.dropins.insert(0, _DropInRuleset(tag, ruleset))
             target.ruleset.mark_drop_in_targeted()
             if self.stats is not None:

@@ -89,6 +89,7 @@ class PluginConstructionContext:
     ssd_coeffs: tuple = DEFAULT_SSD_COEFFS
     hdd_coeffs: tuple = DEFAULT_HDD_COEFFS
     proc_root: str = "/proc"
+    killer: Any = None  # the kill pipeline for kill plugins (oomd.kill.Killer); None: the real one
 
     def cgroupFs(self) -> str:  # noqa: N802 - oomd's accessor name, for ported plugins
         return self.cgroup_fs
@@ -189,6 +190,9 @@ class PrekillHookInvocation:
 
     def finished(self) -> bool:
         return True
+
+    def cancel(self) -> None:
+        """The kill plugin stopped waiting (timeout): release what the hook holds."""
 
 
 class PrekillHook(BasePlugin):

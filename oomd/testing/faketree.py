@@ -125,3 +125,58 @@ def update_files(root: str | os.PathLike, spec: Mapping[str, Mapping[str, str]])
                 os.write(fd, content.encode())
             finally:
                 os.close(fd)
+
+
+def meminfo(values_kb: Mapping[str, int]) -> str:
+    """/proc/meminfo lines: ``Name:<padding>value kB``."""
+    return "".join(f"{k + ':':<16}{v:>8} kB\n" for k, v in values_kb.items())
+
+
+def swaps(devices: list[tuple[str, int, int]] = ()) -> str:
+    """/proc/swaps with (path, size KiB, used KiB) rows, padded like the kernel."""
+    out = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+    for path, size, used in devices:
+        out += f"{path:<40}partition\t{size}\t\t{used}\t\t-2\n"
+    return out
+
+
+def write_proc(
+    root: str | os.PathLike,
+    *,
+    mem_total_kb: int = 16 << 20,
+    mem_free_kb: int = 8 << 20,
+    swap_devices: list[tuple[str, int, int]] = (),
+    vmstat: Mapping[str, int] | None = None,
+    swappiness: int | None = 60,
+    mem_pressure=(0.0, 0.0, 0.0),
+    io_pressure=(0.0, 0.0, 0.0),
+    extra: Mapping[str, str] | None = None,
+) -> Path:
+    """A fake proc root (``OomdContext(proc_root=...)``): meminfo, swaps, vmstat,
+    sys/vm/swappiness and pressure/{memory,io}. ``None`` leaves a file out; ``extra`` maps
+    relative paths to raw contents (e.g. ``{"mempressure": ...}``)."""
+    root = Path(root)
+    (root / "sys" / "vm").mkdir(parents=True, exist_ok=True)
+    (root / "pressure").mkdir(parents=True, exist_ok=True)
+    swap_total = sum(s for _, s, _ in swap_devices)
+    swap_used = sum(u for _, _, u in swap_devices)
+    files = {
+        "meminfo": meminfo({"MemTotal": mem_total_kb, "MemFree": mem_free_kb,
+                            "MemAvailable": mem_free_kb, "SwapTotal": swap_total,
+                            "SwapFree": swap_total - swap_used}),
+        "swaps": swaps(list(swap_devices)),
+        "vmstat": kv(vmstat if vmstat is not None else {"pswpin": 0, "pswpout": 0,
+                                                        "pgscan_kswapd": 0,
+                                                        "pgscan_direct": 0}),
+    }
+    if swappiness is not None:
+        files["sys/vm/swappiness"] = f"{swappiness}\n"
+    if mem_pressure is not None:
+        files["pressure/memory"] = _psi_arg(mem_pressure)
+    if io_pressure is not None:
+        files["pressure/io"] = _psi_arg(io_pressure)
+    if extra:
+        files.update(extra)
+    for rel, content in files.items():
+        (root / rel).write_text(content)
+    return root

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import engine_from
+from support import engine_from
 
 from oomd.errors import ConfigError
 

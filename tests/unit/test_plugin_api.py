@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import StubContext, engine_from
+from support import StubContext, engine_from
 
 from oomd import parsing
 from oomd.errors import PluginArgError, PluginRegistryError

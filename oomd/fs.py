@@ -1,0 +1,43 @@
+"""Cold-path reads of system files: pure ``parse_*`` functions over text plus thin ``read_*``
+wrappers that take the path (tests point them at fixtures). The per-tick cgroup reads are in
+``oomd/_fastcg.pyx``; these are for start-up and plugin ``init``.
+"""
+
+from __future__ import annotations
+
+import re
+
+_MEMINFO_LINE = re.compile(r"([^:\n]{1,255}):[ \t]+([0-9]+)")
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """``Name:<blanks><number>[ kB]`` lines; every value x 1024, as oomd's ``Fs::getMeminfo``."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        m = _MEMINFO_LINE.match(line)
+        if m:
+            out[m.group(1)] = (int(m.group(2)) * 1024) & ((1 << 64) - 1)
+    return out
+
+
+def read_meminfo(path: str = "/proc/meminfo") -> dict[str, int]:
+    """Raises OSError when the file cannot be read."""
+    with open(path) as f:
+        return parse_meminfo(f.read())
+
+
+def parse_vmstat(text: str) -> dict[str, int]:
+    """``key value`` lines; a line whose value is not a number is skipped (oomd aborts)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        try:
+            out[key] = int(value.split(" ", 1)[0])
+        except ValueError:
+            continue
+    return out
+
+
+def read_vmstat(path: str = "/proc/vmstat") -> dict[str, int]:
+    with open(path) as f:
+        return parse_vmstat(f.read())

@@ -1,0 +1,424 @@
+"""Prometheus metrics for fleets (issue 6 item 3), through prometheus-client.
+
+Two outputs, either or both:
+
+* a node-exporter textfile (``--metrics-textfile PATH``), rewritten after every tick by a
+  background thread: generated into ``PATH.<pid>.tmp`` in the same directory, then renamed
+  over ``PATH`` (atomic: the collector never sees half a file; the temporary name does not end
+  in ``.prom``, so the collector ignores it);
+* an HTTP endpoint on loopback (``127.0.0.1:9101``, ``[::1]:9101``, ``localhost:9101``) or a
+  unix socket (``unix:/run/oomd/metrics.sock``), served from its own threads.
+
+The tick only updates counters in memory (a few microseconds, see bench/test_bench_metrics.py);
+text generation and file I/O happen off the tick thread.
+
+Metrics (all in the ``pyoomd_`` namespace):
+
+======================================== ========= =============================================
+name                                     type      meaning
+======================================== ========= =============================================
+``pyoomd_tick_duration_seconds``         histogram wall time of one tick (refresh+prerun+run)
+``pyoomd_last_tick_timestamp_seconds``   gauge     unix time the last tick ended (staleness)
+``pyoomd_cgroup_files_read_total``       counter   cgroup control files read
+``pyoomd_cgroup_file_read_errors_total`` counter   failed reads, label ``reason`` (``vanished``,
+                                                   ``unreadable``, ``malformed``...)
+``pyoomd_cgroups_monitored``             gauge     cgroups in the reader's table this tick
+``pyoomd_detector_group_fired``          gauge     1 if the detector group fired this tick, labels
+                                                   ``ruleset``, ``detector_group``
+``pyoomd_kills_total``                   counter   kill attempts, labels ``ruleset``, ``plugin``,
+                                                   ``outcome`` (``killed``, ``dry_run``,
+                                                   ``failed``...)
+``pyoomd_fire_to_kill_seconds``          histogram detector group firing to kill, label
+                                                   ``ruleset``
+``pyoomd_config_reloads_total``          counter   SIGHUP reloads, label ``result`` (``ok``,
+                                                   ``error``)
+``pyoomd_stat``                          gauge     the oomd stats map (``pyoomd -d``), label
+                                                   ``key``
+======================================== ========= =============================================
+
+Daemon use::
+
+    metrics = Metrics(textfile=opts.metrics_textfile, listen=opts.metrics_listen,
+                      stats=stats, log=logs.log)
+    metrics.start()                       # raises MetricsError on a bad address or bind failure
+    # each tick:
+    metrics.detector_state(ruleset, group, fired)    # per detector group
+    metrics.kill(ruleset, plugin, outcome, seconds)  # per kill attempt
+    metrics.observe_tick(duration, read_stats, n_cgroups)   # last: also schedules the write
+    # at exit:
+    metrics.stop()
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import socketserver
+import stat
+import threading
+import time
+from http.server import ThreadingHTTPServer
+from typing import Callable, Iterable, Mapping
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import MetricsHandler
+
+from oomd.logs_journal import SD_ERR, SD_INFO, stderr_log
+from oomd.stats import Stats
+
+TICK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+FIRE_TO_KILL_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+FILES_READ = "files_read"
+HTTP_TIMEOUT = 5.0  # seconds a scraper may take to send its request
+
+
+class MetricsError(Exception):
+    """A metrics output could not be set up (bad listen address, bind failure)."""
+
+
+class _StatsCollector:
+    """Exposes the oomd stats map at collection time (no per-tick cost)."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        g = GaugeMetricFamily("pyoomd_stat", "oomd stats map values (pyoomd -d)", labels=["key"])
+        for key, value in sorted(self.stats.get_all().items()):
+            g.add_metric([key], value)
+        yield g
+
+
+class Metrics:
+    """The registry, the per-tick API and the two outputs."""
+
+    def __init__(
+        self,
+        *,
+        textfile: str | None = None,
+        listen: str | None = None,
+        stats: Stats | None = None,
+        registry: CollectorRegistry | None = None,
+        log: Callable[[str, int], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        # `*_created` series double the textfile for no use to an OOM killer's operators.
+        disable_created_metrics()
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.textfile = textfile
+        self.listen = listen
+        self._log = log or stderr_log
+        self._clock = clock
+        r = self.registry
+        self.tick_duration = Histogram(
+            "pyoomd_tick_duration_seconds", "Wall time of one tick", buckets=TICK_BUCKETS,
+            registry=r)
+        self.last_tick = Gauge(
+            "pyoomd_last_tick_timestamp_seconds", "Unix time the last tick ended", registry=r)
+        self.files_read = Counter(
+            "pyoomd_cgroup_files_read", "cgroup control files read", registry=r)
+        self.read_errors = Counter(
+            "pyoomd_cgroup_file_read_errors", "cgroup control file reads that failed",
+            ["reason"], registry=r)
+        self.cgroups = Gauge(
+            "pyoomd_cgroups_monitored", "cgroups in the reader's table", registry=r)
+        self.fired = Gauge(
+            "pyoomd_detector_group_fired", "1 if the detector group fired in the last tick",
+            ["ruleset", "detector_group"], registry=r)
+        self.kills = Counter(
+            "pyoomd_kills", "Kill attempts by outcome", ["ruleset", "plugin", "outcome"],
+            registry=r)
+        self.fire_to_kill = Histogram(
+            "pyoomd_fire_to_kill_seconds", "Time from a detector group firing to the kill",
+            ["ruleset"], buckets=FIRE_TO_KILL_BUCKETS, registry=r)
+        self.reloads = Counter(
+            "pyoomd_config_reloads", "SIGHUP config reloads", ["result"], registry=r)
+        if stats is not None:
+            r.register(_StatsCollector(stats))
+        self._fired_children: dict[tuple[str, str], object] = {}
+        self._error_children: dict[str, object] = {}
+        self._writer: _TextfileWriter | None = None
+        self._http: _HttpEndpoint | None = None
+
+    # -- per-tick API --------------------------------------------------------------------------
+
+    def observe_tick(
+        self, duration: float, read_stats: Mapping[str, int] | None, n_cgroups: int
+    ) -> None:
+        """Record one tick; ``read_stats`` holds this tick's counts: ``files_read`` and, under
+        any other key, failed reads of that kind. Schedules the textfile write."""
+        self.tick_duration.observe(duration)
+        self.cgroups.set(n_cgroups)
+        if read_stats:
+            for key, n in read_stats.items():
+                if not n:
+                    continue
+                if key == FILES_READ:
+                    self.files_read.inc(n)
+                else:
+                    child = self._error_children.get(key)
+                    if child is None:
+                        child = self._error_children[key] = self.read_errors.labels(key)
+                    child.inc(n)
+        self.last_tick.set(self._clock())
+        if self._writer is not None:
+            self._writer.request()
+
+    def detector_state(self, ruleset: str, group: str, fired: bool) -> None:
+        child = self._fired_children.get((ruleset, group))
+        if child is None:
+            child = self._fired_children[(ruleset, group)] = self.fired.labels(ruleset, group)
+        child.set(1 if fired else 0)
+
+    def kill(
+        self, ruleset: str, plugin: str, outcome: str, fire_to_kill_seconds: float | None = None
+    ) -> None:
+        self.kills.labels(ruleset, plugin, outcome).inc()
+        if fire_to_kill_seconds is not None:
+            self.fire_to_kill.labels(ruleset).observe(fire_to_kill_seconds)
+
+    def config_reload(self, ok: bool) -> None:
+        self.reloads.labels("ok" if ok else "error").inc()
+
+    def forget_ruleset(self, ruleset: str) -> None:
+        """Drop the detector-state series of a ruleset that no longer exists (a removed
+        drop-in, a reload): a stale ``fired=1`` must not linger. Counters are kept."""
+        for key in [k for k in self._fired_children if k[0] == ruleset]:
+            del self._fired_children[key]
+            self.fired.remove(*key)
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    def render(self) -> bytes:
+        """The exposition text (what the textfile and the endpoint serve)."""
+        return generate_latest(self.registry)
+
+    def start(self) -> None:
+        """Start the configured outputs; the textfile is written once right away."""
+        if self.listen:
+            self._http = _HttpEndpoint(self.listen, self.registry)
+            self._http.start()
+            self._log(f"Serving metrics on {self._http.describe()}", SD_INFO)
+        if self.textfile:
+            self._writer = _TextfileWriter(self.textfile, self.render, self._log)
+            self._writer.start()
+            self._writer.request()
+
+    @property
+    def endpoint(self) -> str | None:
+        """Where the HTTP endpoint listens (``127.0.0.1:PORT``, ``unix:PATH``), once started."""
+        return self._http.describe() if self._http is not None else None
+
+    def write_textfile_now(self) -> None:
+        """Write the textfile synchronously (at exit, in tests)."""
+        if self._writer is not None:
+            self._writer.write()
+
+    def wait_written(self, timeout: float = 5.0) -> bool:
+        """Block until every requested textfile write is done (tests, shutdown)."""
+        return self._writer.wait_idle(timeout) if self._writer is not None else True
+
+    def stop(self) -> None:
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer.write()  # the final state, including the last tick
+            self._writer = None
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
+
+
+# ---------------------------------------------------------------------------------------------
+# textfile
+
+
+class _TextfileWriter:
+    """Writes the textfile from a thread when asked; requests made while writing coalesce."""
+
+    def __init__(self, path: str, render: Callable[[], bytes], log) -> None:
+        self.path = path
+        self.tmp = f"{path}.{os.getpid()}.tmp"
+        self._render = render
+        self._log = log
+        self._cond = threading.Condition()
+        self._pending = False
+        self._busy = False
+        self._stopping = False
+        self._last_error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="pyoomd-metrics", daemon=True)
+        self.writes = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request(self) -> None:
+        with self._cond:
+            self._pending = True
+            self._cond.notify()
+
+    def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(5.0)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                self._pending = False
+                self._busy = True
+            try:
+                self.write()
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def write(self) -> None:
+        try:
+            data = self._render()
+            fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            reason = f"{e.filename or self.path}: {e.strerror}"
+            if reason != self._last_error:  # once per distinct failure, not every tick
+                self._log(f"Writing metrics textfile failed: {reason}", SD_ERR)
+                self._last_error = reason
+            try:
+                os.unlink(self.tmp)
+            except OSError:
+                pass
+            return
+        self._last_error = None
+        self.writes += 1
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP endpoint
+
+
+def parse_listen(spec: str) -> tuple[int, object]:
+    """``host:port`` on loopback, ``[v6]:port`` or ``unix:PATH`` → (family, address)."""
+    if spec.startswith("unix:"):
+        path = spec[len("unix:"):]
+        if not path.startswith("/"):
+            raise MetricsError(
+                f"metrics listen address {spec!r}: unix socket path must be absolute")
+        return socket.AF_UNIX, path
+    host, sep, port_s = spec.rpartition(":")
+    if not sep or not port_s.isdigit() or not 0 <= int(port_s) < 65536:
+        raise MetricsError(f"metrics listen address {spec!r}: expected HOST:PORT or unix:PATH")
+    port = int(port_s)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise MetricsError(
+            f"metrics listen address {spec!r}: {host!r} is not an IP address") from None
+    if not ip.is_loopback:
+        raise MetricsError(f"metrics listen address {spec!r}: only loopback addresses or unix "
+                           "sockets are served (put a proxy in front to expose it)")
+    return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), (host, port)
+
+
+class _Handler(MetricsHandler):
+    timeout = HTTP_TIMEOUT  # a silent client cannot hold a thread forever
+
+
+class _TcpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Tcp6Server(_TcpServer):
+    address_family = socket.AF_INET6
+
+
+class _UnixServer(ThreadingHTTPServer):
+    daemon_threads = True
+    address_family = socket.AF_UNIX
+
+    def server_bind(self) -> None:
+        try:
+            st = os.lstat(self.server_address)
+            if stat.S_ISSOCK(st.st_mode):
+                os.unlink(self.server_address)  # stale socket from an earlier run
+        except FileNotFoundError:
+            pass
+        socketserver.TCPServer.server_bind(self)
+        os.chmod(self.server_address, 0o666)
+        self.server_name = "localhost"
+        self.server_port = 0
+
+    def get_request(self):
+        conn, _ = self.socket.accept()
+        return conn, ("unix", 0)
+
+
+class _HttpEndpoint:
+    def __init__(self, spec: str, registry: CollectorRegistry) -> None:
+        self.family, self.address = parse_listen(spec)
+        handler = type("PyoomdMetricsHandler", (_Handler,), {"registry": registry})
+        cls = {socket.AF_UNIX: _UnixServer, socket.AF_INET6: _Tcp6Server}.get(self.family,
+                                                                             _TcpServer)
+        try:
+            self.server = cls(self.address, handler)
+        except OSError as e:
+            raise MetricsError(f"metrics endpoint {spec}: {e.strerror or e}") from e
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={
+            "poll_interval": 0.5}, name="pyoomd-metrics-http", daemon=True)
+
+    def describe(self) -> str:
+        if self.family == socket.AF_UNIX:
+            return f"unix:{self.address}"
+        host, port = self.server.server_address[:2]
+        return f"[{host}]:{port}" if self.family == socket.AF_INET6 else f"{host}:{port}"
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1] if self.family != socket.AF_UNIX else 0
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5.0)
+        if self.family == socket.AF_UNIX:
+            try:
+                os.unlink(self.address)
+            except OSError:
+                pass

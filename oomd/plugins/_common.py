@@ -1,0 +1,64 @@
+"""Helpers shared by several plugins (not a plugin: the leading underscore keeps it unregistered)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+F32_3, F32_2 = np.float32(3), np.float32(2)
+ZERO_PRESSURE = (np.float32(0), np.float32(0), np.float32(0))
+
+
+def c_div(a: int, b: int) -> int:
+    """C's integer division, truncating toward zero."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def mb(value: int) -> int:
+    """oomd's ``value / 1024 / 1024`` in log lines."""
+    return c_div(int(value), 1 << 20)
+
+
+def whole_seconds(now: float, since: float) -> int:
+    """``duration_cast<seconds>(now - since).count()``: truncation toward zero."""
+    return int(now - since)
+
+
+class HoldTimer:
+    """How long a condition has held without interruption, as oomd's ``hit_thres_at_``: set
+    on the first run the condition holds, reset on the first run it does not."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def held_for(self, holding: bool, now: float) -> int | None:
+        """Whole seconds the condition has held (0 on its first run), None if it does not."""
+        if not holding:
+            self.since = None
+            return None
+        if self.since is None:
+            self.since = now
+        return whole_seconds(now, self.since)
+
+
+def pressure_metric(resource: str) -> str:
+    return "mem_pressure" if resource == "memory" else "io_pressure"
+
+
+def pick_pressure(ctx, rows: np.ndarray, resource: str):
+    """oomd's choice among matched cgroups (PressureAbove.cpp): the highest float32 score
+    ``3*avg10 + 2*avg60 + avg300`` strictly above the running best, starting from an all-zero
+    record; unreadable pressure counts as zeros. Ties keep the first row (rows are in path order).
+
+    Returns ``((avg10, avg60, avg300) as float32, current_usage of that cgroup or 0)``.
+    """
+    if rows.size == 0:
+        return ZERO_PRESSURE, 0
+    values, valid = ctx.get(pressure_metric(resource), rows)
+    p = np.where(valid[:, None], values, np.float32(0)).astype(np.float32, copy=False)
+    score = p[:, 0] * F32_3 + p[:, 1] * F32_2 + p[:, 2]
+    best = int(np.argmax(score))
+    if not score[best] > np.float32(0):
+        return ZERO_PRESSURE, 0
+    usage = ctx.value("current_usage", int(rows[best]))
+    return (p[best, 0], p[best, 1], p[best, 2]), int(usage or 0)

@@ -1,0 +1,391 @@
+"""What every ``kill_by_*`` plugin shares (oomd ``plugins/BaseKillPlugin.cpp``, reference §4.11, §7).
+
+Not a plugin itself (not registered). A kill plugin subclasses ``BaseKillPlugin`` and supplies
+``rank_keys`` (the ranking key columns for a set of rows, most significant first), optionally
+``rank_filter`` (which rows may be ranked at all) and ``log_kill_target`` (its "Picked" line).
+
+Run (fresh kill cycle): resolve ``cgroup`` (rows sorted by relative path), rank, dump the
+candidates, then a depth-first search with a stack (best candidate on top):
+
+* ``recursive`` and not ``memory.oom.group`` and has children: log "Picked" for it, rank its
+  children (all of them, sorted by name), dump, push them; the parent is never the target;
+* ``cgroup.events`` says ``populated 0``: skip silently;
+* log "Picked"; fire a prekill hook (may suspend the chain with ASYNC_PAUSE until it finishes
+  or the ruleset's ``prekill_hook_timeout`` passes); kill; success ends the search, failure pops
+  the next candidate (siblings first, then back up the tree).
+
+Ranking is vectorised: one ``np.lexsort`` over the key columns and ``kill_preference``
+(PREFER 1, NORMAL 0, AVOID -1) descending. It is stable, so ties go to the smallest path (oomd
+breaks them by hash order, Appendix A).
+
+Success: the kmsg record ``oomd kill: <m10> <m60> <m300> <rel> <current> ruleset:[..]
+detectorgroup:[..] killer:[(dry)]<name> v2``, ``oomd.kills`` +1 unless dry; then CONTINUE if
+``always_continue``, else STOP after pausing the invoking ruleset for the plugin's own
+``post_action_delay`` if it has one. No success: CONTINUE.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from oomd import logs, parsing
+from oomd.kill import Killer
+from oomd.engine import report_kill
+from oomd.plugin import Arg, BasePlugin, PluginRet
+from oomd.plugins._common import c_div
+
+KILLS_STAT = "oomd.kills"
+PREFERENCE_NAMES = {1: "PREFER", 0: "NORMAL", -1: "AVOID"}
+INT64_MAX = (1 << 63) - 1
+
+BASE_KILL_ARGS = (
+    Arg("cgroup", parsing.cgroup_patterns, required=True),
+    Arg("recursive", parsing.bool_parse, default=False),
+    Arg("post_action_delay", parsing.non_negative_int, default=None),
+    Arg("dry", parsing.bool_parse, default=False),
+    Arg("always_continue", parsing.bool_parse, default=False),
+    Arg("debug", parsing.bool_parse, default=False),
+    Arg("reap_memory", parsing.bool_parse, default=True),
+)
+
+# what the dump prints, read in one batch per ranking step
+DUMP_METRICS = (
+    "mem_pressure", "io_pressure", "current_usage", "average_usage", "memory_low", "memory_min",
+    "memory_high", "memory_high_tmp", "memory_max", "memory_protection", "anon_usage",
+    "swap_usage", "io_cost_cumulative", "io_cost_rate", "pg_scan_cumulative", "pg_scan_rate",
+    "kill_preference",
+)
+
+
+class KillResult(enum.Enum):
+    SUCCESS = 1
+    FAILED = 2
+    DEFER = 3
+
+
+def column(ctx, metric: str, rows: np.ndarray, default=0) -> np.ndarray:
+    """``ctx.get`` with invalid values replaced by ``default`` (oomd's ``value_or``)."""
+    values, valid = ctx.get(metric, rows)
+    values = np.asarray(values)
+    valid = np.asarray(valid, dtype=bool)
+    if valid.all():
+        return values
+    if values.ndim == 2:
+        valid = valid[:, None]
+    return np.where(valid, values, np.asarray(default, dtype=values.dtype))
+
+
+def fmt_float(x) -> str:
+    """C++ ostream's default float output (``%g``, 6 significant digits)."""
+    return "%g" % float(x)
+
+
+def _descending(key: np.ndarray) -> np.ndarray:
+    """A key whose ascending order is ``key``'s descending order (no overflow for ints)."""
+    key = np.asarray(key)
+    if key.dtype == np.bool_:
+        return ~key
+    if np.issubdtype(key.dtype, np.integer):
+        return ~key.astype(np.int64)
+    return -key
+
+
+@dataclass
+class _Candidate:
+    row: int
+    peers: np.ndarray  # the ranked peer set it was chosen from (for the "Picked" line)
+
+
+@dataclass
+class _SavedRef:
+    relpath: str
+    cgroup_id: int | None
+
+
+@dataclass
+class _SavedCandidate:
+    target: _SavedRef
+    peers: int  # index into _HookState.peer_groups
+
+
+@dataclass
+class _HookState:
+    invocation: object
+    victim: _SavedCandidate
+    stack: list[_SavedCandidate]
+    peer_groups: list[list[_SavedRef]]
+
+
+class BaseKillPlugin(BasePlugin):
+    ARGS = BASE_KILL_ARGS
+    METRICS = ("kill_preference", "current_usage", "mem_pressure", "is_populated", "oom_group")
+
+    # -- what a kill plugin supplies -----------------------------------------------------------
+
+    def rank_keys(self, ctx, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Key columns for ``rows``, most significant first; higher ranks first."""
+        raise TypeError(f"kill plugin {type(self).__name__} does not implement rank_keys()")
+
+    def rank_filter(self, ctx, rows: np.ndarray) -> np.ndarray | None:
+        """A mask of the rows that may be ranked at all; None keeps every row."""
+        return None
+
+    def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
+        raise TypeError(f"kill plugin {type(self).__name__} does not implement log_kill_target()")
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def setup(self, context) -> None:
+        context.stats.set(KILLS_STAT, 0)
+        self.dry = bool(self.dry or context.force_dry)
+        self.killer = context.killer if context.killer is not None else Killer(
+            proc_root=context.proc_root)
+        self._hook_state: _HookState | None = None
+
+    # -- ranking -------------------------------------------------------------------------------
+
+    def rank(self, ctx, rows) -> np.ndarray:
+        """``rows`` best first: filter, then a stable sort by (kill_preference, keys) descending."""
+        rows = np.asarray(rows, dtype=np.int32)
+        keep = self.rank_filter(ctx, rows) if len(rows) else None
+        if keep is not None:
+            rows = rows[np.asarray(keep, dtype=bool)]
+        if len(rows) < 2:
+            return rows
+        pref = column(ctx, "kill_preference", rows, 0)
+        keys = [_descending(k) for k in reversed(self.rank_keys(ctx, rows))]
+        keys.append(_descending(pref))
+        return rows[np.lexsort(keys)]
+
+    def candidate_rows(self, ctx) -> np.ndarray:
+        return np.asarray(ctx.resolve(self.cgroup), dtype=np.int32)
+
+    def children_rows(self, ctx, row: int) -> np.ndarray:
+        """All child cgroups, sorted by relative path (ties then go to the smallest name)."""
+        children = list(ctx.children(row))
+        children.sort(key=ctx.relpath)
+        return np.asarray(children, dtype=np.int32)
+
+    def prerun_on_cgroups(self, ctx, metric: str) -> None:
+        """Compute ``metric`` for every candidate (and with ``recursive`` every descendant, not
+        below a ``memory.oom.group`` cgroup), so its temporal state is kept every tick."""
+        frontier = self.candidate_rows(ctx)
+        everything = [frontier]
+        while self.recursive and len(frontier):
+            oom = column(ctx, "oom_group", frontier, False).astype(bool)
+            nxt = [np.asarray(ctx.children(int(r)), dtype=np.int32) for r in frontier[~oom]]
+            frontier = np.concatenate(nxt) if nxt else np.empty(0, np.int32)
+            everything.append(frontier)
+        rows = np.concatenate(everything)
+        if len(rows):
+            ctx.get(metric, rows)
+
+    # -- the candidate dump (reference §4.17) ----------------------------------------------------
+
+    def dump(self, ctx, rows: np.ndarray) -> None:
+        logs.log("Dumping OomdContext: ")
+        if len(rows) == 0:
+            return
+        mem_p = column(ctx, "mem_pressure", rows, 0).astype(np.float32)
+        io_p = column(ctx, "io_pressure", rows, 0).astype(np.float32)
+        cur = column(ctx, "current_usage", rows, 0)
+        avg = column(ctx, "average_usage", rows, 0)
+        swap = column(ctx, "swap_usage", rows, 0)
+        show = np.ones(len(rows), dtype=bool)
+        if not self.debug:
+            meminfo = getattr(getattr(ctx, "system", None), "meminfo", None) or {}
+            mem_min = c_div(int(meminfo.get("MemTotal", 0)), 1000)
+            swap_min = c_div(int(meminfo.get("SwapTotal", 0)), 1000)
+            show = ((mem_p >= 1).any(axis=1) | (io_p >= 1).any(axis=1) | (cur > mem_min)
+                    | (avg > mem_min) | (swap > swap_min))
+            if not show.any():
+                return
+        idx = np.nonzero(show)[0]
+        sub = rows[idx]
+        mem_p, io_p, cur, avg, swap = mem_p[idx], io_p[idx], cur[idx], avg[idx], swap[idx]
+        low = column(ctx, "memory_low", sub, 0)
+        mmin = column(ctx, "memory_min", sub, 0)
+        high = column(ctx, "memory_high", sub, INT64_MAX)
+        high_tmp = column(ctx, "memory_high_tmp", sub, INT64_MAX)
+        mmax = column(ctx, "memory_max", sub, INT64_MAX)
+        prot = column(ctx, "memory_protection", sub, 0)
+        anon = column(ctx, "anon_usage", sub, 0)
+        ioc = column(ctx, "io_cost_cumulative", sub, 0.0)
+        ior = column(ctx, "io_cost_rate", sub, 0.0)
+        pgc = column(ctx, "pg_scan_cumulative", sub, 0)
+        pgr = column(ctx, "pg_scan_rate", sub, 0)
+        pref = column(ctx, "kill_preference", sub, 0)
+        g = fmt_float
+        for i, row in enumerate(sub.tolist()):
+            m, o = mem_p[i], io_p[i]
+            logs.log(f"name={ctx.relpath(row)}")
+            logs.log(f"  pressure={g(m[0])}:{g(m[1])}:{g(m[2])}-{g(o[0])}:{g(o[1])}:{g(o[2])}")
+            logs.log(f"  mem={int(cur[i]) >> 20}MB mem_avg={int(avg[i]) >> 20}MB "
+                     f"mem_low={int(low[i]) >> 20}MB mem_min={int(mmin[i]) >> 20}MB "
+                     f"mem_high={int(high[i]) >> 20}MB mem_high_tmp={int(high_tmp[i]) >> 20}MB "
+                     f"mem_max={int(mmax[i]) >> 20}MB mem_prot={int(prot[i]) >> 20}MB "
+                     f"anon={int(anon[i]) >> 20}MB swap_usage={int(swap[i]) >> 20}MB")
+            logs.log(f"  io_cost_cumulative={g(ioc[i])} io_cost_rate={g(ior[i])}")
+            logs.log(f"  pg_scan_cumulative={int(pgc[i])} pg_scan_rate={int(pgr[i])}")
+            logs.log(f"  kill_preference={PREFERENCE_NAMES.get(int(pref[i]), 'NORMAL')}")
+
+    # -- run -----------------------------------------------------------------------------------
+
+    def run(self, ctx) -> PluginRet:
+        if self._hook_state is not None:
+            result = self._resume_from_prekill_hook(ctx)
+        else:
+            result = self._try_to_kill_something(ctx, self.candidate_rows(ctx))
+        if result is KillResult.DEFER:
+            return PluginRet.ASYNC_PAUSE
+        if result is KillResult.FAILED or self.always_continue:
+            return PluginRet.CONTINUE
+        ruleset = ctx.invoking_ruleset
+        if ruleset is not None and self.post_action_delay is not None:
+            ruleset.pause_actions(self.post_action_delay)
+        return PluginRet.STOP
+
+    def _try_to_kill_something(self, ctx, initial: np.ndarray) -> KillResult:
+        ranked = self.rank(ctx, initial)
+        self.dump(ctx, ranked)
+        stack = [_Candidate(int(r), ranked) for r in ranked[::-1].tolist()]
+        return self._search(ctx, stack)
+
+    def _search(self, ctx, stack: list[_Candidate]) -> KillResult:
+        while stack:
+            cand = stack.pop()
+            row = cand.row
+            if self.recursive and not ctx.value("oom_group", row):
+                children = self.children_rows(ctx, row)
+                if len(children):
+                    self.log_kill_target(ctx, row, cand.peers)
+                    ranked = self.rank(ctx, children)
+                    self.dump(ctx, ranked)
+                    stack.extend(_Candidate(int(r), ranked) for r in ranked[::-1].tolist())
+                    continue
+            populated = ctx.value("is_populated", row)
+            if populated is not None and not populated:
+                continue
+            self.log_kill_target(ctx, row, cand.peers)
+            if not self._past_prekill_deadline(ctx):
+                invocation = self._fire_prekill_hook(ctx, row)
+                if invocation is not None and not invocation.finished():
+                    self._save_hook_state(ctx, invocation, cand, stack)
+                    return KillResult.DEFER
+            if self._kill_and_record(ctx, row):
+                return KillResult.SUCCESS
+        return KillResult.FAILED
+
+    # -- the kill ------------------------------------------------------------------------------
+
+    def _kill_and_record(self, ctx, row: int) -> bool:
+        abspath = ctx.abspath(row)
+        if self.dry:
+            logs.log(f"OOMD: In dry-run mode; would have tried to kill {abspath}")
+        else:
+            result = self.killer.kill(abspath, ctx.dir_fd(row), reap_memory=self.reap_memory)
+            if not result.success:
+                report_kill(ctx, self.name, "failed")
+                return False
+        report_kill(ctx, self.name, "dry" if self.dry else "killed")
+        pressure = ctx.value("mem_pressure", row)
+        if pressure is None:
+            pressure = (0.0, 0.0, 0.0)
+        current = ctx.value("current_usage", row) or 0
+        ac = ctx.action_context
+        ruleset, group = (ac.ruleset, ac.detectorgroup) if ac is not None else ("", "")
+        body = (f"{float(pressure[0]):.2f} {float(pressure[1]):.2f} {float(pressure[2]):.2f} "
+                f"{ctx.relpath(row)} {int(current)} ruleset:[{ruleset}] "
+                f"detectorgroup:[{group}] killer:{'(dry)' if self.dry else ''}{self.name} v2")
+        if not self.dry:
+            ctx.stats.increment(KILLS_STAT)
+        kmsg = getattr(ctx, "kmsg", None)
+        if kmsg is not None:
+            kmsg.kill_record(body)
+        else:
+            logs.log(body, force=True)
+        return True
+
+    # -- prekill hooks (reference §2.6) ----------------------------------------------------------
+
+    @staticmethod
+    def _past_prekill_deadline(ctx) -> bool:
+        ac = ctx.action_context
+        deadline = getattr(ac, "prekill_hook_deadline", None)
+        return deadline is not None and ctx.now > deadline
+
+    @staticmethod
+    def _fire_prekill_hook(ctx, row: int):
+        engine = getattr(ctx, "engine", None)
+        if engine is None:
+            return None
+        return engine.fire_prekill_hook(ctx.relpath(row), ctx.abspath(row), ctx.action_context)
+
+    @staticmethod
+    def _ref(ctx, row: int) -> _SavedRef:
+        return _SavedRef(ctx.relpath(row), ctx.cgroup_id(row))
+
+    def _save_hook_state(self, ctx, invocation, victim: _Candidate, stack: list[_Candidate]):
+        groups: dict[int, int] = {}
+        peer_groups: list[list[_SavedRef]] = []
+
+        def save(c: _Candidate) -> _SavedCandidate:
+            key = id(c.peers)
+            if key not in groups:
+                groups[key] = len(peer_groups)
+                peer_groups.append([self._ref(ctx, int(r)) for r in c.peers.tolist()])
+            return _SavedCandidate(self._ref(ctx, c.row), groups[key])
+
+        self._hook_state = _HookState(invocation, save(victim), [save(c) for c in stack],
+                                      peer_groups)
+
+    @staticmethod
+    def _restore_ref(ctx, ref: _SavedRef) -> int | None:
+        """The row of the same cgroup (path and inode), or None if it vanished or was
+        re-created."""
+        row = ctx.row_of(ref.relpath)
+        if row is None or ref.cgroup_id is None or ctx.cgroup_id(row) != ref.cgroup_id:
+            return None
+        return row
+
+    def _resume_from_prekill_hook(self, ctx) -> KillResult:
+        state = self._hook_state
+        ruleset = ctx.action_context.ruleset if ctx.action_context is not None else ""
+        if state.invocation.finished():
+            logs.log(f"pre-kill hook finished for Ruleset={ruleset}")
+        elif self._past_prekill_deadline(ctx):
+            logs.log(f"pre-kill hook timed out for Ruleset={ruleset}")
+            state.invocation.cancel()
+        else:
+            logs.log(f"Still running pre-kill hook for Ruleset={ruleset}")
+            return KillResult.DEFER
+        self._hook_state = None
+
+        peer_cache: dict[int, np.ndarray] = {}
+
+        def restore(saved: _SavedCandidate) -> _Candidate | None:
+            row = self._restore_ref(ctx, saved.target)
+            if row is None:
+                return None
+            if saved.peers not in peer_cache:
+                rows = [self._restore_ref(ctx, r) for r in state.peer_groups[saved.peers]]
+                peer_cache[saved.peers] = np.asarray([r for r in rows if r is not None], np.int32)
+            return _Candidate(row, peer_cache[saved.peers])
+
+        victim = restore(state.victim)
+        if victim is None:
+            # someone else removed it: they did our job; detectors fire again if still needed
+            return KillResult.FAILED
+        if self._kill_and_record(ctx, victim.row):
+            return KillResult.SUCCESS
+        stack: list[_Candidate] = []
+        for saved in state.stack:
+            cand = restore(saved)
+            if cand is None:
+                stack.clear()  # a vanished candidate discards every lower-ranked one
+            else:
+                stack.append(cand)
+        return self._search(ctx, stack)

@@ -1,0 +1,30 @@
+"""``kill_by_io_cost`` (oomd ``plugins/KillIOCost-inl.h``, reference §4.16).
+
+No extra args. Prerun keeps ``io_cost_rate`` current for every candidate (the cost weights of
+``--device``'s SSD/HDD coefficients are applied by the context, §5.4); the key is that rate
+(0 on first sight; every cost is 0 without ``--device``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oomd import logs
+from oomd.plugin import register
+from oomd.plugins._common import mb
+from oomd.plugins.base_kill import BaseKillPlugin, column, fmt_float
+
+
+@register("kill_by_io_cost")
+class KillIOCost(BaseKillPlugin):
+    METRICS = BaseKillPlugin.METRICS + ("io_cost_rate",)
+
+    def prerun(self, ctx) -> None:
+        self.prerun_on_cgroups(ctx, "io_cost_rate")
+
+    def rank_keys(self, ctx, rows):
+        return (column(ctx, "io_cost_rate", rows, 0.0).astype(np.float64),)
+
+    def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
+        logs.log(f'Picked "{ctx.relpath(row)}" ({mb(ctx.value("current_usage", row) or 0)}MB) '
+                 f"based on io cost generation at {fmt_float(ctx.value('io_cost_rate', row) or 0.0)}")

@@ -1,0 +1,46 @@
+"""``kill_by_pg_scan`` (oomd ``plugins/KillPgScan-inl.h``, reference §4.15).
+
+No extra args. A two-tick kill: every ``run`` computes ``pg_scan_rate`` for the candidates (and
+their descendants with ``recursive``); unless it also did on the tick just before, it returns
+ASYNC_PAUSE and the chain resumes here next tick. Then it kills the cgroup with the highest
+rate (missing rates count 0; zero rates stay eligible, as in 0.5.0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oomd import logs
+from oomd.plugin import PluginRet, register
+from oomd.plugins._common import mb
+from oomd.plugins.base_kill import BaseKillPlugin, column, PREFERENCE_NAMES
+
+
+@register("kill_by_pg_scan")
+class KillPgScan(BaseKillPlugin):
+    METRICS = BaseKillPlugin.METRICS + ("pg_scan_rate",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last_tick: int | None = None
+
+    def run(self, ctx) -> PluginRet:
+        has_previous = self._last_tick is not None and self._last_tick == ctx.tick - 1
+        self.prerun_on_cgroups(ctx, "pg_scan_rate")
+        self._last_tick = ctx.tick
+        if not has_previous:
+            return PluginRet.ASYNC_PAUSE
+        return super().run(ctx)
+
+    def rank_keys(self, ctx, rows):
+        values, valid = ctx.get("pg_scan_rate", rows)
+        missing = int(len(rows) - np.count_nonzero(valid))
+        if missing:
+            logs.log(f"couldn't read pgscan data in {missing}/{len(rows)} cgroups")
+        return (np.where(valid, values, 0).astype(np.int64),)
+
+    def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
+        pref = PREFERENCE_NAMES.get(int(ctx.value("kill_preference", row) or 0), "NORMAL")
+        logs.log(f'Picked "{ctx.relpath(row)}" ({mb(ctx.value("current_usage", row) or 0)}MB) '
+                 f"based on pg scan rate at {int(ctx.value('pg_scan_rate', row) or 0)} "
+                 f"with kill preference {pref}")

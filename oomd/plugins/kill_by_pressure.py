@@ -1,0 +1,37 @@
+"""``kill_by_pressure`` (oomd ``plugins/KillPressure-inl.h``, reference §4.14).
+
+Extra arg: ``resource`` (``io`` or ``memory``, required). Key: ``int(avg10/2 + avg60/2)`` of the
+full PSI line, in float32 as oomd computes it, then truncated (0 when unreadable). Every
+candidate is eligible, zero pressure included.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oomd import logs, parsing
+from oomd.plugin import Arg, register
+from oomd.plugins._common import mb
+from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, column, fmt_float
+
+_HALF = np.float32(2)
+
+
+@register("kill_by_pressure")
+class KillPressure(BaseKillPlugin):
+    ARGS = BASE_KILL_ARGS + (Arg("resource", parsing.resource, required=True),)
+    METRICS = BaseKillPlugin.METRICS + ("io_pressure",)
+
+    @property
+    def pressure_metric(self) -> str:
+        return "mem_pressure" if self.resource == "memory" else "io_pressure"
+
+    def rank_keys(self, ctx, rows):
+        p = column(ctx, self.pressure_metric, rows, 0).astype(np.float32)
+        return (np.trunc(p[:, 0] / _HALF + p[:, 1] / _HALF).astype(np.int64),)
+
+    def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
+        p = ctx.value(self.pressure_metric, row)
+        p10, p60 = (float(p[0]), float(p[1])) if p is not None else (0.0, 0.0)
+        logs.log(f'Picked "{ctx.relpath(row)}" ({mb(ctx.value("current_usage", row) or 0)}MB) '
+                 f"based on pressure generation at 10s={fmt_float(p10)} 60s={fmt_float(p60)}")

@@ -1,0 +1,41 @@
+"""``pressure_above``: pressure over a threshold for a duration (reference §4.4; oomd
+``plugins/PressureAbove.cpp``).
+
+Among the matched cgroups the one with the highest weighted score is watched; the detector
+fires once its full-line avg10 has stayed above ``threshold`` for ``duration`` seconds, and keeps
+firing while it stays there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oomd import logs, parsing
+from oomd.plugin import Arg, BasePlugin, PluginRet, register
+from oomd.plugins._common import HoldTimer, mb, pick_pressure, pressure_metric
+
+
+@register("pressure_above")
+class PressureAbove(BasePlugin):
+    ARGS = (
+        Arg("cgroup", parsing.cgroup_patterns, required=True),
+        Arg("resource", parsing.resource, required=True),
+        Arg("threshold", parsing.int_parse, required=True),
+        Arg("duration", parsing.int_parse, required=True),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timer = HoldTimer()
+
+    def setup(self, context) -> None:
+        self.METRICS = (pressure_metric(self.resource), "current_usage")
+
+    def run(self, ctx) -> PluginRet:
+        (avg10, _, _), usage = pick_pressure(ctx, ctx.resolve(self.cgroup), self.resource)
+        held = self.timer.held_for(avg10 > np.float32(self.threshold), ctx.now)
+        if held is not None and held >= self.duration:
+            logs.log(f"10s pressure {float(avg10):.2f} is over the threshold of {self.threshold} "
+                     f"for {self.duration} seconds , total usage is {mb(usage)}MB")
+            return PluginRet.CONTINUE
+        return PluginRet.STOP

@@ -1,0 +1,45 @@
+"""``pressure_rising_beyond``: 1-minute pressure over a threshold for a duration, while the
+10-second pressure is above it too and not falling fast (reference §4.5; oomd
+``plugins/PressureRisingBeyond.cpp``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oomd import logs, parsing
+from oomd.plugin import Arg, BasePlugin, PluginRet, register
+from oomd.plugins._common import HoldTimer, mb, pick_pressure, pressure_metric
+
+
+@register("pressure_rising_beyond")
+class PressureRisingBeyond(BasePlugin):
+    ARGS = (
+        Arg("cgroup", parsing.cgroup_patterns, required=True),
+        Arg("resource", parsing.resource, required=True),
+        Arg("threshold", parsing.int_parse, required=True),
+        Arg("duration", parsing.int_parse, required=True),
+        Arg("fast_fall_ratio", parsing.float_parse, default=0.85),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timer = HoldTimer()
+        self.last_avg10 = np.float32(100)  # oomd starts from a pressure of 100
+
+    def setup(self, context) -> None:
+        self.METRICS = (pressure_metric(self.resource), "current_usage")
+        self.fall_ratio = np.float32(self.fast_fall_ratio)
+
+    def run(self, ctx) -> PluginRet:
+        (avg10, avg60, _), usage = pick_pressure(ctx, ctx.resolve(self.cgroup), self.resource)
+        last, self.last_avg10 = self.last_avg10, avg10
+        threshold = np.float32(self.threshold)
+        held = self.timer.held_for(avg60 > threshold, ctx.now)
+        met_60s = held is not None and held >= self.duration
+        falling_rapidly = avg10 < last * self.fall_ratio
+        if met_60s and avg10 > threshold and not falling_rapidly:
+            logs.log(f"1m pressure {float(avg60):.2f} is over the threshold of {self.threshold} "
+                     f"for {self.duration} seconds , total usage is {mb(usage)}MB")
+            return PluginRet.CONTINUE
+        return PluginRet.STOP

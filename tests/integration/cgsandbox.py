@@ -1,0 +1,158 @@
+"""Real cgroups and real processes for kill tests, cleaned up even when a test fails.
+
+``CgroupSandbox`` makes a private directory under the cgroup2 mount (found in /proc/mounts),
+creates cgroups below it, starts ``sleep`` processes directly inside them (the child moves
+itself in before exec, so there is no window where it runs elsewhere) and, on close, kills
+every process it started and removes every cgroup it made, deepest first. It never touches a
+cgroup or process it did not create.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+
+def cgroup2_mount(mounts: str = "/proc/mounts") -> str | None:
+    try:
+        with open(mounts) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2] == "cgroup2":
+                    return parts[1]
+    except OSError:
+        return None
+    return None
+
+
+def why_no_sandbox() -> str | None:
+    """None when real cgroup tests can run here, else the reason."""
+    if os.geteuid() != 0:
+        return "needs root to create cgroups and move processes"
+    mount = cgroup2_mount()
+    if mount is None:
+        return "no cgroup2 mount in /proc/mounts"
+    if not os.path.exists(os.path.join(mount, "cgroup.procs")):
+        return f"{mount} does not look like a cgroup2 root"
+    probe = Path(mount) / f"pyoomd-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        probe.mkdir()
+    except OSError as e:
+        return f"cannot create a cgroup under {mount}: {e.strerror}"
+    try:
+        if not (probe / "cgroup.events").exists():
+            return "cgroup2 without cgroup.events"
+    finally:
+        probe.rmdir()
+    return None
+
+
+class CgroupSandbox:
+    def __init__(self, tag: str = "kill") -> None:
+        mount = cgroup2_mount()
+        assert mount is not None
+        self.mount = Path(mount)
+        self.root = self.mount / f"pyoomd-test-{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.root.mkdir()
+        self.made = [self.root]
+        self.procs: list[subprocess.Popen] = []
+
+    def relpath(self, path: Path) -> str:
+        return str(path.relative_to(self.mount))
+
+    def mkcg(self, rel: str) -> Path:
+        path = self.root
+        for part in rel.split("/"):
+            path = path / part
+            if not path.exists():
+                path.mkdir()
+                self.made.append(path)
+        return path
+
+    def spawn(self, cg: Path, argv=("sleep", "1000")) -> subprocess.Popen:
+        procs_file = str(cg / "cgroup.procs")
+
+        def move_self():
+            with open(procs_file, "w") as f:
+                f.write("0")
+
+        p = subprocess.Popen(list(argv), preexec_fn=move_self, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def spawn_outside(self, argv=("sleep", "1000")) -> subprocess.Popen:
+        p = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def spawn_with_pid(self, pid: int, cg: Path | None = None, tries: int = 50):
+        """A process that gets exactly ``pid`` (via ns_last_pid), or None if other processes
+        on the machine keep taking it."""
+        for _ in range(tries):
+            try:
+                with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                    f.write(str(pid - 1))
+            except OSError:
+                return None
+            p = self.spawn(cg) if cg is not None else self.spawn_outside()
+            if p.pid == pid:
+                return p
+            p.kill()
+            p.wait()
+        return None
+
+    @staticmethod
+    def procs_of(cg: Path) -> list[int]:
+        return [int(x) for x in (cg / "cgroup.procs").read_text().split()]
+
+    @staticmethod
+    def alive(p: subprocess.Popen) -> bool:
+        return p.poll() is None
+
+    @staticmethod
+    def wait_dead(p: subprocess.Popen, timeout: float = 5.0) -> bool:
+        try:
+            p.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    @staticmethod
+    def move(pid: int, cg: Path) -> None:
+        (cg / "cgroup.procs").write_text(str(pid))
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except OSError:
+                    p.kill()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        # children of our processes (shell-forked sleeps) live in our cgroups: kill what is left
+        for cg in reversed(self.made):
+            kill_file = cg / "cgroup.kill"
+            if cg.exists() and kill_file.exists():
+                try:
+                    kill_file.write_text("1")
+                except OSError:
+                    pass
+        for cg in reversed(self.made):
+            for _ in range(100):
+                try:
+                    cg.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)

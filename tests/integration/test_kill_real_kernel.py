@@ -1,0 +1,254 @@
+"""The kill pipeline on the real kernel: real cgroups under the cgroup2 mount, real processes.
+
+Every test makes its own cgroups and processes (``CgroupSandbox``) and removes them even when it
+fails; without root or cgroup2 the module is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from cgsandbox import CgroupSandbox, why_no_sandbox
+from oomd import logs
+from oomd.kill import XATTR_KILL, XATTR_KILL_UUID, XATTR_OOMS, Killer
+
+_why = why_no_sandbox()
+pytestmark = pytest.mark.skipif(_why is not None, reason=f"real cgroup2 kill tests: {_why}")
+
+SHELL_WITH_CHILDREN = ("sh", "-c", "sleep 1000 & sleep 1000 & wait")
+
+
+@pytest.fixture
+def sandbox():
+    box = CgroupSandbox()
+    try:
+        yield box
+    finally:
+        box.close()
+
+
+def _has_cgroup_kill(box: CgroupSandbox) -> bool:
+    return (box.root / "cgroup.kill").exists()
+
+
+def _wait_procs(cg, n: int, timeout: float = 5.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = CgroupSandbox.procs_of(cg)
+        if len(pids) >= n:
+            return pids
+        time.sleep(0.01)
+    raise AssertionError(f"{cg} never had {n} processes")
+
+
+@pytest.fixture(params=["cgroup.kill", "pidfd"])
+def killer(request, sandbox):
+    if request.param == "cgroup.kill" and not _has_cgroup_kill(sandbox):
+        pytest.skip("this kernel has no cgroup.kill")
+    return Killer(use_cgroup_kill=request.param == "cgroup.kill")
+
+
+def test_kill_empties_victim_with_descendants_and_spares_bystander(sandbox, killer):
+    victim = sandbox.mkcg("victim")
+    child = sandbox.mkcg("victim/child")
+    bystander_cg = sandbox.mkcg("bystander")
+    top = sandbox.spawn(victim)
+    forking = sandbox.spawn(child, SHELL_WITH_CHILDREN)
+    bystander = sandbox.spawn(bystander_cg)
+    _wait_procs(child, 3)
+
+    result = killer.kill(str(victim), reap_memory=True)
+
+    assert result.success and result.verified
+    assert result.killed == 4
+    assert sandbox.wait_dead(top) and sandbox.wait_dead(forking)
+    assert CgroupSandbox.procs_of(victim) == [] and CgroupSandbox.procs_of(child) == []
+    assert sandbox.alive(bystander)
+
+
+def test_kill_writes_oomd_xattrs(sandbox, killer):
+    victim = sandbox.mkcg("victim")
+    os.setxattr(victim, XATTR_OOMS, b"4")
+    sandbox.spawn(victim)
+    sandbox.spawn(victim)
+    _wait_procs(victim, 2)
+
+    with logs.capture() as lines:
+        result = killer.kill(str(victim), kill_uuid="abc123")
+
+    assert result.success
+    assert os.getxattr(victim, XATTR_KILL_UUID) == b"abc123"
+    assert os.getxattr(victim, XATTR_OOMS) == b"5"
+    assert os.getxattr(victim, XATTR_KILL) == b"2"
+    msgs = logs.messages(lines)
+    assert msgs[0] == f"Trying to kill {victim}"
+    assert f"Set xattr {XATTR_OOMS}=5 on {victim}" in msgs
+    assert f"Set xattr {XATTR_KILL}=2 on {victim}" in msgs
+    assert any(m.startswith("Killed 2: ") and "(sleep)" in m for m in msgs)
+
+
+def test_kill_of_empty_cgroup_fails(sandbox, killer):
+    victim = sandbox.mkcg("victim")
+    result = killer.kill(str(victim))
+    assert not result.success and result.killed == 0
+
+
+def test_kill_through_stale_dir_fd_of_recreated_cgroup_kills_nothing(sandbox, killer):
+    """The cgroup was removed and a new one made under the same name after the choice: the old
+    directory fd pins the old (dead) cgroup, so the new one's processes are left alone."""
+    victim = sandbox.mkcg("victim")
+    fd = os.open(victim, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        victim.rmdir()
+        victim.mkdir()
+        newcomer = sandbox.spawn(victim)
+        _wait_procs(victim, 1)
+        result = killer.kill(str(victim), fd)
+    finally:
+        os.close(fd)
+    assert not result.success
+    assert sandbox.alive(newcomer)
+
+
+class _MoveOutAfterSnapshot(Killer):
+    """Moves a process out of the victim right after the killer first reads the victim's pids,
+    as another agent might between oomd's read of cgroup.procs and its kill()."""
+
+    def __init__(self, move, **kw) -> None:
+        super().__init__(**kw)
+        self._move = move
+
+    def subtree_pids(self, dir_fd, where=""):
+        pids = super().subtree_pids(dir_fd, where)
+        if self._move is not None:
+            self._move()
+            self._move = None
+        return pids
+
+
+@pytest.mark.parametrize("use_cgroup_kill", [True, False], ids=["cgroup.kill", "pidfd"])
+def test_process_moved_out_between_choice_and_kill_survives(sandbox, use_cgroup_kill):
+    if use_cgroup_kill and not _has_cgroup_kill(sandbox):
+        pytest.skip("this kernel has no cgroup.kill")
+    victim = sandbox.mkcg("victim")
+    elsewhere = sandbox.mkcg("elsewhere")
+    stays = sandbox.spawn(victim)
+    leaves = sandbox.spawn(victim)
+    _wait_procs(victim, 2)
+
+    killer = _MoveOutAfterSnapshot(lambda: CgroupSandbox.move(leaves.pid, elsewhere),
+                                   use_cgroup_kill=use_cgroup_kill)
+    result = killer.kill(str(victim))
+
+    assert result.success
+    assert sandbox.wait_dead(stays)
+    assert sandbox.alive(leaves)
+    assert leaves.pid not in result.pids
+
+
+class _StaleSnapshot(Killer):
+    """Returns, on its first read, the victim's pids as they were before one of them exited and
+    its pid was taken by a process outside the cgroup."""
+
+    def __init__(self, stale: list[int], **kw) -> None:
+        super().__init__(**kw)
+        self._stale = stale
+
+    def subtree_pids(self, dir_fd, where=""):
+        if self._stale is not None:
+            pids, self._stale = self._stale, None
+            return pids
+        return super().subtree_pids(dir_fd, where)
+
+
+def test_recycled_pid_outside_victim_is_never_signalled(sandbox):
+    victim = sandbox.mkcg("victim")
+    member = sandbox.spawn(victim)
+    exits = sandbox.spawn(victim)
+    _wait_procs(victim, 2)
+    recycled = exits.pid
+    exits.kill()
+    exits.wait()
+    reuser = sandbox.spawn_with_pid(recycled)
+    if reuser is None:
+        pytest.skip(f"could not get pid {recycled} reused (busy machine)")
+    assert reuser.pid == recycled and recycled not in CgroupSandbox.procs_of(victim)
+
+    killer = _StaleSnapshot([member.pid, recycled], use_cgroup_kill=False)
+    result = killer.kill(str(victim))
+
+    assert result.success
+    assert sandbox.wait_dead(member)
+    assert sandbox.alive(reuser)
+    assert result.pids == [member.pid]
+    assert killer.stats.stale_pids == 1
+
+
+def test_processes_that_do_not_die_in_time_fail_the_kill(sandbox):
+    """A victim still populated at the verify deadline is a failed kill (the plugin moves on)."""
+    victim = sandbox.mkcg("victim")
+    sandbox.spawn(victim)
+    _wait_procs(victim, 1)
+
+    class NeverSignals(Killer):
+        def _signal(self, pidfd, sig):
+            return None  # pretend the signal was sent; the process lives on
+
+    killer = NeverSignals(use_cgroup_kill=False, verify_timeout=0.05)
+    with logs.capture() as lines:
+        result = killer.kill(str(victim))
+
+    assert not result.success and not result.verified
+    assert killer.stats.verify_timeouts == 1
+    assert any("is still populated" in m for m in logs.messages(lines))
+
+
+# -- a kill plugin end to end: engine, real OomdContext on the cgroup2 mount, real Killer ------
+
+def test_kill_plugin_kills_chosen_cgroup_with_descendants_and_records_it(sandbox, tmp_path):
+    import re
+
+    from killfakes import FakeClock, kill_engine
+    from oomd.context import OomdContext
+    from oomd.kmsg import Kmsg
+    from oomd.stats import Stats
+
+    victim = sandbox.mkcg("victim")
+    nested = sandbox.mkcg("victim/nested")
+    bystander_cg = sandbox.mkcg("bystander")
+    top = sandbox.spawn(victim)
+    forking = sandbox.spawn(nested, SHELL_WITH_CHILDREN)
+    bystander = sandbox.spawn(bystander_cg)
+    _wait_procs(nested, 3)
+    # no memory controller here: every key ties, so the prefer xattr decides
+    os.setxattr(victim, "trusted.oomd_prefer", b"")
+
+    stats = Stats()
+    ctx = OomdContext(str(sandbox.mount), stats=stats)
+    ctx.kmsg = Kmsg(str(tmp_path / "kmsg"))
+    base = sandbox.relpath(sandbox.root)
+    config = {"rulesets": [{"name": "rs", "detectors": [["dg", {"name": "continue"}]],
+                            "actions": [{"name": "kill_by_pressure",
+                                         "args": {"cgroup": f"{base}/*", "resource": "memory"}}]}]}
+    engine = kill_engine(config, killer=None, clock=FakeClock(), stats=stats,
+                         cgroup_fs=str(sandbox.mount))
+    with logs.capture() as lines:
+        engine.tick(ctx)
+    ctx.kmsg.close()
+
+    assert sandbox.wait_dead(top) and sandbox.wait_dead(forking)
+    assert CgroupSandbox.procs_of(victim) == [] and CgroupSandbox.procs_of(nested) == []
+    assert sandbox.alive(bystander)
+    assert os.getxattr(victim, XATTR_OOMS) == b"1"
+    assert os.getxattr(victim, XATTR_KILL) == b"4"
+    assert len(os.getxattr(victim, XATTR_KILL_UUID)) >= 2
+    (record,) = (tmp_path / "kmsg").read_text().splitlines()
+    assert re.fullmatch(rf"oomd kill: \d+\.\d\d \d+\.\d\d \d+\.\d\d {re.escape(base)}/victim 0 "
+                        r"ruleset:\[rs\] detectorgroup:\[dg\] killer:kill_by_pressure v2", record)
+    assert stats.get("oomd.kills") == 1
+    msgs = logs.messages(lines)
+    assert any(m.startswith(f'Picked "{base}/victim" (0MB) based on pressure generation at')
+               for m in msgs)
