@@ -100,3 +100,21 @@ def test_huge_hex_coefficient_on_the_command_line_is_a_usage_error():
     with pytest.raises(UsageExit) as e:
         parse_coeffs("1,0x1p99999", "SSD")
     assert e.value.code == 1
+
+
+@pytest.mark.parametrize("escape", ["\\udfff", "\\ud800", "\\ud800x", "\\ud800\\u0041"])
+def test_lone_surrogate_escape_is_a_config_error(escape):
+    text = '{"prekill_hooks": [{"name": "exec_prekill_hook", "args": {"cmd": "/bin/' + escape + '"}}]}'
+    with pytest.raises(ConfigError) as e:
+        parse_string(text, "s.json")
+    assert e.value.json_path == "$.prekill_hooks[0].args.cmd"
+    assert e.value.reason.startswith(f"invalid JSON: lone surrogate {escape[:6]} (no character")
+
+
+def test_surrogate_pair_escape_is_one_character():
+    assert jsonc.loads('"\\ud83d\\ude00"') == "\U0001f600"
+
+
+def test_lone_surrogate_character_in_the_text_is_a_config_error():
+    with pytest.raises(ConfigError, match="lone surrogate character"):
+        parse_string('{"rulesets": [{"name": "\ud800"}]}', "s.json")
