@@ -7,6 +7,8 @@ unit-less ``HugePages_*`` counts). Lines that do not parse are skipped.
 
 from __future__ import annotations
 
+MEMINFO_MAX_CHARS = 1 << 20  # /proc/meminfo is about 1.5 KiB
+
 
 def parse_meminfo(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
@@ -26,9 +28,10 @@ def parse_meminfo(text: str) -> dict[str, int]:
 
 
 def read_meminfo(path: str = "/proc/meminfo") -> dict[str, int] | None:
-    """The parsed file, or None if it cannot be read."""
+    """The parsed file, or None if it cannot be read. Bytes that are not UTF-8 spoil only their
+    line; at most 1 MiB is read (a config may point ``meminfo_location`` anywhere)."""
     try:
-        with open(path) as f:
-            return parse_meminfo(f.read())
+        with open(path, errors="replace") as f:
+            return parse_meminfo(f.read(MEMINFO_MAX_CHARS))
     except OSError:
         return None

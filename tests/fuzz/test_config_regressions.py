@@ -118,3 +118,50 @@ def test_surrogate_pair_escape_is_one_character():
 def test_lone_surrogate_character_in_the_text_is_a_config_error():
     with pytest.raises(ConfigError, match="lone surrogate character"):
         parse_string('{"rulesets": [{"name": "\ud800"}]}', "s.json")
+
+
+# -- plugins reading meminfo at init --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reader", ["fs", "procfs"])
+def test_meminfo_that_is_not_utf8_spoils_only_its_line(tmp_path, reader):
+    from oomd import fs, procfs
+
+    path = tmp_path / "meminfo"
+    path.write_bytes(b"MemTotal:       16000 kB\n\xd0\xff garbage:  12 kB\nSwapTotal:  8 kB\n")
+    meminfo = (fs if reader == "fs" else procfs).read_meminfo(str(path))
+    assert meminfo["MemTotal"] == 16000 * 1024 and meminfo["SwapTotal"] == 8 * 1024
+
+
+@pytest.mark.parametrize("reader", ["fs", "procfs"])
+def test_meminfo_location_pointing_at_an_endless_file_reads_a_bounded_prefix(reader):
+    from oomd import fs, procfs
+
+    assert "MemTotal" not in (fs if reader == "fs" else procfs).read_meminfo("/dev/zero")
+
+
+def _actions_config(action: dict) -> str:
+    import json
+
+    return json.dumps({"rulesets": [{"name": "r", "detectors": [["g", {"name": "continue"}]],
+                                     "actions": [action]}]})
+
+
+def test_memory_above_with_meminfo_location_at_a_binary_file_says_memtotal_is_missing():
+    from support import engine_from
+
+    config = {"name": "memory_above", "args": {"cgroup": "/", "meminfo_location": "/bin/sh",
+                                               "threshold": "10%", "duration": "1"}}
+    with pytest.raises(ConfigError) as e:
+        engine_from(_actions_config(config), file="m.json")
+    assert e.value.reason == "Plugin=memory_above failed to init() with code=1: meminfo does not contain MemTotal"
+
+
+def test_kill_by_swap_usage_with_meminfo_location_at_a_binary_file_sees_no_swap():
+    from support import engine_from
+
+    config = {"name": "kill_by_swap_usage", "args": {"cgroup": "/", "meminfo_location": "/bin/sh",
+                                                     "threshold": "10%"}}
+    engine = engine_from(_actions_config(config), file="m.json")
+    (killer,) = engine.rulesets[0].ruleset.actions
+    assert killer.swap_total == 0
