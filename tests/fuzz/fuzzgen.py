@@ -26,12 +26,13 @@ import tempfile
 from hypothesis import strategies as st
 
 from oomd import parsing, plugin
+from oomd.cgpath import CgroupPatterns
 from oomd.config import jsonc
 from oomd.config.compiler import Compiler, compile_config
 from oomd.config.parser import parse_string
 from oomd.engine import DropInUnit, Engine
 from oomd.errors import ConfigError
-from oomd.plugin import PluginConstructionContext
+from oomd.plugin import Arg, PluginConstructionContext
 from oomd.stats import Stats
 
 FILE = "fuzz.json"
@@ -49,6 +50,8 @@ class FuzzFailure(AssertionError):
 
 
 class HypothesisChooser:
+    budget = 1 << 30  # deviations allowed (gen_doc sets a small one per document)
+
     def __init__(self, data) -> None:
         self.data = data
 
@@ -66,14 +69,15 @@ class HypothesisChooser:
         return self.data.draw(st.floats(allow_nan=False, allow_infinity=False))
 
 
-_UNICODE_POOL = (
-    [chr(c) for c in range(0x20, 0x7F)] + list("\t\n\r\x00\x01\x7f\u00e9\u0661\u2028\ufeff\U0001f600")
-    + ["\ud800", "\udfff"]
-)
+_UNICODE_POOL = [chr(c) for c in range(0x20, 0x7F)] + list("\t\n\r\x00\x01\x7f\u00e9\u0661\u2028\ufeff\U0001f600")
+# Raw text may also hold lone surrogates (a str from the API can; a UTF-8 file cannot).
+_RAW_POOL = _UNICODE_POOL + ["\ud800", "\udfff"]
 _EDGE_REALS = [0.0, -0.0, 0.1, 1.5, 1e-300, 5e-324, 1e308, -1e308, 1.7976931348623157e308, 2.0**63, 2.0**64]
 
 
 class RandomChooser:
+    budget = 1 << 30
+
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
 
@@ -190,6 +194,7 @@ _PARSER_GENERATORS = {
     parsing.bool_parse: gen_bool_text,
     parsing.resource: gen_resource_text,
     parsing.cgroup_patterns: gen_cgroup_text,
+    CgroupPatterns.parse: gen_cgroup_text,
     parsing.parse_size: gen_size_text,
 }
 _ANY_ARG = (gen_numeric_text, gen_size_text, gen_cgroup_text, gen_bool_text, gen_resource_text,
@@ -200,57 +205,120 @@ def gen_any_arg_text(c) -> str:
     return c.choice(_ANY_ARG)(c)
 
 
-def gen_arg_value(c, parser):
-    """A JSON value for an argument: mostly text aimed at its parser, sometimes anything."""
-    kind = c.integer(0, 6)
-    if kind <= 2:
+def _valid_int(c):
+    return c.choice([str(c.integer(0, 120)), c.integer(0, 120)])
+
+
+def _valid_real(c):
+    return c.choice([f"{c.integer(0, 100)}.{c.integer(0, 99)}", str(c.integer(0, 100)),
+                     c.integer(0, 400) / 4])
+
+
+_VALID_CGROUPS = ["/", "system.slice", "workload.slice/*", "system.slice/*,workload.slice/*", "*/*",
+                  "workload.slice/workload-*.slice/*"]
+_VALID_ANY = ["1G", "512M", "10%", "100", "5", "0.5", "true", "io", "memory", "/", "system.slice/*",
+              "/bin/true", "foo.service", "80", "1.25"]
+_VALID_GENERATORS = {
+    parsing.int_parse: _valid_int,
+    parsing.int64_parse: _valid_int,
+    parsing.uint64_parse: _valid_int,
+    parsing.non_negative_int: _valid_int,
+    parsing.milliseconds: _valid_int,
+    parsing.double_parse: _valid_real,
+    parsing.float_parse: _valid_real,
+    parsing.bool_parse: lambda c: c.choice(["true", "false", "True", "False", "1", "0", True, False]),
+    parsing.resource: lambda c: c.choice(["io", "memory"]),
+    parsing.cgroup_patterns: lambda c: c.choice(_VALID_CGROUPS),
+    CgroupPatterns.parse: lambda c: c.choice(_VALID_CGROUPS),
+    parsing.parse_size: lambda c: c.choice(["1G", "512M", "1.5M 32K", "0", "4096"]),
+}
+
+
+def deviate(c, one_in: int) -> bool:
+    """Now and then (one time in ``one_in``) spend one of the document's deviations: a value
+    or shape the config does not allow. A document gets 0-3 of them (``gen_doc``), so most
+    documents are valid but for a few places and reach the checks deep in the compiler."""
+    if c.budget <= 0 or c.integer(0, one_in - 1) != 0:
+        return False
+    c.budget -= 1
+    return True
+
+
+def gen_arg_value(c, parser, name: str = ""):
+    """A JSON value for an argument: valid for its parser, or (a deviation) an edge value aimed
+    at the parser, any argument text, a coerced JSON scalar or a JSON type the parser refuses."""
+    if not deviate(c, 8):
+        if name in _VALID_BY_NAME:
+            return _VALID_BY_NAME[name]
+        valid = _VALID_GENERATORS.get(parser)
+        return valid(c) if valid else c.choice(_VALID_ANY)
+    kind = c.integer(0, 19)
+    if kind <= 11:
         return _PARSER_GENERATORS.get(parser, gen_any_arg_text)(c)
-    if kind == 3:
+    if kind <= 14:
         return gen_any_arg_text(c)
-    if kind == 4:
+    if kind <= 16:
         return c.choice([True, False, c.integer(-(1 << 65), 1 << 65)])
-    if kind == 5:
+    if kind <= 18:
         return c.real()
-    return gen_json(c)
+    return gen_json(c)  # null, arrays and objects are type errors (reference §2.2)
 
 
 # -- documents ------------------------------------------------------------------------------------
 
 
-def _junk(c, one_in: int) -> bool:
-    """True now and then: replace the valid thing with any JSON value (a type/shape mutation)."""
-    return c.integer(0, one_in - 1) == 0
+# Plugins that build their argument list in init (memory_above: threshold is a size or a
+# percentage of MemTotal, read at init) declare none on the class; these are theirs.
+_size_or_percent = parsing.parse_size  # aimed at the size grammar; "10%" is in the valid pool
+_INIT_ARGS = {
+    "memory_above": (
+        Arg("cgroup", parsing.cgroup_patterns, required=True),
+        Arg("threshold", _size_or_percent, required=True),
+        Arg("threshold_anon", _size_or_percent),
+        Arg("duration", parsing.int_parse, required=True),
+        Arg("debug", parsing.bool_parse),
+        Arg("meminfo_location", str),
+    ),
+}
+# Arguments whose only valid value is a fixed text.
+_VALID_BY_NAME = {"confirm": "crash-the-host"}
+
+
+def plugin_args(registry, name):
+    """The argument spec of a plugin: its class's ARGS, or ``_INIT_ARGS``; None = anything."""
+    if name in _INIT_ARGS:
+        return _INIT_ARGS[name]
+    return getattr(registry.get(name), "ARGS", None)
 
 
 def gen_plugin(c, registry):
     names = sorted(registry)
-    name = c.choice(names) if names and c.integer(0, 4) else c.text(10)
-    factory = registry.get(name)
-    spec = getattr(factory, "ARGS", None)
+    name = c.choice(names) if names and not deviate(c, 25) else c.text(10)
+    spec = plugin_args(registry, name)
     args = {}
-    if spec:
-        for a in spec:
-            if c.integer(0, 9) < (9 if a.required else 5):
-                args[a.name] = gen_arg_value(c, a.parser)
-    if spec is None or c.integer(0, 9) == 0:
-        for _ in range(c.integer(0, 3)):
+    for a in spec or ():
+        needed = a.required or a.name in _VALID_BY_NAME
+        if (needed and not deviate(c, 20)) or (not needed and c.integer(0, 1)):
+            args[a.name] = gen_arg_value(c, a.parser, a.name)
+    if spec is None or deviate(c, 15):
+        for _ in range(c.integer(1, 3)):
             args[c.choice(["id", "cgroup", "threshold", "x", "my-arg", ""])] = gen_arg_value(c, None)
     obj = {"name": name}
     if args or c.integer(0, 1):
         obj["args"] = args
-    if _junk(c, 20):
+    if deviate(c, 40):
         obj["name"] = gen_json(c)
-    if _junk(c, 20):
+    if deviate(c, 40):
         obj["args"] = gen_json(c)
-    return gen_json(c) if _junk(c, 15) else obj
+    return gen_json(c) if deviate(c, 40) else obj
 
 
 def gen_group(c, registry):
     group = []
-    if c.integer(0, 9):
+    if not deviate(c, 20):
         group.append(c.choice(["g", "mem", "io pressure"]) if c.integer(0, 3) else c.text(6))
-    group += [gen_plugin(c, registry) for _ in range(c.integer(0, 3))]
-    return gen_json(c) if _junk(c, 15) else group
+    group += [gen_plugin(c, registry) for _ in range(0 if deviate(c, 20) else c.integer(1, 3))]
+    return gen_json(c) if deviate(c, 40) else group
 
 
 def _collection(c, items):
@@ -260,46 +328,50 @@ def _collection(c, items):
     return items
 
 
-def _maybe(c, value, one_in: int = 10):
-    return gen_json(c) if _junk(c, one_in) else value
-
-
-def gen_ruleset(c, names=("r", "mem", "io", "")):
+def gen_ruleset(c, names=("r", "mem", "io")):
     rs = {}
-    if c.integer(0, 9):
-        rs["name"] = _maybe(c, c.choice(list(names)) if c.integer(0, 3) else c.text(6))
+    if not deviate(c, 20):
+        rs["name"] = c.choice(list(names)) if c.integer(0, 3) else c.text(6) or "x"
+    elif c.integer(0, 1):
+        rs["name"] = c.choice(["", None, gen_json(c)])
     if c.integer(0, 3) == 0:
         flags = {}
         for key in ("detectors", "actions", "disable-on-drop-in"):
             if c.integer(0, 1):
-                flags[key] = c.choice([True, False]) if c.integer(0, 4) else gen_json(c)
-        rs["drop-in"] = _maybe(c, flags)
+                flags[key] = gen_json(c) if deviate(c, 10) else c.choice([True, False, 0, 1, None])
+        rs["drop-in"] = gen_json(c) if deviate(c, 20) else flags
     if c.integer(0, 4) == 0:
-        rs["silence-logs"] = _maybe(c, c.choice(["engine", "plugins", "engine,plugins", " engine , ", ",",
-                                                 "everything", ""]))
+        rs["silence-logs"] = c.choice(
+            [",", "everything", "engine,", " Engine", gen_json(c)] if deviate(c, 5)
+            else ["engine", "plugins", "engine,plugins", " engine , plugins ", ""])
     for key in ("post_action_delay", "prekill_hook_timeout"):
         if c.integer(0, 4) == 0:
-            rs[key] = _maybe(c, c.choice([gen_numeric_text(c), c.integer(-5, 100), c.real()]))
-    if c.integer(0, 9):
-        rs["detectors"] = _collection(c, [gen_group(c, plugin.REGISTRY) for _ in range(c.integer(0, 3))])
-    if c.integer(0, 9):
-        rs["actions"] = _collection(c, [gen_plugin(c, plugin.REGISTRY) for _ in range(c.integer(0, 3))])
+            rs[key] = (c.choice([gen_numeric_text(c), c.integer(-5, 5), c.real(), gen_json(c)]) if deviate(c, 5)
+                       else _valid_int(c))
+    if not deviate(c, 20):
+        count = 0 if deviate(c, 20) else c.integer(1, 2)
+        rs["detectors"] = _collection(c, [gen_group(c, plugin.REGISTRY) for _ in range(count)])
+    if not deviate(c, 20):
+        count = 0 if deviate(c, 20) else c.integer(1, 2)
+        rs["actions"] = _collection(c, [gen_plugin(c, plugin.REGISTRY) for _ in range(count)])
     if c.integer(0, 9) == 0:
-        rs[c.choice(["cgroup", "xattr_filter", "unknown"])] = gen_json(c)
-    return gen_json(c) if _junk(c, 20) else rs
+        rs[c.choice(["cgroup", "xattr_filter", "unknown"])] = gen_json(c)  # ignored by 0.5.0
+    return gen_json(c) if deviate(c, 40) else rs
 
 
-def gen_doc(c):
-    if _junk(c, 30):
+def gen_doc(c, budget: int | None = None):
+    """A config document with a budget of 0-3 deviations (most of them 0 or 1)."""
+    c.budget = c.choice([0, 0, 1, 1, 1, 2, 3]) if budget is None else budget
+    if deviate(c, 40):
         return gen_json(c)
     doc = {}
-    if c.integer(0, 19):
-        doc["rulesets"] = _collection(c, [gen_ruleset(c) for _ in range(c.integer(0, 3))])
+    if not deviate(c, 30):
+        doc["rulesets"] = _collection(c, [gen_ruleset(c) for _ in range(c.integer(1, 3))])
     if c.integer(0, 4) == 0:
         doc["prekill_hooks"] = _collection(
-            c, [gen_plugin(c, plugin.PREKILL_HOOK_REGISTRY) for _ in range(c.integer(0, 2))])
+            c, [gen_plugin(c, plugin.PREKILL_HOOK_REGISTRY) for _ in range(c.integer(1, 2))])
     if c.integer(0, 9) == 0:
-        doc[c.text(8)] = gen_json(c)
+        doc[c.text(8)] = gen_json(c)  # unknown top-level keys are ignored
     return doc
 
 
@@ -356,7 +428,7 @@ _TOKENS = ['{', '}', '[', ']', ',', ':', '"rulesets"', '"name"', '"detectors"', 
 def gen_raw_text(c) -> str:
     kind = c.integer(0, 2)
     if kind == 0:
-        return c.text(200)
+        return c.text(200, _RAW_POOL) if isinstance(c, RandomChooser) else c.text(200)
     if kind == 1:
         return c.text(200, string.printable)
     return "".join(c.choice(_TOKENS) for _ in range(c.integer(0, 40)))
@@ -416,6 +488,17 @@ def resolve(doc, segments):
     return node
 
 
+def _points_into(doc, segments) -> bool:
+    """The path names a node of ``doc``, or at most two keys to add below one (a missing
+    ``name`` or ``args``, or ``args.confirm`` where ``args`` is absent or not an object)."""
+    if resolve(doc, segments) is not _MISSING:
+        return True
+    for cut in range(len(segments) - 1, max(-1, len(segments) - 3), -1):
+        if resolve(doc, segments[:cut]) is not _MISSING:
+            return all(isinstance(seg, str) for seg in segments[cut:])
+    return False
+
+
 def check_error_is_clear(e: ConfigError, file: str, doc=_MISSING) -> None:
     if e.file != file:
         raise FuzzFailure(f"error names file {e.file!r}, not {file!r}")
@@ -427,13 +510,7 @@ def check_error_is_clear(e: ConfigError, file: str, doc=_MISSING) -> None:
     if _WRAPPED_INIT.search(e.reason):
         raise FuzzFailure(f"a plugin's init raised instead of rejecting its arguments: {e.reason}")
     if doc is not _MISSING:
-        # The culprit exists, or it is a missing key (``args``, ``name``) of an object that does,
-        # or of a null that stands for an empty object (a null ruleset, reference §2.2).
-        if resolve(doc, segments) is _MISSING and not (
-            segments and isinstance(segments[-1], str)
-            and (parent := resolve(doc, segments[:-1])) is not _MISSING
-            and (parent is None or isinstance(parent, dict))
-        ):
+        if not _points_into(doc, segments):
             raise FuzzFailure(f"error path {e.json_path} does not point into the document")
 
 
@@ -581,7 +658,7 @@ TARGETS = {
     "mutated": (_one(gen_mutated_text), check_config_text),
     "raw": (_one(gen_raw_text), check_config_text),
     "deep": (_one(gen_deep), check_config_text),
-    "dropin": (lambda c: (gen_structured_text(c), gen_structured_text(c)), check_drop_in),
+    "dropin": (lambda c: (render(c, gen_doc(c, budget=0)), gen_structured_text(c)), check_drop_in),
     "values": (gen_value_case, check_value_parser),
 }
 
