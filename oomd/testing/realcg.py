@@ -22,6 +22,7 @@ memory controller, no disk-backed temporary directory), or returns None.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import secrets
@@ -31,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -501,6 +503,174 @@ class RealCgroups:
         left += [t for t in self._tmpdirs if os.path.exists(t)]
         left += [f"pid {c.pid}" for c in self._children if c.proc.poll() is None]
         return left
+
+
+# -- the end-to-end scenario: the pyoomd daemon against a real hog ------------------------------
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+XATTRS = ("trusted.oomd_ooms", "trusted.oomd_kill", "trusted.oomd_kill_uuid")
+FIRED = "has fired for Ruleset="
+
+
+def pressure_kill_config(relparent: str, threshold: int = 10, duration: int = 1) -> dict:
+    """pressure_above on ``<relparent>/workload``; kill_by_pressure over its children."""
+    return {"rulesets": [{
+        "name": "memory pressure",
+        "detectors": [["workload under pressure", {"name": "pressure_above", "args": {
+            "cgroup": f"{relparent}/workload", "resource": "memory",
+            "threshold": str(threshold), "duration": str(duration)}}]],
+        "actions": [{"name": "kill_by_pressure", "args": {
+            "cgroup": f"{relparent}/workload/*", "resource": "memory"}}],
+    }]}
+
+
+@dataclass
+class PressureKillRun:
+    """What one end-to-end run saw. Times are ``time.monotonic()`` seconds; None = never."""
+
+    hog_pid: int = 0
+    hog_cgroup: str = ""
+    bystander_alive_at_end: bool = False
+    hog_returncode: int | None = None
+    t_hog_started: float | None = None  # the hog has written its file and thrashes
+    t_over_threshold: float | None = None  # the harness first read hog avg10 > threshold
+    t_fired: float | None = None  # the daemon logged that the detector group fired
+    t_empty: float | None = None  # the harness first saw the hog's cgroup without processes
+    kmsg: list[str] = field(default_factory=list)
+    xattrs: dict[str, bytes | None] = field(default_factory=dict)
+    memcg_oom_kills: dict[str, int] = field(default_factory=dict)
+    host_oom_kill_delta: int | None = None
+    daemon_alive_at_end: bool = False
+    daemon_exit: int | None = None
+    daemon_log: list[tuple[float, str]] = field(default_factory=list)
+
+    @property
+    def detection_to_kill(self) -> float | None:
+        if self.t_fired is None or self.t_empty is None:
+            return None
+        return self.t_empty - self.t_fired
+
+    @property
+    def pressure_to_kill(self) -> float | None:
+        if self.t_over_threshold is None or self.t_empty is None:
+            return None
+        return self.t_empty - self.t_over_threshold
+
+    def log_lines(self, needle: str) -> list[str]:
+        return [line for _, line in self.daemon_log if needle in line]
+
+    def problems(self) -> list[str]:
+        """Everything that makes this run a failure (empty = passed)."""
+        out = []
+        if self.t_empty is None:
+            out.append("the hog's cgroup was never emptied")
+        if self.hog_returncode != -signal.SIGKILL:
+            out.append(f"hog exit status {self.hog_returncode}, not SIGKILL")
+        if not self.bystander_alive_at_end:
+            out.append("the bystander died")
+        records = [r for r in self.kmsg if r.startswith("oomd kill: ")]
+        if len(records) != 1 or f" {self.hog_cgroup} " not in records[0] or \
+                not records[0].endswith(" killer:kill_by_pressure v2"):
+            out.append(f"kmsg records {self.kmsg!r}, not one kill record for {self.hog_cgroup}")
+        if self.xattrs.get("trusted.oomd_ooms") != b"1" or not self.xattrs.get("trusted.oomd_kill_uuid"):
+            out.append(f"xattrs {self.xattrs!r}")
+        if not self.xattrs.get("trusted.oomd_kill") or int(self.xattrs["trusted.oomd_kill"]) < 1:
+            out.append(f"trusted.oomd_kill is {self.xattrs.get('trusted.oomd_kill')!r}")
+        if not any(f" {self.hog_pid}(" in line for line in self.log_lines("Killed ")):
+            out.append(f"the daemon did not log killing the hog (pid {self.hog_pid})")
+        if any(self.memcg_oom_kills.values()):
+            out.append(f"kernel OOM kills in the test's memcgs: {self.memcg_oom_kills}")
+        if not self.daemon_alive_at_end or self.daemon_exit != 0:
+            out.append(f"daemon alive at end: {self.daemon_alive_at_end}, exit {self.daemon_exit}")
+        bad = self.log_lines("tick failed") + self.log_lines("Traceback")
+        if bad:
+            out.append(f"the daemon logged failures: {bad[:3]}")
+        return out
+
+
+def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int = 1,
+                      interval: float = 1.0, settle: float = 2.0, poll: float = 0.02,
+                      extra_args: Iterable[str] = ()) -> PressureKillRun:
+    """Start the pyoomd daemon watching a test cgroup, then a hog and a bystander in it; wait
+    until the hog's cgroup is empty (or ``deadline`` seconds), ``settle`` more seconds, stop
+    the daemon with SIGTERM and collect what happened. Cleans up everything on any exit."""
+    run = PressureKillRun()
+    oom_before = global_oom_kills()
+    with RealCgroups() as cg:
+        cg.create("workload/hog")
+        cg.create("workload/bystander")
+        work = cg.tempdir()
+        config = os.path.join(work, "pyoomd.json")
+        with open(config, "w") as f:
+            json.dump(pressure_kill_config(cg.name, threshold, duration), f, indent=2)
+        kmsg = os.path.join(work, "kmsg")
+        daemon = cg.start(
+            [sys.executable, "-m", "oomd", "--config", config, "--interval", f"{interval:g}",
+             "--cgroup-fs", cg.cgroup2, "--runtime-dir", os.path.join(work, "run"),
+             "--kmsg-override", kmsg, *extra_args],
+            name="pyoomd", cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT)
+        reader = threading.Thread(target=_collect_lines, args=(daemon.stdout, run.daemon_log),
+                                  daemon=True)
+        reader.start()
+        if not wait_for(lambda: run.log_lines("Running pyoomd") or daemon.poll() is not None, 60.0):
+            raise RealCgError("the daemon did not start within 60 s")
+        if daemon.poll() is not None:
+            reader.join(5)
+            raise RealCgError(f"the daemon exited with {daemon.returncode}: "
+                              f"{[line for _, line in run.daemon_log][-5:]}")
+        bystander = cg.start_sleeper("workload/bystander")
+        hog = cg.start_hog("workload/hog")
+        run.t_hog_started = time.monotonic()
+        run.hog_pid = hog.pid
+        run.hog_cgroup = cg.relpath("workload/hog").lstrip("/")
+        hog_dir = cg.path("workload/hog")
+        end = run.t_hog_started + deadline
+        while time.monotonic() < end:
+            now = time.monotonic()
+            if run.t_over_threshold is None:
+                try:
+                    if read_psi(hog_dir).some[0] > threshold:
+                        run.t_over_threshold = now
+                except (OSError, ValueError, KeyError):
+                    pass
+            if not cgroup_pids(hog_dir):
+                run.t_empty = now
+                break
+            time.sleep(poll)
+        time.sleep(settle)
+        fired = [t for t, line in run.daemon_log if FIRED in line]
+        run.t_fired = fired[0] if fired else None
+        hog.proc.poll()
+        run.hog_returncode = hog.proc.returncode
+        run.bystander_alive_at_end = bystander.alive()
+        run.daemon_alive_at_end = daemon.poll() is None
+        for name in XATTRS:
+            try:
+                run.xattrs[name] = os.getxattr(hog_dir, name)
+            except OSError:
+                run.xattrs[name] = None
+        run.memcg_oom_kills = cg.oom_kills()
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            run.daemon_exit = daemon.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            run.daemon_exit = None
+        reader.join(5)
+        try:
+            with open(kmsg) as f:
+                run.kmsg = f.read().splitlines()
+        except OSError:
+            run.kmsg = []
+    after = global_oom_kills()
+    if oom_before is not None and after is not None:
+        run.host_oom_kill_delta = after - oom_before
+    return run
+
+
+def _collect_lines(stream, out: list) -> None:
+    for raw in stream:
+        out.append((time.monotonic(), raw.decode(errors="replace").rstrip("\n")))
 
 
 def main(argv: list[str] | None = None) -> int:
