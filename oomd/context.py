@@ -374,10 +374,12 @@ class OomdContext:
         self._monitored: list[_Monitored] = []
         self._deferred: list[int] = []
         self._epoch = 0
+        self._retry_opens = False
         self._in_refresh = False
         self._ctx_stats = {"evicted": 0, "rows_opened": 0, "resolutions": 0,
                            "listings_parsed": 0, "system_malformed": 0,
-                           "system_unreadable": 0, "logs_dropped": 0}
+                           "system_unreadable": 0, "logs_dropped": 0,
+                           "dir_vanished": 0, "dir_unopenable": 0}
         self._sys_logged: set[tuple[str, str]] = set()
         self._prev_pswpout: int | None = None
         self._prev_vmstat_ok = False
@@ -433,6 +435,9 @@ class OomdContext:
             self._deferred.clear()
             r.begin_tick()
             self._resolved.clear()
+            if self._retry_opens:
+                self._retry_opens = False
+                self._epoch += 1
             self._read_system()
             self._evict_vanished()
             for m in self._monitored:
@@ -559,6 +564,19 @@ class OomdContext:
                 return row
         res = r.open_child(prow, os.fsencode(name))
         if res < 0:
+            # Listed but gone (a race with rmdir), or not openable (EMFILE, EACCES): the
+            # cgroup is not monitored this tick. Counted; logged once per errno.
+            # A vanished one changes its parent's listing; any other failure would stay cached
+            # in the resolutions, so they are redone next tick and the open retried.
+            gone = -res in (_errno.ENOENT, _errno.ENOTDIR)
+            self._ctx_stats["dir_vanished" if gone else "dir_unopenable"] += 1
+            key = ("open-dir", str(-res))
+            if not gone:
+                self._retry_opens = True
+                if key not in self._sys_logged:
+                    self._sys_logged.add(key)
+                    _log(f"[context] cannot open cgroup {self.cgroup_fs}/{path}: "
+                         f"{os.strerror(-res)}")
             return None
         self._register(res, path, prow, name)
         return res
