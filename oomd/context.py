@@ -387,11 +387,13 @@ class OomdContext:
         self._pcache_version = 0
         self._deps_key = None
         self._deps = np.empty(0, dtype=np.int32)
+        self._retry_opens = False
+        self.starved_tick = -1  # last tick in which a read or open failed for lack of fds/memory
         self._in_refresh = False
         self._ctx_stats = {"evicted": 0, "rows_opened": 0, "resolutions": 0,
                            "listings_parsed": 0, "system_malformed": 0,
                            "system_unreadable": 0, "logs_dropped": 0,
-                           "fd_exhausted": 0}
+                           "fd_exhausted": 0, "dir_vanished": 0, "dir_unopenable": 0}
         self._sys_logged: set[tuple[str, str]] = set()
         self._fd_logged_tick = -1
         self._logged_tick = -1
@@ -451,6 +453,9 @@ class OomdContext:
             self._deferred.clear()
             r.begin_tick()
             self._resolved.clear()
+            if self._retry_opens:
+                self._retry_opens = False
+                self._epoch += 1
             self._read_system()
             self._evict_vanished()
             for m in self._monitored:
@@ -580,6 +585,21 @@ class OomdContext:
                 return row
         res = r.open_child(prow, os.fsencode(name))
         if res < 0:
+            # Listed but gone (a race with rmdir), or not openable (EMFILE, EACCES): the
+            # cgroup is not monitored this tick. Counted; logged once per errno.
+            # A vanished one changes its parent's listing; any other failure would stay cached
+            # in the resolutions, so they are redone next tick and the open retried.
+            gone = -res in (_errno.ENOENT, _errno.ENOTDIR)
+            self._ctx_stats["dir_vanished" if gone else "dir_unopenable"] += 1
+            if -res in (_errno.EMFILE, _errno.ENFILE, _errno.ENOMEM):
+                self.starved_tick = self.tick
+            key = ("open-dir", str(-res))
+            if not gone:
+                self._retry_opens = True
+                if key not in self._sys_logged:
+                    self._sys_logged.add(key)
+                    _log(f"[context] cannot open cgroup {self.cgroup_fs}/{path}: "
+                         f"{os.strerror(-res)}")
             return None
         self._register(res, path, prow, name)
         return res
@@ -954,6 +974,13 @@ class OomdContext:
 
     # ---- accounting -----------------------------------------------------------------------
 
+    @property
+    def starved(self) -> bool:
+        """True if, this tick, a cgroup could not be opened or read for lack of file descriptors
+        or memory: what the context shows may then be incomplete (a cgroup may be missing)."""
+        self._drain_logs()
+        return self.starved_tick == self.tick
+
     def _drain_logs(self) -> None:
         for fname, problem, err in self._r.drain_system_problems():
             self._system_problem(fname, problem, err)
@@ -961,6 +988,7 @@ class OomdContext:
         if dropped:
             self._ctx_stats["logs_dropped"] += dropped
         if exhausted:
+            self.starved_tick = self.tick
             self._ctx_stats["fd_exhausted"] += exhausted
             if self._fd_logged_tick != self.tick:
                 self._fd_logged_tick = self.tick

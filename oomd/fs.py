@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 _MEMINFO_LINE = re.compile(r"([^:\n]{1,255}):[ \t]+([0-9]+)")
+MEMINFO_MAX_CHARS = 1 << 20  # /proc/meminfo is about 1.5 KiB
 
 
 def parse_meminfo(text: str) -> dict[str, int]:
@@ -21,9 +22,10 @@ def parse_meminfo(text: str) -> dict[str, int]:
 
 
 def read_meminfo(path: str = "/proc/meminfo") -> dict[str, int]:
-    """Raises OSError when the file cannot be read."""
-    with open(path) as f:
-        return parse_meminfo(f.read())
+    """Raises OSError when the file cannot be read. Bytes that are not UTF-8 spoil only their
+    line; at most 1 MiB is read (a config may point ``meminfo_location`` anywhere)."""
+    with open(path, errors="replace") as f:
+        return parse_meminfo(f.read(MEMINFO_MAX_CHARS))
 
 
 def cgroup2_mount(mounts: str = "/proc/mounts") -> str | None:

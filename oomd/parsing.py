@@ -34,7 +34,10 @@ def _int_prefix(text: str, what: str) -> tuple[int, int]:
     m = _INT_PREFIX.match(text)
     if not m:
         raise ValueError(f"{text!r} is not {what}")
-    value = int(m.group(2))
+    digits = m.group(2).lstrip("0") or "0"
+    if len(digits) > 20:  # beyond any 64-bit value; int() would refuse more than 4300 digits
+        raise ValueError(f"{text!r} is out of range")
+    value = int(digits)
     return (-value if m.group(1) == "-" else value), m.end()
 
 
@@ -59,7 +62,10 @@ def uint64_parse(text: str) -> int:
     m = _INT_PREFIX.match(text)
     if not m:
         raise ValueError(f"{text!r} is not an integer")
-    magnitude = int(m.group(2))
+    digits = m.group(2).lstrip("0") or "0"
+    if len(digits) > 20:
+        raise ValueError(f"{text!r} is out of range for a uint64")
+    magnitude = int(digits)
     if magnitude > (1 << 64) - 1:
         raise ValueError(f"{text!r} is out of range for a uint64")
     value = (-magnitude if m.group(1) == "-" else magnitude) & ((1 << 64) - 1)
@@ -80,7 +86,10 @@ def _float_prefix(text: str) -> tuple[float, str]:
         raise ValueError(f"{text!r} is not a number")
     body = m.group(2)
     if body[:2].lower() == "0x":
-        value = float.fromhex(body if "p" in body.lower() else body + "p0")
+        try:
+            value = float.fromhex(body if "p" in body.lower() else body + "p0")
+        except OverflowError:
+            raise ValueError(f"{text!r} is out of range for a double") from None
     else:
         value = float(body)
     return (-value if m.group(1) == "-" else value), body
@@ -143,6 +152,12 @@ def cgroup_patterns(text: str) -> CgroupPatterns:
 
 
 _UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+# One term of a size as std::stold must consume it whole (ASCII digits only; inf/nan rejected).
+_SIZE_TERM = re.compile(
+    r"[+-]?(?:0x(?:[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)(?:p[+-]?[0-9]+)?"
+    r"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:e[+-]?[0-9]+)?)\Z"
+)
+_LDBL_MAX_10_EXP = 4932  # x86 long double; beyond it std::stold throws out_of_range
 
 
 def parse_size(text: str) -> int:
@@ -160,12 +175,18 @@ def parse_size(text: str) -> int:
         if unit_pos == pos:
             raise ValueError(f"{text!r} is not a size")
         term = s[pos:unit_pos]
+        if not _SIZE_TERM.match(term):
+            raise ValueError(f"{text!r} is not a size")
         try:
             number = Decimal(term) if "x" not in term else Decimal(float.fromhex(term))
         except (InvalidOperation, ValueError):
             raise ValueError(f"{text!r} is not a size") from None
-        if not number.is_finite() or number < 0:
+        except OverflowError:
+            raise ValueError(f"{text!r} is out of range for a size") from None
+        if number < 0:
             raise ValueError(f"{text!r} is not a size")
+        if number and abs(number.adjusted()) > _LDBL_MAX_10_EXP:
+            raise ValueError(f"{text!r} is out of range for a size")  # stold: out_of_range
         unit = s[unit_pos] if unit_pos < len(s) else ""
         total = (total + int(number * _UNITS.get(unit, 1))) & ((1 << 64) - 1)
         pos = unit_pos + 1

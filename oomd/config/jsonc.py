@@ -3,12 +3,17 @@
 Differences from ``json``: ``//`` and ``/* */`` comments, trailing commas in arrays and objects,
 anything after the top-level value is ignored, control characters inside strings are kept.
 Duplicate keys: the last one wins. Integers that do not fit 64 bits become floats, as jsoncpp
-turns them into reals. A syntax error raises ``JsoncError`` with the JSON path of the value being
-read and the line and column.
+turns them into reals; a number beyond the range of a double is a syntax error, as in jsoncpp.
+A syntax error raises ``JsoncError`` with the JSON path of the value being read and the line
+and column. Arrays and objects nest at most ``MAX_DEPTH`` deep (jsoncpp's limit is 1000; ours
+keeps the recursive reader inside Python's default recursion limit). Unpaired UTF-16
+surrogates (``"\\ud800"``) are rejected: they are no character, and plugins that pass a value
+to the OS could not encode them.
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 INT64_MIN = -(1 << 63)
@@ -17,6 +22,8 @@ UINT64_MAX = (1 << 64) - 1
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?")
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+MAX_DEPTH = 256
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class JsoncError(ValueError):
@@ -42,6 +49,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.s = text
         self.i = 0
+        self.depth = 0
 
     def where(self) -> str:
         line = self.s.count("\n", 0, self.i) + 1
@@ -73,10 +81,13 @@ class _Parser:
         if self.i >= len(self.s):
             self.fail(path, "unexpected end of input, expected a value")
         ch = self.s[self.i]
-        if ch == "{":
-            return self.obj(path)
-        if ch == "[":
-            return self.arr(path)
+        if ch in "{[":
+            if self.depth >= MAX_DEPTH:
+                self.fail(path, f"arrays and objects nested deeper than {MAX_DEPTH} levels")
+            self.depth += 1
+            value = self.obj(path) if ch == "{" else self.arr(path)
+            self.depth -= 1
+            return value
         if ch == '"':
             return self.string(path)
         if ch == "-" or ch.isdigit():
@@ -165,6 +176,7 @@ class _Parser:
                 self.fail(path, "bad \\u escape")
             return int(digits, 16)
 
+        start = self.i
         code = four(self.i + 2)
         self.i += 6
         if 0xD800 <= code < 0xDC00 and self.s.startswith("\\u", self.i):
@@ -172,6 +184,9 @@ class _Parser:
             if 0xDC00 <= low < 0xE000:
                 self.i += 6
                 code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+        if 0xD800 <= code < 0xE000:
+            self.i = start
+            self.fail(path, f"lone surrogate \\u{code:04x} (no character; not valid in UTF-8)")
         return chr(code)
 
     def number(self, path: str):
@@ -180,17 +195,24 @@ class _Parser:
             self.fail(path, "bad number")
         self.i = m.end()
         text = m.group(0)
-        if m.group(1) is None and m.group(2) is None:
+        if m.group(1) is None and m.group(2) is None and len(text) <= 21:
             value = int(text)
             if INT64_MIN <= value <= UINT64_MAX:
                 return value
-            return float(value)
-        return float(text)
+        real = float(text)
+        if math.isinf(real):
+            self.i = m.start()
+            self.fail(path, f"'{text}' is not a number")  # jsoncpp: beyond a double
+        return real
 
 
 def loads(text: str):
     """Parse ``text``; raises ``JsoncError`` (path ``$`` for the top level)."""
     p = _Parser(text)
+    m = _SURROGATE.search(text)
+    if m:  # only reachable through the API: a UTF-8 file cannot hold one
+        p.i = m.start()
+        p.fail("$", "lone surrogate character (not valid in UTF-8)")
     p.skip("$")
     if p.i >= len(p.s):
         raise JsoncError("$", "invalid JSON: the document is empty")
