@@ -50,3 +50,28 @@ def test_oomds_desktop_json_decides_like_ours(capsys, tmp_path):
                  [(a.name, a.args) for a in rs.actions]) for rs in root.rulesets]
 
     assert shape(ours) == shape(theirs)
+
+
+def doc_json_blocks():
+    import re
+
+    for doc in sorted((REPO / "docs").glob("*.md")):
+        for i, block in enumerate(re.findall(r"```json\n(.*?)```", doc.read_text(), re.S)):
+            if '"rulesets"' in block:
+                yield pytest.param(block, id=f"{doc.name}[{i}]")
+
+
+@pytest.mark.parametrize("text", list(doc_json_blocks()))
+def test_config_examples_in_the_docs_compile(text):
+    """Base configs compile; drop-in examples compile against configs/server.json."""
+    from oomd.config.compiler import Compiler
+    from oomd.config.parser import parse_file, parse_string
+    from oomd.plugin import PluginConstructionContext
+
+    root = parse_string(text, "example.json")
+    comp = Compiler(PluginConstructionContext(), "example.json")
+    if all(rs.detector_groups and rs.actions for rs in root.rulesets):
+        comp.compile(root)
+    else:
+        base = parse_file(str(REPO / "configs" / "server.json"))
+        assert comp.compile_drop_in(base, root).rulesets
