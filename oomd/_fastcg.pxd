@@ -23,6 +23,19 @@ cdef enum:
     NFILE = 15         # kinds that are files (fd slots)
     NKIND = 16
 
+# Configuration-like kinds: they change only when someone writes the file (or sets an xattr on
+# the directory), so on cgroup2 a watched row keeps them across ticks (`keep`) and re-reads one
+# only after inotify reports a change to it.
+cdef enum:
+    CONFIG_KINDS = ((1 << K_MIN) | (1 << K_LOW) | (1 << K_HIGH) | (1 << K_HIGH_TMP) | (1 << K_MAX)
+                    | (1 << K_SWAP_MAX) | (1 << K_OOM_GROUP) | (1 << K_XATTR))
+
+# Row watch states (`wd` column) besides a watch descriptor >= 0.
+cdef enum:
+    WD_NONE = -1        # not watched (yet)
+    WD_REFUSED = -2     # the kernel or the watch budget refused: retried when a watch frees
+    WD_SHARED = -3      # another row watches the same directory inode: never watched
+
 # Derived values computed this tick (more bits of `loaded`).
 cdef enum:
     D_AVG = 16
@@ -154,6 +167,15 @@ cdef class Reader:
     cdef readonly int ino_fd
     cdef dict _wd_rows
     cdef readonly int64_t n_events, n_overflows
+    cdef readonly bint keep_config
+    cdef object _keep_arg
+    cdef readonly int watch_budget
+    cdef readonly int n_watches
+    cdef readonly bint watch_full
+    cdef readonly int64_t n_watch_refused, n_invalidations
+    cdef const char* fname[NFILE]
+    cdef size_t fnamelen[NFILE]
+    cdef list _fname_refs
     cdef object _cache_arg
     cdef char* buf
     cdef size_t bufcap
@@ -206,6 +228,7 @@ cdef class Reader:
     cdef uint32_t[::1] gen
     cdef int32_t[::1] wd
     cdef uint8_t[::1] dirty
+    cdef uint32_t[::1] keep
     cdef int64_t[::1] current
     cdef int64_t[::1] mem_min
     cdef int64_t[::1] mem_low
@@ -249,6 +272,10 @@ cdef class Reader:
     cdef void _load_one(self, int row, int kind) noexcept nogil
     cdef void _load_rows(self, const int32_t* rows, Py_ssize_t n, uint32_t kinds) noexcept nogil
     cdef void _read_xattr(self, int row) noexcept nogil
+    cdef void _keep(self, int row, int kind) noexcept nogil
+    cdef void _invalidate(self, int row, uint32_t kinds) noexcept nogil
+    cdef int _event_kind(self, const char* name) noexcept nogil
+    cdef int _watch(self, int r) except -2
     cdef Py_ssize_t _read_path(self, const char* path) noexcept nogil
     cdef int _dfd(self, int row) noexcept nogil
     cdef void _park(self, int row) noexcept nogil

@@ -65,7 +65,7 @@ cdef extern from "<sys/inotify.h>" nogil:
     int c_inotify_add_watch "inotify_add_watch"(int fd, const char* path, uint32_t mask)
     int c_inotify_rm_watch "inotify_rm_watch"(int fd, int wd)
     int IN_NONBLOCK, IN_CLOEXEC, IN_CREATE, IN_DELETE, IN_MOVED_FROM, IN_MOVED_TO
-    int IN_DELETE_SELF, IN_MOVE_SELF, IN_ONLYDIR, IN_Q_OVERFLOW, IN_IGNORED
+    int IN_DELETE_SELF, IN_MOVE_SELF, IN_ONLYDIR, IN_Q_OVERFLOW, IN_IGNORED, IN_MODIFY, IN_ATTRIB
     cdef struct inotify_event:
         int wd
         uint32_t mask
@@ -96,13 +96,15 @@ cdef extern from * nogil:
     static inline void pyoomd_set_errno(int e) { errno = e; }
     #define PYOOMD_I64MAX_U ((uint64_t)INT64_MAX)
     """
-    int ENODATA, ESTALE, EOPNOTSUPP, ENOTSUP, EMFILE, ENFILE
+    int ENODATA, ESTALE, EOPNOTSUPP, ENOTSUP, EMFILE, ENFILE, ENOSPC
     int errno "pyoomd_errno"()
     void set_errno "pyoomd_set_errno"(int e)
     uint64_t I64MAX_U "PYOOMD_I64MAX_U"
 
 
 CGROUP2_SUPER_MAGIC = 0x63677270
+CONFIG_KINDS_ = CONFIG_KINDS
+MAX_USER_WATCHES = b"/proc/sys/fs/inotify/max_user_watches"
 
 FILE_NAMES = (
     "memory.current", "memory.min", "memory.low", "memory.high", "memory.high.tmp",
@@ -812,6 +814,38 @@ cdef void zero_dirent_padding(char* p, ssize_t n) noexcept nogil:
 cdef int64_t I64MAX = INT64_MAX
 
 
+cdef inline uint64_t kept_valid_bits(uint32_t k) noexcept nogil:
+    """The `valid` bits of the values behind the kept kinds `k` (CONFIG_KINDS bits)."""
+    cdef uint64_t v = 0
+    if (k >> K_MIN) & 1:
+        v |= (<uint64_t>1) << V_MIN
+    if (k >> K_LOW) & 1:
+        v |= (<uint64_t>1) << V_LOW
+    if (k >> K_HIGH) & 1:
+        v |= (<uint64_t>1) << V_HIGH
+    if (k >> K_HIGH_TMP) & 1:
+        v |= (<uint64_t>1) << V_HIGH_TMP
+    if (k >> K_MAX) & 1:
+        v |= (<uint64_t>1) << V_MAX
+    if (k >> K_SWAP_MAX) & 1:
+        v |= (<uint64_t>1) << V_SWAP_MAX
+    if (k >> K_OOM_GROUP) & 1:
+        v |= (<uint64_t>1) << V_OOM_GROUP
+    if (k >> K_XATTR) & 1:
+        v |= (<uint64_t>1) << V_KILL_PREF
+    return v
+
+
+def default_watch_budget():
+    """Half of /proc/sys/fs/inotify/max_user_watches (the limit is shared by every process of
+    the user, root's included: leave the other half to them); 0 if it cannot be read."""
+    try:
+        with open(MAX_USER_WATCHES, "rb") as f:
+            return max(0, int(f.read().split()[0]) // 2)
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 cdef class Reader:
     """Rows of open cgroup directories and their per-tick columns."""
 
@@ -830,8 +864,13 @@ cdef class Reader:
 
     def __init__(self, bytes cgroup_fs, bytes proc_root, *, int fd_budget, cache_files=None,
                  devices=(), ssd_coeffs=(0, 0, 0, 0, 0, 0), hdd_coeffs=(0, 0, 0, 0, 0, 0),
-                 int capacity=64):
-        """cache_files: None = decide from the filesystem (cgroup2 → cache file fds)."""
+                 int capacity=64, keep_config=None, watch_budget=None, file_names=None):
+        """cache_files: None = decide from the filesystem (cgroup2 → cache file fds).
+        keep_config: None = with cache_files; keep configuration-like values (CONFIG_KINDS)
+        across ticks for rows with an inotify watch, re-reading one after an event for it.
+        watch_budget: most inotify watches to hold (None: default_watch_budget()).
+        file_names: {kind name: file name} read instead of the kernel's name for that kind
+        (tests on hosts whose cgroup2 lacks the memory controller)."""
         self.cgroup_fs = cgroup_fs
         self.proc_root = proc_root
         self.fd_budget = fd_budget
@@ -844,6 +883,27 @@ cdef class Reader:
         self.is_cgroup2 = False
         self._cache_arg = cache_files
         self.cache_files = bool(cache_files)
+        self._keep_arg = keep_config
+        self.keep_config = False
+        self.watch_budget = default_watch_budget() if watch_budget is None else watch_budget
+        self.n_watches = 0
+        self.watch_full = False
+        self.n_watch_refused = 0
+        self.n_invalidations = 0
+        self._fname_refs = []
+        for k in range(NFILE):
+            self.fname[k] = CFILE[k]
+        for name, fn in (file_names or {}).items():
+            k = K[name]
+            if k >= NFILE:
+                raise ValueError(f"{name!r} is not read from a file")
+            fn = bytes(fn)
+            if not fn or b"/" in fn or b"\0" in fn:
+                raise ValueError(f"bad file name {fn!r} for {name!r}")
+            self._fname_refs.append(fn)
+            self.fname[k] = <const char*>fn
+        for k in range(NFILE):
+            self.fnamelen[k] = strlen(self.fname[k])
         self._free = []
         self.cols = {}
         self.ino_fd = -1
@@ -932,7 +992,7 @@ cdef class Reader:
             "ffd": (np.int32, (NFILE,)), "cgid": (np.uint64, ()), "valid": (np.uint64, ()),
             "loaded": (np.uint32, ()), "logged": (np.uint32, ()), "status": (np.uint8, ()),
             "alive_checked": (np.uint8, ()), "scanned": (np.int64, ()), "gen": (np.uint32, ()),
-            "wd": (np.int32, ()), "dirty": (np.uint8, ()),
+            "wd": (np.int32, ()), "dirty": (np.uint8, ()), "keep": (np.uint32, ()),
             "current": (np.int64, ()), "memory_min": (np.int64, ()), "memory_low": (np.int64, ()),
             "memory_high": (np.int64, ()), "memory_high_tmp": (np.int64, ()),
             "memory_max": (np.int64, ()), "swap_current": (np.int64, ()),
@@ -997,6 +1057,7 @@ cdef class Reader:
         self.gen = c["gen"]
         self.wd = c["wd"]
         self.dirty = c["dirty"]
+        self.keep = c["keep"]
         self.current = c["current"]
         self.mem_min = c["memory_min"]
         self.mem_low = c["memory_low"]
@@ -1055,6 +1116,8 @@ cdef class Reader:
             self.cache_files = self.is_cgroup2
         if self.cache_files and self.ino_fd < 0:
             self.ino_fd = c_inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        self.keep_config = self.ino_fd >= 0 and (
+            self.cache_files if self._keep_arg is None else bool(self._keep_arg))
         cdef int r = self._setup_row(fd, -1, 0, b"")
         if r < 0:
             return r
@@ -1110,8 +1173,9 @@ cdef class Reader:
         self.alive_checked[r] = 0
         self.scanned[r] = -1
         self.gen[r] = 0
-        self.wd[r] = -1
+        self.wd[r] = WD_NONE
         self.dirty[r] = 0
+        self.keep[r] = 0
         self.archived[r] = 0
         self.avg[r] = 0
         if self.lst[r] != NULL:
@@ -1134,7 +1198,10 @@ cdef class Reader:
             if self._wd_rows.get(self.wd[r]) == r:
                 del self._wd_rows[self.wd[r]]
                 c_inotify_rm_watch(self.ino_fd, self.wd[r])
-            self.wd[r] = -1
+                self.n_watches -= 1
+                self.watch_full = False
+        self.wd[r] = WD_NONE
+        self.keep[r] = 0
         if self.dirfd[r] >= 0:
             c_close(self.dirfd[r])
             self.open_fds -= 1
@@ -1168,6 +1235,8 @@ cdef class Reader:
             c_close(self.ino_fd)
             self.ino_fd = -1
             self._wd_rows.clear()
+        self.n_watches = 0
+        self.watch_full = False
 
     def set_parent(self, int r, int p):
         """Re-link a row (-2: detached, its parent was evicted)."""
@@ -1215,7 +1284,8 @@ cdef class Reader:
         if not self.fd_tight or not self.cache_files or r == self.root_row \
                 or self.nkids[r] != 0 or self.dirfd[r] < 0:
             return False
-        need = self.cacheable & self.loaded[r] & ((1u << NFILE) - 1)
+        # kept configuration values are read through the directory only after an event
+        need = self.cacheable & self.loaded[r] & ~self.keep[r] & ((1u << NFILE) - 1)
         if need == 0:
             return False
         for k in range(NFILE):
@@ -1273,8 +1343,9 @@ cdef class Reader:
                     a |= A_PGSCAN
                     self.arch_pgscan[r] = self.pgscan[r]
                 self.archived[r] = a
-                self.valid[r] = 0
-                self.loaded[r] = 0
+                ld = self.keep[r]
+                self.valid[r] = (v & kept_valid_bits(ld)) if ld else 0
+                self.loaded[r] = ld
                 self.status[r] = ST_OK
                 self.alive_checked[r] = 0
 
@@ -1316,14 +1387,8 @@ cdef class Reader:
             # watch a directory before its first listing, so no change can fall between
             for i in range(n):
                 r = rows[i]
-                if self.live[r] and self.gen[r] == 0 and self.wd[r] < 0 and self._dfd(r) >= 0:
-                    w = c_inotify_add_watch(
-                        self.ino_fd, b"/proc/self/fd/%d" % self.dirfd[r],
-                        IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF
-                        | IN_MOVE_SELF | IN_ONLYDIR)
-                    if w >= 0 and w not in self._wd_rows:
-                        self.wd[r] = w
-                        self._wd_rows[w] = r
+                if self.live[r] and self.gen[r] == 0 and self.wd[r] < 0:
+                    self._watch(r)
         with nogil:
             for i in range(n):
                 r = rows[i]
@@ -1368,15 +1433,91 @@ cdef class Reader:
                 nch += 1
         return changed[:nch]
 
+    cdef int _watch(self, int r) except -2:
+        """Give row r its inotify watch if it has none (before its first listing or first
+        configuration read, so no change can fall between). One watch per directory covers
+        its entries (IN_CREATE ...) and, with keep_config, writes to its files (IN_MODIFY with
+        the file's name) and its xattrs (IN_ATTRIB without a name). Returns 1 if watched."""
+        cdef int w, fd, e
+        cdef uint32_t mask
+        if self.wd[r] >= 0:
+            return 1
+        if self.ino_fd < 0 or self.wd[r] == WD_SHARED or (
+                self.wd[r] == WD_REFUSED and self.watch_full):
+            return 0
+        if self.n_watches >= self.watch_budget:
+            self.watch_full = True
+            self.wd[r] = WD_REFUSED
+            self.n_watch_refused += 1
+            return 0
+        fd = self._dfd(r)
+        if fd < 0:
+            return 0
+        mask = (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF
+                | IN_MOVE_SELF | IN_ONLYDIR)
+        if self.keep_config:
+            mask |= IN_MODIFY | IN_ATTRIB
+        w = c_inotify_add_watch(self.ino_fd, b"/proc/self/fd/%d" % fd, mask)
+        if w < 0:
+            e = errno()
+            if e == ENOSPC:
+                self.watch_full = True   # the user's max_user_watches is used up
+            self.wd[r] = WD_REFUSED
+            self.n_watch_refused += 1
+            return 0
+        if w in self._wd_rows:
+            self.wd[r] = WD_SHARED       # the same directory as another row (a symlink)
+            return 0
+        self.wd[r] = w
+        self._wd_rows[w] = r
+        self.n_watches += 1
+        if self.gen[r] != 0:
+            self.dirty[r] = 1            # listed before it was watched: list it again
+        return 1
+
+    cdef void _keep(self, int row, int kind) noexcept nogil:
+        """A configuration value read fine on a watched row: keep it until an event."""
+        self.keep[row] |= 1u << kind
+        if kind < NFILE and self.ffd[row, kind] >= 0:
+            c_close(self.ffd[row, kind])     # never pread again: re-read only after an event
+            self.ffd[row, kind] = -1
+            self.open_fds -= 1
+
+    cdef void _invalidate(self, int row, uint32_t kinds) noexcept nogil:
+        if self.keep[row] & kinds:
+            self.keep[row] &= ~kinds
+            self.n_invalidations += 1
+
+    cdef int _event_kind(self, const char* name) noexcept nogil:
+        """The configuration kind read from file `name`, -2 for a file whose write can make
+        the row's (or its children's) control files appear or vanish, else -1."""
+        cdef size_t L = strlen(name)
+        cdef int k
+        for k in range(NFILE):
+            if (CONFIG_KINDS >> k) & 1 and L == self.fnamelen[k] and \
+                    memcmp(name, self.fname[k], L) == 0:
+                return k
+        if (L == 22 and memcmp(name, b"cgroup.subtree_control", 22) == 0) or (
+                L == 11 and memcmp(name, b"cgroup.type", 11) == 0):
+            return -2
+        return -1
+
     def poll_watches(self):
-        """Drain inotify: mark the rows whose directory had entries added, removed or moved
-        (all watched rows on a queue overflow). Returns the number of events."""
+        """Drain inotify. Entries added, removed or moved mark the row's listing dirty; with
+        keep_config, an event naming a configuration file (a write, or a create, delete or
+        rename of that name) drops that kept value, IN_ATTRIB on the directory itself drops
+        the kept kill preference, and a write to cgroup.subtree_control or cgroup.type drops
+        every kept value of the row and its children (controller files may come or go). A
+        queue overflow does all of it for every row. Returns the number of events."""
         cdef char buf[16384]
         cdef ssize_t n
         cdef size_t off
         cdef inotify_event* ev
-        cdef int r, count = 0
+        cdef int r, k, count = 0
+        cdef uint32_t m
         cdef object row
+        cdef uint32_t structure = (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO
+                                   | IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)
         while True:
             n = c_read(self.ino_fd, buf, sizeof(buf))
             if n <= 0:
@@ -1384,21 +1525,61 @@ cdef class Reader:
             off = 0
             while off + sizeof(inotify_event) <= <size_t>n:
                 ev = <inotify_event*>(buf + off)
-                count += 1
-                if ev.mask & IN_Q_OVERFLOW:
-                    self.n_overflows += 1
-                    for row in self._wd_rows.values():
-                        self.dirty[<int>row] = 1
-                else:
-                    row = self._wd_rows.get(ev.wd)
-                    if row is not None:
-                        self.dirty[<int>row] = 1
-                        if ev.mask & IN_IGNORED:
-                            del self._wd_rows[ev.wd]
-                            self.wd[<int>row] = -1
                 off += sizeof(inotify_event) + ev.len
+                count += 1
+                m = ev.mask
+                if m & IN_Q_OVERFLOW:
+                    self.n_overflows += 1
+                    for r in range(self.capacity):
+                        if self.live[r]:
+                            self.dirty[r] = 1
+                            self._invalidate(r, CONFIG_KINDS)
+                    continue
+                row = self._wd_rows.get(ev.wd)
+                if row is None:
+                    continue
+                r = <int>row
+                if m & structure:
+                    self.dirty[r] = 1
+                if ev.len > 0 and (<char*>ev + sizeof(inotify_event))[0] != 0:
+                    k = self._event_kind(<char*>ev + sizeof(inotify_event))
+                    if k >= 0:
+                        self._invalidate(r, 1u << k)
+                    elif k == -2 and m & IN_MODIFY:
+                        self._invalidate(r, CONFIG_KINDS)
+                        for k in range(self.capacity):
+                            if self.live[k] and self.parent[k] == r:
+                                self._invalidate(k, CONFIG_KINDS)
+                elif m & IN_ATTRIB:
+                    self._invalidate(r, 1u << K_XATTR)
+                if m & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED):
+                    self._invalidate(r, CONFIG_KINDS)
+                if m & IN_IGNORED:
+                    del self._wd_rows[ev.wd]
+                    self.wd[r] = WD_NONE
+                    self.n_watches -= 1
+                    self.watch_full = False
         self.n_events += count
         return count
+
+    def watch_rows(self, const int32_t[::1] rows, uint32_t kinds):
+        """Watch every row that is about to read a configuration kind in `kinds` for the
+        first time (load() does this itself). Returns how many rows got a watch."""
+        cdef Py_ssize_t i, n = rows.shape[0]
+        cdef int r, got = 0
+        kinds &= CONFIG_KINDS
+        if not self.keep_config or kinds == 0:
+            return 0
+        for i in range(n):
+            r = rows[i]
+            if r < 0 or r >= self.capacity or not self.live[r] or self.wd[r] >= 0:
+                continue
+            if kinds & ~self.loaded[r] == 0:
+                continue
+            if self.wd[r] == WD_SHARED or (self.wd[r] == WD_REFUSED and self.watch_full):
+                continue
+            got += self._watch(r)
+        return got
 
     def dir_listing_raw(self, int r):
         """The row's last raw getdents64 output (for diagnostics)."""
@@ -1484,7 +1665,7 @@ cdef class Reader:
         cdef int e
         if not cached:
             self.n_opens += 1
-            fd = c_openat(self.dirfd[row], CFILE[kind], O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+            fd = c_openat(self.dirfd[row], self.fname[kind], O_RDONLY | O_CLOEXEC | O_NONBLOCK)
             if fd < 0:
                 e = errno()
                 if e == ENOENT:
@@ -1531,7 +1712,9 @@ cdef class Reader:
             self._note(row, kind, ST_UNREADABLE, e)
             return -(1 + ST_UNREADABLE)
         if not cached:
-            if self.cache_files and (self.cacheable >> kind) & 1:
+            if self.cache_files and (self.cacheable >> kind) & 1 and not (
+                    self.keep_config and self.wd[row] >= 0 and (CONFIG_KINDS >> kind) & 1):
+                # (a configuration file of a watched row is kept as a value, not as an fd)
                 if self.open_fds < self.fd_budget:
                     self.ffd[row, kind] = fd
                     self.open_fds += 1
@@ -1592,6 +1775,8 @@ cdef class Reader:
         self.kill_pref[row] = 1 if prefer else (-1 if avoid else 0)
         self.valid[row] |= (<uint64_t>1) << V_KILL_PREF
         self.counts[ST_OK][K_XATTR] += 1
+        if self.keep_config and self.wd[row] >= 0:
+            self._keep(row, K_XATTR)
 
     cdef int _has_xattr(self, int fd, const char* name) noexcept nogil:
         if c_fgetxattr(fd, name, NULL, 0) >= 0:
@@ -1717,6 +1902,8 @@ cdef class Reader:
                 n == 2 and s[0] == b'1' and s[1] == b'\n') else 0
             vbits = (<uint64_t>1) << V_OOM_GROUP
         self.valid[row] |= vbits
+        if vbits and (CONFIG_KINDS >> kind) & 1 and self.keep_config and self.wd[row] >= 0:
+            self._keep(row, kind)
 
     cdef void _store_psi(self, int row, int kind, int got, float* some, float* full,
                          uint64_t st, uint64_t ft) noexcept nogil:
@@ -1813,9 +2000,13 @@ cdef class Reader:
                 self._park(r)
 
     def load(self, const int32_t[::1] rows, uint32_t kinds):
-        """Read the given file kinds (bitmask of K_*) for every row not yet loaded this tick."""
+        """Read the given file kinds (bitmask of K_*) for every row not yet loaded this tick
+        (kept configuration values count as loaded). A row about to read a configuration kind
+        for the first time gets its inotify watch first."""
         if rows.shape[0] == 0:
             return
+        if self.keep_config and kinds & CONFIG_KINDS:
+            self.watch_rows(rows, kinds)
         with nogil:
             self._load_rows(&rows[0], rows.shape[0], kinds)
 
@@ -1894,6 +2085,7 @@ cdef class Reader:
         cdef int64_t m
         if n == 0:
             return
+        self.watch_rows(rows, (1u << K_MIN) | (1u << K_LOW))
         with nogil:
             self._load_rows(&rows[0], n, (1u << K_CURRENT) | (1u << K_MIN) | (1u << K_LOW))
             for i in range(n):
@@ -1971,6 +2163,7 @@ cdef class Reader:
         cdef double lu
         if n == 0:
             return
+        self.watch_rows(order, 1u << K_SWAP_MAX)
         with nogil:
             self._load_rows(&order[0], n, (1u << K_SWAP_CUR) | (1u << K_SWAP_MAX))
             for i in range(n):
@@ -2296,9 +2489,13 @@ cdef class Reader:
         out["dir_events"] = self.n_events
         out["dir_event_overflows"] = self.n_overflows
         out["watches"] = len(self._wd_rows)
+        out["watch_refused"] = self.n_watch_refused
+        out["config_invalidations"] = self.n_invalidations
+        live = self.cols["live"] != 0
+        out["kept_values"] = int(np.unpackbits(self.cols["keep"][live].view(np.uint8)).sum())
         out["parks"] = self.n_parks
         out["unparks"] = self.n_unparks
-        out["parked"] = sum(1 for r in range(self.capacity) if self.live[r] and self.dirfd[r] < 0)
+        out["parked"] = int(np.count_nonzero(live & (self.cols["dirfd"] < 0)))
         return out
 
     def file_fd_count(self):

@@ -11,7 +11,6 @@ child lists are cached and only rebuilt when a directory listing changed.
 
 from __future__ import annotations
 
-import errno as _errno
 import math
 import os
 import resource
@@ -338,6 +337,15 @@ class OomdContext:
     the same of a fake tree (benches); False re-opens every file and checks every row's
     ``cgroup.controllers`` each tick (fake trees that tests rewrite). ``fd_budget``: None
     derives it from RLIMIT_NOFILE (``fd_budget_from_rlimit``).
+
+    ``keep_config``: None follows ``cache_files``. When on, configuration-like values
+    (memory.min/low/high/high.tmp/max, memory.swap.max, memory.oom.group, the kill-preference
+    xattrs) of a row with an inotify watch on its directory are read once and kept across
+    ticks; the kernel reports every write to such a file (IN_MODIFY with its name) and every
+    xattr change (IN_ATTRIB on the directory), and the value is read again at the next tick
+    that needs it. A queue overflow drops every kept value. ``watch_budget``: most inotify
+    watches to hold (None: half of fs.inotify.max_user_watches); a row that gets no watch reads
+    its files every tick.
     """
 
     MAX_LOGS_PER_TICK = 64
@@ -354,6 +362,8 @@ class OomdContext:
         interval: float = 5,
         cache_files: bool | None = None,
         fd_budget: int | None = None,
+        keep_config: bool | None = None,
+        watch_budget: int | None = None,
     ) -> None:
         if cgroup_fs != "/" and cgroup_fs.endswith("/"):
             cgroup_fs = cgroup_fs[:-1]
@@ -371,7 +381,7 @@ class OomdContext:
         self._r = _fastcg.Reader(
             os.fsencode(cgroup_fs), os.fsencode(proc_root), fd_budget=budget,
             cache_files=cache_files, devices=self.devices, ssd_coeffs=ssd_coeffs,
-            hdd_coeffs=hdd_coeffs)
+            hdd_coeffs=hdd_coeffs, keep_config=keep_config, watch_budget=watch_budget)
         self._cache_arg = cache_files
         self._path: dict[int, str] = {}
         self._by_path: dict[str, int] = {}
@@ -992,7 +1002,8 @@ class OomdContext:
             for fname, n in per.items():
                 out[f"{kind}:{fname}"] = n
         for key in ("ok", "reads", "preads", "opens", "listings", "alive_checks", "dir_events",
-                    "dir_event_overflows", "watches", "parks", "unparks", "parked"):
+                    "dir_event_overflows", "watches", "watch_refused", "config_invalidations",
+                    "kept_values", "parks", "unparks", "parked"):
             out[key] = c[key]
         out.update(self._ctx_stats)
         out["rows"] = self._r.nrows
@@ -1022,6 +1033,11 @@ class OomdContext:
     @property
     def cache_files(self) -> bool:
         return bool(self._r.cache_files)
+
+    @property
+    def keep_config(self) -> bool:
+        """Whether configuration-like values are kept across ticks (see the class doc)."""
+        return bool(self._r.keep_config)
 
 
 # ---------------------------------------------------------------------------------------------
