@@ -214,6 +214,8 @@ cdef class Reader:
     cdef readonly int64_t n_parks, n_unparks
     cdef readonly bint fd_tight
     cdef bint refused_now
+    cdef int64_t n_unparked_cached
+    cdef bint cache_row          # _load_rows: the row being loaded may cache file fds
     cdef int dfd_err
     cdef int32_t[::1] parent
     cdef int32_t[::1] depth
@@ -279,6 +281,7 @@ cdef class Reader:
     cdef Py_ssize_t _read_path(self, const char* path) noexcept nogil
     cdef int _dfd(self, int row) noexcept nogil
     cdef void _park(self, int row) noexcept nogil
+    cdef int _make_room(self) noexcept nogil
     cdef bint _parkable(self, int row) noexcept nogil
     cdef bint _needs_dir(self, int r, uint32_t need) noexcept nogil
     cdef void _store_psi(self, int row, int kind, int got, float* some, float* full,

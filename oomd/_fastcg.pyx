@@ -884,6 +884,7 @@ cdef class Reader:
         self._cache_arg = cache_files
         self.cache_files = bool(cache_files)
         self._keep_arg = keep_config
+        self.cache_row = True
         self.keep_config = False
         self.watch_budget = default_watch_budget() if watch_budget is None else watch_budget
         self.n_watches = 0
@@ -1125,12 +1126,17 @@ cdef class Reader:
         return r
 
     def open_child(self, int parent_row, bytes name):
-        """Open directory `name` below the parent row. Returns the new row, or -errno."""
+        """Open directory `name` below the parent row. Returns the new row, or -errno (EMFILE
+        or ENFILE: out of fds, which says nothing about the directory). At the fd budget,
+        leaves whose per-tick files are all cached are parked first, to make room."""
         cdef int pfd = self._dfd(parent_row)
         cdef const char* cname = name
         cdef int fd
         if pfd < 0:
-            return -ENOENT
+            return -self.dfd_err
+        if self.open_fds >= self.fd_budget:
+            with nogil:
+                self._make_room()
         with nogil:
             fd = c_openat(pfd, cname, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd < 0:
@@ -1298,6 +1304,22 @@ cdef class Reader:
         self.dirfd[r] = -1
         self.open_fds -= 1
         self.n_parks += 1
+
+    cdef int _make_room(self) noexcept nogil:
+        """The budget is reached while rows are being opened: park every leaf that can be (the
+        budget is tight from now on). Scans the rows only if some were loaded with all their
+        files cached while the budget was not yet tight (the others parked right away)."""
+        cdef int r, n = 0
+        self.fd_tight = True
+        self.refused_now = True
+        if self.n_unparked_cached == 0:
+            return 0
+        self.n_unparked_cached = 0
+        for r in range(self.capacity):
+            if self.live[r] and self._parkable(r):
+                self._park(r)
+                n += 1
+        return n
 
     def close_file_fds(self, uint32_t kinds):
         """Close cached file fds of the given kinds in every row (e.g. after set_monitored)."""
@@ -1712,7 +1734,7 @@ cdef class Reader:
             self._note(row, kind, ST_UNREADABLE, e)
             return -(1 + ST_UNREADABLE)
         if not cached:
-            if self.cache_files and (self.cacheable >> kind) & 1 and not (
+            if self.cache_files and self.cache_row and (self.cacheable >> kind) & 1 and not (
                     self.keep_config and self.wd[row] >= 0 and (CONFIG_KINDS >> kind) & 1):
                 # (a configuration file of a watched row is kept as a value, not as an fd)
                 if self.open_fds < self.fd_budget:
@@ -1975,7 +1997,7 @@ cdef class Reader:
 
     cdef void _load_rows(self, const int32_t* rows, Py_ssize_t n, uint32_t kinds) noexcept nogil:
         cdef Py_ssize_t i
-        cdef int r, k
+        cdef int r, k, missing
         cdef uint32_t need
         for i in range(n):
             r = rows[i]
@@ -1985,6 +2007,20 @@ cdef class Reader:
             if need == 0:
                 continue
             self.loaded[r] |= need
+            # Cache a row's files all or nothing: a row with some files cached still holds its
+            # directory fd for the others, so the budget goes further on whole rows (parked).
+            self.cache_row = True
+            if self.cache_files and r != self.root_row:
+                missing = 0
+                for k in range(NFILE):
+                    if (need >> k) & 1 and (self.cacheable >> k) & 1 and self.ffd[r, k] < 0 \
+                            and not (self.keep_config and self.wd[r] >= 0
+                                     and (CONFIG_KINDS >> k) & 1):
+                        missing += 1
+                if missing and self.open_fds + missing > self.fd_budget:
+                    self.cache_row = False
+                    self.refused_now = True      # the budget is tight: start parking
+                    self.fd_tight = True
             if self.dirfd[r] < 0 and self._needs_dir(r, need) and self._dfd(r) < 0:
                 if self.dfd_err == EMFILE or self.dfd_err == ENFILE:
                     self._note(r, K_CURRENT, ST_UNREADABLE, self.dfd_err)
@@ -1998,6 +2034,9 @@ cdef class Reader:
                     self._load_one(r, k)
             if self._parkable(r):
                 self._park(r)
+            elif not self.fd_tight and self.cache_files and self.dirfd[r] >= 0 \
+                    and r != self.root_row:
+                self.n_unparked_cached += 1      # may be parkable once the budget is tight
 
     def load(self, const int32_t[::1] rows, uint32_t kinds):
         """Read the given file kinds (bitmask of K_*) for every row not yet loaded this tick

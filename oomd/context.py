@@ -11,6 +11,7 @@ child lists are cached and only rebuilt when a directory listing changed.
 
 from __future__ import annotations
 
+import errno as _errno
 import math
 import os
 import resource
@@ -404,6 +405,7 @@ class OomdContext:
                            "fd_exhausted": 0}
         self._sys_logged: set[tuple[str, str]] = set()
         self._fd_logged_tick = -1
+        self._open_failures = 0
         self._logged_tick = -1
         self._logged_this_tick = 0
         self._prev_pswpout: int | None = None
@@ -505,7 +507,6 @@ class OomdContext:
         for it) a row whose parent directory was listed this tick is alive iff the listing
         still shows it with the same inode, and only the other rows are checked."""
         r = self._r
-        cols = r.cols
         if r.root_row < 0:
             self._open_root()
             if r.root_row < 0:
@@ -527,6 +528,7 @@ class OomdContext:
             return
         self._scan(self._monitored_deps())
         live = self._live_rows()
+        cols = r.cols
         parents = cols["parent"][live]
         scanned = cols["scanned"]
         covered = (parents >= 0) & (scanned[np.maximum(parents, 0)] == r.tick)
@@ -590,6 +592,11 @@ class OomdContext:
                 return row
         res = r.open_child(prow, os.fsencode(name))
         if res < 0:
+            if res in (-_errno.EMFILE, -_errno.ENFILE):
+                # out of fds says nothing about the cgroup: whatever lists it is incomplete
+                # this tick and must not be cached (it is tried again next time)
+                self._open_failures += 1
+                self._fd_problem(1)
             return None
         self._register(res, path, prow, name)
         return res
@@ -711,9 +718,13 @@ class OomdContext:
             if self._epoch == epoch and np.array_equal(r.cols["gen"][deps], gens):
                 self._resolved[patterns] = rows
                 return rows
+        failures = self._open_failures
         rows, deps = self._resolve_uncached(patterns)
         deps = np.unique(np.asarray(deps, dtype=np.int32))
-        self._pcache[patterns] = (self._epoch, deps, r.cols["gen"][deps].copy(), rows)
+        if self._open_failures == failures:
+            self._pcache[patterns] = (self._epoch, deps, r.cols["gen"][deps].copy(), rows)
+        else:
+            self._pcache.pop(patterns, None)      # incomplete: resolve again next time
         self._pcache_version += 1
         self._resolved[patterns] = rows
         return rows
@@ -774,6 +785,7 @@ class OomdContext:
         if c is not None and c[0] == info.gen and c[1] == self._epoch:
             return c[2]
         rows = []
+        failures = self._open_failures
         for name in info.child_names:
             e = info.ents[name]
             cr = self._child(row, name, e[0], e[1])
@@ -781,7 +793,8 @@ class OomdContext:
                 rows.append(cr)
         arr = np.array(rows, dtype=np.int32)
         arr.flags.writeable = False
-        self._ccache[row] = (info.gen, self._epoch, arr)
+        if self._open_failures == failures:
+            self._ccache[row] = (info.gen, self._epoch, arr)
         return arr
 
     def parent(self, row: int) -> int:
@@ -971,11 +984,7 @@ class OomdContext:
         if dropped:
             self._ctx_stats["logs_dropped"] += dropped
         if exhausted:
-            self._ctx_stats["fd_exhausted"] += exhausted
-            if self._fd_logged_tick != self.tick:
-                self._fd_logged_tick = self.tick
-                _log(f"[context] out of file descriptors: {exhausted} reads failed this tick "
-                     f"(fd budget {self._r.fd_budget}, {self._r.open_fds} open)")
+            self._fd_problem(exhausted)
         for row, kind, err, errnum in pending:
             if self._logged_tick != self.tick:
                 self._logged_tick = self.tick
@@ -989,6 +998,14 @@ class OomdContext:
             why = f" ({os.strerror(errnum)})" if errnum else ""
             where = f"{self.cgroup_fs}/{path}" if path else self.cgroup_fs
             _log(f"[context] {where}/{fname}: {_fastcg.ERROR_NAMES[err]}{why}")
+
+    def _fd_problem(self, n: int) -> None:
+        """n reads or directory opens failed for lack of fds: counted, one log line a tick."""
+        self._ctx_stats["fd_exhausted"] += n
+        if self._fd_logged_tick != self.tick:
+            self._fd_logged_tick = self.tick
+            _log(f"[context] out of file descriptors: reads or cgroup directories failed this "
+                 f"tick (fd budget {self._r.fd_budget}, {self._r.open_fds} open)")
 
     @property
     def read_stats(self) -> dict[str, int]:
