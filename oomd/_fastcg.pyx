@@ -1392,6 +1392,49 @@ cdef class Reader:
                     self._park(r)
         return out
 
+    def unlisted_rows(self):
+        """Live rows other than the root whose parent was not listed this tick (cache mode:
+        the others' liveness comes from that listing), as int32."""
+        cdef int r, p, n = 0
+        out = np.empty(max(1, self.nrows), dtype=np.int32)
+        cdef int32_t[::1] o = out
+        with nogil:
+            for r in range(self.capacity):
+                if not self.live[r] or r == self.root_row:
+                    continue
+                p = self.parent[r]
+                if p >= 0 and self.scanned[p] == self.tick:
+                    continue
+                o[n] = r
+                n += 1
+        return out[:n]
+
+    def take_valid(self, const int32_t[::1] rows, uint64_t mask):
+        """(valid[rows] & mask) == mask, as a bool array."""
+        cdef Py_ssize_t i, n = rows.shape[0]
+        out = np.empty(n, dtype=np.bool_)
+        cdef uint8_t[::1] o = out.view(np.uint8)
+        with nogil:
+            for i in range(n):
+                o[i] = (self.valid[rows[i]] & mask) == mask
+        return out
+
+    def same_gens(self, const int32_t[::1] rows, const uint32_t[::1] gens):
+        """Whether every row's listing generation still equals `gens` (a cached resolution
+        is still valid)."""
+        cdef Py_ssize_t i, n = rows.shape[0]
+        if gens.shape[0] != n:
+            return False
+        for i in range(n):
+            if self.gen[rows[i]] != gens[i]:
+                return False
+        return True
+
+    @property
+    def pending(self):
+        """Whether drain_logs()/drain_system_problems() have anything to report."""
+        return bool(self.nplog or self.plog_dropped or self.n_fd_exhausted or self.nsysprob)
+
     # ---- directory listings -----------------------------------------------------------------
 
     def scan_dirs(self, const int32_t[::1] rows):

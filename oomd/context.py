@@ -527,12 +527,7 @@ class OomdContext:
             self._open_root()
             return
         self._scan(self._monitored_deps())
-        live = self._live_rows()
-        cols = r.cols
-        parents = cols["parent"][live]
-        scanned = cols["scanned"]
-        covered = (parents >= 0) & (scanned[np.maximum(parents, 0)] == r.tick)
-        check = live[~covered & (live != r.root_row)]
+        check = r.unlisted_rows()
         if len(check):
             ok = r.check_alive(check)
             for row in check[~ok]:
@@ -715,7 +710,7 @@ class OomdContext:
         if cached is not None and cached[0] == self._epoch:
             epoch, deps, gens, rows = cached
             self._scan(deps)
-            if self._epoch == epoch and np.array_equal(r.cols["gen"][deps], gens):
+            if self._epoch == epoch and r.same_gens(deps, gens):
                 self._resolved[patterns] = rows
                 return rows
         failures = self._open_failures
@@ -887,28 +882,25 @@ class OomdContext:
         cols = self._r.cols
         if m.column is not None:
             col = cols[m.column]
-            vals = col[rows] if m.index is None else col[rows, m.index]
+            # (take: a fraction of fancy indexing's cost, 2-D columns especially)
+            vals = col.take(rows, axis=0) if m.index is None else col[rows, m.index]
             if m.dtype == "bool":
                 vals = vals.astype(bool)
             if m.bit < 0:
                 valid = np.ones(len(rows), dtype=bool)
             else:
-                valid = (cols["valid"][rows] & np.uint64(1 << m.bit)) != 0
+                valid = self._r.take_valid(rows, 1 << m.bit)
             if m.name == "anon_usage":
-                have = (cols["valid"][rows] & np.uint64(1 << (_V["stat0"]))) != 0
+                have = self._r.take_valid(rows, 1 << _V["stat0"])
                 vals = np.where(have, vals, 0)
         elif metric == "memory_growth":
-            v = cols["valid"][rows]
-            need = np.uint64((1 << _V["current"]) | (1 << _V["avg"]))
-            valid = (v & need) == need
+            valid = self._r.take_valid(rows, (1 << _V["current"]) | (1 << _V["avg"]))
             cur = cols["current"][rows].astype(np.float64)
             avg = cols["average_usage"][rows]
             with np.errstate(divide="ignore", invalid="ignore"):
                 vals = np.where(avg == 0, 0.0, cur / np.where(avg == 0, 1, avg))
         else:  # effective_usage
-            v = cols["valid"][rows]
-            need = np.uint64((1 << _V["current"]) | (1 << _V["prot"]))
-            valid = (v & need) == need
+            valid = self._r.take_valid(rows, (1 << _V["current"]) | (1 << _V["prot"]))
             vals = cols["current"][rows] - cols["memory_protection"][rows]
         self._drain_logs()
         return vals, valid
@@ -978,6 +970,8 @@ class OomdContext:
     # ---- accounting -----------------------------------------------------------------------
 
     def _drain_logs(self) -> None:
+        if not self._r.pending:
+            return
         for fname, problem, err in self._r.drain_system_problems():
             self._system_problem(fname, problem, err)
         pending, dropped, exhausted = self._r.drain_logs()
