@@ -30,11 +30,14 @@ cdef enum:
     CONFIG_KINDS = ((1 << K_MIN) | (1 << K_LOW) | (1 << K_HIGH) | (1 << K_HIGH_TMP) | (1 << K_MAX)
                     | (1 << K_SWAP_MAX) | (1 << K_OOM_GROUP) | (1 << K_XATTR))
 
-# Row watch states (`wd` column) besides a watch descriptor >= 0.
+# Watch states (`wd` column: the row's directory; `fwd`: its configuration files) besides a
+# watch descriptor >= 0.
 cdef enum:
     WD_NONE = -1        # not watched (yet)
     WD_REFUSED = -2     # the kernel or the watch budget refused: retried when a watch frees
-    WD_SHARED = -3      # another row watches the same directory inode: never watched
+    WD_SHARED = -3      # another row watches the same inode: never watched
+    WD_MISSING = -4     # the file does not exist: tried again once a read finds it
+    WATCH_DIR = 31      # the kind of a directory watch (file watches use the file's kind)
 
 # Derived values computed this tick (more bits of `loaded`).
 cdef enum:
@@ -176,6 +179,7 @@ cdef class Reader:
     cdef const char* fname[NFILE]
     cdef size_t fnamelen[NFILE]
     cdef list _fname_refs
+    cdef dict _by_name              # (parent row, name) -> row: IN_ATTRIB names a child
     cdef object _cache_arg
     cdef char* buf
     cdef size_t bufcap
@@ -231,6 +235,7 @@ cdef class Reader:
     cdef int32_t[::1] wd
     cdef uint8_t[::1] dirty
     cdef uint32_t[::1] keep
+    cdef int32_t[:, ::1] fwd
     cdef int64_t[::1] current
     cdef int64_t[::1] mem_min
     cdef int64_t[::1] mem_low
@@ -277,7 +282,11 @@ cdef class Reader:
     cdef void _keep(self, int row, int kind) noexcept nogil
     cdef void _invalidate(self, int row, uint32_t kinds) noexcept nogil
     cdef int _event_kind(self, const char* name) noexcept nogil
-    cdef int _watch(self, int r) except -2
+    cdef int _add_watch(self, int r, int kind) except -2
+    cdef void _set_wd(self, int r, int kind, int w)
+    cdef void _unwatch(self, int r, int kind)
+    cdef bint _keepable(self, int row, int kind) noexcept nogil
+    cdef void _invalidate_family(self, int r)
     cdef Py_ssize_t _read_path(self, const char* path) noexcept nogil
     cdef int _dfd(self, int row) noexcept nogil
     cdef void _park(self, int row) noexcept nogil

@@ -53,6 +53,8 @@ class Reader:
     n_parks: int
     n_unparks: int
     cols: dict[str, np.ndarray]  # columns, indexed by row; rebuilt when capacity grows
+                                 # ("wd": directory watch, "fwd": (N, NFILE) file watches,
+                                 #  "keep": kinds kept across ticks)
 
     def __init__(
         self,
@@ -82,6 +84,10 @@ class Reader:
     def check_alive(self, rows: np.ndarray) -> np.ndarray: ...       # const int32_t[::1] -> bool
     def poll_watches(self) -> int: ...
     def watch_rows(self, rows: np.ndarray, kinds: int) -> int: ...  # const int32_t[::1]
+    def unlisted_rows(self) -> np.ndarray: ...                       # int32
+    def take_valid(self, rows: np.ndarray, mask: int) -> np.ndarray: ...  # int32 -> bool
+    def same_gens(self, rows: np.ndarray, gens: np.ndarray) -> bool: ...  # int32, uint32
+    pending: bool                # drain_logs()/drain_system_problems() have something
     def scan_dirs(self, rows: np.ndarray) -> np.ndarray: ...         # const int32_t[::1] -> int32
     def dir_listing_raw(self, r: int) -> bytes: ...
     def dir_entries(self, r: int) -> list[tuple[bytes, int, int]]: ...  # (name, inode, d_type)

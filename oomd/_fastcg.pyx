@@ -909,6 +909,7 @@ cdef class Reader:
         self.cols = {}
         self.ino_fd = -1
         self._wd_rows = {}
+        self._by_name = {}
         self.n_events = 0
         self.n_overflows = 0
         self.bufcap = 65536
@@ -994,6 +995,7 @@ cdef class Reader:
             "loaded": (np.uint32, ()), "logged": (np.uint32, ()), "status": (np.uint8, ()),
             "alive_checked": (np.uint8, ()), "scanned": (np.int64, ()), "gen": (np.uint32, ()),
             "wd": (np.int32, ()), "dirty": (np.uint8, ()), "keep": (np.uint32, ()),
+            "fwd": (np.int32, (NFILE,)),
             "current": (np.int64, ()), "memory_min": (np.int64, ()), "memory_low": (np.int64, ()),
             "memory_high": (np.int64, ()), "memory_high_tmp": (np.int64, ()),
             "memory_max": (np.int64, ()), "swap_current": (np.int64, ()),
@@ -1014,7 +1016,7 @@ cdef class Reader:
         new = {}
         for name, (dt, shape) in spec.items():
             a = np.zeros((cap,) + shape, dtype=dt)
-            if name in ("dirfd", "ffd", "parent", "wd"):
+            if name in ("dirfd", "ffd", "parent", "wd", "fwd"):
                 a.fill(-1)
             if oldcap:
                 a[:oldcap] = old[name]
@@ -1059,6 +1061,7 @@ cdef class Reader:
         self.wd = c["wd"]
         self.dirty = c["dirty"]
         self.keep = c["keep"]
+        self.fwd = c["fwd"]
         self.current = c["current"]
         self.mem_min = c["memory_min"]
         self.mem_low = c["memory_low"]
@@ -1180,10 +1183,14 @@ cdef class Reader:
         self.scanned[r] = -1
         self.gen[r] = 0
         self.wd[r] = WD_NONE
+        for k in range(NFILE):
+            self.fwd[r, k] = WD_NONE
         self.dirty[r] = 0
         self.keep[r] = 0
         self.archived[r] = 0
         self.avg[r] = 0
+        if parent_row >= 0:
+            self._by_name[(parent_row, name)] = r
         if self.lst[r] != NULL:
             free(self.lst[r])
             self.lst[r] = NULL
@@ -1200,14 +1207,14 @@ cdef class Reader:
                 c_close(self.ffd[r, k])
                 self.ffd[r, k] = -1
                 self.open_fds -= 1
-        if self.wd[r] >= 0:
-            if self._wd_rows.get(self.wd[r]) == r:
-                del self._wd_rows[self.wd[r]]
-                c_inotify_rm_watch(self.ino_fd, self.wd[r])
-                self.n_watches -= 1
-                self.watch_full = False
-        self.wd[r] = WD_NONE
+        self._unwatch(r, WATCH_DIR)
+        for k in range(NFILE):
+            self._unwatch(r, k)
         self.keep[r] = 0
+        if self.parent[r] >= 0 and self.rname[r] != NULL:
+            key = (self.parent[r], <bytes>self.rname[r])
+            if self._by_name.get(key) == r:
+                del self._by_name[key]
         if self.dirfd[r] >= 0:
             c_close(self.dirfd[r])
             self.open_fds -= 1
@@ -1241,6 +1248,7 @@ cdef class Reader:
             c_close(self.ino_fd)
             self.ino_fd = -1
             self._wd_rows.clear()
+        self._by_name.clear()
         self.n_watches = 0
         self.watch_full = False
 
@@ -1251,7 +1259,13 @@ cdef class Reader:
             self.nkids[old] -= 1
         if p >= 0:
             self.nkids[p] += 1
+        if self.rname[r] != NULL:
+            if old >= 0 and self._by_name.get((old, <bytes>self.rname[r])) == r:
+                del self._by_name[(old, <bytes>self.rname[r])]
+            if p >= 0:
+                self._by_name[(p, <bytes>self.rname[r])] = r
         self.parent[r] = p
+        self._invalidate(r, CONFIG_KINDS)    # kept only under a watched parent
 
     def dirfd_of(self, int r):
         """The row's directory fd, re-opened if it was parked (-1 if it is gone)."""
@@ -1453,7 +1467,7 @@ cdef class Reader:
             for i in range(n):
                 r = rows[i]
                 if self.live[r] and self.gen[r] == 0 and self.wd[r] < 0:
-                    self._watch(r)
+                    self._add_watch(r, WATCH_DIR)
         with nogil:
             for i in range(n):
                 r = rows[i]
@@ -1498,47 +1512,88 @@ cdef class Reader:
                 nch += 1
         return changed[:nch]
 
-    cdef int _watch(self, int r) except -2:
-        """Give row r its inotify watch if it has none (before its first listing or first
-        configuration read, so no change can fall between). One watch per directory covers
-        its entries (IN_CREATE ...) and, with keep_config, writes to its files (IN_MODIFY with
-        the file's name) and its xattrs (IN_ATTRIB without a name). Returns 1 if watched."""
-        cdef int w, fd, e
+    cdef int _add_watch(self, int r, int kind) except -2:
+        """Add an inotify watch for row r: its directory (kind WATCH_DIR) or one of its files.
+        Returns 1 if watched. Refusals by the budget or the kernel (ENOSPC: the user's
+        max_user_watches is used up) are retried once a watch has been released."""
+        cdef int w, fd, e, cur
         cdef uint32_t mask
-        if self.wd[r] >= 0:
+        cdef bytes path
+        cur = self.wd[r] if kind == WATCH_DIR else self.fwd[r, kind]
+        if cur >= 0:
             return 1
-        if self.ino_fd < 0 or self.wd[r] == WD_SHARED or (
-                self.wd[r] == WD_REFUSED and self.watch_full):
+        if self.ino_fd < 0 or cur == WD_SHARED or cur == WD_MISSING or (
+                cur == WD_REFUSED and self.watch_full):
             return 0
         if self.n_watches >= self.watch_budget:
             self.watch_full = True
-            self.wd[r] = WD_REFUSED
+            self._set_wd(r, kind, WD_REFUSED)
             self.n_watch_refused += 1
             return 0
         fd = self._dfd(r)
         if fd < 0:
             return 0
-        mask = (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF
-                | IN_MOVE_SELF | IN_ONLYDIR)
-        if self.keep_config:
-            mask |= IN_MODIFY | IN_ATTRIB
-        w = c_inotify_add_watch(self.ino_fd, b"/proc/self/fd/%d" % fd, mask)
+        if kind == WATCH_DIR:
+            path = b"/proc/self/fd/%d" % fd
+            mask = (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF
+                    | IN_MOVE_SELF | IN_ONLYDIR)
+            if self.keep_config:
+                # its own files' writes (IN_MODIFY + name), its own and its children's xattrs
+                # (IN_ATTRIB, + name for a child); this makes every read of a file of this
+                # directory take the kernel's slower fsnotify path, so leaves are not watched
+                # this way unless they are listed
+                mask |= IN_MODIFY | IN_ATTRIB
+        else:
+            path = b"/proc/self/fd/%d/%s" % (fd, <bytes>self.fname[kind])
+            mask = IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF
+        w = c_inotify_add_watch(self.ino_fd, path, mask)
         if w < 0:
             e = errno()
+            if e == ENOENT and kind != WATCH_DIR:
+                self._set_wd(r, kind, WD_MISSING)    # tried again once the file is read
+                return 0
             if e == ENOSPC:
-                self.watch_full = True   # the user's max_user_watches is used up
-            self.wd[r] = WD_REFUSED
+                self.watch_full = True
+            self._set_wd(r, kind, WD_REFUSED)
             self.n_watch_refused += 1
             return 0
         if w in self._wd_rows:
-            self.wd[r] = WD_SHARED       # the same directory as another row (a symlink)
+            self._set_wd(r, kind, WD_SHARED)   # the same inode as another row's (a symlink)
             return 0
-        self.wd[r] = w
-        self._wd_rows[w] = r
+        self._set_wd(r, kind, w)
+        self._wd_rows[w] = (r << 5) | kind
         self.n_watches += 1
-        if self.gen[r] != 0:
+        if kind == WATCH_DIR and self.gen[r] != 0:
             self.dirty[r] = 1            # listed before it was watched: list it again
         return 1
+
+    cdef void _set_wd(self, int r, int kind, int w):
+        if kind == WATCH_DIR:
+            self.wd[r] = w
+        else:
+            self.fwd[r, kind] = w
+
+    cdef void _unwatch(self, int r, int kind):
+        """Release row r's watch of `kind` (WATCH_DIR or a file kind)."""
+        cdef int w = self.wd[r] if kind == WATCH_DIR else self.fwd[r, kind]
+        if w >= 0 and self._wd_rows.get(w) == (r << 5) | kind:
+            del self._wd_rows[w]
+            c_inotify_rm_watch(self.ino_fd, w)
+            self.n_watches -= 1
+            self.watch_full = False
+        self._set_wd(r, kind, WD_NONE)
+
+    cdef bint _keepable(self, int row, int kind) noexcept nogil:
+        """Whether a change of this value would be reported: the parent directory is watched
+        (controller changes, and the row's xattrs as IN_ATTRIB + name) and, for a file, the
+        file itself or the row's own directory is watched."""
+        cdef int p
+        if not self.keep_config:
+            return False
+        p = self.parent[row]
+        if p < 0 or self.wd[p] < 0:
+            return False
+        return kind == K_XATTR or self.fwd[row, kind] >= 0 or self.wd[row] >= 0
 
     cdef void _keep(self, int row, int kind) noexcept nogil:
         """A configuration value read fine on a watched row: keep it until an event."""
@@ -1568,19 +1623,24 @@ cdef class Reader:
         return -1
 
     def poll_watches(self):
-        """Drain inotify. Entries added, removed or moved mark the row's listing dirty; with
-        keep_config, an event naming a configuration file (a write, or a create, delete or
-        rename of that name) drops that kept value, IN_ATTRIB on the directory itself drops
-        the kept kill preference, and a write to cgroup.subtree_control or cgroup.type drops
-        every kept value of the row and its children (controller files may come or go). A
-        queue overflow does all of it for every row. Returns the number of events."""
+        """Drain inotify.
+
+        A directory watch: entries added, removed or moved mark the row's listing dirty; with
+        keep_config, an event naming one of its configuration files (a write, or a create,
+        delete or rename of that name) drops that kept value, IN_ATTRIB names a child whose
+        xattrs changed (or, without a name, the row's own), and a write to its
+        cgroup.subtree_control or cgroup.type drops every kept value of the row and its
+        children (controller files may come or go). A file watch: any event drops the value.
+        A queue overflow drops everything and marks every listing dirty.
+        Returns the number of events."""
         cdef char buf[16384]
         cdef ssize_t n
         cdef size_t off
         cdef inotify_event* ev
-        cdef int r, k, count = 0
+        cdef int r, k, c, kind, count = 0
         cdef uint32_t m
-        cdef object row
+        cdef object code
+        cdef const char* name
         cdef uint32_t structure = (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO
                                    | IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)
         while True:
@@ -1600,25 +1660,37 @@ cdef class Reader:
                             self.dirty[r] = 1
                             self._invalidate(r, CONFIG_KINDS)
                     continue
-                row = self._wd_rows.get(ev.wd)
-                if row is None:
+                code = self._wd_rows.get(ev.wd)
+                if code is None:
                     continue
-                r = <int>row
+                c = <int>code
+                r = c >> 5
+                kind = c & 31
+                if kind != WATCH_DIR:
+                    self._invalidate(r, 1u << kind)
+                    if m & IN_IGNORED:
+                        del self._wd_rows[ev.wd]
+                        self.fwd[r, kind] = WD_NONE
+                        self.n_watches -= 1
+                        self.watch_full = False
+                    continue
                 if m & structure:
                     self.dirty[r] = 1
-                if ev.len > 0 and (<char*>ev + sizeof(inotify_event))[0] != 0:
-                    k = self._event_kind(<char*>ev + sizeof(inotify_event))
+                name = <char*>ev + sizeof(inotify_event)
+                if ev.len > 0 and name[0] != 0:
+                    k = self._event_kind(name)
                     if k >= 0:
                         self._invalidate(r, 1u << k)
                     elif k == -2 and m & IN_MODIFY:
-                        self._invalidate(r, CONFIG_KINDS)
-                        for k in range(self.capacity):
-                            if self.live[k] and self.parent[k] == r:
-                                self._invalidate(k, CONFIG_KINDS)
+                        self._invalidate_family(r)
+                    elif m & IN_ATTRIB:
+                        code = self._by_name.get((r, <bytes>name))
+                        if code is not None:
+                            self._invalidate(<int>code, 1u << K_XATTR)
                 elif m & IN_ATTRIB:
                     self._invalidate(r, 1u << K_XATTR)
                 if m & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED):
-                    self._invalidate(r, CONFIG_KINDS)
+                    self._invalidate_family(r)
                 if m & IN_IGNORED:
                     del self._wd_rows[ev.wd]
                     self.wd[r] = WD_NONE
@@ -1627,23 +1699,40 @@ cdef class Reader:
         self.n_events += count
         return count
 
+    cdef void _invalidate_family(self, int r):
+        """Drop the kept values of row r and of its children."""
+        cdef int k
+        self._invalidate(r, CONFIG_KINDS)
+        for k in range(self.capacity):
+            if self.live[k] and self.parent[k] == r:
+                self._invalidate(k, CONFIG_KINDS)
+
     def watch_rows(self, const int32_t[::1] rows, uint32_t kinds):
-        """Watch every row that is about to read a configuration kind in `kinds` for the
-        first time (load() does this itself). Returns how many rows got a watch."""
+        """Before rows read configuration kinds (`kinds`) they have not read this tick: watch
+        each such file of a row that has no watched directory of its own (load() does this
+        itself). Rows whose parent directory is not watched keep nothing. Returns how many
+        watches were added."""
         cdef Py_ssize_t i, n = rows.shape[0]
-        cdef int r, got = 0
-        kinds &= CONFIG_KINDS
+        cdef int r, k, p, got = 0
+        cdef uint32_t need
+        kinds &= CONFIG_KINDS & ((1u << NFILE) - 1)
         if not self.keep_config or kinds == 0:
             return 0
         for i in range(n):
             r = rows[i]
             if r < 0 or r >= self.capacity or not self.live[r] or self.wd[r] >= 0:
                 continue
-            if kinds & ~self.loaded[r] == 0:
+            need = kinds & ~self.loaded[r]
+            if need == 0:
                 continue
-            if self.wd[r] == WD_SHARED or (self.wd[r] == WD_REFUSED and self.watch_full):
+            p = self.parent[r]
+            if p < 0 or self.wd[p] < 0:
                 continue
-            got += self._watch(r)
+            for k in range(NFILE):
+                if (need >> k) & 1 and self.fwd[r, k] < 0:
+                    if self.fwd[r, k] == WD_REFUSED and self.watch_full:
+                        continue
+                    got += self._add_watch(r, k)
         return got
 
     def dir_listing_raw(self, int r):
@@ -1778,7 +1867,7 @@ cdef class Reader:
             return -(1 + ST_UNREADABLE)
         if not cached:
             if self.cache_files and self.cache_row and (self.cacheable >> kind) & 1 and not (
-                    self.keep_config and self.wd[row] >= 0 and (CONFIG_KINDS >> kind) & 1):
+                    (CONFIG_KINDS >> kind) & 1 and self._keepable(row, kind)):
                 # (a configuration file of a watched row is kept as a value, not as an fd)
                 if self.open_fds < self.fd_budget:
                     self.ffd[row, kind] = fd
@@ -1840,7 +1929,7 @@ cdef class Reader:
         self.kill_pref[row] = 1 if prefer else (-1 if avoid else 0)
         self.valid[row] |= (<uint64_t>1) << V_KILL_PREF
         self.counts[ST_OK][K_XATTR] += 1
-        if self.keep_config and self.wd[row] >= 0:
+        if self._keepable(row, K_XATTR):
             self._keep(row, K_XATTR)
 
     cdef int _has_xattr(self, int fd, const char* name) noexcept nogil:
@@ -1967,9 +2056,11 @@ cdef class Reader:
                 n == 2 and s[0] == b'1' and s[1] == b'\n') else 0
             vbits = (<uint64_t>1) << V_OOM_GROUP
         self.valid[row] |= vbits
-        if vbits and (CONFIG_KINDS >> kind) & 1 and self.keep_config and self.wd[row] >= 0:
-            self._keep(row, kind)
-
+        if vbits and (CONFIG_KINDS >> kind) & 1:
+            if self._keepable(row, kind):
+                self._keep(row, kind)
+            elif self.fwd[row, kind] == WD_MISSING:
+                self.fwd[row, kind] = WD_NONE    # the file exists now: watch it next time
     cdef void _store_psi(self, int row, int kind, int got, float* some, float* full,
                          uint64_t st, uint64_t ft) noexcept nogil:
         cdef int i
@@ -2057,8 +2148,7 @@ cdef class Reader:
                 missing = 0
                 for k in range(NFILE):
                     if (need >> k) & 1 and (self.cacheable >> k) & 1 and self.ffd[r, k] < 0 \
-                            and not (self.keep_config and self.wd[r] >= 0
-                                     and (CONFIG_KINDS >> k) & 1):
+                            and not ((CONFIG_KINDS >> k) & 1 and self._keepable(r, k)):
                         missing += 1
                 if missing and self.open_fds + missing > self.fd_budget:
                     self.cache_row = False

@@ -62,6 +62,40 @@ def test_config_values_are_read_once_then_kept(tmp_path):
     ctx.close()
 
 
+def test_leaves_watch_their_configuration_files_not_their_directory(tmp_path):
+    """A directory watch that reports file writes puts every read of a file in that directory
+    on the kernel's slower fsnotify path: the per-tick counters of leaves must not pay it."""
+    ctx, _ = make(tmp_path, metrics=("memory_min", "memory_low", "kill_preference",
+                                      "current_usage"))
+    ctx.refresh(0.0)
+    rows = ctx.resolve(PATTERN)
+    cols = ctx._r.cols
+    assert (cols["wd"][rows] < 0).all()                   # no directory watch on leaves
+    k = _fastcg.K
+    assert (cols["fwd"][rows][:, [k["min"], k["low"]]] >= 0).all()
+    assert (cols["fwd"][rows][:, k["current"]] < 0).all()
+    assert ctx.read_stats["watches"] == 2 + 2 * 4          # root and s; min and low per leaf
+    ctx.close()
+
+
+def test_rows_under_an_unwatched_parent_keep_nothing(tmp_path):
+    """The parent's watch reports controller changes and the row's xattrs: without it nothing
+    is kept (here the parent directory was never listed)."""
+    root = write_tree(tmp_path / "cg", {"": cgroup(0), "s": cgroup(0),
+                                         "s/c0": cgroup(MIB, memory_low=5)})
+    r = _fastcg.Reader(str(root).encode(), str(write_proc(tmp_path / "proc")).encode(),
+                       fd_budget=100, cache_files=True)
+    s = r.open_child(r.open_root(), b"s")
+    c0 = np.array([r.open_child(s, b"c0")], dtype=np.int32)
+    low = 1 << _fastcg.K["low"]
+    for _ in range(2):
+        r.begin_tick()
+        r.load(c0, low)
+    assert r.cols["memory_low"][c0[0]] == 5
+    assert r.counters()["reads"] == 2 and r.counters()["kept_values"] == 0
+    r.close()
+
+
 def test_written_value_is_seen_on_the_very_next_tick(tmp_path):
     ctx, root = make(tmp_path)
     ctx.refresh(0.0)
@@ -158,7 +192,7 @@ def test_queue_overflow_rereads_every_kept_value(tmp_path):
     ctx.refresh(0.0)
     kept = ctx.read_stats["kept_values"]
     before = reads(ctx)
-    d = root / "s" / "c0"
+    d = root / "s"                     # a watched directory (listed for s/*)
     fds = [os.open(d / name, os.O_WRONLY | os.O_CREAT) for name in ("x", "y")]
     try:
         for i in range(limit + 8):       # alternate, so the kernel cannot merge the events
@@ -310,11 +344,13 @@ def cg2():
 def test_cgroup2_write_to_a_control_file_is_seen_next_tick_and_only_then(cg2):
     """Where the memory controller may be missing, memory.low and memory.max are read from
     cgroup.max.depth and cgroup.max.descendants (same format, same kernel path: a write
-    through kernfs, IN_MODIFY with the file name on the directory's watch)."""
+    through kernfs, IN_MODIFY on the watch of the file)."""
     r = _fastcg.Reader(cg2.encode(), b"/proc", fd_budget=256,
                        file_names={"low": b"cgroup.max.depth", "max": b"cgroup.max.descendants"})
     root = r.open_root()
     assert r.is_cgroup2 and r.keep_config
+    r.begin_tick()
+    r.scan_dirs(np.array([root], dtype=np.int32))               # the parent is watched
     rows = np.array([r.open_child(root, b"a"), r.open_child(root, b"b")], dtype=np.int32)
     kinds = (1 << _fastcg.K["low"]) | (1 << _fastcg.K["max"])
     big = (1 << 63) - 1
