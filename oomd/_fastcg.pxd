@@ -168,7 +168,9 @@ cdef class Reader:
 
     cdef list _free
     cdef readonly int ino_fd
-    cdef dict _wd_rows
+    cdef int32_t* wmap_keys         # inotify wd -> (row << 5) | kind (WATCH_DIR or a file)
+    cdef int32_t* wmap_vals
+    cdef int wmap_cap, wmap_used, wmap_n
     cdef readonly int64_t n_events, n_overflows
     cdef readonly bint keep_config
     cdef object _keep_arg
@@ -179,7 +181,6 @@ cdef class Reader:
     cdef const char* fname[NFILE]
     cdef size_t fnamelen[NFILE]
     cdef list _fname_refs
-    cdef dict _by_name              # (parent row, name) -> row: IN_ATTRIB names a child
     cdef object _cache_arg
     cdef char* buf
     cdef size_t bufcap
@@ -236,6 +237,7 @@ cdef class Reader:
     cdef uint8_t[::1] dirty
     cdef uint32_t[::1] keep
     cdef int32_t[:, ::1] fwd
+    cdef uint8_t[::1] dirty_attr
     cdef int64_t[::1] current
     cdef int64_t[::1] mem_min
     cdef int64_t[::1] mem_low
@@ -287,6 +289,12 @@ cdef class Reader:
     cdef void _unwatch(self, int r, int kind)
     cdef bint _keepable(self, int row, int kind) noexcept nogil
     cdef void _invalidate_family(self, int r)
+    cdef int _child_named(self, int p, const char* name) noexcept nogil
+    cdef int _wmap_resize(self, int cap) noexcept
+    cdef int _wmap_slot(self, int32_t key) noexcept nogil
+    cdef int _wmap_get(self, int32_t key) noexcept nogil
+    cdef int _wmap_put(self, int32_t key, int32_t val) noexcept
+    cdef void _wmap_del(self, int32_t key) noexcept nogil
     cdef Py_ssize_t _read_path(self, const char* path) noexcept nogil
     cdef int _dfd(self, int row) noexcept nogil
     cdef void _park(self, int row) noexcept nogil

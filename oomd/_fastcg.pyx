@@ -23,7 +23,7 @@ from libc.errno cimport ENOENT, ENODEV, ERANGE
 from libc.math cimport HUGE_VALF
 from libc.stdint cimport INT64_MAX, INT64_MIN, UINT64_MAX
 from libc.stdlib cimport calloc, free, malloc, realloc, strtof
-from libc.string cimport memchr, memcmp, memcpy, memset, strlen
+from libc.string cimport memchr, memcmp, memcpy, memset, strcmp, strlen
 
 cnp.import_array()
 
@@ -861,6 +861,9 @@ cdef class Reader:
         self.dev_hdd = NULL
         self.meminfo_raw = NULL
         self.vmstat_raw = NULL
+        self.wmap_keys = NULL
+        self.wmap_vals = NULL
+        self.wmap_cap = 0
 
     def __init__(self, bytes cgroup_fs, bytes proc_root, *, int fd_budget, cache_files=None,
                  devices=(), ssd_coeffs=(0, 0, 0, 0, 0, 0), hdd_coeffs=(0, 0, 0, 0, 0, 0),
@@ -908,8 +911,11 @@ cdef class Reader:
         self._free = []
         self.cols = {}
         self.ino_fd = -1
-        self._wd_rows = {}
-        self._by_name = {}
+        self.wmap_cap = 0
+        self.wmap_used = 0
+        self.wmap_n = 0
+        if self._wmap_resize(64) != 0:
+            raise MemoryError()
         self.n_events = 0
         self.n_overflows = 0
         self.bufcap = 65536
@@ -959,6 +965,8 @@ cdef class Reader:
         free(self.dev_hdd)
         free(self.meminfo_raw)
         free(self.vmstat_raw)
+        free(self.wmap_keys)
+        free(self.wmap_vals)
 
     def set_devices(self, devices, ssd_coeffs, hdd_coeffs):
         """devices: iterable of (major, minor, is_hdd); coefficients: 6 floats each (read_iops,
@@ -995,7 +1003,7 @@ cdef class Reader:
             "loaded": (np.uint32, ()), "logged": (np.uint32, ()), "status": (np.uint8, ()),
             "alive_checked": (np.uint8, ()), "scanned": (np.int64, ()), "gen": (np.uint32, ()),
             "wd": (np.int32, ()), "dirty": (np.uint8, ()), "keep": (np.uint32, ()),
-            "fwd": (np.int32, (NFILE,)),
+            "fwd": (np.int32, (NFILE,)), "dirty_attr": (np.uint8, ()),
             "current": (np.int64, ()), "memory_min": (np.int64, ()), "memory_low": (np.int64, ()),
             "memory_high": (np.int64, ()), "memory_high_tmp": (np.int64, ()),
             "memory_max": (np.int64, ()), "swap_current": (np.int64, ()),
@@ -1062,6 +1070,7 @@ cdef class Reader:
         self.dirty = c["dirty"]
         self.keep = c["keep"]
         self.fwd = c["fwd"]
+        self.dirty_attr = c["dirty_attr"]
         self.current = c["current"]
         self.mem_min = c["memory_min"]
         self.mem_low = c["memory_low"]
@@ -1189,8 +1198,6 @@ cdef class Reader:
         self.keep[r] = 0
         self.archived[r] = 0
         self.avg[r] = 0
-        if parent_row >= 0:
-            self._by_name[(parent_row, name)] = r
         if self.lst[r] != NULL:
             free(self.lst[r])
             self.lst[r] = NULL
@@ -1211,10 +1218,6 @@ cdef class Reader:
         for k in range(NFILE):
             self._unwatch(r, k)
         self.keep[r] = 0
-        if self.parent[r] >= 0 and self.rname[r] != NULL:
-            key = (self.parent[r], <bytes>self.rname[r])
-            if self._by_name.get(key) == r:
-                del self._by_name[key]
         if self.dirfd[r] >= 0:
             c_close(self.dirfd[r])
             self.open_fds -= 1
@@ -1247,8 +1250,10 @@ cdef class Reader:
         if self.ino_fd >= 0:
             c_close(self.ino_fd)
             self.ino_fd = -1
-            self._wd_rows.clear()
-        self._by_name.clear()
+        for r in range(self.wmap_cap):
+            self.wmap_keys[r] = -1
+        self.wmap_used = 0
+        self.wmap_n = 0
         self.n_watches = 0
         self.watch_full = False
 
@@ -1259,11 +1264,6 @@ cdef class Reader:
             self.nkids[old] -= 1
         if p >= 0:
             self.nkids[p] += 1
-        if self.rname[r] != NULL:
-            if old >= 0 and self._by_name.get((old, <bytes>self.rname[r])) == r:
-                del self._by_name[(old, <bytes>self.rname[r])]
-            if p >= 0:
-                self._by_name[(p, <bytes>self.rname[r])] = r
         self.parent[r] = p
         self._invalidate(r, CONFIG_KINDS)    # kept only under a watched parent
 
@@ -1557,11 +1557,13 @@ cdef class Reader:
             self._set_wd(r, kind, WD_REFUSED)
             self.n_watch_refused += 1
             return 0
-        if w in self._wd_rows:
+        if self._wmap_get(w) >= 0:
             self._set_wd(r, kind, WD_SHARED)   # the same inode as another row's (a symlink)
             return 0
+        if self._wmap_put(w, (r << 5) | kind) != 0:
+            c_inotify_rm_watch(self.ino_fd, w)
+            raise MemoryError()
         self._set_wd(r, kind, w)
-        self._wd_rows[w] = (r << 5) | kind
         self.n_watches += 1
         if kind == WATCH_DIR and self.gen[r] != 0:
             self.dirty[r] = 1            # listed before it was watched: list it again
@@ -1576,8 +1578,8 @@ cdef class Reader:
     cdef void _unwatch(self, int r, int kind):
         """Release row r's watch of `kind` (WATCH_DIR or a file kind)."""
         cdef int w = self.wd[r] if kind == WATCH_DIR else self.fwd[r, kind]
-        if w >= 0 and self._wd_rows.get(w) == (r << 5) | kind:
-            del self._wd_rows[w]
+        if w >= 0 and self._wmap_get(w) == (r << 5) | kind:
+            self._wmap_del(w)
             c_inotify_rm_watch(self.ino_fd, w)
             self.n_watches -= 1
             self.watch_full = False
@@ -1637,9 +1639,9 @@ cdef class Reader:
         cdef ssize_t n
         cdef size_t off
         cdef inotify_event* ev
-        cdef int r, k, c, kind, count = 0
+        cdef int r, k, c, kind, count = 0, nscan = 0
+        cdef bint attr_all = False
         cdef uint32_t m
-        cdef object code
         cdef const char* name
         cdef uint32_t structure = (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO
                                    | IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)
@@ -1660,16 +1662,15 @@ cdef class Reader:
                             self.dirty[r] = 1
                             self._invalidate(r, CONFIG_KINDS)
                     continue
-                code = self._wd_rows.get(ev.wd)
-                if code is None:
+                c = self._wmap_get(ev.wd)
+                if c < 0:
                     continue
-                c = <int>code
                 r = c >> 5
                 kind = c & 31
                 if kind != WATCH_DIR:
                     self._invalidate(r, 1u << kind)
                     if m & IN_IGNORED:
-                        del self._wd_rows[ev.wd]
+                        self._wmap_del(ev.wd)
                         self.fwd[r, kind] = WD_NONE
                         self.n_watches -= 1
                         self.watch_full = False
@@ -1684,20 +1685,108 @@ cdef class Reader:
                     elif k == -2 and m & IN_MODIFY:
                         self._invalidate_family(r)
                     elif m & IN_ATTRIB:
-                        code = self._by_name.get((r, <bytes>name))
-                        if code is not None:
-                            self._invalidate(<int>code, 1u << K_XATTR)
+                        # a child's xattrs (or an entry's mode): find the child by name; past
+                        # 64 such events in one drain, every child of the row instead
+                        if nscan < 64:
+                            nscan += 1
+                            k = self._child_named(r, name)
+                            if k >= 0:
+                                self._invalidate(k, 1u << K_XATTR)
+                        else:
+                            self.dirty_attr[r] = 1
+                            attr_all = True
                 elif m & IN_ATTRIB:
                     self._invalidate(r, 1u << K_XATTR)
                 if m & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED):
                     self._invalidate_family(r)
                 if m & IN_IGNORED:
-                    del self._wd_rows[ev.wd]
+                    self._wmap_del(ev.wd)
                     self.wd[r] = WD_NONE
                     self.n_watches -= 1
                     self.watch_full = False
+        if attr_all:
+            for r in range(self.capacity):
+                if self.live[r] and self.parent[r] >= 0 and self.dirty_attr[self.parent[r]]:
+                    self._invalidate(r, 1u << K_XATTR)
+            for r in range(self.capacity):
+                self.dirty_attr[r] = 0
         self.n_events += count
         return count
+
+    cdef int _child_named(self, int p, const char* name) noexcept nogil:
+        """The live row below row p called `name`, or -1."""
+        cdef int r
+        for r in range(self.capacity):
+            if self.live[r] and self.parent[r] == p and self.rname[r] != NULL and \
+                    strcmp(self.rname[r], name) == 0:
+                return r
+        return -1
+
+    # ---- wd -> (row << 5 | kind): open addressing, no Python object per watch --------------
+
+    cdef int _wmap_resize(self, int cap) noexcept:
+        cdef int32_t* ok = self.wmap_keys
+        cdef int32_t* ov = self.wmap_vals
+        cdef int ocap = self.wmap_cap, i
+        cdef int32_t* nk = <int32_t*>malloc(cap * sizeof(int32_t))
+        cdef int32_t* nv = <int32_t*>malloc(cap * sizeof(int32_t))
+        if nk == NULL or nv == NULL:
+            free(nk)
+            free(nv)
+            return -1
+        for i in range(cap):
+            nk[i] = -1
+        self.wmap_keys = nk
+        self.wmap_vals = nv
+        self.wmap_cap = cap
+        self.wmap_used = 0
+        self.wmap_n = 0
+        for i in range(ocap):
+            if ok[i] >= 0:
+                self._wmap_put(ok[i], ov[i])
+        free(ok)
+        free(ov)
+        return 0
+
+    cdef inline int _wmap_slot(self, int32_t key) noexcept nogil:
+        return <int>((<uint32_t>key * <uint32_t>2654435761u) & <uint32_t>(self.wmap_cap - 1))
+
+    cdef int _wmap_get(self, int32_t key) noexcept nogil:
+        cdef int i = self._wmap_slot(key)
+        while self.wmap_keys[i] != -1:
+            if self.wmap_keys[i] == key:
+                return self.wmap_vals[i]
+            i = (i + 1) & (self.wmap_cap - 1)
+        return -1
+
+    cdef int _wmap_put(self, int32_t key, int32_t val) noexcept:
+        """Insert an absent key (watch descriptors are unique while they live)."""
+        cdef int i
+        if 2 * (self.wmap_used + 1) > self.wmap_cap:
+            if self._wmap_resize(self.wmap_cap * 2 if 2 * (self.wmap_n + 1) > self.wmap_cap // 2
+                                 else self.wmap_cap) != 0:
+                return -1
+        i = self._wmap_slot(key)
+        while self.wmap_keys[i] != -1 and self.wmap_keys[i] != -2:
+            if self.wmap_keys[i] == key:
+                self.wmap_vals[i] = val
+                return 0
+            i = (i + 1) & (self.wmap_cap - 1)
+        if self.wmap_keys[i] == -1:
+            self.wmap_used += 1
+        self.wmap_keys[i] = key
+        self.wmap_vals[i] = val
+        self.wmap_n += 1
+        return 0
+
+    cdef void _wmap_del(self, int32_t key) noexcept nogil:
+        cdef int i = self._wmap_slot(key)
+        while self.wmap_keys[i] != -1:
+            if self.wmap_keys[i] == key:
+                self.wmap_keys[i] = -2           # tombstone
+                self.wmap_n -= 1
+                return
+            i = (i + 1) & (self.wmap_cap - 1)
 
     cdef void _invalidate_family(self, int r):
         """Drop the kept values of row r and of its children."""
@@ -2660,7 +2749,7 @@ cdef class Reader:
         out["alive_checks"] = self.n_alive_checks
         out["dir_events"] = self.n_events
         out["dir_event_overflows"] = self.n_overflows
-        out["watches"] = len(self._wd_rows)
+        out["watches"] = self.wmap_n
         out["watch_refused"] = self.n_watch_refused
         out["config_invalidations"] = self.n_invalidations
         live = self.cols["live"] != 0
