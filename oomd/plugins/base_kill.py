@@ -20,7 +20,8 @@ breaks them by hash order, Appendix A). The columns a ranking reads (``RANK_METR
 prefetched in one pass over the rows first, and so are the dump's.
 
 What the context reads every tick for ``cgroup`` (``METRICS``): only the configuration-like
-columns of the ranking (kill preference xattrs, ``memory.oom.group``). On cgroup2 the context
+columns of the ranking (kill preference xattrs; ``memory.oom.group`` with ``recursive``, the
+only mode that reads it). On cgroup2 the context
 keeps those across ticks and re-reads one only when inotify reports a change, so monitoring
 them costs nothing per tick and a kill does not wait for them; the counters are read at the
 kill, in its tick, as oomd reads them lazily.
@@ -160,6 +161,8 @@ class BaseKillPlugin(BasePlugin):
     # -- set-up --------------------------------------------------------------------------------
 
     def setup(self, context) -> None:
+        if not self.recursive:
+            self.METRICS = tuple(m for m in type(self).METRICS if m != "oom_group")
         context.stats.set(KILLS_STAT, 0)
         self.dry = bool(self.dry or context.force_dry)
         self.killer = context.killer if context.killer is not None else Killer(
