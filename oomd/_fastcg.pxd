@@ -299,6 +299,7 @@ cdef class Reader:
     cdef int _dfd(self, int row) noexcept nogil
     cdef void _park(self, int row) noexcept nogil
     cdef int _make_room(self) noexcept nogil
+    cdef bint _over_budget_leaf(self, int r) noexcept nogil
     cdef bint _parkable(self, int row) noexcept nogil
     cdef bint _needs_dir(self, int r, uint32_t need) noexcept nogil
     cdef void _store_psi(self, int row, int kind, int got, float* some, float* full,

@@ -1313,6 +1313,14 @@ cdef class Reader:
                 return False
         return True
 
+    cdef bint _over_budget_leaf(self, int r) noexcept nogil:
+        """Past the budget, a leaf gives its directory fd back even though some of its files
+        are read through it (it is re-opened, and its inode checked, when next needed): a
+        transient fd per such row instead of one held per row, which would run the process
+        out of fds."""
+        return (self.open_fds > self.fd_budget and self.cache_files and r != self.root_row
+                and self.nkids[r] == 0 and self.dirfd[r] >= 0)
+
     cdef void _park(self, int r) noexcept nogil:
         c_close(self.dirfd[r])
         self.dirfd[r] = -1
@@ -1402,7 +1410,7 @@ cdef class Reader:
                     o[i] = self.dfd_err == EMFILE or self.dfd_err == ENFILE
                 else:
                     o[i] = c_faccessat(fd, b"cgroup.controllers", F_OK, 0) == 0
-                if self._parkable(r):
+                if self._parkable(r) or self._over_budget_leaf(r):
                     self._park(r)
         return out
 
@@ -2254,7 +2262,7 @@ cdef class Reader:
                     if self.status[r] == ST_VANISHED:
                         break
                     self._load_one(r, k)
-            if self._parkable(r):
+            if self._parkable(r) or self._over_budget_leaf(r):
                 self._park(r)
             elif not self.fd_tight and self.cache_files and self.dirfd[r] >= 0 \
                     and r != self.root_row:

@@ -232,3 +232,22 @@ def test_cgroup_not_opened_for_lack_of_fds_is_resolved_again(tmp_path, cache_fil
     assert [ctx.relpath(r) for r in rows] == ["s/c0", "s/c1", "s/new"]
     assert ctx.value("current_usage", ctx.row_of("s/new")) == 4242
     ctx.close()
+
+
+@pytest.mark.parametrize("keep_config", [False, True])
+def test_budget_holds_when_rows_read_more_files_than_it_can_cache(tmp_path, keep_config):
+    """Leaves that cannot cache every file they read give their directory fd back past the
+    budget (re-opened when needed) instead of holding one each until the process runs out."""
+    ctx, _ = make(tmp_path, n=30, fd_budget=20, cache_files=True, keep_config=keep_config)
+    ref, _ = make(tmp_path / "ref", n=30, fd_budget=1000, cache_files=False)
+    metrics = ["current_usage", "mem_pressure", "memory_min", "memory_low", "kill_preference"]
+    ctx.set_monitored([(PATTERN, metrics)])
+    ref.set_monitored([(PATTERN, metrics)])
+    for t in range(4):
+        ctx.refresh(float(t))
+        ref.refresh(float(t))
+        assert values(ctx) == values(ref)
+        st = ctx.read_stats
+        assert st["open_fds"] <= 20 + 1 and st["fd_exhausted"] == 0
+    ctx.close()
+    ref.close()
