@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: the results table, the typical config, oomd 0.5.0 runs."""
+"""Helpers shared by the benchmarks: the results table, the typical config compiled by the real
+compiler, the files it reads per tick, oomd 0.5.0 runs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from oomd.testing.oomd_bin import find_oomd_binary, why_missing
 
-RESULTS: dict[str, dict] = {}
+RESULTS: dict[str, dict] = {}          # per tree size: core numbers (bench/test_bench_core.py)
+KILL_RESULTS: dict[str, float] = {}    # "label": seconds (bench/test_bench_kill.py)
 CGROUP2_MOUNT = "/sys/fs/cgroup/unified"
 
 
@@ -56,32 +58,98 @@ def interleaved(fns: dict, n: int) -> dict[str, list[float]]:
 # ---- the typical config, for us and for oomd --------------------------------------------------
 
 PATTERNS = ("system.slice/*", "workload.slice/*/*")
+ALL_LEAVES = ",".join(PATTERNS)
+HOST_RULESET = "host memory pressure"
 
 
-def oomd_config() -> dict:
-    def protect(name, pattern, threshold, duration):
+def typical_config() -> dict:
+    """A server config in configs/server.json's shape, dry and not firing on a gentree tree:
+    pressure_above + memory_reclaim and memory_above detectors on system.slice/* and
+    workload.slice/*/*, kill_by_memory_size_or_growth on workload.slice/*/*, kill_by_pressure on
+    system.slice/*, and a host ruleset (root pressure, kill_by_memory_size_or_growth over every
+    leaf). The first ruleset fires every tick (root avg10 > -1) and logs one line: that is how
+    oomd's ticks are counted."""
+
+    def pressure(pattern, threshold, duration):
+        return {"name": "pressure_above", "args": {
+            "cgroup": pattern, "resource": "memory", "threshold": str(threshold),
+            "duration": str(duration)}}
+
+    def reclaim(pattern):
+        return {"name": "memory_reclaim", "args": {"cgroup": pattern, "duration": "10"}}
+
+    def protect(name, pattern, slice_, threshold, duration, action):
         return {
             "name": f"{name} protection",
             "detectors": [
-                [f"{name} memory pressure", {"name": "pressure_above", "args": {
-                    "cgroup": pattern, "resource": "memory", "threshold": str(threshold),
-                    "duration": str(duration)}}],
+                [f"{name} memory pressure while reclaiming",
+                 pressure(pattern, threshold, duration), reclaim(slice_)],
                 [f"{name} memory usage", {"name": "memory_above", "args": {
                     "cgroup": pattern, "threshold": "95%", "duration": str(duration)}}],
             ],
-            "actions": [{"name": "kill_by_memory_size_or_growth",
-                         "args": {"cgroup": pattern, "dry": "true"}}],
+            "actions": [action],
         }
 
     return {"rulesets": [
-        # logs one line per tick (root avg10 > -1): how we count oomd's ticks
         {"name": "tick counter",
-         "detectors": [["every tick", {"name": "pressure_above", "args": {
-             "cgroup": "/", "resource": "memory", "threshold": "-1", "duration": "0"}}]],
+         "detectors": [["every tick", pressure("/", -1, 0)]],
          "actions": [{"name": "continue", "args": {}}]},
-        protect("workload", "workload.slice/*/*", 60, 30),
-        protect("system", "system.slice/*", 80, 60),
+        protect("workload", "workload.slice/*/*", "workload.slice", 60, 30,
+                {"name": "kill_by_memory_size_or_growth",
+                 "args": {"cgroup": "workload.slice/*/*", "dry": "true"}}),
+        protect("system", "system.slice/*", "system.slice", 80, 60,
+                {"name": "kill_by_pressure",
+                 "args": {"cgroup": "system.slice/*", "resource": "memory", "dry": "true"}}),
+        {"name": HOST_RULESET,
+         "detectors": [["host memory pressure while reclaiming", pressure("/", 80, 60),
+                        reclaim("/")]],
+         "actions": [{"name": "kill_by_memory_size_or_growth",
+                      "args": {"cgroup": ALL_LEAVES, "dry": "true"}}]},
     ]}
+
+
+def compile_engine(tree_root, clock, config: dict | None = None):
+    """The real compiler's Engine for ``config`` (default: typical_config()) on the tree."""
+    from oomd import plugin
+    from oomd.config.compiler import compile_config
+    from oomd.config.parser import parse_string
+    from oomd.plugin import PluginConstructionContext
+
+    plugin.load_builtin_plugins()
+    root = parse_string(json.dumps(config or typical_config()), "<bench config>")
+    return compile_config(root, PluginConstructionContext(cgroup_fs=str(tree_root)), clock)
+
+
+def action(engine, ruleset: str):
+    """The (first) action plugin of a ruleset of a compiled engine."""
+    for base in engine.rulesets:
+        if base.ruleset.name == ruleset:
+            return base.ruleset.actions[0]
+    raise KeyError(ruleset)
+
+
+# Files typical_config() reads every tick in steady state (configuration values kept, counters
+# read): what a plain loop has to read to know the same. From proc (checked with strace): vmstat
+# (swap-out rate), meminfo (the root's usage, memory_above's threshold), the root's pressure.
+SYSTEM_FILES = ("/proc/vmstat", "/proc/meminfo", "/proc/pressure/memory")
+
+
+def per_tick_files(tree) -> dict[str, list[str]]:
+    """{"cgroup": [...], "system": [...]}: every file the typical config reads per tick.
+
+    Leaves: memory.pressure and memory.current (pressure_above, memory_above, the killers'
+    average_usage); system.slice/* also io.pressure (kill_by_pressure monitors it); the slices
+    and the root: memory.stat (memory_reclaim). The root's usage and pressure come from proc.
+    """
+    root = tree.root
+    files = []
+    for rel in tree.leaves:
+        files += [str(root / rel / "memory.pressure"), str(root / rel / "memory.current")]
+    for rel in tree.system_units:
+        files.append(str(root / rel / "io.pressure"))
+    for rel in ("", "system.slice", "workload.slice"):
+        files.append(str(root / rel / "memory.stat") if rel else str(root / "memory.stat"))
+    return {"cgroup": files, "system": list(SYSTEM_FILES)}
 
 
 def _proc_cpu_seconds(pid: int) -> float:
@@ -98,9 +166,10 @@ def _proc_cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_oomd(tree_root: Path, ticks: int, warmup: int = 3) -> dict:
-    """Run oomd 0.5.0 with --interval 1 on the tree; CPU seconds per tick over `ticks` ticks
-    after `warmup` ticks. Returns {"cpu_per_tick": s, "ticks": n} or {"skipped": reason}."""
+def run_oomd(tree_root: Path, ticks: int, warmup: int = 3, config: dict | None = None) -> dict:
+    """Run oomd 0.5.0 with --interval 1 on the tree with ``config`` (default: typical_config(),
+    whose first ruleset logs once per tick); CPU seconds per tick over `ticks` ticks after
+    `warmup` ticks. Returns {"cpu_per_tick": s, "ticks": n} or {"skipped": reason}."""
     binary = find_oomd_binary()
     if binary is None:
         return {"skipped": why_missing()}
@@ -108,7 +177,7 @@ def run_oomd(tree_root: Path, ticks: int, warmup: int = 3) -> dict:
         return {"skipped": f"no cgroup2 mount at {CGROUP2_MOUNT} (oomd requires one)"}
     with tempfile.TemporaryDirectory(prefix="pyoomd-oomd-") as tmp:
         cfg = Path(tmp) / "oomd.json"
-        cfg.write_text(json.dumps(oomd_config()))
+        cfg.write_text(json.dumps(config or typical_config()))
         (Path(tmp) / "run").mkdir()
         err = open(Path(tmp) / "stderr", "w")
         fs = CGROUP2_MOUNT + "/../../../.." + str(tree_root)

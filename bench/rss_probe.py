@@ -1,37 +1,34 @@
 """Peak RSS of a daemon-like process: ``python bench/rss_probe.py <tree root> <ticks>``.
 
-Builds an OomdContext with the bench's typical config, runs the ticks with the detectors'
-access pattern, ranks every leaf once (a kill decision), and prints {"vmhwm_kib": ...}.
+Compiles the bench's typical config with the real compiler, runs its Engine.tick on an
+OomdContext over the tree for ``ticks`` ticks, ranks every leaf once through
+kill_by_memory_size_or_growth (a kill decision) half way, and prints {"vmhwm_kib": ...}.
+Imports numpy the way the daemon does (one BLAS thread).
 """
 
 import json
 import os
 import sys
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from oomd import cli, logs
 
-from oomd.cgpath import CgroupPatterns  # noqa: E402
-from oomd.context import OomdContext, fd_budget_from_rlimit, rank_memory_size_or_growth  # noqa: E402
+cli.import_numpy_single_threaded()
 
-import numpy as np  # noqa: E402
+from benchlib import HOST_RULESET, action, compile_engine  # noqa: E402
+from oomd.context import OomdContext, fd_budget_from_rlimit  # noqa: E402
 
 
 def main(root: str, ticks: int) -> None:
-    pats = [CgroupPatterns.parse("system.slice/*"), CgroupPatterns.parse("workload.slice/*/*")]
+    logs.setup(inline=True, stream=open(os.devnull, "w"))    # the tick counter logs a line
+    clock = {"now": 0.0}
     ctx = OomdContext(root, cache_files=True, fd_budget=fd_budget_from_rlimit(), interval=1)
-    ctx.set_monitored([(CgroupPatterns.parse("/"), ["mem_pressure"])]
-                      + [(p, ["mem_pressure", "current_usage", "average_usage"]) for p in pats])
+    engine = compile_engine(root, clock=lambda: clock["now"])
+    killer = action(engine, HOST_RULESET)
     for t in range(ticks):
-        ctx.refresh(float(t))
-        for p in pats:
-            rows = ctx.resolve(p)
-            pr, pv = ctx.get("mem_pressure", rows)
-            cur, cv = ctx.get("current_usage", rows)
-            np.where(pv, 3 * pr[:, 0] + 2 * pr[:, 1] + pr[:, 2], 0).argmax()
-            ctx.get("average_usage", rows)
+        clock["now"] = float(t + 1)
+        engine.tick(ctx)
         if t == ticks // 2:
-            rank_memory_size_or_growth(ctx, ctx.resolve(CgroupPatterns.parse(
-                "system.slice/*,workload.slice/*/*")))
+            killer.rank(ctx, ctx.resolve(killer.cgroup))
     with open("/proc/self/status") as f:
         hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
     print(json.dumps({"vmhwm_kib": hwm, "rows": ctx.nrows}))

@@ -23,6 +23,22 @@ cdef enum:
     NFILE = 15         # kinds that are files (fd slots)
     NKIND = 16
 
+# Configuration-like kinds: they change only when someone writes the file (or sets an xattr on
+# the directory), so on cgroup2 a watched row keeps them across ticks (`keep`) and re-reads one
+# only after inotify reports a change to it.
+cdef enum:
+    CONFIG_KINDS = ((1 << K_MIN) | (1 << K_LOW) | (1 << K_HIGH) | (1 << K_HIGH_TMP) | (1 << K_MAX)
+                    | (1 << K_SWAP_MAX) | (1 << K_OOM_GROUP) | (1 << K_XATTR))
+
+# Watch states (`wd` column: the row's directory; `fwd`: its configuration files) besides a
+# watch descriptor >= 0.
+cdef enum:
+    WD_NONE = -1        # not watched (yet)
+    WD_REFUSED = -2     # the kernel or the watch budget refused: retried when a watch frees
+    WD_SHARED = -3      # another row watches the same inode: never watched
+    WD_MISSING = -4     # the file does not exist: tried again once a read finds it
+    WATCH_DIR = 31      # the kind of a directory watch (file watches use the file's kind)
+
 # Derived values computed this tick (more bits of `loaded`).
 cdef enum:
     D_AVG = 16
@@ -152,8 +168,19 @@ cdef class Reader:
 
     cdef list _free
     cdef readonly int ino_fd
-    cdef dict _wd_rows
+    cdef int32_t* wmap_keys         # inotify wd -> (row << 5) | kind (WATCH_DIR or a file)
+    cdef int32_t* wmap_vals
+    cdef int wmap_cap, wmap_used, wmap_n
     cdef readonly int64_t n_events, n_overflows
+    cdef readonly bint keep_config
+    cdef object _keep_arg
+    cdef readonly int watch_budget
+    cdef readonly int n_watches
+    cdef readonly bint watch_full
+    cdef readonly int64_t n_watch_refused, n_invalidations
+    cdef const char* fname[NFILE]
+    cdef size_t fnamelen[NFILE]
+    cdef list _fname_refs
     cdef object _cache_arg
     cdef char* buf
     cdef size_t bufcap
@@ -192,6 +219,8 @@ cdef class Reader:
     cdef readonly int64_t n_parks, n_unparks
     cdef readonly bint fd_tight
     cdef bint refused_now
+    cdef int64_t n_unparked_cached
+    cdef bint cache_row          # _load_rows: the row being loaded may cache file fds
     cdef int dfd_err
     cdef int32_t[::1] parent
     cdef int32_t[::1] depth
@@ -206,6 +235,9 @@ cdef class Reader:
     cdef uint32_t[::1] gen
     cdef int32_t[::1] wd
     cdef uint8_t[::1] dirty
+    cdef uint32_t[::1] keep
+    cdef int32_t[:, ::1] fwd
+    cdef uint8_t[::1] dirty_attr
     cdef int64_t[::1] current
     cdef int64_t[::1] mem_min
     cdef int64_t[::1] mem_low
@@ -249,9 +281,25 @@ cdef class Reader:
     cdef void _load_one(self, int row, int kind) noexcept nogil
     cdef void _load_rows(self, const int32_t* rows, Py_ssize_t n, uint32_t kinds) noexcept nogil
     cdef void _read_xattr(self, int row) noexcept nogil
+    cdef void _keep(self, int row, int kind) noexcept nogil
+    cdef void _invalidate(self, int row, uint32_t kinds) noexcept nogil
+    cdef int _event_kind(self, const char* name) noexcept nogil
+    cdef int _add_watch(self, int r, int kind) except -2
+    cdef void _set_wd(self, int r, int kind, int w)
+    cdef void _unwatch(self, int r, int kind)
+    cdef bint _keepable(self, int row, int kind) noexcept nogil
+    cdef void _invalidate_family(self, int r)
+    cdef int _child_named(self, int p, const char* name) noexcept nogil
+    cdef int _wmap_resize(self, int cap) noexcept
+    cdef int _wmap_slot(self, int32_t key) noexcept nogil
+    cdef int _wmap_get(self, int32_t key) noexcept nogil
+    cdef int _wmap_put(self, int32_t key, int32_t val) noexcept
+    cdef void _wmap_del(self, int32_t key) noexcept nogil
     cdef Py_ssize_t _read_path(self, const char* path) noexcept nogil
     cdef int _dfd(self, int row) noexcept nogil
     cdef void _park(self, int row) noexcept nogil
+    cdef int _make_room(self) noexcept nogil
+    cdef bint _over_budget_leaf(self, int r) noexcept nogil
     cdef bint _parkable(self, int row) noexcept nogil
     cdef bint _needs_dir(self, int r, uint32_t need) noexcept nogil
     cdef void _store_psi(self, int row, int kind, int got, float* some, float* full,

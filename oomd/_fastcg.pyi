@@ -18,6 +18,9 @@ ST_MALFORMED_: int
 ST_UNREADABLE_: int
 ST_VANISHED_: int
 NFILE_: int
+CONFIG_KINDS_: int               # kinds kept across ticks by a watched row (keep_config)
+
+def default_watch_budget() -> int: ...           # half of fs.inotify.max_user_watches
 
 def psi_line_avgs(line: bytes) -> tuple[float, float, float] | None: ...
 def parse_meminfo_dict(data: bytes) -> dict[str, int]: ...
@@ -41,9 +44,17 @@ class Reader:
     ino_fd: int
     n_events: int
     n_overflows: int
+    keep_config: bool            # configuration values of watched rows are kept across ticks
+    watch_budget: int            # most inotify watches held
+    n_watches: int
+    watch_full: bool             # the budget or the kernel refused a watch; retried when one frees
+    n_watch_refused: int
+    n_invalidations: int         # kept values dropped by an event
     n_parks: int
     n_unparks: int
     cols: dict[str, np.ndarray]  # columns, indexed by row; rebuilt when capacity grows
+                                 # ("wd": directory watch, "fwd": (N, NFILE) file watches,
+                                 #  "keep": kinds kept across ticks)
 
     def __init__(
         self,
@@ -56,6 +67,9 @@ class Reader:
         ssd_coeffs: Iterable[float] = ...,               # 6 floats
         hdd_coeffs: Iterable[float] = ...,               # 6 floats
         capacity: int = ...,
+        keep_config: bool | None = ...,                   # None: with cache_files
+        watch_budget: int | None = ...,                   # None: default_watch_budget()
+        file_names: dict[str, bytes] | None = ...,        # {kind name: file read instead}
     ) -> None: ...
     def set_devices(self, devices: Iterable[tuple[int, int, bool]],
                     ssd_coeffs: Iterable[float], hdd_coeffs: Iterable[float]) -> None: ...
@@ -69,6 +83,11 @@ class Reader:
     def begin_tick(self) -> None: ...
     def check_alive(self, rows: np.ndarray) -> np.ndarray: ...       # const int32_t[::1] -> bool
     def poll_watches(self) -> int: ...
+    def watch_rows(self, rows: np.ndarray, kinds: int) -> int: ...  # const int32_t[::1]
+    def unlisted_rows(self) -> np.ndarray: ...                       # int32
+    def take_valid(self, rows: np.ndarray, mask: int) -> np.ndarray: ...  # int32 -> bool
+    def same_gens(self, rows: np.ndarray, gens: np.ndarray) -> bool: ...  # int32, uint32
+    pending: bool                # drain_logs()/drain_system_problems() have something
     def scan_dirs(self, rows: np.ndarray) -> np.ndarray: ...         # const int32_t[::1] -> int32
     def dir_listing_raw(self, r: int) -> bytes: ...
     def dir_entries(self, r: int) -> list[tuple[bytes, int, int]]: ...  # (name, inode, d_type)

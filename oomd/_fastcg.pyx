@@ -23,7 +23,7 @@ from libc.errno cimport ENOENT, ENODEV, ERANGE
 from libc.math cimport HUGE_VALF
 from libc.stdint cimport INT64_MAX, INT64_MIN, UINT64_MAX
 from libc.stdlib cimport calloc, free, malloc, realloc, strtof
-from libc.string cimport memchr, memcmp, memcpy, memset, strlen
+from libc.string cimport memchr, memcmp, memcpy, memset, strcmp, strlen
 
 cnp.import_array()
 
@@ -65,7 +65,7 @@ cdef extern from "<sys/inotify.h>" nogil:
     int c_inotify_add_watch "inotify_add_watch"(int fd, const char* path, uint32_t mask)
     int c_inotify_rm_watch "inotify_rm_watch"(int fd, int wd)
     int IN_NONBLOCK, IN_CLOEXEC, IN_CREATE, IN_DELETE, IN_MOVED_FROM, IN_MOVED_TO
-    int IN_DELETE_SELF, IN_MOVE_SELF, IN_ONLYDIR, IN_Q_OVERFLOW, IN_IGNORED
+    int IN_DELETE_SELF, IN_MOVE_SELF, IN_ONLYDIR, IN_Q_OVERFLOW, IN_IGNORED, IN_MODIFY, IN_ATTRIB
     cdef struct inotify_event:
         int wd
         uint32_t mask
@@ -96,13 +96,15 @@ cdef extern from * nogil:
     static inline void pyoomd_set_errno(int e) { errno = e; }
     #define PYOOMD_I64MAX_U ((uint64_t)INT64_MAX)
     """
-    int ENODATA, ESTALE, EOPNOTSUPP, ENOTSUP, EMFILE, ENFILE
+    int ENODATA, ESTALE, EOPNOTSUPP, ENOTSUP, EMFILE, ENFILE, ENOSPC
     int errno "pyoomd_errno"()
     void set_errno "pyoomd_set_errno"(int e)
     uint64_t I64MAX_U "PYOOMD_I64MAX_U"
 
 
 CGROUP2_SUPER_MAGIC = 0x63677270
+CONFIG_KINDS_ = CONFIG_KINDS
+MAX_USER_WATCHES = b"/proc/sys/fs/inotify/max_user_watches"
 
 FILE_NAMES = (
     "memory.current", "memory.min", "memory.low", "memory.high", "memory.high.tmp",
@@ -812,6 +814,38 @@ cdef void zero_dirent_padding(char* p, ssize_t n) noexcept nogil:
 cdef int64_t I64MAX = INT64_MAX
 
 
+cdef inline uint64_t kept_valid_bits(uint32_t k) noexcept nogil:
+    """The `valid` bits of the values behind the kept kinds `k` (CONFIG_KINDS bits)."""
+    cdef uint64_t v = 0
+    if (k >> K_MIN) & 1:
+        v |= (<uint64_t>1) << V_MIN
+    if (k >> K_LOW) & 1:
+        v |= (<uint64_t>1) << V_LOW
+    if (k >> K_HIGH) & 1:
+        v |= (<uint64_t>1) << V_HIGH
+    if (k >> K_HIGH_TMP) & 1:
+        v |= (<uint64_t>1) << V_HIGH_TMP
+    if (k >> K_MAX) & 1:
+        v |= (<uint64_t>1) << V_MAX
+    if (k >> K_SWAP_MAX) & 1:
+        v |= (<uint64_t>1) << V_SWAP_MAX
+    if (k >> K_OOM_GROUP) & 1:
+        v |= (<uint64_t>1) << V_OOM_GROUP
+    if (k >> K_XATTR) & 1:
+        v |= (<uint64_t>1) << V_KILL_PREF
+    return v
+
+
+def default_watch_budget():
+    """Half of /proc/sys/fs/inotify/max_user_watches (the limit is shared by every process of
+    the user, root's included: leave the other half to them); 0 if it cannot be read."""
+    try:
+        with open(MAX_USER_WATCHES, "rb") as f:
+            return max(0, int(f.read().split()[0]) // 2)
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 cdef class Reader:
     """Rows of open cgroup directories and their per-tick columns."""
 
@@ -827,11 +861,19 @@ cdef class Reader:
         self.dev_hdd = NULL
         self.meminfo_raw = NULL
         self.vmstat_raw = NULL
+        self.wmap_keys = NULL
+        self.wmap_vals = NULL
+        self.wmap_cap = 0
 
     def __init__(self, bytes cgroup_fs, bytes proc_root, *, int fd_budget, cache_files=None,
                  devices=(), ssd_coeffs=(0, 0, 0, 0, 0, 0), hdd_coeffs=(0, 0, 0, 0, 0, 0),
-                 int capacity=64):
-        """cache_files: None = decide from the filesystem (cgroup2 → cache file fds)."""
+                 int capacity=64, keep_config=None, watch_budget=None, file_names=None):
+        """cache_files: None = decide from the filesystem (cgroup2 → cache file fds).
+        keep_config: None = with cache_files; keep configuration-like values (CONFIG_KINDS)
+        across ticks for rows with an inotify watch, re-reading one after an event for it.
+        watch_budget: most inotify watches to hold (None: default_watch_budget()).
+        file_names: {kind name: file name} read instead of the kernel's name for that kind
+        (tests on hosts whose cgroup2 lacks the memory controller)."""
         self.cgroup_fs = cgroup_fs
         self.proc_root = proc_root
         self.fd_budget = fd_budget
@@ -844,10 +886,36 @@ cdef class Reader:
         self.is_cgroup2 = False
         self._cache_arg = cache_files
         self.cache_files = bool(cache_files)
+        self._keep_arg = keep_config
+        self.cache_row = True
+        self.keep_config = False
+        self.watch_budget = default_watch_budget() if watch_budget is None else watch_budget
+        self.n_watches = 0
+        self.watch_full = False
+        self.n_watch_refused = 0
+        self.n_invalidations = 0
+        self._fname_refs = []
+        for k in range(NFILE):
+            self.fname[k] = CFILE[k]
+        for name, fn in (file_names or {}).items():
+            k = K[name]
+            if k >= NFILE:
+                raise ValueError(f"{name!r} is not read from a file")
+            fn = bytes(fn)
+            if not fn or b"/" in fn or b"\0" in fn:
+                raise ValueError(f"bad file name {fn!r} for {name!r}")
+            self._fname_refs.append(fn)
+            self.fname[k] = <const char*>fn
+        for k in range(NFILE):
+            self.fnamelen[k] = strlen(self.fname[k])
         self._free = []
         self.cols = {}
         self.ino_fd = -1
-        self._wd_rows = {}
+        self.wmap_cap = 0
+        self.wmap_used = 0
+        self.wmap_n = 0
+        if self._wmap_resize(64) != 0:
+            raise MemoryError()
         self.n_events = 0
         self.n_overflows = 0
         self.bufcap = 65536
@@ -897,6 +965,8 @@ cdef class Reader:
         free(self.dev_hdd)
         free(self.meminfo_raw)
         free(self.vmstat_raw)
+        free(self.wmap_keys)
+        free(self.wmap_vals)
 
     def set_devices(self, devices, ssd_coeffs, hdd_coeffs):
         """devices: iterable of (major, minor, is_hdd); coefficients: 6 floats each (read_iops,
@@ -932,7 +1002,8 @@ cdef class Reader:
             "ffd": (np.int32, (NFILE,)), "cgid": (np.uint64, ()), "valid": (np.uint64, ()),
             "loaded": (np.uint32, ()), "logged": (np.uint32, ()), "status": (np.uint8, ()),
             "alive_checked": (np.uint8, ()), "scanned": (np.int64, ()), "gen": (np.uint32, ()),
-            "wd": (np.int32, ()), "dirty": (np.uint8, ()),
+            "wd": (np.int32, ()), "dirty": (np.uint8, ()), "keep": (np.uint32, ()),
+            "fwd": (np.int32, (NFILE,)), "dirty_attr": (np.uint8, ()),
             "current": (np.int64, ()), "memory_min": (np.int64, ()), "memory_low": (np.int64, ()),
             "memory_high": (np.int64, ()), "memory_high_tmp": (np.int64, ()),
             "memory_max": (np.int64, ()), "swap_current": (np.int64, ()),
@@ -953,7 +1024,7 @@ cdef class Reader:
         new = {}
         for name, (dt, shape) in spec.items():
             a = np.zeros((cap,) + shape, dtype=dt)
-            if name in ("dirfd", "ffd", "parent", "wd"):
+            if name in ("dirfd", "ffd", "parent", "wd", "fwd"):
                 a.fill(-1)
             if oldcap:
                 a[:oldcap] = old[name]
@@ -997,6 +1068,9 @@ cdef class Reader:
         self.gen = c["gen"]
         self.wd = c["wd"]
         self.dirty = c["dirty"]
+        self.keep = c["keep"]
+        self.fwd = c["fwd"]
+        self.dirty_attr = c["dirty_attr"]
         self.current = c["current"]
         self.mem_min = c["memory_min"]
         self.mem_low = c["memory_low"]
@@ -1055,6 +1129,8 @@ cdef class Reader:
             self.cache_files = self.is_cgroup2
         if self.cache_files and self.ino_fd < 0:
             self.ino_fd = c_inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        self.keep_config = self.ino_fd >= 0 and (
+            self.cache_files if self._keep_arg is None else bool(self._keep_arg))
         cdef int r = self._setup_row(fd, -1, 0, b"")
         if r < 0:
             return r
@@ -1062,12 +1138,17 @@ cdef class Reader:
         return r
 
     def open_child(self, int parent_row, bytes name):
-        """Open directory `name` below the parent row. Returns the new row, or -errno."""
+        """Open directory `name` below the parent row. Returns the new row, or -errno (EMFILE
+        or ENFILE: out of fds, which says nothing about the directory). At the fd budget,
+        leaves whose per-tick files are all cached are parked first, to make room."""
         cdef int pfd = self._dfd(parent_row)
         cdef const char* cname = name
         cdef int fd
         if pfd < 0:
-            return -ENOENT
+            return -self.dfd_err
+        if self.open_fds >= self.fd_budget:
+            with nogil:
+                self._make_room()
         with nogil:
             fd = c_openat(pfd, cname, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd < 0:
@@ -1110,8 +1191,11 @@ cdef class Reader:
         self.alive_checked[r] = 0
         self.scanned[r] = -1
         self.gen[r] = 0
-        self.wd[r] = -1
+        self.wd[r] = WD_NONE
+        for k in range(NFILE):
+            self.fwd[r, k] = WD_NONE
         self.dirty[r] = 0
+        self.keep[r] = 0
         self.archived[r] = 0
         self.avg[r] = 0
         if self.lst[r] != NULL:
@@ -1130,11 +1214,10 @@ cdef class Reader:
                 c_close(self.ffd[r, k])
                 self.ffd[r, k] = -1
                 self.open_fds -= 1
-        if self.wd[r] >= 0:
-            if self._wd_rows.get(self.wd[r]) == r:
-                del self._wd_rows[self.wd[r]]
-                c_inotify_rm_watch(self.ino_fd, self.wd[r])
-            self.wd[r] = -1
+        self._unwatch(r, WATCH_DIR)
+        for k in range(NFILE):
+            self._unwatch(r, k)
+        self.keep[r] = 0
         if self.dirfd[r] >= 0:
             c_close(self.dirfd[r])
             self.open_fds -= 1
@@ -1167,7 +1250,12 @@ cdef class Reader:
         if self.ino_fd >= 0:
             c_close(self.ino_fd)
             self.ino_fd = -1
-            self._wd_rows.clear()
+        for r in range(self.wmap_cap):
+            self.wmap_keys[r] = -1
+        self.wmap_used = 0
+        self.wmap_n = 0
+        self.n_watches = 0
+        self.watch_full = False
 
     def set_parent(self, int r, int p):
         """Re-link a row (-2: detached, its parent was evicted)."""
@@ -1177,6 +1265,7 @@ cdef class Reader:
         if p >= 0:
             self.nkids[p] += 1
         self.parent[r] = p
+        self._invalidate(r, CONFIG_KINDS)    # kept only under a watched parent
 
     def dirfd_of(self, int r):
         """The row's directory fd, re-opened if it was parked (-1 if it is gone)."""
@@ -1215,7 +1304,8 @@ cdef class Reader:
         if not self.fd_tight or not self.cache_files or r == self.root_row \
                 or self.nkids[r] != 0 or self.dirfd[r] < 0:
             return False
-        need = self.cacheable & self.loaded[r] & ((1u << NFILE) - 1)
+        # kept configuration values are read through the directory only after an event
+        need = self.cacheable & self.loaded[r] & ~self.keep[r] & ((1u << NFILE) - 1)
         if need == 0:
             return False
         for k in range(NFILE):
@@ -1223,11 +1313,35 @@ cdef class Reader:
                 return False
         return True
 
+    cdef bint _over_budget_leaf(self, int r) noexcept nogil:
+        """Past the budget, a leaf gives its directory fd back even though some of its files
+        are read through it (it is re-opened, and its inode checked, when next needed): a
+        transient fd per such row instead of one held per row, which would run the process
+        out of fds."""
+        return (self.open_fds > self.fd_budget and self.cache_files and r != self.root_row
+                and self.nkids[r] == 0 and self.dirfd[r] >= 0)
+
     cdef void _park(self, int r) noexcept nogil:
         c_close(self.dirfd[r])
         self.dirfd[r] = -1
         self.open_fds -= 1
         self.n_parks += 1
+
+    cdef int _make_room(self) noexcept nogil:
+        """The budget is reached while rows are being opened: park every leaf that can be (the
+        budget is tight from now on). Scans the rows only if some were loaded with all their
+        files cached while the budget was not yet tight (the others parked right away)."""
+        cdef int r, n = 0
+        self.fd_tight = True
+        self.refused_now = True
+        if self.n_unparked_cached == 0:
+            return 0
+        self.n_unparked_cached = 0
+        for r in range(self.capacity):
+            if self.live[r] and self._parkable(r):
+                self._park(r)
+                n += 1
+        return n
 
     def close_file_fds(self, uint32_t kinds):
         """Close cached file fds of the given kinds in every row (e.g. after set_monitored)."""
@@ -1273,8 +1387,9 @@ cdef class Reader:
                     a |= A_PGSCAN
                     self.arch_pgscan[r] = self.pgscan[r]
                 self.archived[r] = a
-                self.valid[r] = 0
-                self.loaded[r] = 0
+                ld = self.keep[r]
+                self.valid[r] = (v & kept_valid_bits(ld)) if ld else 0
+                self.loaded[r] = ld
                 self.status[r] = ST_OK
                 self.alive_checked[r] = 0
 
@@ -1295,9 +1410,52 @@ cdef class Reader:
                     o[i] = self.dfd_err == EMFILE or self.dfd_err == ENFILE
                 else:
                     o[i] = c_faccessat(fd, b"cgroup.controllers", F_OK, 0) == 0
-                if self._parkable(r):
+                if self._parkable(r) or self._over_budget_leaf(r):
                     self._park(r)
         return out
+
+    def unlisted_rows(self):
+        """Live rows other than the root whose parent was not listed this tick (cache mode:
+        the others' liveness comes from that listing), as int32."""
+        cdef int r, p, n = 0
+        out = np.empty(max(1, self.nrows), dtype=np.int32)
+        cdef int32_t[::1] o = out
+        with nogil:
+            for r in range(self.capacity):
+                if not self.live[r] or r == self.root_row:
+                    continue
+                p = self.parent[r]
+                if p >= 0 and self.scanned[p] == self.tick:
+                    continue
+                o[n] = r
+                n += 1
+        return out[:n]
+
+    def take_valid(self, const int32_t[::1] rows, uint64_t mask):
+        """(valid[rows] & mask) == mask, as a bool array."""
+        cdef Py_ssize_t i, n = rows.shape[0]
+        out = np.empty(n, dtype=np.bool_)
+        cdef uint8_t[::1] o = out.view(np.uint8)
+        with nogil:
+            for i in range(n):
+                o[i] = (self.valid[rows[i]] & mask) == mask
+        return out
+
+    def same_gens(self, const int32_t[::1] rows, const uint32_t[::1] gens):
+        """Whether every row's listing generation still equals `gens` (a cached resolution
+        is still valid)."""
+        cdef Py_ssize_t i, n = rows.shape[0]
+        if gens.shape[0] != n:
+            return False
+        for i in range(n):
+            if self.gen[rows[i]] != gens[i]:
+                return False
+        return True
+
+    @property
+    def pending(self):
+        """Whether drain_logs()/drain_system_problems() have anything to report."""
+        return bool(self.nplog or self.plog_dropped or self.n_fd_exhausted or self.nsysprob)
 
     # ---- directory listings -----------------------------------------------------------------
 
@@ -1316,14 +1474,8 @@ cdef class Reader:
             # watch a directory before its first listing, so no change can fall between
             for i in range(n):
                 r = rows[i]
-                if self.live[r] and self.gen[r] == 0 and self.wd[r] < 0 and self._dfd(r) >= 0:
-                    w = c_inotify_add_watch(
-                        self.ino_fd, b"/proc/self/fd/%d" % self.dirfd[r],
-                        IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF
-                        | IN_MOVE_SELF | IN_ONLYDIR)
-                    if w >= 0 and w not in self._wd_rows:
-                        self.wd[r] = w
-                        self._wd_rows[w] = r
+                if self.live[r] and self.gen[r] == 0 and self.wd[r] < 0:
+                    self._add_watch(r, WATCH_DIR)
         with nogil:
             for i in range(n):
                 r = rows[i]
@@ -1368,15 +1520,139 @@ cdef class Reader:
                 nch += 1
         return changed[:nch]
 
+    cdef int _add_watch(self, int r, int kind) except -2:
+        """Add an inotify watch for row r: its directory (kind WATCH_DIR) or one of its files.
+        Returns 1 if watched. Refusals by the budget or the kernel (ENOSPC: the user's
+        max_user_watches is used up) are retried once a watch has been released."""
+        cdef int w, fd, e, cur
+        cdef uint32_t mask
+        cdef bytes path
+        cur = self.wd[r] if kind == WATCH_DIR else self.fwd[r, kind]
+        if cur >= 0:
+            return 1
+        if self.ino_fd < 0 or cur == WD_SHARED or cur == WD_MISSING or (
+                cur == WD_REFUSED and self.watch_full):
+            return 0
+        if self.n_watches >= self.watch_budget:
+            self.watch_full = True
+            self._set_wd(r, kind, WD_REFUSED)
+            self.n_watch_refused += 1
+            return 0
+        fd = self._dfd(r)
+        if fd < 0:
+            return 0
+        if kind == WATCH_DIR:
+            path = b"/proc/self/fd/%d" % fd
+            mask = (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF
+                    | IN_MOVE_SELF | IN_ONLYDIR)
+            if self.keep_config:
+                # its own files' writes (IN_MODIFY + name), its own and its children's xattrs
+                # (IN_ATTRIB, + name for a child); this makes every read of a file of this
+                # directory take the kernel's slower fsnotify path, so leaves are not watched
+                # this way unless they are listed
+                mask |= IN_MODIFY | IN_ATTRIB
+        else:
+            path = b"/proc/self/fd/%d/%s" % (fd, <bytes>self.fname[kind])
+            mask = IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF
+        w = c_inotify_add_watch(self.ino_fd, path, mask)
+        if w < 0:
+            e = errno()
+            if e == ENOENT and kind != WATCH_DIR:
+                self._set_wd(r, kind, WD_MISSING)    # tried again once the file is read
+                return 0
+            if e == ENOSPC:
+                self.watch_full = True
+            self._set_wd(r, kind, WD_REFUSED)
+            self.n_watch_refused += 1
+            return 0
+        if self._wmap_get(w) >= 0:
+            self._set_wd(r, kind, WD_SHARED)   # the same inode as another row's (a symlink)
+            return 0
+        if self._wmap_put(w, (r << 5) | kind) != 0:
+            c_inotify_rm_watch(self.ino_fd, w)
+            raise MemoryError()
+        self._set_wd(r, kind, w)
+        self.n_watches += 1
+        if kind == WATCH_DIR and self.gen[r] != 0:
+            self.dirty[r] = 1            # listed before it was watched: list it again
+        return 1
+
+    cdef void _set_wd(self, int r, int kind, int w):
+        if kind == WATCH_DIR:
+            self.wd[r] = w
+        else:
+            self.fwd[r, kind] = w
+
+    cdef void _unwatch(self, int r, int kind):
+        """Release row r's watch of `kind` (WATCH_DIR or a file kind)."""
+        cdef int w = self.wd[r] if kind == WATCH_DIR else self.fwd[r, kind]
+        if w >= 0 and self._wmap_get(w) == (r << 5) | kind:
+            self._wmap_del(w)
+            c_inotify_rm_watch(self.ino_fd, w)
+            self.n_watches -= 1
+            self.watch_full = False
+        self._set_wd(r, kind, WD_NONE)
+
+    cdef bint _keepable(self, int row, int kind) noexcept nogil:
+        """Whether a change of this value would be reported: the parent directory is watched
+        (controller changes, and the row's xattrs as IN_ATTRIB + name) and, for a file, the
+        file itself or the row's own directory is watched."""
+        cdef int p
+        if not self.keep_config:
+            return False
+        p = self.parent[row]
+        if p < 0 or self.wd[p] < 0:
+            return False
+        return kind == K_XATTR or self.fwd[row, kind] >= 0 or self.wd[row] >= 0
+
+    cdef void _keep(self, int row, int kind) noexcept nogil:
+        """A configuration value read fine on a watched row: keep it until an event."""
+        self.keep[row] |= 1u << kind
+        if kind < NFILE and self.ffd[row, kind] >= 0:
+            c_close(self.ffd[row, kind])     # never pread again: re-read only after an event
+            self.ffd[row, kind] = -1
+            self.open_fds -= 1
+
+    cdef void _invalidate(self, int row, uint32_t kinds) noexcept nogil:
+        if self.keep[row] & kinds:
+            self.keep[row] &= ~kinds
+            self.n_invalidations += 1
+
+    cdef int _event_kind(self, const char* name) noexcept nogil:
+        """The configuration kind read from file `name`, -2 for a file whose write can make
+        the row's (or its children's) control files appear or vanish, else -1."""
+        cdef size_t L = strlen(name)
+        cdef int k
+        for k in range(NFILE):
+            if (CONFIG_KINDS >> k) & 1 and L == self.fnamelen[k] and \
+                    memcmp(name, self.fname[k], L) == 0:
+                return k
+        if (L == 22 and memcmp(name, b"cgroup.subtree_control", 22) == 0) or (
+                L == 11 and memcmp(name, b"cgroup.type", 11) == 0):
+            return -2
+        return -1
+
     def poll_watches(self):
-        """Drain inotify: mark the rows whose directory had entries added, removed or moved
-        (all watched rows on a queue overflow). Returns the number of events."""
+        """Drain inotify.
+
+        A directory watch: entries added, removed or moved mark the row's listing dirty; with
+        keep_config, an event naming one of its configuration files (a write, or a create,
+        delete or rename of that name) drops that kept value, IN_ATTRIB names a child whose
+        xattrs changed (or, without a name, the row's own), and a write to its
+        cgroup.subtree_control or cgroup.type drops every kept value of the row and its
+        children (controller files may come or go). A file watch: any event drops the value.
+        A queue overflow drops everything and marks every listing dirty.
+        Returns the number of events."""
         cdef char buf[16384]
         cdef ssize_t n
         cdef size_t off
         cdef inotify_event* ev
-        cdef int r, count = 0
-        cdef object row
+        cdef int r, k, c, kind, count = 0, nscan = 0
+        cdef bint attr_all = False
+        cdef uint32_t m
+        cdef const char* name
+        cdef uint32_t structure = (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO
+                                   | IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)
         while True:
             n = c_read(self.ino_fd, buf, sizeof(buf))
             if n <= 0:
@@ -1384,21 +1660,177 @@ cdef class Reader:
             off = 0
             while off + sizeof(inotify_event) <= <size_t>n:
                 ev = <inotify_event*>(buf + off)
-                count += 1
-                if ev.mask & IN_Q_OVERFLOW:
-                    self.n_overflows += 1
-                    for row in self._wd_rows.values():
-                        self.dirty[<int>row] = 1
-                else:
-                    row = self._wd_rows.get(ev.wd)
-                    if row is not None:
-                        self.dirty[<int>row] = 1
-                        if ev.mask & IN_IGNORED:
-                            del self._wd_rows[ev.wd]
-                            self.wd[<int>row] = -1
                 off += sizeof(inotify_event) + ev.len
+                count += 1
+                m = ev.mask
+                if m & IN_Q_OVERFLOW:
+                    self.n_overflows += 1
+                    for r in range(self.capacity):
+                        if self.live[r]:
+                            self.dirty[r] = 1
+                            self._invalidate(r, CONFIG_KINDS)
+                    continue
+                c = self._wmap_get(ev.wd)
+                if c < 0:
+                    continue
+                r = c >> 5
+                kind = c & 31
+                if kind != WATCH_DIR:
+                    self._invalidate(r, 1u << kind)
+                    if m & IN_IGNORED:
+                        self._wmap_del(ev.wd)
+                        self.fwd[r, kind] = WD_NONE
+                        self.n_watches -= 1
+                        self.watch_full = False
+                    continue
+                if m & structure:
+                    self.dirty[r] = 1
+                name = <char*>ev + sizeof(inotify_event)
+                if ev.len > 0 and name[0] != 0:
+                    k = self._event_kind(name)
+                    if k >= 0:
+                        self._invalidate(r, 1u << k)
+                    elif k == -2 and m & IN_MODIFY:
+                        self._invalidate_family(r)
+                    elif m & IN_ATTRIB:
+                        # a child's xattrs (or an entry's mode): find the child by name; past
+                        # 64 such events in one drain, every child of the row instead
+                        if nscan < 64:
+                            nscan += 1
+                            k = self._child_named(r, name)
+                            if k >= 0:
+                                self._invalidate(k, 1u << K_XATTR)
+                        else:
+                            self.dirty_attr[r] = 1
+                            attr_all = True
+                elif m & IN_ATTRIB:
+                    self._invalidate(r, 1u << K_XATTR)
+                if m & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED):
+                    self._invalidate_family(r)
+                if m & IN_IGNORED:
+                    self._wmap_del(ev.wd)
+                    self.wd[r] = WD_NONE
+                    self.n_watches -= 1
+                    self.watch_full = False
+        if attr_all:
+            for r in range(self.capacity):
+                if self.live[r] and self.parent[r] >= 0 and self.dirty_attr[self.parent[r]]:
+                    self._invalidate(r, 1u << K_XATTR)
+            for r in range(self.capacity):
+                self.dirty_attr[r] = 0
         self.n_events += count
         return count
+
+    cdef int _child_named(self, int p, const char* name) noexcept nogil:
+        """The live row below row p called `name`, or -1."""
+        cdef int r
+        for r in range(self.capacity):
+            if self.live[r] and self.parent[r] == p and self.rname[r] != NULL and \
+                    strcmp(self.rname[r], name) == 0:
+                return r
+        return -1
+
+    # ---- wd -> (row << 5 | kind): open addressing, no Python object per watch --------------
+
+    cdef int _wmap_resize(self, int cap) noexcept:
+        cdef int32_t* ok = self.wmap_keys
+        cdef int32_t* ov = self.wmap_vals
+        cdef int ocap = self.wmap_cap, i
+        cdef int32_t* nk = <int32_t*>malloc(cap * sizeof(int32_t))
+        cdef int32_t* nv = <int32_t*>malloc(cap * sizeof(int32_t))
+        if nk == NULL or nv == NULL:
+            free(nk)
+            free(nv)
+            return -1
+        for i in range(cap):
+            nk[i] = -1
+        self.wmap_keys = nk
+        self.wmap_vals = nv
+        self.wmap_cap = cap
+        self.wmap_used = 0
+        self.wmap_n = 0
+        for i in range(ocap):
+            if ok[i] >= 0:
+                self._wmap_put(ok[i], ov[i])
+        free(ok)
+        free(ov)
+        return 0
+
+    cdef inline int _wmap_slot(self, int32_t key) noexcept nogil:
+        return <int>((<uint32_t>key * <uint32_t>2654435761u) & <uint32_t>(self.wmap_cap - 1))
+
+    cdef int _wmap_get(self, int32_t key) noexcept nogil:
+        cdef int i = self._wmap_slot(key)
+        while self.wmap_keys[i] != -1:
+            if self.wmap_keys[i] == key:
+                return self.wmap_vals[i]
+            i = (i + 1) & (self.wmap_cap - 1)
+        return -1
+
+    cdef int _wmap_put(self, int32_t key, int32_t val) noexcept:
+        """Insert an absent key (watch descriptors are unique while they live)."""
+        cdef int i
+        if 2 * (self.wmap_used + 1) > self.wmap_cap:
+            if self._wmap_resize(self.wmap_cap * 2 if 2 * (self.wmap_n + 1) > self.wmap_cap // 2
+                                 else self.wmap_cap) != 0:
+                return -1
+        i = self._wmap_slot(key)
+        while self.wmap_keys[i] != -1 and self.wmap_keys[i] != -2:
+            if self.wmap_keys[i] == key:
+                self.wmap_vals[i] = val
+                return 0
+            i = (i + 1) & (self.wmap_cap - 1)
+        if self.wmap_keys[i] == -1:
+            self.wmap_used += 1
+        self.wmap_keys[i] = key
+        self.wmap_vals[i] = val
+        self.wmap_n += 1
+        return 0
+
+    cdef void _wmap_del(self, int32_t key) noexcept nogil:
+        cdef int i = self._wmap_slot(key)
+        while self.wmap_keys[i] != -1:
+            if self.wmap_keys[i] == key:
+                self.wmap_keys[i] = -2           # tombstone
+                self.wmap_n -= 1
+                return
+            i = (i + 1) & (self.wmap_cap - 1)
+
+    cdef void _invalidate_family(self, int r):
+        """Drop the kept values of row r and of its children."""
+        cdef int k
+        self._invalidate(r, CONFIG_KINDS)
+        for k in range(self.capacity):
+            if self.live[k] and self.parent[k] == r:
+                self._invalidate(k, CONFIG_KINDS)
+
+    def watch_rows(self, const int32_t[::1] rows, uint32_t kinds):
+        """Before rows read configuration kinds (`kinds`) they have not read this tick: watch
+        each such file of a row that has no watched directory of its own (load() does this
+        itself). Rows whose parent directory is not watched keep nothing. Returns how many
+        watches were added."""
+        cdef Py_ssize_t i, n = rows.shape[0]
+        cdef int r, k, p, got = 0
+        cdef uint32_t need
+        kinds &= CONFIG_KINDS & ((1u << NFILE) - 1)
+        if not self.keep_config or kinds == 0:
+            return 0
+        for i in range(n):
+            r = rows[i]
+            if r < 0 or r >= self.capacity or not self.live[r] or self.wd[r] >= 0:
+                continue
+            need = kinds & ~self.loaded[r]
+            if need == 0:
+                continue
+            p = self.parent[r]
+            if p < 0 or self.wd[p] < 0:
+                continue
+            for k in range(NFILE):
+                if (need >> k) & 1 and self.fwd[r, k] < 0:
+                    if self.fwd[r, k] == WD_REFUSED and self.watch_full:
+                        continue
+                    got += self._add_watch(r, k)
+        return got
 
     def dir_listing_raw(self, int r):
         """The row's last raw getdents64 output (for diagnostics)."""
@@ -1484,7 +1916,7 @@ cdef class Reader:
         cdef int e
         if not cached:
             self.n_opens += 1
-            fd = c_openat(self.dirfd[row], CFILE[kind], O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+            fd = c_openat(self.dirfd[row], self.fname[kind], O_RDONLY | O_CLOEXEC | O_NONBLOCK)
             if fd < 0:
                 e = errno()
                 if e == ENOENT:
@@ -1531,7 +1963,9 @@ cdef class Reader:
             self._note(row, kind, ST_UNREADABLE, e)
             return -(1 + ST_UNREADABLE)
         if not cached:
-            if self.cache_files and (self.cacheable >> kind) & 1:
+            if self.cache_files and self.cache_row and (self.cacheable >> kind) & 1 and not (
+                    (CONFIG_KINDS >> kind) & 1 and self._keepable(row, kind)):
+                # (a configuration file of a watched row is kept as a value, not as an fd)
                 if self.open_fds < self.fd_budget:
                     self.ffd[row, kind] = fd
                     self.open_fds += 1
@@ -1592,6 +2026,8 @@ cdef class Reader:
         self.kill_pref[row] = 1 if prefer else (-1 if avoid else 0)
         self.valid[row] |= (<uint64_t>1) << V_KILL_PREF
         self.counts[ST_OK][K_XATTR] += 1
+        if self._keepable(row, K_XATTR):
+            self._keep(row, K_XATTR)
 
     cdef int _has_xattr(self, int fd, const char* name) noexcept nogil:
         if c_fgetxattr(fd, name, NULL, 0) >= 0:
@@ -1717,7 +2153,11 @@ cdef class Reader:
                 n == 2 and s[0] == b'1' and s[1] == b'\n') else 0
             vbits = (<uint64_t>1) << V_OOM_GROUP
         self.valid[row] |= vbits
-
+        if vbits and (CONFIG_KINDS >> kind) & 1:
+            if self._keepable(row, kind):
+                self._keep(row, kind)
+            elif self.fwd[row, kind] == WD_MISSING:
+                self.fwd[row, kind] = WD_NONE    # the file exists now: watch it next time
     cdef void _store_psi(self, int row, int kind, int got, float* some, float* full,
                          uint64_t st, uint64_t ft) noexcept nogil:
         cdef int i
@@ -1788,7 +2228,7 @@ cdef class Reader:
 
     cdef void _load_rows(self, const int32_t* rows, Py_ssize_t n, uint32_t kinds) noexcept nogil:
         cdef Py_ssize_t i
-        cdef int r, k
+        cdef int r, k, missing
         cdef uint32_t need
         for i in range(n):
             r = rows[i]
@@ -1798,6 +2238,19 @@ cdef class Reader:
             if need == 0:
                 continue
             self.loaded[r] |= need
+            # Cache a row's files all or nothing: a row with some files cached still holds its
+            # directory fd for the others, so the budget goes further on whole rows (parked).
+            self.cache_row = True
+            if self.cache_files and r != self.root_row:
+                missing = 0
+                for k in range(NFILE):
+                    if (need >> k) & 1 and (self.cacheable >> k) & 1 and self.ffd[r, k] < 0 \
+                            and not ((CONFIG_KINDS >> k) & 1 and self._keepable(r, k)):
+                        missing += 1
+                if missing and self.open_fds + missing > self.fd_budget:
+                    self.cache_row = False
+                    self.refused_now = True      # the budget is tight: start parking
+                    self.fd_tight = True
             if self.dirfd[r] < 0 and self._needs_dir(r, need) and self._dfd(r) < 0:
                 if self.dfd_err == EMFILE or self.dfd_err == ENFILE:
                     self._note(r, K_CURRENT, ST_UNREADABLE, self.dfd_err)
@@ -1809,13 +2262,20 @@ cdef class Reader:
                     if self.status[r] == ST_VANISHED:
                         break
                     self._load_one(r, k)
-            if self._parkable(r):
+            if self._parkable(r) or self._over_budget_leaf(r):
                 self._park(r)
+            elif not self.fd_tight and self.cache_files and self.dirfd[r] >= 0 \
+                    and r != self.root_row:
+                self.n_unparked_cached += 1      # may be parkable once the budget is tight
 
     def load(self, const int32_t[::1] rows, uint32_t kinds):
-        """Read the given file kinds (bitmask of K_*) for every row not yet loaded this tick."""
+        """Read the given file kinds (bitmask of K_*) for every row not yet loaded this tick
+        (kept configuration values count as loaded). A row about to read a configuration kind
+        for the first time gets its inotify watch first."""
         if rows.shape[0] == 0:
             return
+        if self.keep_config and kinds & CONFIG_KINDS:
+            self.watch_rows(rows, kinds)
         with nogil:
             self._load_rows(&rows[0], rows.shape[0], kinds)
 
@@ -1894,6 +2354,7 @@ cdef class Reader:
         cdef int64_t m
         if n == 0:
             return
+        self.watch_rows(rows, (1u << K_MIN) | (1u << K_LOW))
         with nogil:
             self._load_rows(&rows[0], n, (1u << K_CURRENT) | (1u << K_MIN) | (1u << K_LOW))
             for i in range(n):
@@ -1971,6 +2432,7 @@ cdef class Reader:
         cdef double lu
         if n == 0:
             return
+        self.watch_rows(order, 1u << K_SWAP_MAX)
         with nogil:
             self._load_rows(&order[0], n, (1u << K_SWAP_CUR) | (1u << K_SWAP_MAX))
             for i in range(n):
@@ -2295,10 +2757,14 @@ cdef class Reader:
         out["alive_checks"] = self.n_alive_checks
         out["dir_events"] = self.n_events
         out["dir_event_overflows"] = self.n_overflows
-        out["watches"] = len(self._wd_rows)
+        out["watches"] = self.wmap_n
+        out["watch_refused"] = self.n_watch_refused
+        out["config_invalidations"] = self.n_invalidations
+        live = self.cols["live"] != 0
+        out["kept_values"] = int(np.unpackbits(self.cols["keep"][live].view(np.uint8)).sum())
         out["parks"] = self.n_parks
         out["unparks"] = self.n_unparks
-        out["parked"] = sum(1 for r in range(self.capacity) if self.live[r] and self.dirfd[r] < 0)
+        out["parked"] = int(np.count_nonzero(live & (self.cols["dirfd"] < 0)))
         return out
 
     def file_fd_count(self):

@@ -24,6 +24,9 @@ DEFAULT_RUNTIME_DIR = "/run/oomd"
 DEFAULT_KMSG = "/dev/kmsg"
 DEFAULT_INTERVAL = 5.0
 
+# read once, when numpy's BLAS/OpenMP runtime loads
+THREAD_POOL_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+
 USAGE = """\
 usage: pyoomd [OPTION]...
 
@@ -197,6 +200,26 @@ def list_plugins() -> int:
     return 0
 
 
+def import_numpy_single_threaded() -> None:
+    """Import numpy with one BLAS/OpenMP thread: pyoomd's array work is element-wise, and an
+    OOM killer should not keep a pool of idle BLAS threads (one per core). The runtime reads
+    these variables once, when it loads; the caller's values are put back afterwards so that
+    commands the daemon starts (prekill hooks) inherit the operator's environment. No effect
+    if numpy is already imported."""
+    if "numpy" in sys.modules:
+        return
+    saved = {name: os.environ.get(name) for name in THREAD_POOL_VARS}
+    os.environ.update({name: "1" for name in THREAD_POOL_VARS})
+    try:
+        import numpy  # noqa: F401
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -211,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         from oomd.stats_socket import run_client
 
         return run_client(o.runtime_dir, dump=o.dump_stats, reset=o.reset_stats)
+    import_numpy_single_threaded()   # before anything below imports it
     if o.list_plugins:
         for module in o.plugin_modules:
             from oomd.plugin import load_plugin_module

@@ -338,6 +338,15 @@ class OomdContext:
     the same of a fake tree (benches); False re-opens every file and checks every row's
     ``cgroup.controllers`` each tick (fake trees that tests rewrite). ``fd_budget``: None
     derives it from RLIMIT_NOFILE (``fd_budget_from_rlimit``).
+
+    ``keep_config``: None follows ``cache_files``. When on, configuration-like values
+    (memory.min/low/high/high.tmp/max, memory.swap.max, memory.oom.group, the kill-preference
+    xattrs) of a row with an inotify watch on its directory are read once and kept across
+    ticks; the kernel reports every write to such a file (IN_MODIFY with its name) and every
+    xattr change (IN_ATTRIB on the directory), and the value is read again at the next tick
+    that needs it. A queue overflow drops every kept value. ``watch_budget``: most inotify
+    watches to hold (None: half of fs.inotify.max_user_watches); a row that gets no watch reads
+    its files every tick.
     """
 
     MAX_LOGS_PER_TICK = 64
@@ -354,6 +363,8 @@ class OomdContext:
         interval: float = 5,
         cache_files: bool | None = None,
         fd_budget: int | None = None,
+        keep_config: bool | None = None,
+        watch_budget: int | None = None,
     ) -> None:
         if cgroup_fs != "/" and cgroup_fs.endswith("/"):
             cgroup_fs = cgroup_fs[:-1]
@@ -371,7 +382,7 @@ class OomdContext:
         self._r = _fastcg.Reader(
             os.fsencode(cgroup_fs), os.fsencode(proc_root), fd_budget=budget,
             cache_files=cache_files, devices=self.devices, ssd_coeffs=ssd_coeffs,
-            hdd_coeffs=hdd_coeffs)
+            hdd_coeffs=hdd_coeffs, keep_config=keep_config, watch_budget=watch_budget)
         self._cache_arg = cache_files
         self._path: dict[int, str] = {}
         self._by_path: dict[str, int] = {}
@@ -396,6 +407,7 @@ class OomdContext:
                            "fd_exhausted": 0, "dir_vanished": 0, "dir_unopenable": 0}
         self._sys_logged: set[tuple[str, str]] = set()
         self._fd_logged_tick = -1
+        self._open_failures = 0
         self._logged_tick = -1
         self._logged_this_tick = 0
         self._prev_pswpout: int | None = None
@@ -500,7 +512,6 @@ class OomdContext:
         for it) a row whose parent directory was listed this tick is alive iff the listing
         still shows it with the same inode, and only the other rows are checked."""
         r = self._r
-        cols = r.cols
         if r.root_row < 0:
             self._open_root()
             if r.root_row < 0:
@@ -521,11 +532,7 @@ class OomdContext:
             self._open_root()
             return
         self._scan(self._monitored_deps())
-        live = self._live_rows()
-        parents = cols["parent"][live]
-        scanned = cols["scanned"]
-        covered = (parents >= 0) & (scanned[np.maximum(parents, 0)] == r.tick)
-        check = live[~covered & (live != r.root_row)]
+        check = r.unlisted_rows()
         if len(check):
             ok = r.check_alive(check)
             for row in check[~ok]:
@@ -591,11 +598,16 @@ class OomdContext:
             # in the resolutions, so they are redone next tick and the open retried.
             gone = -res in (_errno.ENOENT, _errno.ENOTDIR)
             self._ctx_stats["dir_vanished" if gone else "dir_unopenable"] += 1
-            if -res in (_errno.EMFILE, _errno.ENFILE, _errno.ENOMEM):
+            if res in (-_errno.EMFILE, -_errno.ENFILE):
+                # out of fds says nothing about the cgroup: whatever lists it is incomplete
+                # this tick and must not be cached (it is tried again next time)
+                self._open_failures += 1
+                self._fd_problem(1)
+            elif res == -_errno.ENOMEM:
                 self.starved_tick = self.tick
-            key = ("open-dir", str(-res))
             if not gone:
                 self._retry_opens = True
+                key = ("open-dir", str(-res))
                 if key not in self._sys_logged:
                     self._sys_logged.add(key)
                     _log(f"[context] cannot open cgroup {self.cgroup_fs}/{path}: "
@@ -718,12 +730,16 @@ class OomdContext:
         if cached is not None and cached[0] == self._epoch:
             epoch, deps, gens, rows = cached
             self._scan(deps)
-            if self._epoch == epoch and np.array_equal(r.cols["gen"][deps], gens):
+            if self._epoch == epoch and r.same_gens(deps, gens):
                 self._resolved[patterns] = rows
                 return rows
+        failures = self._open_failures
         rows, deps = self._resolve_uncached(patterns)
         deps = np.unique(np.asarray(deps, dtype=np.int32))
-        self._pcache[patterns] = (self._epoch, deps, r.cols["gen"][deps].copy(), rows)
+        if self._open_failures == failures:
+            self._pcache[patterns] = (self._epoch, deps, r.cols["gen"][deps].copy(), rows)
+        else:
+            self._pcache.pop(patterns, None)      # incomplete: resolve again next time
         self._pcache_version += 1
         self._resolved[patterns] = rows
         return rows
@@ -784,6 +800,7 @@ class OomdContext:
         if c is not None and c[0] == info.gen and c[1] == self._epoch:
             return c[2]
         rows = []
+        failures = self._open_failures
         for name in info.child_names:
             e = info.ents[name]
             cr = self._child(row, name, e[0], e[1])
@@ -791,7 +808,8 @@ class OomdContext:
                 rows.append(cr)
         arr = np.array(rows, dtype=np.int32)
         arr.flags.writeable = False
-        self._ccache[row] = (info.gen, self._epoch, arr)
+        if self._open_failures == failures:
+            self._ccache[row] = (info.gen, self._epoch, arr)
         return arr
 
     def parent(self, row: int) -> int:
@@ -884,28 +902,25 @@ class OomdContext:
         cols = self._r.cols
         if m.column is not None:
             col = cols[m.column]
-            vals = col[rows] if m.index is None else col[rows, m.index]
+            # (take: a fraction of fancy indexing's cost, 2-D columns especially)
+            vals = col.take(rows, axis=0) if m.index is None else col[rows, m.index]
             if m.dtype == "bool":
                 vals = vals.astype(bool)
             if m.bit < 0:
                 valid = np.ones(len(rows), dtype=bool)
             else:
-                valid = (cols["valid"][rows] & np.uint64(1 << m.bit)) != 0
+                valid = self._r.take_valid(rows, 1 << m.bit)
             if m.name == "anon_usage":
-                have = (cols["valid"][rows] & np.uint64(1 << (_V["stat0"]))) != 0
+                have = self._r.take_valid(rows, 1 << _V["stat0"])
                 vals = np.where(have, vals, 0)
         elif metric == "memory_growth":
-            v = cols["valid"][rows]
-            need = np.uint64((1 << _V["current"]) | (1 << _V["avg"]))
-            valid = (v & need) == need
+            valid = self._r.take_valid(rows, (1 << _V["current"]) | (1 << _V["avg"]))
             cur = cols["current"][rows].astype(np.float64)
             avg = cols["average_usage"][rows]
             with np.errstate(divide="ignore", invalid="ignore"):
                 vals = np.where(avg == 0, 0.0, cur / np.where(avg == 0, 1, avg))
         else:  # effective_usage
-            v = cols["valid"][rows]
-            need = np.uint64((1 << _V["current"]) | (1 << _V["prot"]))
-            valid = (v & need) == need
+            valid = self._r.take_valid(rows, (1 << _V["current"]) | (1 << _V["prot"]))
             vals = cols["current"][rows] - cols["memory_protection"][rows]
         self._drain_logs()
         return vals, valid
@@ -982,18 +997,15 @@ class OomdContext:
         return self.starved_tick == self.tick
 
     def _drain_logs(self) -> None:
+        if not self._r.pending:
+            return
         for fname, problem, err in self._r.drain_system_problems():
             self._system_problem(fname, problem, err)
         pending, dropped, exhausted = self._r.drain_logs()
         if dropped:
             self._ctx_stats["logs_dropped"] += dropped
         if exhausted:
-            self.starved_tick = self.tick
-            self._ctx_stats["fd_exhausted"] += exhausted
-            if self._fd_logged_tick != self.tick:
-                self._fd_logged_tick = self.tick
-                _log(f"[context] out of file descriptors: {exhausted} reads failed this tick "
-                     f"(fd budget {self._r.fd_budget}, {self._r.open_fds} open)")
+            self._fd_problem(exhausted)
         for row, kind, err, errnum in pending:
             if self._logged_tick != self.tick:
                 self._logged_tick = self.tick
@@ -1008,6 +1020,16 @@ class OomdContext:
             where = f"{self.cgroup_fs}/{path}" if path else self.cgroup_fs
             _log(f"[context] {where}/{fname}: {_fastcg.ERROR_NAMES[err]}{why}")
 
+    def _fd_problem(self, n: int) -> None:
+        """n reads or directory opens failed for lack of fds: counted, one log line a tick, and
+        the tick's view is marked incomplete (``starved``)."""
+        self.starved_tick = self.tick
+        self._ctx_stats["fd_exhausted"] += n
+        if self._fd_logged_tick != self.tick:
+            self._fd_logged_tick = self.tick
+            _log(f"[context] out of file descriptors: reads or cgroup directories failed this "
+                 f"tick (fd budget {self._r.fd_budget}, {self._r.open_fds} open)")
+
     @property
     def read_stats(self) -> dict[str, int]:
         """Counters: per problem kind (vanished, unreadable, malformed, missing) in total and
@@ -1020,7 +1042,8 @@ class OomdContext:
             for fname, n in per.items():
                 out[f"{kind}:{fname}"] = n
         for key in ("ok", "reads", "preads", "opens", "listings", "alive_checks", "dir_events",
-                    "dir_event_overflows", "watches", "parks", "unparks", "parked"):
+                    "dir_event_overflows", "watches", "watch_refused", "config_invalidations",
+                    "kept_values", "parks", "unparks", "parked"):
             out[key] = c[key]
         out.update(self._ctx_stats)
         out["rows"] = self._r.nrows
@@ -1051,48 +1074,7 @@ class OomdContext:
     def cache_files(self) -> bool:
         return bool(self._r.cache_files)
 
-
-# ---------------------------------------------------------------------------------------------
-# Ranking helper for kill_by_memory_size_or_growth (reference §4.12)
-
-
-@dataclass(frozen=True)
-class MemoryGrowthRanking:
-    rows: np.ndarray            # best first
-    phase: np.ndarray           # per ranked row: 0 SIZE, 1 GROWTH, 2 REST
-    total: int                  # Σ current_usage of the peers (missing = 0)
-    size_threshold: int         # bytes
-    growth_threshold: int       # effective usage of the P-th largest
-
-
-def rank_memory_size_or_growth(ctx: OomdContext, rows, *, size_threshold: int = 50,
-                               growing_size_percentile: int = 80,
-                               min_growth_ratio: float = 1.25) -> MemoryGrowthRanking:
-    """Rank one peer set like kill_by_memory_size_or_growth: descending by (kill_preference,
-    size-eligible effective usage, growth-eligible growth (float32), effective usage); ties
-    keep the input order (resolve() order: relative path)."""
-    rows = ctx._rows(rows)
-    n = len(rows)
-    ctx.prefetch(("current_usage", "effective_usage", "memory_growth", "kill_preference"), rows)
-    cur, cv = ctx.get("current_usage", rows)
-    cur = np.where(cv, cur, 0)
-    eff, ev = ctx.get("effective_usage", rows)
-    eff = np.where(ev, eff, 0)
-    gr, gv = ctx.get("memory_growth", rows)
-    growth = np.where(gv, gr, 0.0).astype(np.float32)
-    pref, pv = ctx.get("kill_preference", rows)
-    pref = np.where(pv, pref, 0).astype(np.int64)
-    total = int(cur.sum())
-    size_thr = int(total * (size_threshold / 100))
-    growth_thr = 0
-    if n:
-        nth = math.ceil(n * (100 - float(growing_size_percentile)) / 100) - 1
-        nth = min(max(nth, 0), n - 1)
-        growth_thr = int(np.partition(eff, n - 1 - nth)[n - 1 - nth])
-    size_el = cur >= size_thr
-    growth_el = (growth >= np.float32(min_growth_ratio)) & (eff >= growth_thr)
-    k1 = np.where(size_el, eff, 0)
-    k2 = np.where(growth_el, growth, np.float32(0))
-    order = np.lexsort((~eff, -k2, ~k1, -pref))
-    phase = np.where(size_el, 0, np.where(growth_el, 1, 2)).astype(np.int8)
-    return MemoryGrowthRanking(rows[order], phase[order], total, size_thr, growth_thr)
+    @property
+    def keep_config(self) -> bool:
+        """Whether configuration-like values are kept across ticks (see the class doc)."""
+        return bool(self._r.keep_config)

@@ -16,7 +16,15 @@ candidates, then a depth-first search with a stack (best candidate on top):
 
 Ranking is vectorised: one ``np.lexsort`` over the key columns and ``kill_preference``
 (PREFER 1, NORMAL 0, AVOID -1) descending. It is stable, so ties go to the smallest path (oomd
-breaks them by hash order, Appendix A).
+breaks them by hash order, Appendix A). The columns a ranking reads (``RANK_METRICS``) are
+prefetched in one pass over the rows first, and so are the dump's.
+
+What the context reads every tick for ``cgroup`` (``METRICS``): only the configuration-like
+columns of the ranking (kill preference xattrs; ``memory.oom.group`` with ``recursive``, the
+only mode that reads it). On cgroup2 the context
+keeps those across ticks and re-reads one only when inotify reports a change, so monitoring
+them costs nothing per tick and a kill does not wait for them; the counters are read at the
+kill, in its tick, as oomd reads them lazily.
 
 Success: the kmsg record ``oomd kill: <m10> <m60> <m300> <rel> <current> ruleset:[..]
 detectorgroup:[..] killer:[(dry)]<name> v2``, ``oomd.kills`` +1 unless dry; then CONTINUE if
@@ -60,6 +68,11 @@ DUMP_METRICS = (
 )
 
 
+# what decides whether a candidate is dumped at all (read for every ranked row)
+DUMP_SHOW_METRICS = ("mem_pressure", "io_pressure", "current_usage", "average_usage",
+                     "swap_usage")
+
+
 class KillResult(enum.Enum):
     SUCCESS = 1
     FAILED = 2
@@ -76,6 +89,14 @@ def column(ctx, metric: str, rows: np.ndarray, default=0) -> np.ndarray:
     if values.ndim == 2:
         valid = valid[:, None]
     return np.where(valid, values, np.asarray(default, dtype=values.dtype))
+
+
+def prefetch(ctx, metrics, rows: np.ndarray) -> None:
+    """Read the files behind ``metrics`` for ``rows`` in one pass (one directory visit per
+    row) before they are asked for one metric at a time; contexts without it read lazily."""
+    fetch = getattr(ctx, "prefetch", None)
+    if fetch is not None:
+        fetch(metrics, rows)
 
 
 def fmt_float(x) -> str:
@@ -121,7 +142,8 @@ class _HookState:
 
 class BaseKillPlugin(BasePlugin):
     ARGS = BASE_KILL_ARGS
-    METRICS = ("kill_preference", "current_usage", "mem_pressure", "is_populated", "oom_group")
+    METRICS = ("kill_preference", "oom_group")
+    RANK_METRICS: tuple[str, ...] = ()   # what rank_keys() reads: prefetched in one pass
 
     # -- what a kill plugin supplies -----------------------------------------------------------
 
@@ -139,6 +161,8 @@ class BaseKillPlugin(BasePlugin):
     # -- set-up --------------------------------------------------------------------------------
 
     def setup(self, context) -> None:
+        if not self.recursive:
+            self.METRICS = tuple(m for m in type(self).METRICS if m != "oom_group")
         context.stats.set(KILLS_STAT, 0)
         self.dry = bool(self.dry or context.force_dry)
         self.killer = context.killer if context.killer is not None else Killer(
@@ -150,6 +174,8 @@ class BaseKillPlugin(BasePlugin):
     def rank(self, ctx, rows) -> np.ndarray:
         """``rows`` best first: filter, then a stable sort by (kill_preference, keys) descending."""
         rows = np.asarray(rows, dtype=np.int32)
+        if len(rows) > 1:
+            prefetch(ctx, ("kill_preference",) + self.RANK_METRICS, rows)
         keep = self.rank_filter(ctx, rows) if len(rows) else None
         if keep is not None:
             rows = rows[np.asarray(keep, dtype=bool)]
@@ -189,6 +215,7 @@ class BaseKillPlugin(BasePlugin):
         logs.log("Dumping OomdContext: ")
         if len(rows) == 0:
             return
+        prefetch(ctx, DUMP_SHOW_METRICS, rows)
         mem_p = column(ctx, "mem_pressure", rows, 0).astype(np.float32)
         io_p = column(ctx, "io_pressure", rows, 0).astype(np.float32)
         cur = column(ctx, "current_usage", rows, 0)
@@ -205,6 +232,7 @@ class BaseKillPlugin(BasePlugin):
                 return
         idx = np.nonzero(show)[0]
         sub = rows[idx]
+        prefetch(ctx, DUMP_METRICS, sub)
         mem_p, io_p, cur, avg, swap = mem_p[idx], io_p[idx], cur[idx], avg[idx], swap[idx]
         low = column(ctx, "memory_low", sub, 0)
         mmin = column(ctx, "memory_min", sub, 0)

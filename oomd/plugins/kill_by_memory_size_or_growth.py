@@ -9,12 +9,16 @@ effective usage at index ``ceil(n × (100 − percentile)/100) − 1`` of the pe
 effective usage descending. Key = ``(size-eligible ? effective : 0,
 growth-eligible ? growth : 0, effective)`` where size-eligible is ``current >= size_thr`` and
 growth-eligible is ``growth >= min_growth_ratio and effective >= growth_thr`` (growth compared
-as float32, as oomd stores it). Prerun keeps ``average_usage`` current for every candidate.
+as float32, as oomd stores it). ``classify`` gives each row's phase (SIZE, GROWTH, REST) and the
+thresholds. Prerun keeps ``average_usage`` current for every candidate; memory.min/low are
+monitored too, which costs nothing per tick where the context keeps configuration values
+(cgroup2), so a kill finds them already read.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,6 +28,24 @@ from oomd.plugins._common import mb
 from oomd.plugins.base_kill import BASE_KILL_ARGS, PREFERENCE_NAMES, BaseKillPlugin, column
 
 SIZE, GROWTH, REST = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Classification:
+    """One peer set as the ranking sees it (arrays follow the rows given to ``classify``)."""
+    current: np.ndarray          # int64, missing = 0
+    effective: np.ndarray        # int64, current - protection, missing = 0
+    growth: np.ndarray           # float32, current / average_usage
+    total: int                   # Σ current
+    size_threshold: int          # bytes: size-eligible if current >= this
+    growth_threshold: int        # effective usage of the P-th largest
+    size_ok: np.ndarray          # bool
+    growth_ok: np.ndarray        # bool
+
+    @property
+    def phase(self) -> np.ndarray:
+        """Per row: SIZE (0), GROWTH (1) or REST (2), the phase that would pick it."""
+        return np.where(self.size_ok, SIZE, np.where(self.growth_ok, GROWTH, REST)).astype(np.int8)
 
 
 def _percentile(text: str) -> int:
@@ -47,12 +69,15 @@ class KillMemoryGrowth(BaseKillPlugin):
         Arg("growing_size_percentile", _percentile, default=80),
         Arg("min_growth_ratio", _ratio, default=1.25),
     )
-    METRICS = BaseKillPlugin.METRICS + ("effective_usage", "memory_growth", "average_usage")
+    METRICS = BaseKillPlugin.METRICS + ("average_usage", "memory_min", "memory_low")
+    RANK_METRICS = ("current_usage", "effective_usage", "memory_growth")
 
     def prerun(self, ctx) -> None:
         self.prerun_on_cgroups(ctx, "average_usage")
 
-    def _classify(self, ctx, rows: np.ndarray):
+    def classify(self, ctx, rows: np.ndarray) -> Classification:
+        """The size and growth thresholds of the peer set ``rows`` and who meets them."""
+        rows = np.asarray(rows, dtype=np.int32)
         cur = column(ctx, "current_usage", rows, 0).astype(np.int64)
         eff = column(ctx, "effective_usage", rows, 0).astype(np.int64)
         growth = column(ctx, "memory_growth", rows, 0.0).astype(np.float32)
@@ -66,18 +91,20 @@ class KillMemoryGrowth(BaseKillPlugin):
             growth_thr = int(np.partition(eff, kth)[kth])
         size_ok = cur >= size_thr
         growth_ok = (growth >= np.float32(self.min_growth_ratio)) & (eff >= growth_thr)
-        return cur, eff, growth, total, size_ok, growth_ok
+        return Classification(cur, eff, growth, total, size_thr, growth_thr, size_ok, growth_ok)
 
     def rank_keys(self, ctx, rows):
-        _, eff, growth, _, size_ok, growth_ok = self._classify(ctx, rows)
-        return (np.where(size_ok, eff, 0), np.where(growth_ok, growth, np.float32(0)), eff)
+        c = self.classify(ctx, rows)
+        return (np.where(c.size_ok, c.effective, 0),
+                np.where(c.growth_ok, c.growth, np.float32(0)), c.effective)
 
     def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
         if row not in peers:
             peers = np.append(peers, np.int32(row))
-        cur, _, _, total, size_ok, growth_ok = self._classify(ctx, peers)
+        c = self.classify(ctx, peers)
+        cur, total = c.current, c.total
         i = int(np.nonzero(peers == row)[0][0])
-        phase = SIZE if size_ok[i] else GROWTH if growth_ok[i] else REST
+        phase = int(c.phase[i])
         rel = ctx.relpath(row)
         pref = PREFERENCE_NAMES.get(int(ctx.value("kill_preference", row) or 0), "NORMAL")
         if phase == GROWTH:

@@ -204,3 +204,41 @@ def test_second_daemon_cannot_take_the_runtime_lock(capsys, files):
     lock = os.path.join(files["rt"], "oomd.lock")
     assert code == 1
     assert f'Failed to acquire exclusive runtime lock="{lock}": Resource temporarily unavailable' in err
+
+
+def test_daemon_imports_numpy_with_a_single_blas_thread(files):
+    """An idle OOM killer keeps no BLAS thread pool; the operator's variables are restored for
+    the commands the daemon starts."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import ctypes, json, os, sys\n"
+        "from oomd import cli\n"
+        "assert 'numpy' not in sys.modules\n"
+        "rc = cli.main(['-c', sys.argv[1]])\n"
+        "threads = None\n"
+        "libs = sorted({l.split()[-1] for l in open('/proc/self/maps')\n"
+        "               if 'openblas' in l.lower() and l.split()[-1].startswith('/')})\n"
+        "for lib in libs:\n"
+        "    h = ctypes.CDLL(lib)\n"
+        "    for sym in ('openblas_get_num_threads', 'openblas_get_num_threads64_',\n"
+        "                'scipy_openblas_get_num_threads64_'):\n"
+        "        if hasattr(h, sym):\n"
+        "            threads = getattr(h, sym)()\n"
+        "print(json.dumps({'rc': rc, 'numpy': 'numpy' in sys.modules, 'threads': threads,\n"
+        "                  'openblas': os.environ.get('OPENBLAS_NUM_THREADS'),\n"
+        "                  'omp': os.environ.get('OMP_NUM_THREADS')}))\n")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["OMP_NUM_THREADS"] = "3"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = root
+    out = subprocess.run([sys.executable, "-c", probe, files["good"]], capture_output=True,
+                         text=True, env=env, timeout=120, cwd=root)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["rc"] == 0 and got["numpy"]
+    assert got["openblas"] is None and got["omp"] == "3"
+    if got["threads"] is None:
+        pytest.skip("numpy here is not linked with OpenBLAS: no BLAS thread count to check")
+    assert got["threads"] == 1

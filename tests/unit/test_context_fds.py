@@ -180,3 +180,74 @@ def test_parked_rows_survive_fd_exhaustion(tmp_path):
     ctx.refresh(9.0)
     assert [ctx.cgroup_id(ctx.row_of(ctx.relpath(r))) for r in parked] == ids
     assert (ctx.get("memory_low", np.array(parked, dtype=np.int32))[0] == 10).all()
+
+
+def test_rows_opened_at_the_budget_park_cached_leaves_first(tmp_path):
+    """A second pattern's cgroups are opened after the first pattern's files took the budget:
+    the first pattern's fully cached leaves park to make room, the budget holds."""
+    spec = {"": cgroup(0), "s": cgroup(0), "t": cgroup(0)}
+    for i in range(6):
+        spec[f"s/c{i}"] = cgroup(1000 + i, mem_pressure=(i, i, i))
+    for i in range(2):
+        spec[f"t/c{i}"] = cgroup(2000 + i, mem_pressure=(i, i, i))
+    root = write_tree(tmp_path / "cg", spec)
+    ctx = OomdContext(str(root), proc_root=str(write_proc(tmp_path / "proc")), fd_budget=20,
+                      cache_files=True)
+    t = CgroupPatterns.parse("t/*")
+    ctx.set_monitored([(PATTERN, ["current_usage", "mem_pressure"]),
+                       (t, ["current_usage", "mem_pressure"])])
+    ctx.refresh(0.0)
+    st = ctx.read_stats
+    assert st["open_fds"] <= 20                 # s's leaves parked before t's were opened
+    assert st["fd_exhausted"] == 0 and st["parked"] >= 5
+    assert [ctx.relpath(r) for r in ctx.resolve(t)] == ["t/c0", "t/c1"]
+    assert ctx.get("current_usage", ctx.resolve(t))[0].tolist() == [2000, 2001]
+    ctx.close()
+
+
+@pytest.mark.parametrize("cache_files", [False, True])
+def test_cgroup_not_opened_for_lack_of_fds_is_resolved_again(tmp_path, cache_files):
+    """Out of fds says nothing about a cgroup: the resolution that missed it is not kept."""
+    ctx, root = make(tmp_path, n=2, fd_budget=1000, cache_files=cache_files)
+    ctx.refresh(0.0)
+    write_tree(root, {"s/new": cgroup(4242)})
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held = []
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 2, hard))
+        try:
+            while True:
+                held.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError:
+            pass
+        ctx.refresh(1.0)
+        assert "s/new" not in [ctx.relpath(r) for r in ctx.resolve(PATTERN)]
+        assert ctx.read_stats["fd_exhausted"] > 0
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    ctx.refresh(2.0)
+    rows = ctx.resolve(PATTERN)
+    assert [ctx.relpath(r) for r in rows] == ["s/c0", "s/c1", "s/new"]
+    assert ctx.value("current_usage", ctx.row_of("s/new")) == 4242
+    ctx.close()
+
+
+@pytest.mark.parametrize("keep_config", [False, True])
+def test_budget_holds_when_rows_read_more_files_than_it_can_cache(tmp_path, keep_config):
+    """Leaves that cannot cache every file they read give their directory fd back past the
+    budget (re-opened when needed) instead of holding one each until the process runs out."""
+    ctx, _ = make(tmp_path, n=30, fd_budget=20, cache_files=True, keep_config=keep_config)
+    ref, _ = make(tmp_path / "ref", n=30, fd_budget=1000, cache_files=False)
+    metrics = ["current_usage", "mem_pressure", "memory_min", "memory_low", "kill_preference"]
+    ctx.set_monitored([(PATTERN, metrics)])
+    ref.set_monitored([(PATTERN, metrics)])
+    for t in range(4):
+        ctx.refresh(float(t))
+        ref.refresh(float(t))
+        assert values(ctx) == values(ref)
+        st = ctx.read_stats
+        assert st["open_fds"] <= 20 + 1 and st["fd_exhausted"] == 0
+    ctx.close()
+    ref.close()
