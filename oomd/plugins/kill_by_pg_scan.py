@@ -18,7 +18,7 @@ from oomd.plugins.base_kill import BaseKillPlugin, column, PREFERENCE_NAMES
 
 @register("kill_by_pg_scan")
 class KillPgScan(BaseKillPlugin):
-    METRICS = BaseKillPlugin.METRICS + ("pg_scan_rate",)
+    RANK_METRICS = ("pg_scan_rate",)  # computed by run() on the two ticks of a kill cycle
 
     def __init__(self) -> None:
         super().__init__()

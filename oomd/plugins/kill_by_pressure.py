@@ -20,11 +20,10 @@ _HALF = np.float32(2)
 @register("kill_by_pressure")
 class KillPressure(BaseKillPlugin):
     ARGS = BASE_KILL_ARGS + (Arg("resource", parsing.resource, required=True),)
-    METRICS = BaseKillPlugin.METRICS + ("io_pressure",)
-
-    @property
-    def pressure_metric(self) -> str:
-        return "mem_pressure" if self.resource == "memory" else "io_pressure"
+    def setup(self, context) -> None:
+        super().setup(context)
+        self.pressure_metric = "mem_pressure" if self.resource == "memory" else "io_pressure"
+        self.RANK_METRICS = (self.pressure_metric,)  # read when ranking, not every tick
 
     def rank_keys(self, ctx, rows):
         p = column(ctx, self.pressure_metric, rows, 0).astype(np.float32)

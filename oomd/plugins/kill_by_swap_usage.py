@@ -26,7 +26,7 @@ class KillSwapUsage(BaseKillPlugin):
         Arg("threshold", str, default=None, attr="threshold_text"),
         Arg("meminfo_location", str, default=None),
     )
-    METRICS = BaseKillPlugin.METRICS + ("swap_usage",)
+    RANK_METRICS = ("swap_usage",)
 
     def setup(self, context) -> None:
         super().setup(context)
