@@ -138,15 +138,13 @@ def per_tick_files(tree) -> dict[str, list[str]]:
     """{"cgroup": [...], "system": [...]}: every file the typical config reads per tick.
 
     Leaves: memory.pressure and memory.current (pressure_above, memory_above, the killers'
-    average_usage); system.slice/* also io.pressure (kill_by_pressure monitors it); the slices
-    and the root: memory.stat (memory_reclaim). The root's usage and pressure come from proc.
+    average_usage); the slices and the root: memory.stat (memory_reclaim). The root's usage and
+    pressure come from proc. (kill_by_pressure reads its candidates' pressure only when it ranks.)
     """
     root = tree.root
     files = []
     for rel in tree.leaves:
         files += [str(root / rel / "memory.pressure"), str(root / rel / "memory.current")]
-    for rel in tree.system_units:
-        files.append(str(root / rel / "io.pressure"))
     for rel in ("", "system.slice", "workload.slice"):
         files.append(str(root / rel / "memory.stat") if rel else str(root / "memory.stat"))
     return {"cgroup": files, "system": list(SYSTEM_FILES)}

@@ -1812,6 +1812,7 @@ cdef class Reader:
         cdef Py_ssize_t i, n = rows.shape[0]
         cdef int r, k, p, got = 0
         cdef uint32_t need
+        cdef bint parked
         kinds &= CONFIG_KINDS & ((1u << NFILE) - 1)
         if not self.keep_config or kinds == 0:
             return 0
@@ -1825,11 +1826,16 @@ cdef class Reader:
             p = self.parent[r]
             if p < 0 or self.wd[p] < 0:
                 continue
+            parked = self.dirfd[r] < 0
             for k in range(NFILE):
                 if (need >> k) & 1 and self.fwd[r, k] < 0:
                     if self.fwd[r, k] == WD_REFUSED and self.watch_full:
                         continue
                     got += self._add_watch(r, k)
+            if parked and self.dirfd[r] >= 0:
+                # _add_watch re-opened the directory to name the file: give it back, or a
+                # pass over many parked rows would hold one fd per row past the budget
+                self._park(r)
         return got
 
     def dir_listing_raw(self, int r):

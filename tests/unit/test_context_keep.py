@@ -438,3 +438,37 @@ def test_cgroup2_kill_preference_xattr_is_seen_next_tick(cg2):
     ctx.refresh(3.0)
     assert ctx.get("kill_preference", ctx.resolve(p))[0].tolist() == [0, -1]
     ctx.close()
+
+
+def test_first_read_of_kept_values_stays_within_a_tight_fd_budget(tmp_path):
+    """Parked leaves (a tight budget) that read configuration values for the first time get
+    their file watches through a re-opened directory fd, which must go back at once: a pass
+    over many rows must not hold one fd per row (it ran the process out of fds at 10k cgroups).
+    The process is left 10 fds of headroom, far fewer than the 60 rows."""
+    import resource
+
+    ctx, root = make(tmp_path, n=60, metrics=("current_usage",), fd_budget=40)
+    for t in range(3):
+        ctx.refresh(float(t + 1))
+    assert ctx.read_stats["parked"] > 0
+    rows = ctx.resolve(PATTERN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    top = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+    fillers = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (top + 11, hard))
+    try:
+        while len(fillers) < top:  # fill the holes below the current top fd
+            fd = os.open("/dev/null", os.O_RDONLY)
+            if fd > top:
+                os.close(fd)
+                break
+            fillers.append(fd)
+        ctx.prefetch(("memory_min", "memory_low", "kill_preference"), rows)
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    stats = ctx.read_stats
+    assert stats["fd_exhausted"] == 0 and not ctx.starved
+    assert stats["open_fds"] <= 41
+    assert [value(ctx, "memory_low", f"s/c{i}") for i in (0, 59)] == [0, 590]
