@@ -15,7 +15,8 @@ The command after ``--`` is started by the driver, with these placeholders fille
 ``{cgroup_fs}`` (what to pass as --cgroup-fs: the cgroup2 mount, or for a fake tree a path that
 starts with the mount textually and leads to the fake root), ``{tree}`` (absolute path of the
 tree's parent cgroup), ``{tree_rel}`` (the same relative to {cgroup_fs}), ``{config}`` (the file
-given with --config, or a config that watches the tree with continue/stop), ``{runtime_dir}``
+given with --config, or one that reads every cgroup of the tree each tick and kills nothing:
+``default_config``), ``{runtime_dir}``
 and ``{kmsg}`` (fresh temporary paths). ``--pid PID`` watches a process started elsewhere
 instead. The target's stdout and stderr go to a log file, scanned at the end for
 ``--fail-pattern`` lines (default: tick failures and tracebacks).
@@ -174,12 +175,20 @@ def slope_per_minute(samples: list[tuple[float, float]]) -> float:
 
 
 def default_config(tree_rel: str) -> str:
-    """A config over the tree with plugins every build has (continue/stop); pass --config for
-    one with detectors and kill plugins."""
+    """pyoomd's per-tick work over every leaf of the tree: pressure_above reads each leaf's
+    memory.pressure, kill_by_pressure (dry) would rank them, nr_dying_descendants reads the
+    slices' cgroup.stat. The threshold is out of reach, so nothing is killed."""
+    leaves, slices = f"{tree_rel}/*/*", f"{tree_rel}/*"
     return json.dumps({"rulesets": [{
         "name": "churn soak",
-        "detectors": [["always", {"name": "continue", "args": {"cgroup": f"{tree_rel}/*/*"}}]],
-        "actions": [{"name": "stop", "args": {}}],
+        "detectors": [
+            ["leaves under pressure", {"name": "pressure_above", "args": {
+                "cgroup": leaves, "resource": "memory", "threshold": "101", "duration": "30"}}],
+            ["slices with dying children", {"name": "nr_dying_descendants", "args": {
+                "cgroup": slices, "count": "1000000", "lte": "false"}}],
+        ],
+        "actions": [{"name": "kill_by_pressure", "args": {
+            "cgroup": leaves, "resource": "memory", "dry": "true"}}],
     }]}, indent=2)
 
 
