@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import random
 import re
@@ -134,10 +133,12 @@ class Generator:
                                 f"rios={tick * p['io_rate']} wios=0 dbytes=0 dios=0\n")
         return ft.cgroup(
             current,
-            mem_pressure=ft.psi(some=mem, full=mem, some_total=p["mem_total"], full_total=p["mem_total"]),
+            mem_pressure=ft.psi(some=mem, full=mem, some_total=p["mem_total"],
+                                full_total=p["mem_total"]),
             io_pressure=ft.psi(some=io, full=io, some_total=tick * 100, full_total=tick * 100),
             memory_min=p["min"], memory_low=p["low"], swap_current=swap, swap_max="max",
-            memory_stat={"anon": current // 2, "file": current // 4, "shmem": 0, "pgscan": p["pgscan"],
+            memory_stat={"anon": current // 2, "file": current // 4, "shmem": 0,
+                         "pgscan": p["pgscan"],
                          "active_file": current // 8, "inactive_file": current // 8,
                          "active_anon": current // 4, "inactive_anon": current // 4},
             populated=p["populated"],
@@ -268,7 +269,8 @@ class Generator:
         for r in range(rng.randrange(1, 3)):
             groups = []
             for g in range(rng.randrange(1, 3)):
-                groups.append([f"g{r}{g}"] + [self.detector(rels) for _ in range(rng.randrange(1, 3))])
+                detectors = [self.detector(rels) for _ in range(rng.randrange(1, 3))]
+                groups.append([f"g{r}{g}"] + detectors)
             actions = [self.action(rels) for _ in range(rng.randrange(1, 3))]
             rs = {"name": f"r{r}", "detectors": groups, "actions": actions}
             if rng.random() < 0.7:
@@ -278,8 +280,8 @@ class Generator:
             rulesets.append(rs)
         cfg = {"rulesets": rulesets}
         if rng.random() < 0.15:
-            cfg["prekill_hooks"] = [{"name": "dummy_prekill_hook",
-                                     "args": {"cgroup": rng.choice(["workload.slice", "/", "*/w1.service"])}}]
+            hook_cgroup = rng.choice(["workload.slice", "/", "*/w1.service"])
+            cfg["prekill_hooks"] = [{"name": "dummy_prekill_hook", "args": {"cgroup": hook_cgroup}}]
         return cfg
 
     # ---- the scenario ---------------------------------------------------------------------
@@ -295,7 +297,8 @@ class Generator:
         for r in rels:
             if "/" in r and r not in late and rng.random() < 0.08:
                 gone[r] = rng.randrange(2, ticks + 1)
-        gone = {r: t for r, t in gone.items() if not any(g != r and r.startswith(g + "/") for g in gone)}
+        gone = {r: t for r, t in gone.items()
+                if not any(g != r and r.startswith(g + "/") for g in gone)}
         tree = {"": {"cgroup.controllers": "memory io\n"}}
         for rel in rels:
             if rel not in late and not any(rel.startswith(p + "/") for p in late):
@@ -304,8 +307,10 @@ class Generator:
         for tick in range(2, ticks + 1):
             step = {}
             for rel in rels:
-                dead = any(rel == g or rel.startswith(g + "/") for g, t in gone.items() if t <= tick)
-                unborn = any(rel == b or rel.startswith(b + "/") for b, t in born.items() if t > tick)
+                dead = any(rel == g or rel.startswith(g + "/")
+                           for g, t in gone.items() if t <= tick)
+                unborn = any(rel == b or rel.startswith(b + "/")
+                             for b, t in born.items() if t > tick)
                 if dead or unborn:
                     if dead and any(rel == g for g, t in gone.items() if t == tick):
                         step[rel] = None
@@ -495,9 +500,11 @@ def main(argv=None) -> int:
     disagree = [r for r in ran if r[1] == "disagree"]
     errors = [r for r in results if r[1] == "oracle-error"]
     pct = lambda n: f"{100.0 * n / max(1, len(ran)):.1f}%"  # noqa: E731
-    print(f"\n{len(results)} scenarios in {time.monotonic() - start:.0f} s, {len(ran)} run by both:")
+    print(f"\n{len(results)} scenarios in {time.monotonic() - start:.0f} s, "
+          f"{len(ran)} run by both:")
     print(f"  same decisions      {len(agree):>5} ({pct(len(agree))})")
-    print(f"  tie broken our way  {len(ties):>5} ({pct(len(ties))}): same key, smaller path (docs/compat.md)")
+    print(f"  tie broken our way  {len(ties):>5} ({pct(len(ties))}): "
+          "same key, smaller path (docs/compat.md)")
     print(f"  unexplained         {len(disagree):>5} ({pct(len(disagree))})")
     print(f"  oracle could not run {len(errors):>4}")
     by_kind = collections.Counter(r[2].items[0].what for r in disagree)
@@ -517,7 +524,8 @@ def main(argv=None) -> int:
             path = sc.save(Path(o.save_dir) / f"{sc.name}.json")
             where = f"python scripts/conformance.py --replay {path}"
         else:
-            where = f"python scripts/conformance.py --first {sc.name[4:].lstrip('0') or 0} --count 1"
+            seed = sc.name[4:].lstrip("0") or "0"
+            where = f"python scripts/conformance.py --first {seed} --count 1"
         if n < o.show:
             print(f"\n{'(tie) ' if n >= len(disagree) else ''}{diff}\n  replay: {where}")
     return 1 if disagree else 0

@@ -49,8 +49,9 @@ def test_generated_configs_cover_every_plugin_of_the_binary():
             names.update(p["name"] for group in rs["detectors"] for p in group[1:])
             names.update(a["name"] for a in rs["actions"])
         names.update(h["name"] for h in cfg.get("prekill_hooks", []))
-    expected = set(conformance.DETECTORS) | set(conformance.KILLERS) | set(conformance.OTHER_ACTIONS)
-    assert expected | {"dummy_prekill_hook"} <= names
+    expected = {*conformance.DETECTORS, *conformance.KILLERS, *conformance.OTHER_ACTIONS,
+                "dummy_prekill_hook"}
+    assert expected <= names
 
 
 @pytest.mark.parametrize("seed", SEEDS)
