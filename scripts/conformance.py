@@ -349,8 +349,8 @@ def picked(tick) -> list[tuple[str, str]]:
 
 def is_tie(their, ours, diff) -> bool:
     """Every difference is in kill records, and at each such tick the first "Picked" line where
-    the two sides part gives the same ranking reason (the same key) and pyoomd's choice has the
-    smaller relative path: a tie, broken by docs/compat.md's rule instead of libstdc++'s order
+    the two sides chose different cgroups gives the same ranking reason (the same key) and
+    pyoomd's choice has the smaller relative path: a tie, broken by docs/compat.md's rule instead of libstdc++'s order
     (what follows, e.g. the children ranked under a different parent, is its consequence)."""
     if not diff.items:
         return False
@@ -358,7 +358,7 @@ def is_tie(their, ours, diff) -> bool:
         if item.what != "kmsg records" or item.tick is None:
             return False
         a, b = picked(their.tick(item.tick)), picked(ours.tick(item.tick))
-        parted = next(((x, y) for x, y in zip(a, b) if x != y), None)
+        parted = next(((x, y) for x, y in zip(a, b) if x[0] != y[0]), None)
         if parted is None:
             return False
         (rel_a, why_a), (rel_b, why_b) = parted
