@@ -33,5 +33,5 @@ def read_meminfo(path: str = "/proc/meminfo") -> dict[str, int] | None:
     try:
         with open(path, errors="replace") as f:
             return parse_meminfo(f.read(MEMINFO_MAX_CHARS))
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
         return None

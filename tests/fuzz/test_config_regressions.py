@@ -171,3 +171,19 @@ def test_kill_by_swap_usage_with_meminfo_location_at_a_binary_file_sees_no_swap(
     engine = engine_from(_actions_config(config), file="m.json")
     (killer,) = engine.rulesets[0].ruleset.actions
     assert killer.swap_total == 0
+
+
+@pytest.mark.parametrize("plugin_name", ["kill_by_swap_usage", "memory_above"])
+def test_meminfo_location_with_a_nul_byte_is_a_clear_config_error_or_no_swap(plugin_name):
+    from support import engine_from
+
+    args = {"cgroup": "/", "meminfo_location": "/proc/mem\u0000info", "threshold": "10%"}
+    if plugin_name == "memory_above":
+        args["duration"] = "1"
+        with pytest.raises(ConfigError) as e:
+            engine_from(_actions_config({"name": plugin_name, "args": args}), file="m.json")
+        assert e.value.reason == ("Plugin=memory_above failed to init() with code=1: Could not "
+                                  "read meminfo /proc/mem\x00info: path contains a NUL byte")
+    else:
+        engine = engine_from(_actions_config({"name": plugin_name, "args": args}), file="m.json")
+        assert engine.rulesets[0].ruleset.actions[0].swap_total == 0
