@@ -291,7 +291,13 @@ def run(o, argv_cmd: list[str]) -> int:
                                 "max": max(v for _, v in settled),
                                 "min": min(v for _, v in settled),
                                 "slope_per_minute": round(slope_per_minute(settled), 2),
+                                "late_slope_per_minute": round(
+                                    slope_per_minute(settled[len(settled) // 2:]), 2),
                                 "samples": len(settled)}
+        if o.samples:
+            with open(o.samples, "w") as f:
+                f.write("seconds,fds,rss_kib\n")
+                f.writelines(f"{t:.1f},{fv:.0f},{rv:.0f}\n" for (t, fv), (_, rv) in zip(fds, rss))
     finally:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -338,6 +344,7 @@ def run(o, argv_cmd: list[str]) -> int:
             r = report[name]
             print(f"{name:>8}: start {r['start']:.0f}{unit}, end {r['end']:.0f}{unit}, "
                   f"max {r['max']:.0f}{unit}, slope {r['slope_per_minute']:+.2f}{unit}/min "
+                  f"({r['late_slope_per_minute']:+.2f} over the second half) "
                   f"over {r['samples']} samples after {o.warmup:g} s")
     print(f"target: pid {report['pid']}, {'died' if report['target_died'] else 'alive to the end'}"
           + (f", exit status {report.get('exit_status')}" if proc is not None else ""))
@@ -367,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pid", type=int, default=None,
                     help="watch this process instead of starting one")
     ap.add_argument("--log", default=None, help="keep the target's output in this file")
+    ap.add_argument("--samples", default=None, help="write every fd/RSS sample to this CSV")
     ap.add_argument("--cwd", default=None, help="target's working directory (default: the repo)")
     ap.add_argument("--fake-dir", default=None, help="where the fake tree goes (default: $TMPDIR)")
     ap.add_argument("--fail-pattern", action="append",

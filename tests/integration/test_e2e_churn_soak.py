@@ -45,9 +45,14 @@ def test_soak_fails_a_target_that_leaks_fds(capsys, tmp_path):
 
 
 def test_soak_passes_a_target_that_holds_still_and_churns_at_the_asked_rate(capsys, tmp_path):
-    code, out, report = run_soak(capsys, tmp_path, "--", sys.executable, "-c", STILL)
+    samples = tmp_path.parent / f"{tmp_path.name}-samples.csv"
+    code, out, report = run_soak(capsys, tmp_path, "--samples", str(samples), "--",
+                                 sys.executable, "-c", STILL)
     assert code == 0, out
     assert report["fds"]["start"] == report["fds"]["end"]
+    assert report["fds"]["late_slope_per_minute"] == 0.0
+    rows = samples.read_text().splitlines()
+    assert rows[0] == "seconds,fds,rss_kib" and len(rows) >= 4
     assert report["creates"] >= 40 and report["churn_errors"] == 0
     assert not report["target_died"]
     assert report["left_behind"] == [] and os.listdir(tmp_path) == []
