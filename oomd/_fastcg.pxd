@@ -93,6 +93,16 @@ cdef enum:
     E_MISSING = 4       # counter only: the file does not exist (normal for optional files)
     NERR = 5
 
+# System files (bits of Reader.sys_have)
+cdef enum:
+    SYS_MEMINFO = 1
+    SYS_VMSTAT = 2
+    SYS_SWAPS = 4
+    SYS_SWAPPINESS = 8
+    SYS_PSI_MEM = 16
+    SYS_PSI_IO = 32
+    SYS_ALL = 63
+
 # Archive flags: the value was computed in the previous tick (reference §5.4).
 cdef enum:
     A_AVG = 1
@@ -141,6 +151,9 @@ cdef class Reader:
     cdef readonly dict cols
 
     cdef list _free
+    cdef readonly int ino_fd
+    cdef dict _wd_rows
+    cdef readonly int64_t n_events, n_overflows
     cdef object _cache_arg
     cdef char* buf
     cdef size_t bufcap
@@ -159,14 +172,27 @@ cdef class Reader:
     cdef PendingLog* plog
     cdef int nplog
     cdef int64_t plog_dropped
+    cdef int64_t n_fd_exhausted
     cdef SysState sys
     cdef char* meminfo_raw
     cdef size_t meminfo_len
     cdef char* vmstat_raw
     cdef size_t vmstat_len
+    cdef uint32_t sys_have
+    cdef const char* sys_path[7]
+    cdef list _sys_paths
+    cdef PendingLog sysprob[32]
+    cdef int nsysprob
 
     # columns (views of the numpy arrays in `cols`)
     cdef int32_t[::1] dirfd
+    cdef uint8_t[::1] live
+    cdef int32_t[::1] nkids
+    cdef char** rname
+    cdef readonly int64_t n_parks, n_unparks
+    cdef readonly bint fd_tight
+    cdef bint refused_now
+    cdef int dfd_err
     cdef int32_t[::1] parent
     cdef int32_t[::1] depth
     cdef int32_t[:, ::1] ffd
@@ -178,6 +204,8 @@ cdef class Reader:
     cdef uint8_t[::1] alive_checked
     cdef int64_t[::1] scanned
     cdef uint32_t[::1] gen
+    cdef int32_t[::1] wd
+    cdef uint8_t[::1] dirty
     cdef int64_t[::1] current
     cdef int64_t[::1] mem_min
     cdef int64_t[::1] mem_low
@@ -222,7 +250,14 @@ cdef class Reader:
     cdef void _load_rows(self, const int32_t* rows, Py_ssize_t n, uint32_t kinds) noexcept nogil
     cdef void _read_xattr(self, int row) noexcept nogil
     cdef Py_ssize_t _read_path(self, const char* path) noexcept nogil
+    cdef int _dfd(self, int row) noexcept nogil
+    cdef void _park(self, int row) noexcept nogil
+    cdef bint _parkable(self, int row) noexcept nogil
+    cdef bint _needs_dir(self, int r, uint32_t need) noexcept nogil
     cdef void _store_psi(self, int row, int kind, int got, float* some, float* full,
                          uint64_t st, uint64_t ft) noexcept nogil
     cdef void _load_root(self, int row, int kind) noexcept nogil
     cdef int _has_xattr(self, int fd, const char* name) noexcept nogil
+    cdef void _sys_problem(self, int which, int kind, int err) noexcept nogil
+    cdef void _ensure_sys(self, uint32_t need) noexcept nogil
+    cdef void _keep_raw(self, int which, Py_ssize_t n) noexcept nogil

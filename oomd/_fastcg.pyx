@@ -23,7 +23,7 @@ from libc.errno cimport ENOENT, ENODEV, ERANGE
 from libc.math cimport HUGE_VALF
 from libc.stdint cimport INT64_MAX, INT64_MIN, UINT64_MAX
 from libc.stdlib cimport calloc, free, malloc, realloc, strtof
-from libc.string cimport memchr, memcmp, memcpy, strlen
+from libc.string cimport memchr, memcmp, memcpy, memset, strlen
 
 cnp.import_array()
 
@@ -60,6 +60,18 @@ cdef extern from "<sys/vfs.h>" nogil:
         long f_type
     int c_fstatfs "fstatfs"(int fd, statfs* st)
 
+cdef extern from "<sys/inotify.h>" nogil:
+    int c_inotify_init1 "inotify_init1"(int flags)
+    int c_inotify_add_watch "inotify_add_watch"(int fd, const char* path, uint32_t mask)
+    int c_inotify_rm_watch "inotify_rm_watch"(int fd, int wd)
+    int IN_NONBLOCK, IN_CLOEXEC, IN_CREATE, IN_DELETE, IN_MOVED_FROM, IN_MOVED_TO
+    int IN_DELETE_SELF, IN_MOVE_SELF, IN_ONLYDIR, IN_Q_OVERFLOW, IN_IGNORED
+    cdef struct inotify_event:
+        int wd
+        uint32_t mask
+        uint32_t cookie
+        uint32_t len
+
 cdef extern from "<fnmatch.h>" nogil:
     int c_fnmatch "fnmatch"(const char* pattern, const char* name, int flags)
     int FNM_PERIOD
@@ -84,7 +96,7 @@ cdef extern from * nogil:
     static inline void pyoomd_set_errno(int e) { errno = e; }
     #define PYOOMD_I64MAX_U ((uint64_t)INT64_MAX)
     """
-    int ENODATA, ESTALE, EOPNOTSUPP, ENOTSUP
+    int ENODATA, ESTALE, EOPNOTSUPP, ENOTSUP, EMFILE, ENFILE
     int errno "pyoomd_errno"()
     void set_errno "pyoomd_set_errno"(int e)
     uint64_t I64MAX_U "PYOOMD_I64MAX_U"
@@ -138,6 +150,8 @@ ST_OK_ = ST_OK
 ST_MALFORMED_ = ST_MALFORMED
 ST_UNREADABLE_ = ST_UNREADABLE
 ST_VANISHED_ = ST_VANISHED
+SYS = dict(meminfo=SYS_MEMINFO, vmstat=SYS_VMSTAT, swaps=SYS_SWAPS, swappiness=SYS_SWAPPINESS,
+           psi_mem=SYS_PSI_MEM, psi_io=SYS_PSI_IO, all=SYS_ALL)
 NFILE_ = NFILE
 
 
@@ -337,6 +351,20 @@ cdef inline const char* line_end(const char* s, const char* e) noexcept nogil:
     return p if p != NULL else e
 
 
+cdef const char* find_key_line(const char* s, const char* e, const char* key) noexcept nogil:
+    """Start of the first line that begins with `key`, or NULL."""
+    cdef size_t L = strlen(key)
+    cdef const char* p = s
+    while p + L <= e:
+        if memcmp(p, key, L) == 0:
+            return p
+        p = <const char*>memchr(p, b'\n', <size_t>(e - p))
+        if p == NULL:
+            return NULL
+        p += 1
+    return NULL
+
+
 cdef int count_lines(const char* s, const char* e) noexcept nogil:
     """Number of lines getline yields: a final newline does not start an empty line."""
     cdef int n = 0
@@ -467,10 +495,70 @@ cdef int psi_legacy_line(const char* s, const char* e, const char* label,
     return 0
 
 
+cdef inline int scan_lit(const char** ps, const char* e, const char* lit) noexcept nogil:
+    """A run of ordinary characters in a scanf format: each must match exactly."""
+    cdef const char* s = ps[0]
+    while lit[0] != 0:
+        if s >= e or s[0] != lit[0]:
+            return -1
+        s += 1
+        lit += 1
+    ps[0] = s
+    return 0
+
+
+cdef inline void scan_ws(const char** ps, const char* e) noexcept nogil:
+    while ps[0] < e and is_space(ps[0][0]):
+        ps[0] += 1
+
+
+cdef inline int psi_fast_num(const char** ps, const char* e, float* out) noexcept nogil:
+    """'<digits>.<two digits>' exactly as the kernel prints an average."""
+    cdef const char* p = ps[0]
+    cdef uint64_t n = 0
+    cdef int nd = 0
+    while p < e and is_digit(p[0]) and nd < 10:
+        n = n * 10 + <uint64_t>(p[0] - 48)
+        p += 1
+        nd += 1
+    if nd == 0 or p + 3 > e or p[0] != b'.' or not is_digit(p[1]) or not is_digit(p[2]):
+        return -1
+    n = n * 100 + <uint64_t>((p[1] - 48) * 10 + (p[2] - 48))
+    out[0] = <float>(<double>n / 100.0)
+    ps[0] = p + 3
+    return 0
+
+
+cdef inline int psi_fast_line(const char** ps, const char* e, const char* label, float* avgs,
+                              uint64_t* total) noexcept nogil:
+    cdef const char* p = ps[0]
+    cdef uint64_t t = 0
+    cdef int nd = 0
+    if scan_lit(&p, e, label) != 0 or scan_lit(&p, e, b" avg10=") != 0 \
+            or psi_fast_num(&p, e, &avgs[0]) != 0 or scan_lit(&p, e, b" avg60=") != 0 \
+            or psi_fast_num(&p, e, &avgs[1]) != 0 or scan_lit(&p, e, b" avg300=") != 0 \
+            or psi_fast_num(&p, e, &avgs[2]) != 0 or scan_lit(&p, e, b" total=") != 0:
+        return -1
+    while p < e and is_digit(p[0]) and nd < 19:
+        t = t * 10 + <uint64_t>(p[0] - 48)
+        p += 1
+        nd += 1
+    if nd == 0 or p >= e or p[0] != b'\n':
+        return -1
+    total[0] = t
+    ps[0] = p + 1
+    return 0
+
+
 cdef int parse_psi(const char* s, const char* e, float* some, float* full, uint64_t* some_t,
                    uint64_t* full_t) noexcept nogil:
     """A PSI file. Returns a bitmask: 1 some avgs, 2 full avgs, 4 some total, 8 full total;
-    -1 when the format is not recognised at all."""
+    -1 when the format is not recognised at all. The kernel's exact output takes a fast path
+    that gives the same values as the general parser below."""
+    cdef const char* q = s
+    if psi_fast_line(&q, e, b"some", some, some_t) == 0 and \
+            psi_fast_line(&q, e, b"full", full, full_t) == 0 and q == e:
+        return 1 | 2 | 4 | 8
     cdef const char* l0 = s
     cdef const char* l0e
     cdef const char* l1
@@ -554,23 +642,6 @@ cdef int memstat_lookup(const char* s, const char* e, const char* key, int64_t* 
             found = 0
         s = le + 1
     return found
-
-
-cdef inline int scan_lit(const char** ps, const char* e, const char* lit) noexcept nogil:
-    """A run of ordinary characters in a scanf format: each must match exactly."""
-    cdef const char* s = ps[0]
-    while lit[0] != 0:
-        if s >= e or s[0] != lit[0]:
-            return -1
-        s += 1
-        lit += 1
-    ps[0] = s
-    return 0
-
-
-cdef inline void scan_ws(const char** ps, const char* e) noexcept nogil:
-    while ps[0] < e and is_space(ps[0][0]):
-        ps[0] += 1
 
 
 cdef int iostat_line(const char* s, const char* e, int* major, int* minor,
@@ -722,6 +793,22 @@ def fnmatch_name(bytes pattern, bytes name):
 # ---------------------------------------------------------------------------------------------
 # The reader
 
+cdef void zero_dirent_padding(char* p, ssize_t n) noexcept nogil:
+    """getdents64 writes each name and its NUL but not the record's alignment padding: clear
+    it so that two listings of an unchanged directory compare equal byte for byte."""
+    cdef char* e = p + n
+    cdef unsigned short reclen
+    cdef size_t L
+    while p + 19 < e:
+        memcpy(&reclen, p + 16, 2)
+        if reclen < 20 or p + reclen > e:
+            return
+        L = strlen(p + 19)
+        if 19 + L + 1 < reclen:
+            memset(p + 19 + L + 1, 0, reclen - (19 + L + 1))
+        p += reclen
+
+
 cdef int64_t I64MAX = INT64_MAX
 
 
@@ -733,6 +820,7 @@ cdef class Reader:
         self.dbuf = NULL
         self.lst = NULL
         self.lstlen = NULL
+        self.rname = NULL
         self.plog = NULL
         self.dev_major = NULL
         self.dev_minor = NULL
@@ -758,6 +846,10 @@ cdef class Reader:
         self.cache_files = bool(cache_files)
         self._free = []
         self.cols = {}
+        self.ino_fd = -1
+        self._wd_rows = {}
+        self.n_events = 0
+        self.n_overflows = 0
         self.bufcap = 65536
         self.buf = <char*>malloc(self.bufcap)
         self.dbufcap = 65536
@@ -767,25 +859,35 @@ cdef class Reader:
             raise MemoryError()
         self.nplog = 0
         self.plog_dropped = 0
+        self.n_fd_exhausted = 0
         for i in range(NERR):
             for j in range(NKIND):
                 self.counts[i][j] = 0
         self.n_reads = self.n_preads = self.n_opens = self.n_listings = self.n_alive_checks = 0
         self.set_devices(devices, ssd_coeffs, hdd_coeffs)
+        self.nsysprob = 0
+        self.sys_have = 0
+        self.set_proc_paths()
         self._alloc(max(capacity, 16))
 
     def __dealloc__(self):
         cdef int r, k
+        if self.ino_fd >= 0:
+            c_close(self.ino_fd)
         if self.capacity > 0 and self.lst != NULL:
             for r in range(self.capacity):
-                if self.dirfd[r] >= 0:
+                if self.live[r]:
                     for k in range(NFILE):
                         if self.ffd[r, k] >= 0:
                             c_close(self.ffd[r, k])
-                    c_close(self.dirfd[r])
+                    if self.dirfd[r] >= 0:
+                        c_close(self.dirfd[r])
                 if self.lst[r] != NULL:
                     free(self.lst[r])
+                if self.rname[r] != NULL:
+                    free(self.rname[r])
         free(self.lst)
+        free(self.rname)
         free(self.lstlen)
         free(self.buf)
         free(self.dbuf)
@@ -825,10 +927,12 @@ cdef class Reader:
         old = self.cols
         oldcap = self.capacity
         spec = {
-            "dirfd": (np.int32, ()), "parent": (np.int32, ()), "depth": (np.int32, ()),
+            "dirfd": (np.int32, ()), "live": (np.uint8, ()), "nkids": (np.int32, ()),
+            "parent": (np.int32, ()), "depth": (np.int32, ()),
             "ffd": (np.int32, (NFILE,)), "cgid": (np.uint64, ()), "valid": (np.uint64, ()),
             "loaded": (np.uint32, ()), "logged": (np.uint32, ()), "status": (np.uint8, ()),
             "alive_checked": (np.uint8, ()), "scanned": (np.int64, ()), "gen": (np.uint32, ()),
+            "wd": (np.int32, ()), "dirty": (np.uint8, ()),
             "current": (np.int64, ()), "memory_min": (np.int64, ()), "memory_low": (np.int64, ()),
             "memory_high": (np.int64, ()), "memory_high_tmp": (np.int64, ()),
             "memory_max": (np.int64, ()), "swap_current": (np.int64, ()),
@@ -849,21 +953,28 @@ cdef class Reader:
         new = {}
         for name, (dt, shape) in spec.items():
             a = np.zeros((cap,) + shape, dtype=dt)
-            if name in ("dirfd", "ffd", "parent"):
+            if name in ("dirfd", "ffd", "parent", "wd"):
                 a.fill(-1)
             if oldcap:
                 a[:oldcap] = old[name]
             new[name] = a
         self.cols = new
         cdef char** nl = <char**>realloc(self.lst, cap * sizeof(char*))
-        cdef size_t* nll = <size_t*>realloc(self.lstlen, cap * sizeof(size_t))
-        if nl == NULL or nll == NULL:
+        if nl == NULL:
             raise MemoryError()
         self.lst = nl
+        cdef size_t* nll = <size_t*>realloc(self.lstlen, cap * sizeof(size_t))
+        if nll == NULL:
+            raise MemoryError()
         self.lstlen = nll
+        cdef char** nn = <char**>realloc(self.rname, cap * sizeof(char*))
+        if nn == NULL:
+            raise MemoryError()
+        self.rname = nn
         for r in range(oldcap, cap):
             self.lst[r] = NULL
             self.lstlen[r] = 0
+            self.rname[r] = NULL
         self._free.extend(range(cap - 1, oldcap - 1, -1))
         self.capacity = cap
         self._bind()
@@ -871,6 +982,8 @@ cdef class Reader:
     cdef void _bind(self):
         c = self.cols
         self.dirfd = c["dirfd"]
+        self.live = c["live"]
+        self.nkids = c["nkids"]
         self.parent = c["parent"]
         self.depth = c["depth"]
         self.ffd = c["ffd"]
@@ -882,6 +995,8 @@ cdef class Reader:
         self.alive_checked = c["alive_checked"]
         self.scanned = c["scanned"]
         self.gen = c["gen"]
+        self.wd = c["wd"]
+        self.dirty = c["dirty"]
         self.current = c["current"]
         self.mem_min = c["memory_min"]
         self.mem_low = c["memory_low"]
@@ -938,7 +1053,9 @@ cdef class Reader:
             self.is_cgroup2 = (<unsigned long>sfs.f_type & 0xffffffff) == CGROUP2_SUPER_MAGIC
         if self._cache_arg is None:
             self.cache_files = self.is_cgroup2
-        cdef int r = self._setup_row(fd, -1, 0)
+        if self.cache_files and self.ino_fd < 0:
+            self.ino_fd = c_inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        cdef int r = self._setup_row(fd, -1, 0, b"")
         if r < 0:
             return r
         self.root_row = r
@@ -946,16 +1063,18 @@ cdef class Reader:
 
     def open_child(self, int parent_row, bytes name):
         """Open directory `name` below the parent row. Returns the new row, or -errno."""
-        cdef int pfd = self.dirfd[parent_row]
+        cdef int pfd = self._dfd(parent_row)
         cdef const char* cname = name
         cdef int fd
+        if pfd < 0:
+            return -ENOENT
         with nogil:
             fd = c_openat(pfd, cname, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd < 0:
             return -errno()
-        return self._setup_row(fd, parent_row, self.depth[parent_row] + 1)
+        return self._setup_row(fd, parent_row, self.depth[parent_row] + 1, name)
 
-    def _setup_row(self, int fd, int parent_row, int depth):
+    def _setup_row(self, int fd, int parent_row, int depth, bytes name):
         cdef stat st
         if c_fstat(fd, &st) != 0:
             e = errno()
@@ -963,7 +1082,21 @@ cdef class Reader:
             return -e
         cdef int r = self._new_row()
         cdef int k
+        cdef char* nm = <char*>malloc(len(name) + 1)
+        if nm == NULL:
+            c_close(fd)
+            self.close_row(r)
+            raise MemoryError()
+        memcpy(nm, <const char*>name, len(name))
+        nm[len(name)] = 0
+        if self.rname[r] != NULL:
+            free(self.rname[r])
+        self.rname[r] = nm
         self.dirfd[r] = fd
+        self.live[r] = 1
+        self.nkids[r] = 0
+        if parent_row >= 0:
+            self.nkids[parent_row] += 1
         self.open_fds += 1
         self.parent[r] = parent_row
         self.depth[r] = depth
@@ -977,6 +1110,8 @@ cdef class Reader:
         self.alive_checked[r] = 0
         self.scanned[r] = -1
         self.gen[r] = 0
+        self.wd[r] = -1
+        self.dirty[r] = 0
         self.archived[r] = 0
         self.avg[r] = 0
         if self.lst[r] != NULL:
@@ -988,17 +1123,29 @@ cdef class Reader:
     def close_row(self, int r):
         """Close the row's fds and free its slot."""
         cdef int k
-        if self.dirfd[r] < 0:
+        if not self.live[r]:
             return
         for k in range(NFILE):
             if self.ffd[r, k] >= 0:
                 c_close(self.ffd[r, k])
                 self.ffd[r, k] = -1
                 self.open_fds -= 1
-        c_close(self.dirfd[r])
+        if self.wd[r] >= 0:
+            if self._wd_rows.get(self.wd[r]) == r:
+                del self._wd_rows[self.wd[r]]
+                c_inotify_rm_watch(self.ino_fd, self.wd[r])
+            self.wd[r] = -1
+        if self.dirfd[r] >= 0:
+            c_close(self.dirfd[r])
+            self.open_fds -= 1
         self.dirfd[r] = -1
-        self.open_fds -= 1
+        self.live[r] = 0
+        if self.parent[r] >= 0 and self.live[self.parent[r]]:
+            self.nkids[self.parent[r]] -= 1
         self.parent[r] = -1
+        if self.rname[r] != NULL:
+            free(self.rname[r])
+            self.rname[r] = NULL
         if self.lst[r] != NULL:
             free(self.lst[r])
             self.lst[r] = NULL
@@ -1010,14 +1157,83 @@ cdef class Reader:
         self.nrows -= 1
         self._free.append(r)
 
+    def close(self):
+        """Close every row and the inotify fd (the reader stays usable: rows can be opened
+        again)."""
+        cdef int r
+        for r in range(self.capacity):
+            if self.live[r]:
+                self.close_row(r)
+        if self.ino_fd >= 0:
+            c_close(self.ino_fd)
+            self.ino_fd = -1
+            self._wd_rows.clear()
+
     def set_parent(self, int r, int p):
+        """Re-link a row (-2: detached, its parent was evicted)."""
+        cdef int old = self.parent[r]
+        if old >= 0 and self.live[old]:
+            self.nkids[old] -= 1
+        if p >= 0:
+            self.nkids[p] += 1
         self.parent[r] = p
+
+    def dirfd_of(self, int r):
+        """The row's directory fd, re-opened if it was parked (-1 if it is gone)."""
+        return self._dfd(r)
+
+    # ---- parking: under a tight fd budget a leaf whose per-tick files all have cached fds
+    # gives up its directory fd; it is re-opened (and its inode checked) when needed.
+
+    cdef int _dfd(self, int r) noexcept nogil:
+        cdef int pfd, fd
+        cdef stat st
+        if self.dirfd[r] >= 0:
+            return self.dirfd[r]
+        self.dfd_err = ENOENT
+        if not self.live[r] or self.parent[r] < 0 or self.rname[r] == NULL:
+            return -1
+        pfd = self._dfd(self.parent[r])
+        if pfd < 0:
+            return -1
+        fd = c_openat(pfd, self.rname[r], O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0:
+            self.dfd_err = errno()   # EMFILE/ENFILE: out of fds, not gone
+            return -1
+        if c_fstat(fd, &st) != 0 or st.st_ino != self.cgid[r]:
+            c_close(fd)              # a different directory now has this name
+            self.dfd_err = ENOENT
+            return -1
+        self.dirfd[r] = fd
+        self.open_fds += 1
+        self.n_unparks += 1
+        return fd
+
+    cdef bint _parkable(self, int r) noexcept nogil:
+        cdef int k
+        cdef uint32_t need
+        if not self.fd_tight or not self.cache_files or r == self.root_row \
+                or self.nkids[r] != 0 or self.dirfd[r] < 0:
+            return False
+        need = self.cacheable & self.loaded[r] & ((1u << NFILE) - 1)
+        if need == 0:
+            return False
+        for k in range(NFILE):
+            if (need >> k) & 1 and self.ffd[r, k] < 0:
+                return False
+        return True
+
+    cdef void _park(self, int r) noexcept nogil:
+        c_close(self.dirfd[r])
+        self.dirfd[r] = -1
+        self.open_fds -= 1
+        self.n_parks += 1
 
     def close_file_fds(self, uint32_t kinds):
         """Close cached file fds of the given kinds in every row (e.g. after set_monitored)."""
         cdef int r, k
         for r in range(self.capacity):
-            if self.dirfd[r] < 0:
+            if not self.live[r]:
                 continue
             for k in range(NFILE):
                 if (kinds >> k) & 1 and self.ffd[r, k] >= 0:
@@ -1034,9 +1250,15 @@ cdef class Reader:
         cdef uint32_t ld
         cdef uint8_t a
         self.tick += 1
+        self.sys_have = 0
+        self._ensure_sys(SYS_VMSTAT)
+        self.fd_tight = self.refused_now
+        self.refused_now = False
+        if self.ino_fd >= 0:
+            self.poll_watches()
         with nogil:
             for r in range(self.capacity):
-                if self.dirfd[r] < 0:
+                if not self.live[r]:
                     continue
                 v = self.valid[r]
                 ld = self.loaded[r]
@@ -1062,12 +1284,19 @@ cdef class Reader:
         cdef Py_ssize_t i, n = rows.shape[0]
         out = np.zeros(n, dtype=np.bool_)
         cdef uint8_t[::1] o = out.view(np.uint8)
-        cdef int r
+        cdef int r, fd
         with nogil:
             for i in range(n):
                 r = rows[i]
                 self.n_alive_checks += 1
-                o[i] = c_faccessat(self.dirfd[r], b"cgroup.controllers", F_OK, 0) == 0
+                fd = self._dfd(r)
+                if fd < 0:
+                    # out of fds says nothing about the cgroup: keep it
+                    o[i] = self.dfd_err == EMFILE or self.dfd_err == ENFILE
+                else:
+                    o[i] = c_faccessat(fd, b"cgroup.controllers", F_OK, 0) == 0
+                if self._parkable(r):
+                    self._park(r)
         return out
 
     # ---- directory listings -----------------------------------------------------------------
@@ -1079,20 +1308,35 @@ cdef class Reader:
         changed = np.empty(n, dtype=np.int32)
         cdef int32_t[::1] ch = changed
         cdef Py_ssize_t nch = 0
-        cdef int r, fd
+        cdef int r, fd, w
         cdef ssize_t got
         cdef size_t tot
         cdef char* nb
+        if self.ino_fd >= 0:
+            # watch a directory before its first listing, so no change can fall between
+            for i in range(n):
+                r = rows[i]
+                if self.live[r] and self.gen[r] == 0 and self.wd[r] < 0 and self._dfd(r) >= 0:
+                    w = c_inotify_add_watch(
+                        self.ino_fd, b"/proc/self/fd/%d" % self.dirfd[r],
+                        IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF
+                        | IN_MOVE_SELF | IN_ONLYDIR)
+                    if w >= 0 and w not in self._wd_rows:
+                        self.wd[r] = w
+                        self._wd_rows[w] = r
         with nogil:
             for i in range(n):
                 r = rows[i]
-                if self.scanned[r] == self.tick or self.dirfd[r] < 0:
+                if self.scanned[r] == self.tick or not self.live[r]:
                     continue
                 self.scanned[r] = self.tick
-                fd = self.dirfd[r]
+                if self.wd[r] >= 0 and not self.dirty[r] and self.gen[r] != 0:
+                    continue             # watched and no event since the last listing
+                self.dirty[r] = 0
+                fd = self._dfd(r)
                 self.n_listings += 1
                 tot = 0
-                if c_lseek(fd, 0, SEEK_SET) < 0:
+                if fd < 0 or c_lseek(fd, 0, SEEK_SET) < 0:
                     got = -1
                 else:
                     while True:
@@ -1106,6 +1350,7 @@ cdef class Reader:
                         got = c_getdents64(fd, self.dbuf + tot, self.dbufcap - tot)
                         if got <= 0:
                             break
+                        zero_dirent_padding(self.dbuf + tot, got)
                         tot += got
                 if got < 0:
                     tot = 0          # an unreadable directory lists as empty
@@ -1122,6 +1367,42 @@ cdef class Reader:
                 ch[nch] = r
                 nch += 1
         return changed[:nch]
+
+    def poll_watches(self):
+        """Drain inotify: mark the rows whose directory had entries added, removed or moved
+        (all watched rows on a queue overflow). Returns the number of events."""
+        cdef char buf[16384]
+        cdef ssize_t n
+        cdef size_t off
+        cdef inotify_event* ev
+        cdef int r, count = 0
+        cdef object row
+        while True:
+            n = c_read(self.ino_fd, buf, sizeof(buf))
+            if n <= 0:
+                break
+            off = 0
+            while off + sizeof(inotify_event) <= <size_t>n:
+                ev = <inotify_event*>(buf + off)
+                count += 1
+                if ev.mask & IN_Q_OVERFLOW:
+                    self.n_overflows += 1
+                    for row in self._wd_rows.values():
+                        self.dirty[<int>row] = 1
+                else:
+                    row = self._wd_rows.get(ev.wd)
+                    if row is not None:
+                        self.dirty[<int>row] = 1
+                        if ev.mask & IN_IGNORED:
+                            del self._wd_rows[ev.wd]
+                            self.wd[<int>row] = -1
+                off += sizeof(inotify_event) + ev.len
+        self.n_events += count
+        return count
+
+    def dir_listing_raw(self, int r):
+        """The row's last raw getdents64 output (for diagnostics)."""
+        return b"" if self.lst[r] == NULL else self.lst[r][:self.lstlen[r]]
 
     def dir_entries(self, int r):
         """The row's last listing: [(name bytes, inode, d_type)], without "." and ".."."""
@@ -1165,6 +1446,9 @@ cdef class Reader:
         if err <= ST_VANISHED and err > self.status[row]:
             self.status[row] = err
         if err == E_MISSING:
+            return
+        if errnum == EMFILE or errnum == ENFILE:
+            self.n_fd_exhausted += 1     # process-wide: one log line per tick, not per row
             return
         if (self.logged[row] >> kind) & 1:
             return
@@ -1230,18 +1514,31 @@ cdef class Reader:
                 break                    # a short read is the end of a kernfs/proc file
         e = errno() if got < 0 else 0
         if got < 0:
-            if not cached:
-                c_close(fd)
+            c_close(fd)
+            if cached:
+                # never read through this fd again: the file or the whole cgroup is gone
+                self.ffd[row, kind] = -1
+                self.open_fds -= 1
             if e == ENODEV or e == ESTALE or e == ENOENT:
-                self._note(row, kind, ST_VANISHED, e)
-                return -(1 + ST_VANISHED)
+                if self._dfd(row) >= 0:
+                    e = self._vanished_or_missing(row)
+                elif self.dfd_err == EMFILE or self.dfd_err == ENFILE:
+                    e = ST_UNREADABLE
+                else:
+                    e = ST_VANISHED
+                self._note(row, kind, e, ENODEV)
+                return -(1 + e)
             self._note(row, kind, ST_UNREADABLE, e)
             return -(1 + ST_UNREADABLE)
         if not cached:
-            if (self.cache_files and (self.cacheable >> kind) & 1
-                    and self.open_fds < self.fd_budget):
-                self.ffd[row, kind] = fd
-                self.open_fds += 1
+            if self.cache_files and (self.cacheable >> kind) & 1:
+                if self.open_fds < self.fd_budget:
+                    self.ffd[row, kind] = fd
+                    self.open_fds += 1
+                else:
+                    self.refused_now = True      # the budget is tight: start parking
+                    self.fd_tight = True
+                    c_close(fd)
             else:
                 c_close(fd)
         self.buf[tot] = 0
@@ -1456,10 +1753,12 @@ cdef class Reader:
         cdef float full[3]
         cdef int i
         if kind == K_CURRENT:
+            self._ensure_sys(SYS_MEMINFO)
             if self.sys.meminfo_ok and (self.sys.meminfo_have & 3) == 3:
                 self.current[row] = self.sys.mem_total - self.sys.mem_free
                 self.valid[row] |= (<uint64_t>1) << V_CURRENT
             return
+        self._ensure_sys(SYS_PSI_MEM if kind == K_MEM_PSI else SYS_PSI_IO)
         cdef uint32_t pv = self.sys.psi_valid
         if kind == K_MEM_PSI:
             got = pv & 15
@@ -1476,23 +1775,42 @@ cdef class Reader:
             self._store_psi(row, kind, got, some, full, <uint64_t>self.sys.io_some_total,
                             <uint64_t>self.sys.io_full_total)
 
+    cdef bint _needs_dir(self, int r, uint32_t need) noexcept nogil:
+        cdef int k
+        if (need >> K_XATTR) & 1:
+            return True
+        if r == self.root_row:
+            return True
+        for k in range(NFILE):
+            if (need >> k) & 1 and self.ffd[r, k] < 0:
+                return True
+        return False
+
     cdef void _load_rows(self, const int32_t* rows, Py_ssize_t n, uint32_t kinds) noexcept nogil:
         cdef Py_ssize_t i
         cdef int r, k
         cdef uint32_t need
         for i in range(n):
             r = rows[i]
-            if r < 0 or self.dirfd[r] < 0:
+            if r < 0 or not self.live[r]:
                 continue
             need = kinds & ~self.loaded[r] & ((1u << NKIND) - 1)
             if need == 0:
                 continue
             self.loaded[r] |= need
+            if self.dirfd[r] < 0 and self._needs_dir(r, need) and self._dfd(r) < 0:
+                if self.dfd_err == EMFILE or self.dfd_err == ENFILE:
+                    self._note(r, K_CURRENT, ST_UNREADABLE, self.dfd_err)
+                else:
+                    self._note(r, K_CURRENT, ST_VANISHED, ENOENT)
+                continue
             for k in range(NKIND):
                 if (need >> k) & 1:
                     if self.status[r] == ST_VANISHED:
                         break
                     self._load_one(r, k)
+            if self._parkable(r):
+                self._park(r)
 
     def load(self, const int32_t[::1] rows, uint32_t kinds):
         """Read the given file kinds (bitmask of K_*) for every row not yet loaded this tick."""
@@ -1513,7 +1831,7 @@ cdef class Reader:
             self._load_rows(&rows[0], n, 1u << K_CURRENT)
             for i in range(n):
                 r = rows[i]
-                if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_AVG) & 1:
+                if r < 0 or not self.live[r] or (self.loaded[r] >> D_AVG) & 1:
                     continue
                 self.loaded[r] |= 1u << D_AVG
                 if (self.valid[r] >> V_CURRENT) & 1:
@@ -1532,7 +1850,7 @@ cdef class Reader:
             self._load_rows(&rows[0], n, 1u << K_IO_STAT)
             for i in range(n):
                 r = rows[i]
-                if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_IOCOST) & 1:
+                if r < 0 or not self.live[r] or (self.loaded[r] >> D_IOCOST) & 1:
                     continue
                 self.loaded[r] |= 1u << D_IOCOST
                 if (self.valid[r] >> V_IO_STAT) & 1:
@@ -1552,7 +1870,7 @@ cdef class Reader:
             self._load_rows(&rows[0], n, 1u << K_MEM_STAT)
             for i in range(n):
                 r = rows[i]
-                if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_PGSCAN) & 1:
+                if r < 0 or not self.live[r] or (self.loaded[r] >> D_PGSCAN) & 1:
                     continue
                 self.loaded[r] |= 1u << D_PGSCAN
                 if not (self.valid[r] >> V_MEM_STAT) & 1:
@@ -1580,7 +1898,7 @@ cdef class Reader:
             self._load_rows(&rows[0], n, (1u << K_CURRENT) | (1u << K_MIN) | (1u << K_LOW))
             for i in range(n):
                 r = rows[i]
-                if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_RAWPROT) & 1:
+                if r < 0 or not self.live[r] or (self.loaded[r] >> D_RAWPROT) & 1:
                     continue
                 self.loaded[r] |= 1u << D_RAWPROT
                 if (self.valid[r] & need) == need:
@@ -1614,7 +1932,7 @@ cdef class Reader:
                         sums[sib_parent[i]] += self.rawprot[r]
                 for i in range(n):
                     r = order[i]
-                    if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_PROT) & 1:
+                    if r < 0 or not self.live[r] or (self.loaded[r] >> D_PROT) & 1:
                         continue
                     self.loaded[r] |= 1u << D_PROT
                     if self.depth[r] == 0:
@@ -1657,10 +1975,11 @@ cdef class Reader:
             self._load_rows(&order[0], n, (1u << K_SWAP_CUR) | (1u << K_SWAP_MAX))
             for i in range(n):
                 r = order[i]
-                if r < 0 or self.dirfd[r] < 0 or (self.loaded[r] >> D_ESWAP) & 1:
+                if r < 0 or not self.live[r] or (self.loaded[r] >> D_ESWAP) & 1:
                     continue
                 self.loaded[r] |= 1u << D_ESWAP
                 if self.depth[r] == 0:
+                    self._ensure_sys(SYS_SWAPS)
                     self.eswap_max[r] = self.sys.swap_total
                     self.eswap_free[r] = self.sys.swap_total - self.sys.swap_used
                     self.eswap_util[r] = 0.0 if self.sys.swap_total == 0 else \
@@ -1715,155 +2034,175 @@ cdef class Reader:
         self.buf[tot] = 0
         return <Py_ssize_t>tot
 
-    def read_system(self):
-        """Read /proc/meminfo, vmstat, swaps, sys/vm/swappiness, pressure/{memory,io}
-        (memory falls back to /proc/mempressure). Returns a list of (file, problem) for the
-        files that were unreadable or malformed."""
-        problems = []
+    # System files: vmstat every tick (swap-out rates need each sample); meminfo, swaps,
+    # swappiness and root PSI on first use in a tick (reference §5.5).
+
+    def set_proc_paths(self):
+        root = self.proc_root.rstrip(b"/") if self.proc_root != b"/" else b""
+        self._sys_paths = [root + b"/meminfo", root + b"/vmstat", root + b"/swaps",
+                           root + b"/sys/vm/swappiness", root + b"/pressure/memory",
+                           root + b"/mempressure", root + b"/pressure/io"]
+        for i in range(7):
+            self.sys_path[i] = <const char*>self._sys_paths[i]
+
+    cdef void _sys_problem(self, int which, int kind, int err) noexcept nogil:
+        if self.nsysprob < 32:
+            self.sysprob[self.nsysprob].row = which
+            self.sysprob[self.nsysprob].kind = 0
+            self.sysprob[self.nsysprob].err = kind
+            self.sysprob[self.nsysprob].errnum = err
+            self.nsysprob += 1
+
+    cdef void _ensure_sys(self, uint32_t need) noexcept nogil:
+        cdef uint32_t todo = need & ~self.sys_have
         cdef Py_ssize_t n
         cdef const char* s
         cdef const char* e
         cdef const char* le
         cdef const char* ks
         cdef const char* ke
-        cdef uint64_t u
-        cdef int64_t v, a, b
-        cdef int bad
         cdef const char* ts[4]
         cdef const char* te[4]
+        cdef uint64_t u, st, ft
+        cdef int64_t v, a, b
+        cdef int bad, got, i
         cdef float some[3]
         cdef float full[3]
-        cdef uint64_t st, ft
-        cdef int got
-        cdef int i
-        root = self.proc_root.rstrip(b"/") if self.proc_root != b"/" else b""
-        # meminfo
-        self.sys.meminfo_ok = False
-        self.sys.meminfo_have = 0
-        n = self._read_path(root + b"/meminfo")
-        if n >= 0:
-            self.sys.meminfo_ok = True
-            self._keep_raw(0, n)
-            s = self.buf
-            e = s + n
-            while s < e:
-                le = line_end(s, e)
-                if meminfo_line(s, le, &ks, &ke, &u) == 0:
-                    v = <int64_t>(u * 1024)
-                    if tok_eq(ks, ke, b"MemTotal"):
-                        self.sys.mem_total = v
-                        self.sys.meminfo_have |= 1
-                    elif tok_eq(ks, ke, b"MemFree"):
-                        self.sys.mem_free = v
-                        self.sys.meminfo_have |= 2
-                    elif tok_eq(ks, ke, b"SwapTotal"):
-                        self.sys.swap_total_mi = v
-                        self.sys.meminfo_have |= 4
-                    elif tok_eq(ks, ke, b"SwapFree"):
-                        self.sys.swap_free_mi = v
-                        self.sys.meminfo_have |= 8
-                s = le + 1
-        else:
-            self._keep_raw(0, -1)
-            problems.append(("meminfo", "unreadable", -n))
-        # vmstat
-        self.sys.vmstat_ok = False
-        self.sys.pswpout_ok = False
-        n = self._read_path(root + b"/vmstat")
-        if n >= 0:
-            self.sys.vmstat_ok = True
-            self._keep_raw(1, n)
-            s = self.buf
-            e = s + n
-            bad = 0
-            while s < e:
-                le = line_end(s, e)
-                if vmstat_line(s, le, &ks, &ke, &v) == 0:
-                    if tok_eq(ks, ke, b"pswpout"):
-                        self.sys.pswpout = v
-                        self.sys.pswpout_ok = True
-                else:
-                    bad += 1
-                s = le + 1
-            if bad:
-                problems.append(("vmstat", "malformed", 0))
-        else:
-            self._keep_raw(1, -1)
-            problems.append(("vmstat", "unreadable", -n))
-        # swaps
-        self.sys.swaps_ok = False
-        self.sys.swap_total = 0
-        self.sys.swap_used = 0
-        n = self._read_path(root + b"/swaps")
-        if n >= 0:
-            self.sys.swaps_ok = True
-            s = self.buf
-            e = s + n
-            s = line_end(s, e) + 1          # header
-            bad = 0
-            while s < e:
-                le = line_end(s, e)
-                if split_tokens(s, le, b'\t', ts, te, 4) == 4 and \
-                        parse_stoll(ts[1], cstr_end(ts[1], te[1]), &a) == 0 and \
-                        parse_stoll(ts[2], cstr_end(ts[2], te[2]), &b) == 0:
-                    self.sys.swap_total += a * 1024
-                    self.sys.swap_used += b * 1024
-                else:
-                    bad += 1
-                s = le + 1
-            if bad:
-                problems.append(("swaps", "malformed", 0))
-        else:
-            problems.append(("swaps", "unreadable", -n))
-        # swappiness
-        self.sys.swappiness_ok = False
-        n = self._read_path(root + b"/sys/vm/swappiness")
-        if n >= 0:
-            s = self.buf
-            e = s + n
-            if count_lines(s, e) == 1 and parse_stoll(s, cstr_end(s, line_end(s, e)), &v) == 0 \
-                    and -2147483648 <= v <= 2147483647:
-                self.sys.swappiness = <int>v
-                self.sys.swappiness_ok = True
+        if todo == 0:
+            return
+        self.sys_have |= todo
+        if todo & SYS_MEMINFO:
+            self.sys.meminfo_ok = False
+            self.sys.meminfo_have = 0
+            n = self._read_path(self.sys_path[0])
+            if n >= 0:
+                self.sys.meminfo_ok = True
+                self._keep_raw(0, n)
+                s = self.buf
+                e = s + n
+                while s < e:
+                    le = line_end(s, e)
+                    if meminfo_line(s, le, &ks, &ke, &u) == 0:
+                        v = <int64_t>(u * 1024)
+                        if tok_eq(ks, ke, b"MemTotal"):
+                            self.sys.mem_total = v
+                            self.sys.meminfo_have |= 1
+                        elif tok_eq(ks, ke, b"MemFree"):
+                            self.sys.mem_free = v
+                            self.sys.meminfo_have |= 2
+                        elif tok_eq(ks, ke, b"SwapTotal"):
+                            self.sys.swap_total_mi = v
+                            self.sys.meminfo_have |= 4
+                        elif tok_eq(ks, ke, b"SwapFree"):
+                            self.sys.swap_free_mi = v
+                            self.sys.meminfo_have |= 8
+                    s = le + 1
             else:
-                problems.append(("sys/vm/swappiness", "malformed", 0))
-        else:
-            problems.append(("sys/vm/swappiness", "unreadable", -n))
-        # pressure
-        self.sys.psi_valid = 0
-        n = self._read_path(root + b"/pressure/memory")
-        if n < 0:
-            n = self._read_path(root + b"/mempressure")
-        if n >= 0:
-            got = parse_psi(self.buf, self.buf + n, some, full, &st, &ft)
-            if got > 0:
-                self.sys.psi_valid |= <uint32_t>got
-                for i in range(3):
-                    self.sys.mem_some[i] = some[i]
-                    self.sys.mem_full[i] = full[i]
-                self.sys.mem_some_total = <int64_t>st
-                self.sys.mem_full_total = <int64_t>ft
-            if got < 0 or (got & 3) != 3:
-                problems.append(("pressure/memory", "malformed", 0))
-        else:
-            problems.append(("pressure/memory", "unreadable", -n))
-        n = self._read_path(root + b"/pressure/io")
-        if n >= 0:
-            got = parse_psi(self.buf, self.buf + n, some, full, &st, &ft)
-            if got > 0:
-                self.sys.psi_valid |= (<uint32_t>got) << 4
-                for i in range(3):
-                    self.sys.io_some[i] = some[i]
-                    self.sys.io_full[i] = full[i]
-                self.sys.io_some_total = <int64_t>st
-                self.sys.io_full_total = <int64_t>ft
-            if got < 0 or (got & 3) != 3:
-                problems.append(("pressure/io", "malformed", 0))
-        else:
-            problems.append(("pressure/io", "unreadable", -n))
-        return problems
+                self._keep_raw(0, -1)
+                self._sys_problem(0, ST_UNREADABLE, <int>-n)
+        if todo & SYS_VMSTAT:
+            self.sys.vmstat_ok = False
+            self.sys.pswpout_ok = False
+            n = self._read_path(self.sys_path[1])
+            if n >= 0:
+                self.sys.vmstat_ok = True
+                self._keep_raw(1, n)
+                s = find_key_line(self.buf, self.buf + n, b"pswpout ")
+                if s != NULL and vmstat_line(s, line_end(s, self.buf + n), &ks, &ke, &v) == 0:
+                    self.sys.pswpout = v
+                    self.sys.pswpout_ok = True
+            else:
+                self._keep_raw(1, -1)
+                self._sys_problem(1, ST_UNREADABLE, <int>-n)
+        if todo & SYS_SWAPS:
+            self.sys.swaps_ok = False
+            self.sys.swap_total = 0
+            self.sys.swap_used = 0
+            n = self._read_path(self.sys_path[2])
+            if n >= 0:
+                self.sys.swaps_ok = True
+                s = self.buf
+                e = s + n
+                s = line_end(s, e) + 1          # header
+                bad = 0
+                while s < e:
+                    le = line_end(s, e)
+                    if split_tokens(s, le, b'\t', ts, te, 4) == 4 and \
+                            parse_stoll(ts[1], cstr_end(ts[1], te[1]), &a) == 0 and \
+                            parse_stoll(ts[2], cstr_end(ts[2], te[2]), &b) == 0:
+                        self.sys.swap_total += a * 1024
+                        self.sys.swap_used += b * 1024
+                    else:
+                        bad += 1
+                    s = le + 1
+                if bad:
+                    self._sys_problem(2, ST_MALFORMED, 0)
+            else:
+                self._sys_problem(2, ST_UNREADABLE, <int>-n)
+        if todo & SYS_SWAPPINESS:
+            self.sys.swappiness_ok = False
+            n = self._read_path(self.sys_path[3])
+            if n >= 0:
+                s = self.buf
+                e = s + n
+                if count_lines(s, e) == 1 and parse_stoll(s, cstr_end(s, line_end(s, e)),
+                                                          &v) == 0 \
+                        and -2147483648 <= v <= 2147483647:
+                    self.sys.swappiness = <int>v
+                    self.sys.swappiness_ok = True
+                else:
+                    self._sys_problem(3, ST_MALFORMED, 0)
+            else:
+                self._sys_problem(3, ST_UNREADABLE, <int>-n)
+        if todo & SYS_PSI_MEM:
+            self.sys.psi_valid &= ~(<uint32_t>15)
+            n = self._read_path(self.sys_path[4])
+            if n < 0:
+                n = self._read_path(self.sys_path[5])
+            if n >= 0:
+                got = parse_psi(self.buf, self.buf + n, some, full, &st, &ft)
+                if got > 0:
+                    self.sys.psi_valid |= <uint32_t>got
+                    for i in range(3):
+                        self.sys.mem_some[i] = some[i]
+                        self.sys.mem_full[i] = full[i]
+                    self.sys.mem_some_total = <int64_t>st
+                    self.sys.mem_full_total = <int64_t>ft
+                if got < 0 or (got & 3) != 3:
+                    self._sys_problem(4, ST_MALFORMED, 0)
+            else:
+                self._sys_problem(4, ST_UNREADABLE, <int>-n)
+        if todo & SYS_PSI_IO:
+            self.sys.psi_valid &= ~(<uint32_t>(15 << 4))
+            n = self._read_path(self.sys_path[6])
+            if n >= 0:
+                got = parse_psi(self.buf, self.buf + n, some, full, &st, &ft)
+                if got > 0:
+                    self.sys.psi_valid |= (<uint32_t>got) << 4
+                    for i in range(3):
+                        self.sys.io_some[i] = some[i]
+                        self.sys.io_full[i] = full[i]
+                    self.sys.io_some_total = <int64_t>st
+                    self.sys.io_full_total = <int64_t>ft
+                if got < 0 or (got & 3) != 3:
+                    self._sys_problem(6, ST_MALFORMED, 0)
+            else:
+                self._sys_problem(6, ST_UNREADABLE, <int>-n)
 
-    def _keep_raw(self, int which, Py_ssize_t n):
+    def ensure_system(self, uint32_t need=SYS_ALL):
+        """Read the system files of `need` (SYS_* bits) not yet read this tick."""
+        self._ensure_sys(need)
+
+    def drain_system_problems(self):
+        """[(file, "unreadable"|"malformed", errno)] since the last call."""
+        names = ("meminfo", "vmstat", "swaps", "sys/vm/swappiness", "pressure/memory",
+                 "mempressure", "pressure/io")
+        out = [(names[self.sysprob[i].row], ERROR_NAMES[self.sysprob[i].err],
+                self.sysprob[i].errnum) for i in range(self.nsysprob)]
+        self.nsysprob = 0
+        return out
+
+    cdef void _keep_raw(self, int which, Py_ssize_t n) noexcept nogil:
         cdef char* p
         if which == 0:
             free(self.meminfo_raw)
@@ -1877,7 +2216,7 @@ cdef class Reader:
             return
         p = <char*>malloc(n + 1)
         if p == NULL:
-            raise MemoryError()
+            return
         memcpy(p, self.buf, n)
         p[n] = 0
         if which == 0:
@@ -1888,7 +2227,9 @@ cdef class Reader:
             self.vmstat_len = n
 
     def system(self):
-        """This tick's system values as a dict (None where a file or key was missing)."""
+        """This tick's system values as a dict (None where a file or key was missing); reads
+        the lazily-read files first."""
+        self._ensure_sys(SYS_ALL)
         cdef SysState* sy = &self.sys
         cdef uint32_t pv = sy.psi_valid
         mem_some = tuple(np.float32(sy.mem_some[i]) for i in range(3)) if pv & 1 else None
@@ -1916,6 +2257,10 @@ cdef class Reader:
             "io_full_total": sy.io_full_total if pv & 128 else None,
         }
 
+    def vmstat_sample(self):
+        """(vmstat readable, pswpout or None) of this tick."""
+        return bool(self.sys.vmstat_ok), (self.sys.pswpout if self.sys.pswpout_ok else None)
+
     def meminfo_bytes(self):
         return None if self.meminfo_raw == NULL else self.meminfo_raw[:self.meminfo_len]
 
@@ -1925,14 +2270,16 @@ cdef class Reader:
     # ---- accounting -------------------------------------------------------------------------
 
     def drain_logs(self):
-        """[(row, file kind, error kind, errno)] queued since the last call, and how many were
-        dropped because the queue was full."""
+        """[(row, file kind, error kind, errno)] queued since the last call, how many were
+        dropped because the queue was full, and how many reads failed for lack of fds."""
         out = [(self.plog[i].row, self.plog[i].kind, self.plog[i].err, self.plog[i].errnum)
                for i in range(self.nplog)]
         dropped = self.plog_dropped
+        exhausted = self.n_fd_exhausted
         self.nplog = 0
         self.plog_dropped = 0
-        return out, dropped
+        self.n_fd_exhausted = 0
+        return out, dropped, exhausted
 
     def counters(self):
         """Per error kind and file: {"malformed": {"memory.stat": 3}, ...} plus I/O totals."""
@@ -1946,12 +2293,18 @@ cdef class Reader:
         out["opens"] = self.n_opens
         out["listings"] = self.n_listings
         out["alive_checks"] = self.n_alive_checks
+        out["dir_events"] = self.n_events
+        out["dir_event_overflows"] = self.n_overflows
+        out["watches"] = len(self._wd_rows)
+        out["parks"] = self.n_parks
+        out["unparks"] = self.n_unparks
+        out["parked"] = sum(1 for r in range(self.capacity) if self.live[r] and self.dirfd[r] < 0)
         return out
 
     def file_fd_count(self):
         cdef int r, k, n = 0
         for r in range(self.capacity):
-            if self.dirfd[r] >= 0:
+            if self.live[r]:
                 for k in range(NFILE):
                     if self.ffd[r, k] >= 0:
                         n += 1
@@ -2015,16 +2368,21 @@ cdef class RawFds:
                     if keep_files and dfd >= 0 else -1
                 i += 1
 
-    def __dealloc__(self):
+    def close(self):
         cdef Py_ssize_t i
         cdef int last = -1
         if self.fds != NULL:
             for i in range(self.n):
                 if self.fds[i] >= 0:
                     c_close(self.fds[i])
+                    self.fds[i] = -1
                 if self.dfds[i] >= 0 and self.dfds[i] != last:
                     c_close(self.dfds[i])
                     last = self.dfds[i]
+                self.dfds[i] = -1
+
+    def __dealloc__(self):
+        self.close()
         free(self.fds)
         free(self.dfds)
         free(self.names)
@@ -2057,4 +2415,62 @@ cdef class RawFds:
                         if got > 0:
                             tot += got
                         c_close(fd)
+        return tot
+
+
+cdef class RawPaths:
+    """The physical limit under an fd limit: file fds kept for the first `max_fds` paths and
+    pread at offset 0; the rest open(path) + read + close each time. No parsing."""
+    cdef int* fds
+    cdef list _paths
+    cdef const char** cp
+    cdef readonly Py_ssize_t n, kept
+
+    def __cinit__(self, list paths, Py_ssize_t max_fds):
+        self.n = len(paths)
+        self._paths = [p.encode() if isinstance(p, str) else p for p in paths]
+        self.fds = <int*>malloc(max(1, self.n) * sizeof(int))
+        self.cp = <const char**>malloc(max(1, self.n) * sizeof(char*))
+        self.kept = 0
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            self.cp[i] = <const char*>self._paths[i]
+            self.fds[i] = -1
+            if self.kept < max_fds:
+                self.fds[i] = c_open(self.cp[i], O_RDONLY | O_CLOEXEC)
+                if self.fds[i] >= 0:
+                    self.kept += 1
+
+    def close(self):
+        cdef Py_ssize_t i
+        if self.fds != NULL:
+            for i in range(self.n):
+                if self.fds[i] >= 0:
+                    c_close(self.fds[i])
+                    self.fds[i] = -1
+        self.kept = 0
+
+    def __dealloc__(self):
+        self.close()
+        free(self.fds)
+        free(self.cp)
+
+    def read_all(self):
+        cdef char buf[65536]
+        cdef Py_ssize_t i
+        cdef int64_t tot = 0
+        cdef ssize_t got
+        cdef int fd
+        with nogil:
+            for i in range(self.n):
+                if self.fds[i] >= 0:
+                    got = c_pread(self.fds[i], buf, sizeof(buf), 0)
+                else:
+                    fd = c_open(self.cp[i], O_RDONLY | O_CLOEXEC)
+                    if fd < 0:
+                        continue
+                    got = c_read(fd, buf, sizeof(buf))
+                    c_close(fd)
+                if got > 0:
+                    tot += got
         return tot

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 
 from oomd import __version__, parsing
+from oomd.fs import cgroup2_mount
 from oomd.plugin import DEFAULT_HDD_COEFFS, DEFAULT_SSD_COEFFS
 
 DEFAULT_CONFIG = "/etc/oomd.json"
@@ -85,19 +86,6 @@ class Options:
     metrics_textfile: str | None = None
     metrics_listen: str | None = None
     protect: bool = True
-
-
-def cgroup2_mount(mounts: str = "/proc/mounts") -> str | None:
-    """The mount point of the first ``cgroup2`` entry (third field), or None."""
-    try:
-        with open(mounts) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 3 and parts[2] == "cgroup2":
-                    return parts[1]
-    except OSError:
-        return None
-    return None
 
 
 def parse_interval(text: str) -> float:

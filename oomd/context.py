@@ -12,7 +12,6 @@ child lists are cached and only rebuilt when a directory listing changed.
 from __future__ import annotations
 
 import errno as _errno
-import logging
 import math
 import os
 import resource
@@ -22,7 +21,7 @@ from typing import Iterable
 
 import numpy as np
 
-from oomd import _fastcg
+from oomd import _fastcg, logs
 from oomd.cgpath import CgroupPatterns, split_components
 from oomd.stats import Stats
 
@@ -42,16 +41,8 @@ _D = _fastcg.D
 _DT_DIR, _DT_LNK, _DT_UNKNOWN = 4, 10, 0
 _GLOB_MAGIC = frozenset("*?[\\")
 
-_logger = logging.getLogger("oomd")
-
-
 def _log(msg: str) -> None:
-    try:
-        from oomd import logs  # the lead's non-blocking logger, once it exists
-    except ImportError:
-        _logger.warning(msg)
-    else:
-        logs.log(msg)
+    logs.log(msg, logs.WARNING, depth=2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,9 +125,10 @@ def _metric_table() -> dict[str, Metric]:
 METRICS: dict[str, Metric] = _metric_table()
 
 
-def fd_budget_from_rlimit(reserve_fraction: float = 0.1, min_reserve: int = 128) -> int:
+def fd_budget_from_rlimit() -> int:
     """How many fds the reader may hold: RLIMIT_NOFILE's soft limit, first raised to the hard
-    limit, minus a reserve of max(128, 10 %) for everything else the daemon opens."""
+    limit, minus a reserve of max(256, 2 %) for everything else the daemon opens (kill
+    procedure, logging, sockets, drop-ins): 19,600 of the usual 20,000."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and soft != hard:
         try:
@@ -145,7 +137,7 @@ def fd_budget_from_rlimit(reserve_fraction: float = 0.1, min_reserve: int = 128)
         except (ValueError, OSError):
             pass
     limit = soft if soft != resource.RLIM_INFINITY else 1 << 20
-    return max(0, limit - max(min_reserve, int(limit * reserve_fraction)))
+    return max(0, limit - max(256, limit // 50))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,43 +260,56 @@ for _m in METRICS:
 
 
 class SystemContext:
-    """System-wide values of this tick (reference §5.5)."""
+    """System-wide values of this tick (reference §5.5). /proc/vmstat is read at every refresh
+    (the swap-out rates need every sample); the other files on first use in the tick."""
 
-    __slots__ = ("_reader", "_vals", "_meminfo", "_vmstat", "swapout_bps", "swapout_bps_60",
+    __slots__ = ("_ctx", "_vals", "_meminfo", "_vmstat", "swapout_bps", "swapout_bps_60",
                  "swapout_bps_300")
 
-    def __init__(self, reader, vals: dict, swapout=(0.0, 0.0, 0.0)) -> None:
-        self._reader = reader
-        self._vals = vals
+    def __init__(self, ctx: "OomdContext", swapout=(0.0, 0.0, 0.0)) -> None:
+        self._ctx = ctx
+        self._vals = None
         self._meminfo = None
         self._vmstat = None
         self.swapout_bps, self.swapout_bps_60, self.swapout_bps_300 = swapout
+
+    def _v(self, key):
+        if self._vals is None:
+            self._vals = self._ctx._r.system()
+            self._ctx._drain_logs()
+        return self._vals[key]
 
     @property
     def meminfo(self) -> dict[str, int]:
         """/proc/meminfo, values in bytes (empty if unreadable)."""
         if self._meminfo is None:
-            raw = self._reader.meminfo_bytes()
+            self._v("mem_total")
+            raw = self._ctx._r.meminfo_bytes()
             self._meminfo = {} if raw is None else _fastcg.parse_meminfo_dict(raw)
         return self._meminfo
 
     @property
     def vmstat(self) -> dict[str, int]:
-        """/proc/vmstat (empty if unreadable)."""
+        """/proc/vmstat (empty if unreadable); malformed lines are counted and skipped."""
         if self._vmstat is None:
-            raw = self._reader.vmstat_bytes()
-            self._vmstat = {} if raw is None else _fastcg.parse_vmstat_dict(raw)[0]
+            raw = self._ctx._r.vmstat_bytes()
+            if raw is None:
+                self._vmstat = {}
+            else:
+                self._vmstat, bad = _fastcg.parse_vmstat_dict(raw)
+                if bad:
+                    self._ctx._system_problem("vmstat", "malformed", 0)
         return self._vmstat
 
-    swap_total = property(lambda self: self._vals["swap_total"], doc="bytes, /proc/swaps")
-    swap_used = property(lambda self: self._vals["swap_used"], doc="bytes, /proc/swaps")
-    swappiness = property(lambda self: self._vals["swappiness"] or 0)
-    mem_total = property(lambda self: self._vals["mem_total"])
-    mem_free = property(lambda self: self._vals["mem_free"])
-    mem_pressure = property(lambda self: self._vals["mem_full"], doc="root full PSI or None")
-    mem_pressure_some = property(lambda self: self._vals["mem_some"])
-    io_pressure = property(lambda self: self._vals["io_full"])
-    io_pressure_some = property(lambda self: self._vals["io_some"])
+    swap_total = property(lambda self: self._v("swap_total"), doc="bytes, /proc/swaps")
+    swap_used = property(lambda self: self._v("swap_used"), doc="bytes, /proc/swaps")
+    swappiness = property(lambda self: self._v("swappiness") or 0)
+    mem_total = property(lambda self: self._v("mem_total"))
+    mem_free = property(lambda self: self._v("mem_free"))
+    mem_pressure = property(lambda self: self._v("mem_full"), doc="root full PSI or None")
+    mem_pressure_some = property(lambda self: self._v("mem_some"))
+    io_pressure = property(lambda self: self._v("io_full"))
+    io_pressure_some = property(lambda self: self._v("io_some"))
 
 
 @dataclass
@@ -321,6 +326,9 @@ class _Monitored:
 class OomdContext:
     """The per-tick view plugins read (docs/design.md).
 
+    Problems with files are never raised: each is counted (``read_stats``) and logged once
+    per row and file, at most ``MAX_LOGS_PER_TICK`` lines a tick.
+
     ``devices``: (major, minor, is_hdd) triples whose io.stat lines count for io cost, with
     ``ssd_coeffs``/``hdd_coeffs`` (6 floats each, oomd's order). ``interval``: the tick interval
     in seconds (swap-out rate, as oomd's ``--interval``). ``cache_files``: None decides from
@@ -331,6 +339,8 @@ class OomdContext:
     ``cgroup.controllers`` each tick (fake trees that tests rewrite). ``fd_budget``: None
     derives it from RLIMIT_NOFILE (``fd_budget_from_rlimit``).
     """
+
+    MAX_LOGS_PER_TICK = 64
 
     def __init__(
         self,
@@ -374,19 +384,26 @@ class OomdContext:
         self._monitored: list[_Monitored] = []
         self._deferred: list[int] = []
         self._epoch = 0
+        self._pcache_version = 0
+        self._deps_key = None
+        self._deps = np.empty(0, dtype=np.int32)
         self._retry_opens = False
+        self.starved_tick = -1  # last tick in which a read or open failed for lack of fds/memory
         self._in_refresh = False
         self._ctx_stats = {"evicted": 0, "rows_opened": 0, "resolutions": 0,
                            "listings_parsed": 0, "system_malformed": 0,
                            "system_unreadable": 0, "logs_dropped": 0,
-                           "dir_vanished": 0, "dir_unopenable": 0}
+                           "fd_exhausted": 0, "dir_vanished": 0, "dir_unopenable": 0}
         self._sys_logged: set[tuple[str, str]] = set()
+        self._fd_logged_tick = -1
+        self._logged_tick = -1
+        self._logged_this_tick = 0
         self._prev_pswpout: int | None = None
         self._prev_vmstat_ok = False
         self._swapout = (0.0, 0.0, 0.0)
         self._f60 = math.exp(-interval / 60.0)
         self._f300 = math.exp(-interval / 300.0)
-        self.system = SystemContext(self._r, self._r.system())
+        self.system = SystemContext(self)
         self._open_root()
 
     # ---- configuration ----------------------------------------------------------------------
@@ -406,6 +423,7 @@ class OomdContext:
                     derived.add(name)
             mon[patterns] = (kinds, derived)
         self._monitored = [_Monitored(p, k, tuple(sorted(d))) for p, (k, d) in mon.items()]
+        self._pcache_version += 1
         cacheable = 0
         for m in self._monitored:
             cacheable |= m.kinds
@@ -450,34 +468,31 @@ class OomdContext:
             self._in_refresh = False
         self._drain_logs()
 
+    def _system_problem(self, fname: str, problem: str, err: int) -> None:
+        self._ctx_stats["system_" + problem] += 1
+        if (fname, problem) not in self._sys_logged:
+            self._sys_logged.add((fname, problem))
+            why = f" ({os.strerror(err)})" if err else ""
+            _log(f"[context] {os.path.join(self.proc_root, fname)}: {problem}{why}")
+
     def _read_system(self) -> None:
-        r = self._r
-        for fname, problem, err in r.read_system():
-            self._ctx_stats["system_" + problem] += 1
-            if (fname, problem) not in self._sys_logged:
-                self._sys_logged.add((fname, problem))
-                why = f" ({os.strerror(err)})" if err else ""
-                _log(f"[context] {os.path.join(self.proc_root, fname)}: {problem}{why}")
-        vals = r.system()
+        """Swap-out rates from this tick's vmstat sample (read by the reader's begin_tick)."""
+        vmstat_ok, pswpout = self._r.vmstat_sample()
         bps = avg60 = avg300 = 0.0
-        pswpout = vals["pswpout"]
-        if vals["vmstat_ok"]:
+        if vmstat_ok:
             if pswpout is None:
-                self._ctx_stats["system_malformed"] += 1
-                if ("vmstat", "pswpout") not in self._sys_logged:
-                    self._sys_logged.add(("vmstat", "pswpout"))
-                    _log(f"[context] {os.path.join(self.proc_root, 'vmstat')}: no pswpout")
+                self._system_problem("vmstat", "malformed", 0)
             elif self._prev_vmstat_ok and self._prev_pswpout is not None:
                 bps = (pswpout - self._prev_pswpout) * 4096.0 / self.interval
                 avg60 = bps + self._f60 * (self._swapout[1] - bps)
                 avg300 = bps + self._f300 * (self._swapout[2] - bps)
-        self._prev_vmstat_ok = vals["vmstat_ok"]
+        self._prev_vmstat_ok = vmstat_ok
         self._prev_pswpout = pswpout
         self._swapout = (bps, avg60, avg300)
-        self.system = SystemContext(r, vals, self._swapout)
+        self.system = SystemContext(self, self._swapout)
 
     def _live_rows(self) -> np.ndarray:
-        return np.flatnonzero(self._r.cols["dirfd"] >= 0).astype(np.int32)
+        return np.flatnonzero(self._r.cols["live"]).astype(np.int32)
 
     def _evict_vanished(self) -> None:
         """Reference §5.2: a row whose directory lost ``cgroup.controllers`` is evicted. Off
@@ -518,14 +533,20 @@ class OomdContext:
                     self._retire(int(row))
 
     def _monitored_deps(self) -> np.ndarray:
+        key = (self._epoch, self._pcache_version, len(self._monitored))
+        if self._deps_key == key:
+            return self._deps
         deps = []
         for m in self._monitored:
             c = self._pcache.get(m.patterns)
             if c is not None and c[0] == self._epoch:
                 deps.append(c[1])
+        self._deps_key = key
         if not deps:
-            return np.empty(0, dtype=np.int32)
-        return np.unique(np.concatenate(deps)).astype(np.int32)
+            self._deps = np.empty(0, dtype=np.int32)
+        else:
+            self._deps = np.unique(np.concatenate(deps)).astype(np.int32)
+        return self._deps
 
     # ---- rows -------------------------------------------------------------------------------
 
@@ -570,6 +591,8 @@ class OomdContext:
             # in the resolutions, so they are redone next tick and the open retried.
             gone = -res in (_errno.ENOENT, _errno.ENOTDIR)
             self._ctx_stats["dir_vanished" if gone else "dir_unopenable"] += 1
+            if -res in (_errno.EMFILE, _errno.ENFILE, _errno.ENOMEM):
+                self.starved_tick = self.tick
             key = ("open-dir", str(-res))
             if not gone:
                 self._retry_opens = True
@@ -649,7 +672,7 @@ class OomdContext:
         self._ctx_stats["listings_parsed"] += 1
         ents: dict[str, tuple[int, int]] = {}
         bnames: list[tuple[bytes, str]] = []
-        dfd = int(r.cols["dirfd"][d])
+        dfd = r.dirfd_of(d)
         for bname, ino, dtype in r.dir_entries(d):
             name = os.fsdecode(bname)
             if dtype == _DT_DIR:
@@ -701,6 +724,7 @@ class OomdContext:
         rows, deps = self._resolve_uncached(patterns)
         deps = np.unique(np.asarray(deps, dtype=np.int32))
         self._pcache[patterns] = (self._epoch, deps, r.cols["gen"][deps].copy(), rows)
+        self._pcache_version += 1
         self._resolved[patterns] = rows
         return rows
 
@@ -791,7 +815,7 @@ class OomdContext:
     def dir_fd(self, row: int) -> int:
         """The row's open directory fd (kill code only; do not read the directory through it:
         the reader lists directories with it)."""
-        return int(self._r.cols["dirfd"][row])
+        return self._r.dirfd_of(row)
 
     def row_of(self, relpath: str) -> int | None:
         """The row of a cgroup path, opening it (and its ancestors) if it exists."""
@@ -839,6 +863,17 @@ class OomdContext:
             self._compute_protection(rows)
         elif d == "eswap":
             self._compute_eswap(rows)
+
+    def prefetch(self, metrics: Iterable[str], rows) -> None:
+        """Read the files behind several metrics for rows in one pass (one directory visit per
+        row), e.g. every column a kill ranking needs before it asks for them one by one."""
+        kinds = 0
+        for name in metrics:
+            kinds |= METRICS[name].kinds
+        rows = self._rows(rows)
+        if kinds and len(rows):
+            self._r.load(rows, kinds)
+            self._drain_logs()
 
     def get(self, metric: str, rows) -> tuple[np.ndarray, np.ndarray]:
         """(values, valid) of a metric for rows, reading whatever is not yet read this tick
@@ -939,11 +974,34 @@ class OomdContext:
 
     # ---- accounting -----------------------------------------------------------------------
 
+    @property
+    def starved(self) -> bool:
+        """True if, this tick, a cgroup could not be opened or read for lack of file descriptors
+        or memory: what the context shows may then be incomplete (a cgroup may be missing)."""
+        self._drain_logs()
+        return self.starved_tick == self.tick
+
     def _drain_logs(self) -> None:
-        pending, dropped = self._r.drain_logs()
+        for fname, problem, err in self._r.drain_system_problems():
+            self._system_problem(fname, problem, err)
+        pending, dropped, exhausted = self._r.drain_logs()
         if dropped:
             self._ctx_stats["logs_dropped"] += dropped
+        if exhausted:
+            self.starved_tick = self.tick
+            self._ctx_stats["fd_exhausted"] += exhausted
+            if self._fd_logged_tick != self.tick:
+                self._fd_logged_tick = self.tick
+                _log(f"[context] out of file descriptors: {exhausted} reads failed this tick "
+                     f"(fd budget {self._r.fd_budget}, {self._r.open_fds} open)")
         for row, kind, err, errnum in pending:
+            if self._logged_tick != self.tick:
+                self._logged_tick = self.tick
+                self._logged_this_tick = 0
+            self._logged_this_tick += 1
+            if self._logged_this_tick > self.MAX_LOGS_PER_TICK:
+                self._ctx_stats["logs_dropped"] += 1
+                continue
             path = self._path.get(row, f"<row {row}>")
             fname = _fastcg.FILE_NAMES[kind]
             why = f" ({os.strerror(errnum)})" if errnum else ""
@@ -961,13 +1019,29 @@ class OomdContext:
             out[kind] = sum(per.values())
             for fname, n in per.items():
                 out[f"{kind}:{fname}"] = n
-        for key in ("ok", "reads", "preads", "opens", "listings", "alive_checks"):
+        for key in ("ok", "reads", "preads", "opens", "listings", "alive_checks", "dir_events",
+                    "dir_event_overflows", "watches", "parks", "unparks", "parked"):
             out[key] = c[key]
         out.update(self._ctx_stats)
         out["rows"] = self._r.nrows
         out["open_fds"] = self._r.open_fds
         out["fd_budget"] = self._r.fd_budget
         return out
+
+    def close(self) -> None:
+        """Close every fd the context holds (rows, cached files, inotify). The context can
+        refresh again afterwards (it re-opens what it needs)."""
+        self._r.close()
+        self._path.clear()
+        self._by_path.clear()
+        self._kids.clear()
+        self._dirs.clear()
+        self._ccache.clear()
+        self._pcache.clear()
+        self._pcache_version += 1
+        self._resolved.clear()
+        self._deferred.clear()
+        self._epoch += 1
 
     @property
     def nrows(self) -> int:
@@ -999,6 +1073,7 @@ def rank_memory_size_or_growth(ctx: OomdContext, rows, *, size_threshold: int = 
     keep the input order (resolve() order: relative path)."""
     rows = ctx._rows(rows)
     n = len(rows)
+    ctx.prefetch(("current_usage", "effective_usage", "memory_growth", "kill_preference"), rows)
     cur, cv = ctx.get("current_usage", rows)
     cur = np.where(cv, cur, 0)
     eff, ev = ctx.get("effective_usage", rows)

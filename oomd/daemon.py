@@ -18,12 +18,13 @@ import sys
 import time
 
 from oomd import logs, plugin, protect
-from oomd.cli import Options, cgroup2_mount
+from oomd.cli import Options
 from oomd.config.compiler import Compiler
 from oomd.config.parser import parse_file
 from oomd.dropins import DropIns
 from oomd.engine import EngineObserver
 from oomd.errors import ConfigError
+from oomd.fs import cgroup2_mount
 from oomd.kmsg import Kmsg
 from oomd.stats import Stats
 
@@ -204,6 +205,9 @@ class Daemon:
     def main(self) -> int:
         from oomd.logs_journal import stderr_is_journal
 
+        # Block the handled signals before any thread exists, so every thread inherits the mask
+        # and the signals stay pending for the loop's sigtimedwait (between ticks).
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         logs.setup(journal=stderr_is_journal())
         try:
             return self._main()
@@ -211,6 +215,7 @@ class Daemon:
             self.shutdown()
             logs.flush()
             logs.shutdown()
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
     def _main(self) -> int:
         self.load_plugins()
@@ -339,19 +344,16 @@ class Daemon:
             protect.freeze_gc()  # start-up garbage is done; keep the collector off the tick
 
     def loop(self) -> int:
-        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
-        try:
-            next_tick = self.clock() + self.o.interval
-            while self.o.max_ticks is None or self.ticks < self.o.max_ticks:
-                sig = signal.sigtimedwait(HANDLED_SIGNALS, max(0.0, next_tick - self.clock()))
-                if sig is not None:
-                    if sig.si_signo == signal.SIGHUP:
-                        self.reload()
-                        continue
-                    logs.log(f"Received signal {sig.si_signo}. Exiting!")
-                    return EXIT_OK
-                next_tick = max(next_tick + self.o.interval, self.clock())
-                self.tick()
-            return EXIT_OK
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        """Tick every ``interval``; the wait for the next tick is a wait for signals."""
+        next_tick = self.clock() + self.o.interval
+        while self.o.max_ticks is None or self.ticks < self.o.max_ticks:
+            sig = signal.sigtimedwait(HANDLED_SIGNALS, max(0.0, next_tick - self.clock()))
+            if sig is not None:
+                if sig.si_signo == signal.SIGHUP:
+                    self.reload()
+                    continue
+                logs.log(f"Received signal {sig.si_signo}. Exiting!")
+                return EXIT_OK
+            next_tick = max(next_tick + self.o.interval, self.clock())
+            self.tick()
+        return EXIT_OK

@@ -31,6 +31,19 @@ def read_meminfo(path: str = "/proc/meminfo") -> dict[str, int]:
         return parse_meminfo(f.read(MEMINFO_MAX_CHARS))
 
 
+def cgroup2_mount(mounts: str = "/proc/mounts") -> str | None:
+    """The mount point of the first ``cgroup2`` entry (third field), or None (reference §9.2)."""
+    try:
+        with open(mounts) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2] == "cgroup2":
+                    return parts[1]
+    except OSError:
+        return None
+    return None
+
+
 def parse_vmstat(text: str) -> dict[str, int]:
     """``key value`` lines; a line whose value is not a number is skipped (oomd aborts)."""
     out: dict[str, int] = {}

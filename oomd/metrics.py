@@ -26,8 +26,8 @@ name                                     type      meaning
 ``pyoomd_detector_group_fired``          gauge     1 if the detector group fired this tick, labels
                                                    ``ruleset``, ``detector_group``
 ``pyoomd_kills_total``                   counter   kill attempts, labels ``ruleset``, ``plugin``,
-                                                   ``outcome`` (``killed``, ``dry_run``,
-                                                   ``failed``...)
+                                                   ``outcome`` (``killed``, ``dry``,
+                                                   ``failed``, ``skipped``)
 ``pyoomd_fire_to_kill_seconds``          histogram detector group firing to kill, label
                                                    ``ruleset``
 ``pyoomd_config_reloads_total``          counter   SIGHUP reloads, label ``result`` (``ok``,

@@ -79,7 +79,8 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def _float_prefix(text: str) -> float:
+def _float_prefix(text: str) -> tuple[float, str]:
+    """The value of the leading number and its text (without sign)."""
     m = _FLOAT_PREFIX.match(text)
     if not m:
         raise ValueError(f"{text!r} is not a number")
@@ -91,21 +92,37 @@ def _float_prefix(text: str) -> float:
             raise ValueError(f"{text!r} is out of range for a double") from None
     else:
         value = float(body)
-    return -value if m.group(1) == "-" else value
+    return (-value if m.group(1) == "-" else value), body
+
+
+FLT_MAX, FLT_MIN, DBL_MIN = 3.4028234663852886e38, 1.1754943508222875e-38, 2.2250738585072014e-308
+
+
+def _out_of_range(value: float, body: str, largest: float, smallest: float) -> bool:
+    """strtod/strtof report ERANGE, so stod/stof throw, on overflow and on underflow (a
+    number that is not zero but below the smallest normal value)."""
+    if math.isnan(value) or body[:1] in "iI":
+        return False
+    if abs(value) > largest:
+        return True
+    if value != 0:
+        return abs(value) < smallest
+    mantissa = re.split(r"[eEpP]", body[2:] if body[:2].lower() == "0x" else body)[0]
+    return bool(re.search(r"[1-9a-fA-F]", mantissa))
 
 
 def double_parse(text: str) -> float:
     """``std::stod``: a leading decimal/hex float, ``inf`` or ``nan``; trailing garbage ignored."""
-    value = _float_prefix(text)
-    if math.isinf(value) and "inf" not in text.lower():
+    value, body = _float_prefix(text)
+    if _out_of_range(value, body, 1.7976931348623157e308, DBL_MIN):
         raise ValueError(f"{text!r} is out of range for a double")
     return value
 
 
 def float_parse(text: str) -> float:
     """``std::stof``: as ``double_parse`` but the value must fit a float32."""
-    value = double_parse(text)
-    if math.isfinite(value) and abs(value) > 3.4028234663852886e38:
+    value, body = _float_prefix(text)
+    if _out_of_range(value, body, FLT_MAX, FLT_MIN):
         raise ValueError(f"{text!r} is out of range for a float")
     return value
 

@@ -26,6 +26,7 @@ import resource
 from dataclasses import dataclass, field
 from typing import Callable
 
+from oomd.fs import cgroup2_mount
 from oomd.logs_journal import SD_INFO, SD_WARNING, stderr_log
 
 MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
@@ -120,17 +121,6 @@ def own_cgroup(proc_root: str = "/proc") -> str | None:
     for line in text.splitlines():
         if line.startswith("0::"):
             return line[3:]
-    return None
-
-
-def cgroup2_mount(proc_root: str = "/proc") -> str | None:
-    text = _read(f"{proc_root}/mounts")
-    if text is None:
-        return None
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) > 2 and parts[2] == "cgroup2":
-            return parts[1]
     return None
 
 
@@ -229,7 +219,7 @@ def protection_report(
                  MlockResult(False, 0, "mlockall not called"))
 
     cg = own_cgroup(proc_root)
-    mount = cgroup_fs if cgroup_fs is not None else cgroup2_mount(proc_root)
+    mount = cgroup_fs if cgroup_fs is not None else cgroup2_mount(f"{proc_root}/mounts")
     mem_min = mem_low = None
     if cg is not None and mount is not None:
         base = mount.rstrip("/") + (cg if cg != "/" else "")

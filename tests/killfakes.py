@@ -1,8 +1,5 @@
 """Fakes for kill-plugin tests: a context with injected values and a killer that only records.
 
-(Self-contained on purpose: ``from conftest import ...`` is ambiguous once more than one
-conftest.py is imported in a session.)
-
 ``FakeContext`` implements the ``OomdContext`` contract of docs/design.md over a dict
 ``{relpath: {metric: value}}`` (like oomd's ``TestHelper::setCgroupData``): rows are numbered in
 insertion order (which is also the children's "directory order"), ``resolve`` globs each
@@ -23,6 +20,8 @@ from oomd.config.parser import parse_string
 from oomd.kill import KillResult
 from oomd.plugin import PluginConstructionContext
 from oomd.stats import Stats
+from support import FakeClock
+
 
 PRESSURES = {"mem_pressure", "mem_pressure_some", "io_pressure", "io_pressure_some"}
 FLOATS = {"io_cost_cumulative", "io_cost_rate", "memory_growth", "effective_swap_util_pct"}
@@ -42,39 +41,6 @@ def _dtype(metric: str):
     if metric == "id":
         return np.uint64
     return np.int64
-
-
-class FakeClock:
-    """A monotonic clock the test steps by hand."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class StubContext:
-    """Just what the engine needs from a context, for plugins that read no cgroup."""
-
-    def __init__(self, stats=None) -> None:
-        self.tick = 0
-        self.now = 0.0
-        self.stats = stats or Stats()
-        self.action_context = None
-        self.invoking_ruleset = None
-        self.engine = None
-        self.kmsg = None
-
-    def set_monitored(self, entries) -> None:
-        self.monitored = list(entries)
-
-    def refresh(self, now: float) -> None:
-        self.tick += 1
-        self.now = now
 
 
 class FakeContext:

@@ -37,6 +37,7 @@ class StubContext:
         self.action_context = None
         self.invoking_ruleset = None
         self.engine = None
+        self.kmsg = None
         self.monitored = []
 
     def set_monitored(self, entries) -> None:

@@ -130,20 +130,23 @@ class Compiler:
         return Engine(rulesets, hooks, clock=self.clock, stats=self.context.stats)
 
     def compile_drop_in(self, base: ir.Root, dropin: ir.Root) -> DropInUnit:
-        """Each drop-in ruleset is merged into a fresh copy of its base ruleset (§2.5)."""
+        """Each drop-in ruleset is merged into a fresh copy of its base ruleset (§2.5).
+
+        Errors in the drop-in name the drop-in's file; the base copy compiles as the base did.
+        """
+        own = Compiler(self.context, dropin.file, self.clock)
+        base_compiler = Compiler(self.context, base.file, self.clock)
         rulesets = []
         for drs in dropin.rulesets:
             target = next((rs for rs in base.rulesets if rs.name == drs.name), None)
             if target is None:
-                raise self.error(key_path(drs.path, "name"), f"Could not locate targeted ruleset={drs.name}")
-            copy = Compiler(self.context, base.file, self.clock).ruleset(target)
-            compiled = self.ruleset(drs, dropin=True)
-            why = copy.merge_with_drop_in(compiled)
+                raise own.error(key_path(drs.path, "name"), f"Could not locate targeted ruleset={drs.name}")
+            copy = base_compiler.ruleset(target)
+            why = copy.merge_with_drop_in(own.ruleset(drs, dropin=True))
             if why is not None:
-                raise self.error(drs.path, f"{why}; Could not merge drop in ruleset={drs.name}")
+                raise own.error(drs.path, f"{why}; Could not merge drop in ruleset={drs.name}")
             rulesets.append(copy)
-        hooks = self.prekill_hooks(dropin.prekill_hooks)
-        return DropInUnit(rulesets, hooks)
+        return DropInUnit(rulesets, own.prekill_hooks(dropin.prekill_hooks))
 
 
 def compile_config(root: ir.Root, context: PluginConstructionContext,

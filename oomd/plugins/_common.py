@@ -1,4 +1,4 @@
-"""Helpers shared by several plugins (not a plugin: the leading underscore keeps it unregistered)."""
+"""Helpers shared by several plugins (the leading underscore keeps this module unregistered)."""
 
 from __future__ import annotations
 

@@ -251,6 +251,13 @@ class BaseKillPlugin(BasePlugin):
     def _try_to_kill_something(self, ctx, initial: np.ndarray) -> KillResult:
         ranked = self.rank(ctx, initial)
         self.dump(ctx, ranked)
+        if getattr(ctx, "starved", False):
+            # Out of fds or memory this tick: a candidate may be missing or unread, so the
+            # ranking may be wrong. Never kill on a failed read; the detectors will ask again.
+            logs.log("Not killing: cgroups could not be read this tick (out of file descriptors "
+                     "or memory); retrying next tick", logs.WARNING)
+            report_kill(ctx, self.name, "skipped")
+            return KillResult.FAILED
         stack = [_Candidate(int(r), ranked) for r in ranked[::-1].tolist()]
         return self._search(ctx, stack)
 

@@ -1,11 +1,13 @@
 """``kernel_panic``: crash the machine through sysrq (reference §4.20; oomd HEAD's
 ``plugins/KernelPanic.cpp``, which the 0.5.0 binary does not ship).
 
-Because it takes the whole host down, it refuses to do anything unless the config says
-``"confirm": "crash-the-host"``; without it, init fails. ``dry`` logs instead of crashing.
+Because it takes the whole host down, it refuses to load unless the config says
+``"confirm": "crash-the-host"``. ``dry`` (or ``--dry-run``) logs instead of crashing.
 """
 
 from __future__ import annotations
+
+import os
 
 from oomd import logs, parsing
 from oomd.errors import PluginArgError
@@ -37,9 +39,17 @@ class KernelPanic(BasePlugin):
         logs.log("Triggering a kernel panic")
         logs.flush()
         try:
-            with open(self.sysrq_trigger, "w") as f:
-                f.write("c")
-        except OSError as e:
-            logs.log(f"Failed to trigger a kernel panic: {e.strerror}", logs.ERR)
+            fd = os.open(self.sysrq_trigger, os.O_WRONLY)
+        except OSError:
+            logs.log(f"Failed to open {self.sysrq_trigger}")
+            return PluginRet.CONTINUE
+        try:
+            written = os.write(fd, b"c")
+        except OSError:
+            written = 0
+        finally:
+            os.close(fd)
+        if written != 1:
+            logs.log("Failed to trigger kernel panic")
             return PluginRet.CONTINUE
         return PluginRet.STOP

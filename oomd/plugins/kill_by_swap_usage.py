@@ -17,7 +17,7 @@ from oomd.errors import PluginArgError
 from oomd.plugin import Arg, register
 from oomd.plugins._common import mb
 from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, column
-from oomd.procfs import read_meminfo
+from oomd import fs
 
 
 @register("kill_by_swap_usage")
@@ -31,7 +31,10 @@ class KillSwapUsage(BaseKillPlugin):
     def setup(self, context) -> None:
         super().setup(context)
         path = self.meminfo_location or os.path.join(context.proc_root, "meminfo")
-        meminfo = read_meminfo(path) or {}
+        try:
+            meminfo = fs.read_meminfo(path)
+        except OSError:
+            meminfo = {}  # as oomd: no meminfo, SwapTotal 0
         self.swap_total = int(meminfo.get("SwapTotal", 0))
         self.threshold = 1
         if self.threshold_text is not None:

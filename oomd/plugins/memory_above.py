@@ -26,13 +26,14 @@ class MemoryAbove(BasePlugin):
 
     def init(self, resources, args, context) -> int:
         args = dict(args)
+        arg = "meminfo_location" if "meminfo_location" in args else None
         location = args.pop("meminfo_location", os.path.join(context.proc_root, "meminfo"))
         try:
             meminfo = fs.read_meminfo(location)
         except OSError as e:
-            return self._fail(f"Could not read meminfo {location}: {e.strerror}")
+            return self._fail(f"Could not read meminfo {location}: {e.strerror}", arg)
         if "MemTotal" not in meminfo:
-            return self._fail("meminfo does not contain MemTotal")
+            return self._fail("meminfo does not contain MemTotal", arg)
         mem_total = meminfo["MemTotal"]
         name = "threshold"
         if "threshold_anon" in args:
@@ -49,35 +50,42 @@ class MemoryAbove(BasePlugin):
         self.METRICS = ("anon_usage",) if self.is_anon else ("current_usage",)
         return super().init(resources, args, context)
 
-    def _fail(self, reason: str) -> int:
-        self.init_error = PluginArgError(reason)
+    def _fail(self, reason: str, arg: str | None) -> int:
+        self.init_error = PluginArgError(reason, arg=arg)
         logs.log(reason, logs.ERR)
         return 1
 
+    def _values(self, ctx, metric: str, rows: np.ndarray) -> np.ndarray:
+        values, valid = ctx.get(metric, rows)
+        return np.where(valid, values, 0)  # oomd's value_or(0)
+
+    def _largest(self, ctx, rows: np.ndarray) -> tuple[int, str]:
+        """oomd's scan: start from 0, a strictly larger usage replaces the one kept (ties keep
+        the smallest path: rows come in path order)."""
+        if rows.size == 0:
+            return 0, ""
+        if self.debug:
+            current = self._values(ctx, "current_usage", rows)
+            anon = self._values(ctx, "anon_usage", rows)
+            for row, c, a in zip(rows, current, anon):
+                logs.log(f'cgroup "{ctx.relpath(int(row))}" memory.current={int(c)}'
+                         f"memory.stat (anon)={int(a)}")
+        values = self._values(ctx, self.METRICS[0], rows)
+        best = int(np.argmax(values))
+        if values[best] <= 0:
+            return 0, ""
+        return int(values[best]), ctx.relpath(int(rows[best]))
+
     def run(self, ctx) -> PluginRet:
-        rows = ctx.resolve(self.cgroup)
-        usage, name = 0, ""
-        if rows.size:
-            cur, cur_ok = ctx.get("current_usage", rows)
-            anon, anon_ok = ctx.get("anon_usage", rows)
-            cur = np.where(cur_ok, cur, 0)
-            anon = np.where(anon_ok, anon, 0)
-            if self.debug:
-                for r, c, a in zip(rows, cur, anon):
-                    logs.log(f'cgroup "{ctx.relpath(int(r))}" memory.current={int(c)}'
-                             f"memory.stat (anon)={int(a)}")
-            values = anon if self.is_anon else cur
-            best = int(np.argmax(values))
-            if values[best] > 0:  # oomd starts from 0 and replaces only on a strictly larger value
-                usage, name = int(values[best]), ctx.relpath(int(rows[best]))
+        usage, name = self._largest(ctx, ctx.resolve(self.cgroup))
         over = usage > self.threshold
         if over and self.debug:
             kind = "anon usage=" if self.is_anon else "memory usage="
             logs.log(f'cgroup "{name}" {kind}{usage} hit threshold={self.threshold}')
         held = self.timer.held_for(over, ctx.now)
-        if held is not None and held >= self.duration:
-            if self.debug:
-                logs.log(f'cgroup "{name}" current memory usage {mb(usage)}MB is over the '
-                         f"threshold of {mb(self.threshold)}MB for {self.duration} seconds")
-            return PluginRet.CONTINUE
-        return PluginRet.STOP
+        if held is None or held < self.duration:
+            return PluginRet.STOP
+        if self.debug:
+            logs.log(f'cgroup "{name}" current memory usage {mb(usage)}MB is over the '
+                     f"threshold of {mb(self.threshold)}MB for {self.duration} seconds")
+        return PluginRet.CONTINUE

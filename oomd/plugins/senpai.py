@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from oomd import logs, parsing
 from oomd.errors import PluginArgError
 from oomd.plugin import Arg, BasePlugin, PluginRet, register
-from oomd.procfs import read_meminfo
+from oomd import fs
 
 INT64_MAX = (1 << 63) - 1
 GIB = float(1 << 30)
@@ -79,9 +79,10 @@ class Senpai(BasePlugin):
                "effective_swap_max", "effective_swap_util_pct")
 
     def setup(self, context) -> None:
-        meminfo = read_meminfo(os.path.join(context.proc_root, "meminfo"))
-        if meminfo is None:
-            raise PluginArgError("Cannot read host MemTotal")
+        try:
+            meminfo = fs.read_meminfo(os.path.join(context.proc_root, "meminfo"))
+        except OSError:
+            raise PluginArgError("Cannot read host MemTotal") from None
         self.host_mem_total = int(meminfo.get("MemTotal", 0))
         self.proc_root = context.proc_root
         self.tracked: dict[int, _State] = {}

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
+from oomd.fs import cgroup2_mount
 from oomd.testing import faketree
 from oomd.testing.oomd_bin import find_oomd_binary, oomd_env, why_missing
 from oomd.testing.scenario import Scenario
@@ -337,19 +338,6 @@ class OomdRun:
 
 
 # ---- host facts -------------------------------------------------------------------------------
-
-
-def cgroup2_mount(mounts: str = "/proc/mounts") -> str | None:
-    """Mount point of the first cgroup2 entry, as oomd finds it (reference §9.2 step 8)."""
-    try:
-        text = Path(mounts).read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[2] == "cgroup2":
-            return parts[1]
-    return None
 
 
 def fake_cgroup_fs(tree: str | os.PathLike, mount: str | None = None) -> str:

@@ -1,10 +1,16 @@
 """Run pyoomd in-process on a ``Scenario`` and report it as an ``OomdRun``, so that
 ``oracle.compare(run_oomd(s), run_pyoomd(s))`` is one call (docs/design.md, differential testing).
 
-Ticks are driven directly (no sleeping): a fake monotonic clock advances by ``interval`` per
-tick, step k of the trajectory is applied before tick k, and each tick's log lines and kmsg lines
-are collected. The tree is written at the same place oomd's would be (pass the same ``workdir``)
-and the cgroup-fs string is built the same way.
+Ticks are driven directly (no sleeping): a fake monotonic clock starts at the real
+``time.monotonic()`` (so "seconds since the clock's origin", e.g. ``memory_reclaim`` before any
+reclaim, is the uptime as in oomd) and advances by ``interval`` per tick; step k of the
+trajectory is applied before tick k, and each tick's log lines and kmsg lines are collected. The
+tree is written at the same place oomd's would be (pass the same ``workdir``) and the cgroup-fs
+string is built the same way; the root cgroup's metrics come from the real /proc, as in oomd.
+A config that does not compile ends the run like oomd's daemon: no ticks, exit status 3.
+
+Runs share the process's logging (lines are captured through ``oomd.logs.capture``), so run
+scenarios one after another, not from several threads.
 """
 
 from __future__ import annotations
@@ -92,7 +98,8 @@ def _drive(scenario: Scenario, run: OomdRun, cgroup_fs: str, tree: Path, kmsg_pa
     try:
         with logs.capture() as startup:
             try:
-                engine = Compiler(pctx, "config.json", clock).compile(parse_string(text, "config.json"))
+                config = parse_string(text, "config.json")
+                engine = Compiler(pctx, "config.json", clock).compile(config)
             except ConfigError as e:
                 logs.log(str(e), logs.ERR)
                 logs.log("Config failed to compile", logs.ERR)
@@ -101,7 +108,7 @@ def _drive(scenario: Scenario, run: OomdRun, cgroup_fs: str, tree: Path, kmsg_pa
         if engine is None:
             run.returncode = 3
             return
-        ctx = OomdContext(cgroup_fs, devices=devices, stats=stats)
+        ctx = OomdContext(cgroup_fs, devices=devices, stats=stats, interval=interval)
         ctx.kmsg = kmsg
         seen = 0
         for number in range(1, scenario.ticks + 1):

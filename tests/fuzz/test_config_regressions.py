@@ -128,21 +128,19 @@ def test_lone_surrogate_character_in_the_text_is_a_config_error():
 # -- plugins reading meminfo at init --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("reader", ["fs", "procfs"])
-def test_meminfo_that_is_not_utf8_spoils_only_its_line(tmp_path, reader):
-    from oomd import fs, procfs
+def test_meminfo_that_is_not_utf8_spoils_only_its_line(tmp_path):
+    from oomd import fs
 
     path = tmp_path / "meminfo"
     path.write_bytes(b"MemTotal:       16000 kB\n\xd0\xff garbage:  12 kB\nSwapTotal:  8 kB\n")
-    meminfo = (fs if reader == "fs" else procfs).read_meminfo(str(path))
+    meminfo = fs.read_meminfo(str(path))
     assert meminfo["MemTotal"] == 16000 * 1024 and meminfo["SwapTotal"] == 8 * 1024
 
 
-@pytest.mark.parametrize("reader", ["fs", "procfs"])
-def test_meminfo_location_pointing_at_an_endless_file_reads_a_bounded_prefix(reader):
-    from oomd import fs, procfs
+def test_meminfo_location_pointing_at_an_endless_file_reads_a_bounded_prefix():
+    from oomd import fs
 
-    assert "MemTotal" not in (fs if reader == "fs" else procfs).read_meminfo("/dev/zero")
+    assert "MemTotal" not in fs.read_meminfo("/dev/zero")
 
 
 def _actions_config(action: dict) -> str:

@@ -16,17 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-
-def cgroup2_mount(mounts: str = "/proc/mounts") -> str | None:
-    try:
-        with open(mounts) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 3 and parts[2] == "cgroup2":
-                    return parts[1]
-    except OSError:
-        return None
-    return None
+from oomd.fs import cgroup2_mount
 
 
 def why_no_sandbox() -> str | None:

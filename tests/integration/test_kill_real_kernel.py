@@ -211,7 +211,8 @@ def test_processes_that_do_not_die_in_time_fail_the_kill(sandbox):
 def test_kill_plugin_kills_chosen_cgroup_with_descendants_and_records_it(sandbox, tmp_path):
     import re
 
-    from killfakes import FakeClock, kill_engine
+    from killfakes import kill_engine
+    from support import FakeClock
     from oomd.context import OomdContext
     from oomd.kmsg import Kmsg
     from oomd.stats import Stats

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from killfakes import FakeClock, RecordingKiller, kill_engine
-from oomd import parsing, plugin
+from killfakes import RecordingKiller, kill_engine
+from support import FakeClock
 from oomd.context import OomdContext
 from oomd.kmsg import Kmsg
 from oomd.testing import faketree as ft
@@ -27,16 +27,6 @@ from oomd.testing.oracle import parse_kmsg, run_many, unavailable_reason
 from oomd.testing.scenario import Scenario
 
 MB = 1 << 20
-
-if "exists" not in plugin.REGISTRY:
-    # the detector is not under test here: until the detectors land, a stand-in with oomd's
-    # semantics (CONTINUE when a pattern resolves to something, reference §4.3)
-    @plugin.register("exists")
-    class _Exists(plugin.BasePlugin):
-        ARGS = (plugin.Arg("cgroup", parsing.cgroup_patterns, required=True),)
-
-        def run(self, ctx):
-            return plugin.PluginRet.CONTINUE if len(ctx.resolve(self.cgroup)) else plugin.PluginRet.STOP
 
 _why = unavailable_reason()
 pytestmark = pytest.mark.skipif(_why is not None, reason=f"oracle: {_why}")

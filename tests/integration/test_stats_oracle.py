@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from oomd.fs import cgroup2_mount
 from oomd.stats import Stats
 from oomd.stats_socket import STATS_SOCKET, StatsServer, run_client
 from oomd.testing import faketree
@@ -24,15 +25,6 @@ from oomd.testing.oomd_bin import find_oomd_binary, why_missing
 OOMD = find_oomd_binary()
 pytestmark = pytest.mark.skipif(OOMD is None,
                                 reason=f"oomd 0.5.0 binary unavailable: {why_missing()}")
-
-
-def cgroup2_mount() -> str | None:
-    with open("/proc/mounts") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) > 2 and parts[2] == "cgroup2":
-                return parts[1]
-    return None
 
 
 def raw_request(path: str, payload: bytes) -> bytes:
@@ -85,6 +77,10 @@ def oomd_daemon(tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_socket(str(run / STATS_SOCKET), proc)
+        # oomd zeroes its core stats just after the socket is up (reference §9.2 step 6)
+        deadline = time.monotonic() + 10
+        while "oomd.kills" not in oomd_client(run, "-d")[1] and time.monotonic() < deadline:
+            time.sleep(0.02)
         yield run
     finally:
         proc.kill()

@@ -93,7 +93,7 @@ def test_defaults_are_oomds():
 
 
 def test_cgroup2_mount_is_read_from_proc_mounts(tmp_path):
-    from oomd.cli import cgroup2_mount
+    from oomd.fs import cgroup2_mount
 
     mounts = tmp_path / "mounts"
     mounts.write_text("tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n")
@@ -185,7 +185,7 @@ def test_cgroup_fs_check_is_textual_like_oomds():
 
 
 def test_daemon_with_a_bad_config_exits_three(capsys, files):
-    from oomd.cli import cgroup2_mount
+    from oomd.fs import cgroup2_mount
 
     if cgroup2_mount() is None:
         pytest.skip("no cgroup2 mount on this host: the daemon stops at the cgroup-fs check first")

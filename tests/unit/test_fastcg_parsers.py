@@ -79,6 +79,7 @@ CASES += [
     ("high-tmp-garbage", "memory.high.tmp", b"abc def\n", "memory_high_tmp", None),
     ("high-tmp-two-lines", "memory.high.tmp", b"1 2\n3 4\n", "memory_high_tmp", None),
     ("high-tmp-missing", "memory.high.tmp", MISSING, "memory_high_tmp", None),
+    ("high-tmp-truncated", "memory.high.tmp", b"1048576 ", "memory_high_tmp", None),
 ]
 
 for fname, full, some, stot, ftot in (
@@ -121,6 +122,8 @@ for fname, full, some, stot, ftot in (
          (f32(0.12), f32(0.07), f32(0.51))),
         (f"{tag}-total-negative-wraps", fname, UP.replace(b"total=38464525", b"total=-1"),
          ftot, -1),
+        (f"{tag}-max", fname, b"max\n", full, None),
+        (f"{tag}-max-value", fname, UP.replace(b"avg10=0.12", b"avg10=max"), full, None),
         (f"{tag}-missing", fname, MISSING, full, None),
     ]
 
@@ -153,6 +156,8 @@ CASES += [
     ("stat-leading-space", "memory.stat", b"  anon 3\n", "anon_usage", 3),
     ("stat-missing-anon", "memory.stat", MISSING, "anon_usage", 0),
     ("stat-missing-pgscan", "memory.stat", MISSING, "pg_scan_cumulative", None),
+    ("stat-max-value", "memory.stat", b"anon max\nfile 3\n", "anon_usage", 0),
+    ("stat-max-value-other-key", "memory.stat", b"anon max\nfile 3\n", "file_usage", 3),
     # cgroup.events
     ("events-populated", "cgroup.events", b"populated 1\nfrozen 0\n", "is_populated", True),
     ("events-unpopulated", "cgroup.events", b"populated 0\nfrozen 0\n", "is_populated", False),
@@ -164,6 +169,8 @@ CASES += [
     ("events-empty", "cgroup.events", b"", "is_populated", None),
     ("events-truncated", "cgroup.events", b"populated", "is_populated", None),
     ("events-missing", "cgroup.events", MISSING, "is_populated", None),
+    ("events-garbage", "cgroup.events", b"\x01\x02\x03\n", "is_populated", None),
+    ("events-max", "cgroup.events", b"populated max\n", "is_populated", None),
     # cgroup.stat
     ("cgstat-good", "cgroup.stat", b"nr_descendants 1\nnr_dying_descendants 3\n",
      "nr_dying_descendants", 3),
@@ -172,6 +179,7 @@ CASES += [
     ("cgstat-garbage", "cgroup.stat", b"nr_dying_descendants x\n", "nr_dying_descendants", 0),
     ("cgstat-truncated", "cgroup.stat", b"nr_dying_descendants", "nr_dying_descendants", 0),
     ("cgstat-missing", "cgroup.stat", MISSING, "nr_dying_descendants", None),
+    ("cgstat-max", "cgroup.stat", b"nr_dying_descendants max\n", "nr_dying_descendants", 0),
     # memory.oom.group
     ("oomgroup-one", "memory.oom.group", b"1\n", "oom_group", True),
     ("oomgroup-one-no-newline", "memory.oom.group", b"1", "oom_group", True),
@@ -180,6 +188,8 @@ CASES += [
     ("oomgroup-garbage", "memory.oom.group", b"yes\n", "oom_group", False),
     ("oomgroup-empty", "memory.oom.group", b"", "oom_group", False),
     ("oomgroup-missing", "memory.oom.group", MISSING, "oom_group", None),
+    ("oomgroup-truncated", "memory.oom.group", b"\n", "oom_group", False),
+    ("oomgroup-max", "memory.oom.group", b"max\n", "oom_group", False),
 ]
 
 DEVICES = [(8, 0, False), (8, 16, True)]
@@ -211,6 +221,8 @@ CASES += [
     ("iostat-blank-line", "io.stat", IOSTAT + b"\n", "io_cost_cumulative", None),
     ("iostat-first-rate-zero", "io.stat", IOSTAT, "io_cost_rate", 0.0),
     ("iostat-missing", "io.stat", MISSING, "io_cost_cumulative", None),
+    ("iostat-max", "io.stat", b"8:0 rbytes=max wbytes=0 rios=0 wios=0 dbytes=0 dios=0\n",
+     "io_cost_cumulative", None),
     ("iostat-missing-rate", "io.stat", MISSING, "io_cost_rate", None),
 ]
 
@@ -249,6 +261,8 @@ def test_file_parses_like_oomd(reader_kind, tmp_path, case):
 
 
 VANISH = [("memory.current", b"5\n", "current_usage"), ("memory.low", b"5\n", "memory_low"),
+          ("memory.min", b"5\n", "memory_min"), ("memory.high", b"max\n", "memory_high"),
+          ("memory.max", b"max\n", "memory_max"),
           ("memory.high.tmp", b"max 0\n", "memory_high_tmp"),
           ("memory.pressure", UP, "mem_pressure"), ("io.pressure", UP, "io_pressure"),
           ("memory.stat", MS, "file_usage"), ("io.stat", IOSTAT, "io_cost_cumulative"),

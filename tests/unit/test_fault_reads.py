@@ -12,6 +12,7 @@ problem under the right heading; then it repairs the fault and checks the next t
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import resource
@@ -252,17 +253,36 @@ def test_garbage_in_proc_files_is_counted_and_the_tick_goes_on(tmp_path):
 # that starts with an exhausted tick would otherwise fail on that import, not on pyoomd's code.
 
 
+@contextlib.contextmanager
+def no_free_fds():
+    """Every fd number below the soft limit taken: any open in the block fails with EMFILE.
+
+    Lowering RLIMIT_NOFILE to the count of open fds is not enough: the fd table has holes
+    below that count, and an open takes the lowest free number. So the limit goes just above
+    the highest fd in use and the holes are filled with /dev/null.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    top = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+    fillers = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1, hard))
+    try:
+        while True:
+            try:
+                fillers.append(os.open("/dev/null", os.O_RDONLY))
+            except OSError:
+                break
+        yield
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_fd_exhaustion_is_counted_never_kills_and_the_next_tick_recovers(tmp_path):
     bench = Bench(tmp_path)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    in_use = len(os.listdir("/proc/self/fd"))
-    try:
-        # Room for nothing new: every open in the tick fails with EMFILE.
-        resource.setrlimit(resource.RLIMIT_NOFILE, (in_use - 1, hard))
+    with no_free_fds():
         bench.tick()
         bench.tick()
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert bench.kills() == []
     stats = bench.ctx.read_stats
     assert stats["unreadable"] + stats["dir_unopenable"] >= 1
@@ -272,12 +292,32 @@ def test_fd_exhaustion_is_counted_never_kills_and_the_next_tick_recovers(tmp_pat
 
 def test_cgroup_directory_that_cannot_be_opened_is_counted(tmp_path):
     bench = Bench(tmp_path)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    in_use = len(os.listdir("/proc/self/fd"))
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (in_use - 1, hard))
+    with no_free_fds():
         bench.tick()  # the first tick opens the cgroup directories: EMFILE for each
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert bench.ctx.read_stats["dir_unopenable"] >= 1
     assert bench.kills() == []
+
+
+def test_no_kill_when_a_worse_cgroup_cannot_be_opened_for_lack_of_fds(tmp_path):
+    """The partial view: the known cgroups read fine through cached fds, but a new, worse one
+    cannot be opened. Ranking what could be read would kill the wrong cgroup."""
+
+    class CachingContext(OomdContext):
+        def __init__(self, *a, **kw):
+            kw["cache_files"] = True
+            super().__init__(*a, **kw)
+
+    bench = Bench(tmp_path, context_class=CachingContext)
+    bench.engine.rulesets[0].ruleset.post_action_delay = 60
+    bench.tick()
+    assert bench.kills() == [HOG]
+    bench.clock.advance(61)
+    write_tree(bench.root, {"workload.slice/worse.service": cgroup(
+        64 << 20, mem_pressure=psi(some=(99.0, 99.0, 99.0), full=(99.0, 99.0, 99.0)))})
+    with no_free_fds():
+        bench.tick()
+    assert bench.kills() == [HOG]  # nothing more while the view was partial
+    assert bench.ctx.read_stats["dir_unopenable"] >= 1
+    bench.clock.advance(1)
+    bench.tick()
+    assert bench.kills() == [HOG, "workload.slice/worse.service"]

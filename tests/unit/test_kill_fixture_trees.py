@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import mock_plugins
-from killfakes import FakeClock, VanishAwareKiller, kill_engine
+from killfakes import VanishAwareKiller, kill_engine
+from support import FakeClock
 from oomd import logs
 from oomd.context import OomdContext
 from oomd.kmsg import Kmsg

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 import pytest
 
 import mock_plugins
-from killfakes import FakeClock, MB, FakeContext, RecordingKiller, kill_engine, one_action
+from killfakes import MB, FakeContext, RecordingKiller, kill_engine, one_action
+from support import FakeClock
 from oomd import logs
 from oomd.kmsg import Kmsg
 from oomd.stats import Stats

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from killfakes import FakeClock, MB, FakeContext, RecordingKiller, kill_engine, one_action
+from killfakes import MB, FakeContext, RecordingKiller, kill_engine, one_action
+from support import FakeClock
 from oomd import logs, plugin
 from oomd.plugin import MonitoredResources, PluginConstructionContext, PluginRet
 

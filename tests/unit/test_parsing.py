@@ -100,3 +100,20 @@ def test_cgroup_patterns_never_fail_and_follow_reference_section_3():
     pats = p.cgroup_patterns("a, b,,/,////,a,x//y/")
     assert pats.patterns == (("a",), (" b",), (), ("x", "y"))
     assert p.cgroup_patterns("").patterns == ()
+
+
+@pytest.mark.parametrize("text", ["1e-40", "1e-300", "0x1p-200", "1e39"])
+def test_float_parse_rejects_what_stof_reports_as_out_of_range(text):
+    with pytest.raises(ValueError, match="out of range for a float"):
+        p.float_parse(text)
+
+
+def test_double_parse_rejects_underflow_but_keeps_small_normal_values():
+    assert p.double_parse("1e-300") == 1e-300
+    with pytest.raises(ValueError, match="out of range for a double"):
+        p.double_parse("1e-320")
+
+
+@pytest.mark.parametrize("text", ["0", "0.0", "0e9", "0x0p0", "0 trailing 1", "-0"])
+def test_zero_is_not_an_underflow(text):
+    assert p.float_parse(text) == 0.0 and p.double_parse(text) == 0.0

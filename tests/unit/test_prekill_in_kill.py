@@ -5,7 +5,8 @@ is still the same cgroup (path and inode)."""
 from __future__ import annotations
 
 import mock_plugins
-from killfakes import FakeClock, MB, FakeContext, RecordingKiller, kill_engine
+from killfakes import MB, FakeContext, RecordingKiller, kill_engine
+from support import FakeClock
 from oomd import logs
 from oomd.plugin import PrekillHook, PrekillHookInvocation, register_prekill_hook
 

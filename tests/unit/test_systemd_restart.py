@@ -10,7 +10,8 @@ import threading
 
 import pytest
 
-from killfakes import StubContext, kill_engine
+from killfakes import kill_engine
+from support import StubContext
 from oomd import logs
 from oomd.kmsg import Kmsg
 from oomd.stats import Stats
