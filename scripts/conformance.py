@@ -37,6 +37,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -350,8 +351,9 @@ def picked(tick) -> list[tuple[str, str]]:
 def is_tie(their, ours, diff) -> bool:
     """Every difference is in kill records, and at each such tick the first "Picked" line where
     the two sides chose different cgroups gives the same ranking reason (the same key) and
-    pyoomd's choice has the smaller relative path: a tie, broken by docs/compat.md's rule instead of libstdc++'s order
-    (what follows, e.g. the children ranked under a different parent, is its consequence)."""
+    pyoomd's choice has the smaller relative path: a tie, broken by docs/compat.md's rule
+    instead of libstdc++'s order (what follows, e.g. the children ranked under a different
+    parent, is its consequence)."""
     if not diff.items:
         return False
     for item in diff.items:
@@ -375,9 +377,16 @@ def classify(their, ours, diff) -> str:
     return "disagree"
 
 
-def run(scenarios: list[Scenario], jobs: int | None = None):
-    """[(scenario, outcome, diff or error text, oomd's run or None)]; outcome: agree, tie,
-    disagree, oracle-error."""
+class Outcome(NamedTuple):
+    scenario: Scenario
+    kind: str              # agree, tie, disagree, oracle-error
+    diff: object           # oracle.RunDiff, or the error text
+    oomd: object = None    # oracle.OomdRun of each side (None when the oracle failed)
+    pyoomd: object = None
+
+
+def run(scenarios: list[Scenario], jobs: int | None = None) -> list[Outcome]:
+    """Both sides on each scenario, compared and classified."""
     from oomd.testing.oracle import OracleError, compare, run_many
     from oomd.testing.pyoomd_run import run_pyoomd
 
@@ -385,7 +394,7 @@ def run(scenarios: list[Scenario], jobs: int | None = None):
     out = []
     for sc, their in zip(scenarios, theirs):
         if isinstance(their, OracleError):
-            out.append((sc, "oracle-error", f"{type(their).__name__}: {their}", None))
+            out.append(Outcome(sc, "oracle-error", f"{type(their).__name__}: {their}"))
             continue
         saved, sys.stderr = sys.stderr, open(os.devnull, "w")  # run_pyoomd logs inline
         try:
@@ -397,7 +406,7 @@ def run(scenarios: list[Scenario], jobs: int | None = None):
         kind = classify(their, ours, diff)
         if kind == "disagree" and _silenced(sc):
             kind = _classify_unsilenced(sc, diff)
-        out.append((sc, kind, diff, their))
+        out.append(Outcome(sc, kind, diff, their, ours))
     return out
 
 
@@ -480,7 +489,7 @@ def main(argv=None) -> int:
 
     if o.replay:
         sc = Scenario.load(o.replay)
-        ((_, outcome, diff, _),) = run([sc], jobs=1)
+        ((_, outcome, diff, _, _),) = run([sc], jobs=1)
         print(f"{sc.name}: {outcome}\n{diff}")
         return 0 if outcome in ("agree", "tie") else 1
 
@@ -491,14 +500,14 @@ def main(argv=None) -> int:
     for i in range(0, len(seeds), o.batch):
         batch = [generate(s, device) for s in seeds[i:i + o.batch]]
         results += run(batch, jobs=o.jobs)
-        agree = sum(1 for r in results if r[1] == "agree")
+        agree = sum(1 for r in results if r.kind == "agree")
         print(f"  {len(results)} run, {agree} agree, {time.monotonic() - start:.0f} s", flush=True)
 
-    ran = [r for r in results if r[1] != "oracle-error"]
-    agree = [r for r in ran if r[1] == "agree"]
-    ties = [r for r in ran if r[1] == "tie"]
-    disagree = [r for r in ran if r[1] == "disagree"]
-    errors = [r for r in results if r[1] == "oracle-error"]
+    ran = [r for r in results if r.kind != "oracle-error"]
+    agree = [r for r in ran if r.kind == "agree"]
+    ties = [r for r in ran if r.kind == "tie"]
+    disagree = [r for r in ran if r.kind == "disagree"]
+    errors = [r for r in results if r.kind == "oracle-error"]
     pct = lambda n: f"{100.0 * n / max(1, len(ran)):.1f}%"  # noqa: E731
     print(f"\n{len(results)} scenarios in {time.monotonic() - start:.0f} s, "
           f"{len(ran)} run by both:")
@@ -507,21 +516,23 @@ def main(argv=None) -> int:
           "same key, smaller path (docs/compat.md)")
     print(f"  unexplained         {len(disagree):>5} ({pct(len(disagree))})")
     print(f"  oracle could not run {len(errors):>4}")
-    by_kind = collections.Counter(r[2].items[0].what for r in disagree)
+    by_kind = collections.Counter(r.diff.items[0].what for r in disagree)
     for kind, n in by_kind.most_common():
         print(f"  {n:>5} unexplained, first difference in {kind}")
-    for sc, _, err, _ in errors[:10]:
-        print(f"  oracle error {sc.name}: {err}")
+    for r in errors[:10]:
+        print(f"  oracle error {r.scenario.name}: {r.diff}")
     if ties:
-        print(f"  ties: {' '.join(r[0].name for r in ties)}")
+        print(f"  ties: {' '.join(r.scenario.name for r in ties)}")
     if disagree:
-        print(f"  unexplained: {' '.join(r[0].name for r in disagree)}")
-    print(coverage([r[3] for r in ran]))
+        print(f"  unexplained: {' '.join(r.scenario.name for r in disagree)}")
+    print(coverage([r.oomd for r in ran]))
     if o.save_dir:
         Path(o.save_dir).mkdir(parents=True, exist_ok=True)
-    for n, (sc, _, diff, _) in enumerate(disagree + ties):
+    for n, (sc, _, diff, theirs, ours) in enumerate(disagree + ties):
         if o.save_dir:
             path = sc.save(Path(o.save_dir) / f"{sc.name}.json")
+            theirs.save(Path(o.save_dir) / f"{sc.name}.oomd-run.json")  # the evidence: oomd's
+            ours.save(Path(o.save_dir) / f"{sc.name}.pyoomd-run.json")  # and our ticks, logs
             where = f"python scripts/conformance.py --replay {path}"
         else:
             seed = sc.name[4:].lstrip("0") or "0"

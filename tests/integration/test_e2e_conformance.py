@@ -32,7 +32,7 @@ DEVICE = conformance.block_device()
 @pytest.fixture(scope="module")
 def outcomes():
     scenarios = [conformance.generate(seed, DEVICE) for seed in SEEDS]
-    return {sc.name: (kind, diff) for sc, kind, diff, _ in conformance.run(scenarios)}
+    return {r.scenario.name: (r.kind, r.diff) for r in conformance.run(scenarios)}
 
 
 def test_generator_is_deterministic_and_its_scenarios_are_safe():
