@@ -12,7 +12,8 @@ kmsg file, the oomd xattrs are on the victim, no kernel OOM kill hit the test's 
 daemon logged no failure and exited 0 on SIGTERM.
 
 Times per run: start->fired (hog started until the detector group fired: pressure build-up plus
-the detector's duration), detection->kill (fired until the harness, polling every 20 ms, saw the
+the detector's duration), detection->kill (the daemon's "has fired" line, logged inline before
+the action chain runs, reached the harness, until the harness, polling every 20 ms, saw the
 hog's cgroup empty) and pressure->kill (the harness first read avg10 over the threshold until
 empty). Root, cgroup2 and a v1 memory controller are needed.
 """

@@ -536,7 +536,7 @@ class PressureKillRun:
     hog_returncode: int | None = None
     t_hog_started: float | None = None  # the hog has written its file and thrashes
     t_over_threshold: float | None = None  # the harness first read hog avg10 > threshold
-    t_fired: float | None = None  # the daemon logged that the detector group fired
+    t_fired: float | None = None  # the "has fired" line reached the harness (inline logging)
     t_empty: float | None = None  # the harness first saw the hog's cgroup without processes
     kmsg: list[str] = field(default_factory=list)
     xattrs: dict[str, bytes | None] = field(default_factory=dict)
@@ -612,7 +612,10 @@ def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int
              "--cgroup-fs", cg.cgroup2, "--runtime-dir", os.path.join(work, "run"),
              "--kmsg-override", kmsg, *extra_args],
             name="pyoomd", cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT)
+            stderr=subprocess.STDOUT,
+            # Each log line is written before the tick goes on, so the "has fired" line is on
+            # the pipe before the kill starts and its arrival time bounds the detection.
+            env={**os.environ, "INLINE_LOGGING": "1"})
         reader = threading.Thread(target=_collect_lines, args=(daemon.stdout, run.daemon_log),
                                   daemon=True)
         reader.start()
