@@ -30,6 +30,7 @@ from oomd.stats import Stats
 
 EXIT_OK, EXIT_USAGE, EXIT_SYSTEM = 0, 1, 3
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+READ_PROBLEMS = ("vanished", "unreadable", "malformed", "missing")  # OomdContext.read_stats
 
 
 def psi_available(proc_root: str = "/proc") -> bool:
@@ -323,10 +324,15 @@ class Daemon:
                         self.metrics.forget_ruleset(f"{base.ruleset.name} (drop-in {tag})")
 
     def read_stats_delta(self) -> dict[str, int]:
+        """This tick's reads in the shape Metrics.observe_tick takes: ``files_read`` (every
+        attempt) and one count per problem kind. The context's other counters (rows, open
+        fds...) are levels, not events, and go down as cgroups go away."""
         now = dict(getattr(self.ctx, "read_stats", {}) or {})
-        delta = {k: v - self._last_read_stats.get(k, 0) for k, v in now.items()}
-        self._last_read_stats = now
-        return delta
+        last, self._last_read_stats = self._last_read_stats, now
+        delta = {k: max(0, now.get(k, 0) - last.get(k, 0)) for k in ("ok",) + READ_PROBLEMS}
+        out = {k: delta[k] for k in READ_PROBLEMS}
+        out["files_read"] = delta["ok"] + sum(out.values())
+        return out
 
     def tick(self) -> None:
         started = time.perf_counter()
@@ -337,8 +343,11 @@ class Daemon:
             logs.log(f"tick failed: {type(e).__name__}: {e}", logs.ERR, force=True)
         self.ticks += 1
         if self.metrics is not None:
-            self.metrics.observe_tick(time.perf_counter() - started, self.read_stats_delta(),
-                                      int(getattr(self.ctx, "n_rows", 0)))
+            try:
+                self.metrics.observe_tick(time.perf_counter() - started, self.read_stats_delta(),
+                                          int(getattr(self.ctx, "nrows", 0)))
+            except Exception as e:  # noqa: BLE001 - metrics must not end the loop either
+                logs.log(f"metrics failed: {type(e).__name__}: {e}", logs.ERR, force=True)
         self.notifier.watchdog_tick(self.clock())
         if self.ticks == 1:
             protect.freeze_gc()  # start-up garbage is done; keep the collector off the tick

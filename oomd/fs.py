@@ -5,6 +5,7 @@ wrappers that take the path (tests point them at fixtures). The per-tick cgroup 
 
 from __future__ import annotations
 
+import errno
 import re
 
 _MEMINFO_LINE = re.compile(r"([^:\n]{1,255}):[ \t]+([0-9]+)")
@@ -24,6 +25,8 @@ def parse_meminfo(text: str) -> dict[str, int]:
 def read_meminfo(path: str = "/proc/meminfo") -> dict[str, int]:
     """Raises OSError when the file cannot be read. Bytes that are not UTF-8 spoil only their
     line; at most 1 MiB is read (a config may point ``meminfo_location`` anywhere)."""
+    if "\0" in path:  # open() would raise ValueError
+        raise OSError(errno.EINVAL, "path contains a NUL byte", path)
     with open(path, errors="replace") as f:
         return parse_meminfo(f.read(MEMINFO_MAX_CHARS))
 

@@ -15,7 +15,8 @@ The command after ``--`` is started by the driver, with these placeholders fille
 ``{cgroup_fs}`` (what to pass as --cgroup-fs: the cgroup2 mount, or for a fake tree a path that
 starts with the mount textually and leads to the fake root), ``{tree}`` (absolute path of the
 tree's parent cgroup), ``{tree_rel}`` (the same relative to {cgroup_fs}), ``{config}`` (the file
-given with --config, or a config that watches the tree with continue/stop), ``{runtime_dir}``
+given with --config, or one that reads every cgroup of the tree each tick and kills nothing:
+``default_config``), ``{runtime_dir}``
 and ``{kmsg}`` (fresh temporary paths). ``--pid PID`` watches a process started elsewhere
 instead. The target's stdout and stderr go to a log file, scanned at the end for
 ``--fail-pattern`` lines (default: tick failures and tracebacks).
@@ -129,7 +130,7 @@ class RealTree:
         return self.cg.leftovers() + self.cg.cleanup_problems
 
 
-# -- the target -------------------------------------------------------------------------------------
+# -- the target ---------------------------------------------------------------------------------
 
 
 def fd_count(pid: int) -> int | None:
@@ -174,16 +175,24 @@ def slope_per_minute(samples: list[tuple[float, float]]) -> float:
 
 
 def default_config(tree_rel: str) -> str:
-    """A config over the tree with plugins every build has (continue/stop); pass --config for
-    one with detectors and kill plugins."""
+    """pyoomd's per-tick work over every leaf of the tree: pressure_above reads each leaf's
+    memory.pressure, kill_by_pressure (dry) would rank them, nr_dying_descendants reads the
+    slices' cgroup.stat. The threshold is out of reach, so nothing is killed."""
+    leaves, slices = f"{tree_rel}/*/*", f"{tree_rel}/*"
     return json.dumps({"rulesets": [{
         "name": "churn soak",
-        "detectors": [["always", {"name": "continue", "args": {"cgroup": f"{tree_rel}/*/*"}}]],
-        "actions": [{"name": "stop", "args": {}}],
+        "detectors": [
+            ["leaves under pressure", {"name": "pressure_above", "args": {
+                "cgroup": leaves, "resource": "memory", "threshold": "101", "duration": "30"}}],
+            ["slices with dying children", {"name": "nr_dying_descendants", "args": {
+                "cgroup": slices, "count": "1000000", "lte": "false"}}],
+        ],
+        "actions": [{"name": "kill_by_pressure", "args": {
+            "cgroup": leaves, "resource": "memory", "dry": "true"}}],
     }]}, indent=2)
 
 
-# -- the run ----------------------------------------------------------------------------------------
+# -- the run ------------------------------------------------------------------------------------
 
 
 def build(tree, size: int, per_slice: int) -> list[str]:
@@ -204,20 +213,22 @@ def run(o, argv_cmd: list[str]) -> int:
     try:
         leaves = build(tree, o.cgroups, o.per_slice)
         tree.create("churn.slice")
-        print(f"tree: {len(leaves)} leaf cgroups (+{len(leaves) // o.per_slice + 2} parents) under {tree.tree}",
+        parents = len(leaves) // o.per_slice + 2
+        print(f"tree: {len(leaves)} leaf cgroups (+{parents} parents) under {tree.tree}",
               flush=True)
         config = o.config
         if config is None:
             config = os.path.join(scratch, "config.json")
             Path(config).write_text(default_config(tree.tree_rel))
-        subs = {"cgroup_fs": tree.cgroup_fs, "tree": tree.tree, "tree_rel": tree.tree_rel, "config": config,
-                "runtime_dir": os.path.join(scratch, "run"), "kmsg": os.path.join(scratch, "kmsg")}
+        subs = {"cgroup_fs": tree.cgroup_fs, "tree": tree.tree, "tree_rel": tree.tree_rel,
+                "config": config, "runtime_dir": os.path.join(scratch, "run"),
+                "kmsg": os.path.join(scratch, "kmsg")}
         if argv_cmd:
             cmd = [a.format(**subs) for a in argv_cmd]
             print(f"target: {' '.join(cmd)}", flush=True)
             log = open(log_path, "wb")
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    cwd=o.cwd or str(REPO))
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, cwd=o.cwd or str(REPO))
             pid = proc.pid
         else:
             pid = o.pid
@@ -269,16 +280,24 @@ def run(o, argv_cmd: list[str]) -> int:
             time.sleep(max(0.0, min(next_step, next_sample) - time.monotonic()))
         elapsed = time.monotonic() - start
         minutes = max(elapsed / 60.0, 1e-9)
-        report.update(seconds=round(elapsed, 1), creates=creates, removes=removes, churn_errors=errors,
-                      creates_per_minute=round(creates / minutes), removes_per_minute=round(removes / minutes),
+        report.update(seconds=round(elapsed, 1), creates=creates, removes=removes,
+                      churn_errors=errors, creates_per_minute=round(creates / minutes),
+                      removes_per_minute=round(removes / minutes),
                       target_died=died or not alive(pid, proc))
         for name, series in (("fds", fds), ("rss_kib", rss)):
             settled = [s for s in series if s[0] >= o.warmup] or series
             if settled:
                 report[name] = {"start": settled[0][1], "end": settled[-1][1],
-                                "max": max(v for _, v in settled), "min": min(v for _, v in settled),
+                                "max": max(v for _, v in settled),
+                                "min": min(v for _, v in settled),
                                 "slope_per_minute": round(slope_per_minute(settled), 2),
+                                "late_slope_per_minute": round(
+                                    slope_per_minute(settled[len(settled) // 2:]), 2),
                                 "samples": len(settled)}
+        if o.samples:
+            with open(o.samples, "w") as f:
+                f.write("seconds,fds,rss_kib\n")
+                f.writelines(f"{t:.1f},{fv:.0f},{rv:.0f}\n" for (t, fv), (_, rv) in zip(fds, rss))
     finally:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -311,19 +330,22 @@ def run(o, argv_cmd: list[str]) -> int:
         problems.append(f"fail patterns in the target's log: {dict(findings)}")
     if "fds" in report and report["fds"]["end"] - report["fds"]["start"] > o.max_fd_growth:
         problems.append(f"fd count grew by {report['fds']['end'] - report['fds']['start']}")
-    if "rss_kib" in report and report["rss_kib"]["end"] - report["rss_kib"]["start"] > o.max_rss_growth_kib:
-        problems.append(f"RSS grew by {report['rss_kib']['end'] - report['rss_kib']['start']} KiB")
+    rss_growth = report["rss_kib"]["end"] - report["rss_kib"]["start"] if "rss_kib" in report else 0
+    if rss_growth > o.max_rss_growth_kib:
+        problems.append(f"RSS grew by {rss_growth} KiB")
     if left:
         problems.append(f"left behind: {left}")
 
-    print(f"\nchurn: {report['creates']} creates, {report['removes']} removes in {report['seconds']} s "
-          f"({report['creates_per_minute']}/min created, {report['removes_per_minute']}/min removed), "
-          f"{report['churn_errors']} failed steps")
+    print(f"\nchurn: {report['creates']} creates, {report['removes']} removes in "
+          f"{report['seconds']} s ({report['creates_per_minute']}/min created, "
+          f"{report['removes_per_minute']}/min removed), {report['churn_errors']} failed steps")
     for name, unit in (("fds", ""), ("rss_kib", " KiB")):
         if name in report:
             r = report[name]
-            print(f"{name:>8}: start {r['start']:.0f}{unit}, end {r['end']:.0f}{unit}, max {r['max']:.0f}{unit}, "
-                  f"slope {r['slope_per_minute']:+.2f}{unit}/min over {r['samples']} samples after {o.warmup:g} s")
+            print(f"{name:>8}: start {r['start']:.0f}{unit}, end {r['end']:.0f}{unit}, "
+                  f"max {r['max']:.0f}{unit}, slope {r['slope_per_minute']:+.2f}{unit}/min "
+                  f"({r['late_slope_per_minute']:+.2f} over the second half) "
+                  f"over {r['samples']} samples after {o.warmup:g} s")
     print(f"target: pid {report['pid']}, {'died' if report['target_died'] else 'alive to the end'}"
           + (f", exit status {report.get('exit_status')}" if proc is not None else ""))
     print(f"verdict: {'FAIL: ' + '; '.join(problems) if problems else 'flat, no findings'}")
@@ -341,18 +363,22 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=["real", "fake"], default="real")
     ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--cgroups", type=int, default=1000, help="leaf cgroups in the tree (default 1000)")
-    ap.add_argument("--per-slice", type=int, default=50, help="leaves per parent slice (default 50)")
-    ap.add_argument("--rate", type=float, default=1200.0, help="cgroups created per minute (default 1200)")
+    ap.add_argument("--cgroups", type=int, default=1000, help="leaf cgroups (default 1000)")
+    ap.add_argument("--per-slice", type=int, default=50, help="leaves per slice (default 50)")
+    ap.add_argument("--rate", type=float, default=1200.0,
+                    help="cgroups created per minute (default 1200)")
     ap.add_argument("--pool", type=int, default=100, help="live cgroups kept under churn.slice")
     ap.add_argument("--sample-seconds", type=float, default=5.0)
     ap.add_argument("--warmup", type=float, default=30.0, help="seconds before the 'start' sample")
     ap.add_argument("--config", default=None, help="config file for {config} (default: generated)")
-    ap.add_argument("--pid", type=int, default=None, help="watch this process instead of starting one")
+    ap.add_argument("--pid", type=int, default=None,
+                    help="watch this process instead of starting one")
     ap.add_argument("--log", default=None, help="keep the target's output in this file")
-    ap.add_argument("--cwd", default=None, help="working directory of the target (default: the repo)")
+    ap.add_argument("--samples", default=None, help="write every fd/RSS sample to this CSV")
+    ap.add_argument("--cwd", default=None, help="target's working directory (default: the repo)")
     ap.add_argument("--fake-dir", default=None, help="where the fake tree goes (default: $TMPDIR)")
-    ap.add_argument("--fail-pattern", action="append", help="regex of a log line that fails the soak")
+    ap.add_argument("--fail-pattern", action="append",
+                    help="regex of a log line that fails the soak")
     ap.add_argument("--max-fd-growth", type=int, default=0)
     ap.add_argument("--max-rss-growth-kib", type=int, default=4096)
     ap.add_argument("--seed", type=int, default=0)

@@ -12,7 +12,8 @@ kmsg file, the oomd xattrs are on the victim, no kernel OOM kill hit the test's 
 daemon logged no failure and exited 0 on SIGTERM.
 
 Times per run: start->fired (hog started until the detector group fired: pressure build-up plus
-the detector's duration), detection->kill (fired until the harness, polling every 20 ms, saw the
+the detector's duration), detection->kill (the daemon's "has fired" line, logged inline before
+the action chain runs, reached the harness, until the harness, polling every 20 ms, saw the
 hog's cgroup empty) and pressure->kill (the harness first read avg10 over the threshold until
 empty). Root, cgroup2 and a v1 memory controller are needed.
 """
@@ -64,8 +65,9 @@ def main(argv=None) -> int:
                 detection_to_kill=run.detection_to_kill, pressure_to_kill=run.pressure_to_kill,
                 host_oom_kill_delta=run.host_oom_kill_delta, kmsg=run.kmsg)
         rows.append(row)
-        times = ", ".join(f"{k} {row[k] * 1000:.0f} ms" for k in
-                          ("start_to_fired", "detection_to_kill", "pressure_to_kill") if row.get(k) is not None)
+        times = ", ".join(f"{k} {row[k] * 1000:.0f} ms"
+                          for k in ("start_to_fired", "detection_to_kill", "pressure_to_kill")
+                          if row.get(k) is not None)
         print(f"run {i:>2}: {'PASS' if row['passed'] else 'FAIL'}  {times}"
               + ("" if row["passed"] else f"  problems: {problems}"), flush=True)
         if i < o.runs:
@@ -73,10 +75,10 @@ def main(argv=None) -> int:
 
     passed = sum(r["passed"] for r in rows)
     print(f"\n{passed}/{len(rows)} runs passed")
-    for key, label in (("detection_to_kill", "detection->kill"), ("pressure_to_kill", "pressure->kill"),
-                       ("start_to_fired", "start->fired")):
+    for key, label in (("detection_to_kill", "detection->kill"),
+                       ("pressure_to_kill", "pressure->kill"), ("start_to_fired", "start->fired")):
         print(f"  {label:<16} {fmt([r[key] for r in rows if r.get(key) is not None])}")
-    deltas = [r.get("host_oom_kill_delta") for r in rows if r.get("host_oom_kill_delta") is not None]
+    deltas = [r["host_oom_kill_delta"] for r in rows if r.get("host_oom_kill_delta") is not None]
     print(f"  host oom_kill delta over all runs: {sum(deltas) if deltas else 'n/a'} "
           "(the whole machine, any cgroup)")
     if o.json:

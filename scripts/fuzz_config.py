@@ -88,7 +88,8 @@ def main(argv=None) -> int:
 
     plugins = sorted(plugin.REGISTRY)
     print(f"seed {seed}; {o.inputs} inputs; targets {sorted(wanted)}; plugins in the registry: "
-          f"{', '.join(plugins)}; prekill hooks: {', '.join(sorted(plugin.PREKILL_HOOK_REGISTRY)) or 'none'}",
+          f"{', '.join(plugins)}; prekill hooks: "
+          f"{', '.join(sorted(plugin.PREKILL_HOOK_REGISTRY)) or 'none'}",
           flush=True)
     outcomes: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     failures: dict[tuple, list] = {}
@@ -116,7 +117,8 @@ def main(argv=None) -> int:
     print(f"\n{done} inputs in {elapsed:.0f} s ({done / max(elapsed, 1e-9):.0f}/s), seed {seed}")
     for target in sorted(outcomes):
         counts = outcomes[target]
-        print(f"  {target:<10} {sum(counts.values()):>8}  " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        print(f"  {target:<10} {sum(counts.values()):>8}  {parts}")
     if not failures:
         print("failures: none")
         return 0

@@ -55,7 +55,8 @@ def seed_corpus() -> str:
         (Path(d) / cfg.name).write_bytes(cfg.read_bytes())
     chooser = fuzzgen.RandomChooser(random.Random(0))
     for i in range(300):
-        (Path(d) / f"gen{i:03d}.json").write_text(fuzzgen.gen_structured_text(chooser), errors="replace")
+        text = fuzzgen.gen_structured_text(chooser)
+        (Path(d) / f"gen{i:03d}.json").write_text(text, errors="replace")
     return d
 
 

@@ -68,20 +68,23 @@ def main(argv=None) -> int:
                 per_file[target] += 1
             except (readerfuzz.FuzzMismatch, fuzzgen.Hang) as e:
                 msg = str(e)
-                key = (type(e).__name__, msg.split(" = ")[0], msg.split(": ", 2)[-1].split(":")[0][:60])
+                what = msg.split(": ", 2)[-1].split(":")[0][:60]
+                key = (type(e).__name__, msg.split(" = ")[0], what)
                 failures.setdefault(key, [0, i, msg[:300]])[0] += 1
             if (i + 1) % 20_000 == 0:
                 print(f"  {i + 1} inputs, {sum(v[0] for v in failures.values())} mismatches, "
                       f"{time.monotonic() - start:.0f} s", flush=True)
         elapsed = time.monotonic() - start
-        print(f"\n{o.inputs} inputs in {elapsed:.0f} s ({o.inputs / max(elapsed, 1e-9):.0f}/s), seed {seed}")
+        rate = o.inputs / max(elapsed, 1e-9)
+        print(f"\n{o.inputs} inputs in {elapsed:.0f} s ({rate:.0f}/s), seed {seed}")
         print("  " + ", ".join(f"{t} {n}" for t, n in sorted(per_file.items())))
         if not failures:
             print("mismatches: none")
             return 0
         print(f"mismatches: {len(failures)} distinct")
         for key, (count, first, msg) in sorted(failures.items(), key=lambda kv: -kv[1][0]):
-            print(f"  x{count} {msg}\n      replay: python scripts/fuzz_readers.py --seed {seed} --replay {first}")
+            print(f"  x{count} {msg}\n      replay: "
+                  f"python scripts/fuzz_readers.py --seed {seed} --replay {first}")
         return 1
     finally:
         bench.close()

@@ -65,6 +65,18 @@ def stoll(b: bytes) -> int | None:
     return v
 
 
+def stoi(b: bytes) -> int | None:
+    """std::stoi: as stoll, but a value outside int32 throws (None)."""
+    v = stoll(b)
+    return v if v is not None and -(1 << 31) <= v < (1 << 31) else None
+
+
+def to_int32(v: int) -> int:
+    """C's conversion of a long to int (scanf's %d): the low 32 bits, two's complement."""
+    v &= (1 << 32) - 1
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
 def stoull(b: bytes) -> int | None:
     m = _INT.match(cstr(b))
     if not m:
@@ -102,6 +114,8 @@ def stof(b: bytes):
         v = sign * float.fromhex("0x" + (mant or "0") + "p" + (exp or "0"))
     else:
         v = float(text)
+        if math.isinf(v) and "inf" not in low:
+            return None  # beyond a double: stof throws out_of_range
     if math.isfinite(v) and (abs(v) > FLT_MAX or (v != 0 and abs(v) < 1.1754943508222875e-38)):
         return None
     return np.float32(v)
@@ -215,17 +229,17 @@ def parse_iostat(data: bytes):
     for line in lines(data):
         s = cstr(line)
         vals = []
-        got = scanf_long(s)
+        got = scanf_long(s)  # %d: strtol, then the long is stored in an int
         if got is None:
             return None
-        vals.append(got[0])
+        vals.append(to_int32(got[0]))
         s = got[1]
         if not s.startswith(b":"):
             return None
         got = scanf_long(s[1:])
         if got is None:
             return None
-        vals.append(got[0])
+        vals.append(to_int32(got[0]))
         s = got[1]
         for key in (b"rbytes=", b"wbytes=", b"rios=", b"wios=", b"dbytes=", b"dios="):
             s = s.lstrip(b" \t\n\v\f\r")
@@ -424,7 +438,7 @@ class ReferenceContext:
         sy["swap_total"], sy["swap_used"] = parse_swaps(raw) if raw is not None else (0, 0)
         raw = self._proc("sys/vm/swappiness")
         ls = lines(raw) if raw is not None else []
-        sy["swappiness"] = stoll(ls[0]) if len(ls) == 1 else None
+        sy["swappiness"] = stoi(ls[0]) if len(ls) == 1 else None  # Fs::getSwappiness: stoi
         raw = self._proc("vmstat")
         vm = parse_vmstat(raw) if raw is not None else None
         bps = a60 = a300 = 0.0

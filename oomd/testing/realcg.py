@@ -376,7 +376,8 @@ class RealCgroups:
             if not any(cg == d for d in self._dirs):
                 raise RealCgError(f"{cg} was not created by this harness")
         header = "".join(f"{k} = {v!r}\n" for k, v in consts.items())
-        header += f"PARENT = {os.getpid()}\nPROCS = {[os.path.join(c, 'cgroup.procs') for c in cgroups]!r}\n"
+        procs = [os.path.join(c, "cgroup.procs") for c in cgroups]
+        header += f"PARENT = {os.getpid()}\nPROCS = {procs!r}\n"
         header += f"MAX_SECONDS = {float(max_seconds)!r}\n"
         proc = subprocess.Popen([sys.executable, "-c", header + source], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
@@ -410,7 +411,8 @@ class RealCgroups:
                             WORKDIR=self.tempdir(), FILE_BYTES=file_bytes)
         child.memcg_v1 = v1
         if not child.wait_line("written", written_timeout):
-            raise RealCgError(f"hog (pid {child.pid}) did not write its file: {self._stderr_of(child)}")
+            raise RealCgError(f"hog (pid {child.pid}) did not write its file: "
+                              f"{self._stderr_of(child)}")
         return child
 
     def start(self, argv: list[str], name: str | None = None, **popen) -> subprocess.Popen:
@@ -534,7 +536,7 @@ class PressureKillRun:
     hog_returncode: int | None = None
     t_hog_started: float | None = None  # the hog has written its file and thrashes
     t_over_threshold: float | None = None  # the harness first read hog avg10 > threshold
-    t_fired: float | None = None  # the daemon logged that the detector group fired
+    t_fired: float | None = None  # the "has fired" line reached the harness (inline logging)
     t_empty: float | None = None  # the harness first saw the hog's cgroup without processes
     kmsg: list[str] = field(default_factory=list)
     xattrs: dict[str, bytes | None] = field(default_factory=dict)
@@ -572,7 +574,8 @@ class PressureKillRun:
         if len(records) != 1 or f" {self.hog_cgroup} " not in records[0] or \
                 not records[0].endswith(" killer:kill_by_pressure v2"):
             out.append(f"kmsg records {self.kmsg!r}, not one kill record for {self.hog_cgroup}")
-        if self.xattrs.get("trusted.oomd_ooms") != b"1" or not self.xattrs.get("trusted.oomd_kill_uuid"):
+        if (self.xattrs.get("trusted.oomd_ooms") != b"1"
+                or not self.xattrs.get("trusted.oomd_kill_uuid")):
             out.append(f"xattrs {self.xattrs!r}")
         if not self.xattrs.get("trusted.oomd_kill") or int(self.xattrs["trusted.oomd_kill"]) < 1:
             out.append(f"trusted.oomd_kill is {self.xattrs.get('trusted.oomd_kill')!r}")
@@ -609,7 +612,10 @@ def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int
              "--cgroup-fs", cg.cgroup2, "--runtime-dir", os.path.join(work, "run"),
              "--kmsg-override", kmsg, *extra_args],
             name="pyoomd", cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT)
+            stderr=subprocess.STDOUT,
+            # Each log line is written before the tick goes on, so the "has fired" line is on
+            # the pipe before the kill starts and its arrival time bounds the detection.
+            env={**os.environ, "INLINE_LOGGING": "1"})
         reader = threading.Thread(target=_collect_lines, args=(daemon.stdout, run.daemon_log),
                                   daemon=True)
         reader.start()
@@ -689,11 +695,13 @@ def main(argv: list[str] | None = None) -> int:
         while time.monotonic() - start < seconds:
             time.sleep(1.0)
             h, b = read_psi(cg.path("workload/hog")), read_psi(cg.path("workload/bystander"))
-            print(f"t={time.monotonic() - start:5.1f}s hog some={h.some[0]:6.2f} full={h.full[0]:6.2f}"
-                  f"  bystander some={b.some[0]:5.2f}  hog alive={hog.alive()}", flush=True)
+            print(f"t={time.monotonic() - start:5.1f}s hog some={h.some[0]:6.2f} "
+                  f"full={h.full[0]:6.2f}  bystander some={b.some[0]:5.2f}  "
+                  f"hog alive={hog.alive()}", flush=True)
         print(f"memcg oom kills: {cg.oom_kills()}; host oom_kill delta: "
               f"{(global_oom_kills() or 0) - (before or 0)}")
-    print(f"left behind: {cg.leftovers() or 'nothing'}; cleanup problems: {cg.cleanup_problems or 'none'}")
+    print(f"left behind: {cg.leftovers() or 'nothing'}; "
+          f"cleanup problems: {cg.cleanup_problems or 'none'}")
     return 0
 
 

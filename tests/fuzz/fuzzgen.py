@@ -69,10 +69,12 @@ class HypothesisChooser:
         return self.data.draw(st.floats(allow_nan=False, allow_infinity=False))
 
 
-_UNICODE_POOL = [chr(c) for c in range(0x20, 0x7F)] + list("\t\n\r\x00\x01\x7f\u00e9\u0661\u2028\ufeff\U0001f600")
+_UNICODE_POOL = [chr(c) for c in range(0x20, 0x7F)] + list(
+    "\t\n\r\x00\x01\x7f\u00e9\u0661\u2028\ufeff\U0001f600")
 # Raw text may also hold lone surrogates (a str from the API can; a UTF-8 file cannot).
 _RAW_POOL = _UNICODE_POOL + ["\ud800", "\udfff"]
-_EDGE_REALS = [0.0, -0.0, 0.1, 1.5, 1e-300, 5e-324, 1e308, -1e308, 1.7976931348623157e308, 2.0**63, 2.0**64]
+_EDGE_REALS = [0.0, -0.0, 0.1, 1.5, 1e-300, 5e-324, 1e308, -1e308, 1.7976931348623157e308,
+               2.0**63, 2.0**64]
 
 
 class RandomChooser:
@@ -133,9 +135,9 @@ def gen_json(c, depth: int = 0):
 _EDGE_NUMBERS = [
     "0", "1", "-1", "+0", "2147483647", "2147483648", "-2147483648", "-2147483649",
     "9223372036854775807", "9223372036854775808", "18446744073709551615", "18446744073709551616",
-    "1.9", "1e3", "1e999", "-1e999", "1e-999", "0x10", "0x1p3", "0x1p99999", ".5", "5.", "inf", "-inf",
-    "nan", "nan(abc)", "infinity", "  12abc", "\t7", "", " ", "-", "+", "1_000", "\u0661", "9" * 30,
-    "9" * 5000, "0" * 40 + "1", "1e4932", "1e4933", "1e-5000", "1e999999",
+    "1.9", "1e3", "1e999", "-1e999", "1e-999", "0x10", "0x1p3", "0x1p99999", ".5", "5.", "inf",
+    "-inf", "nan", "nan(abc)", "infinity", "  12abc", "\t7", "", " ", "-", "+", "1_000", "\u0661",
+    "9" * 30, "9" * 5000, "0" * 40 + "1", "1e4932", "1e4933", "1e-5000", "1e999999",
 ]
 _EDGE_SIZES = [
     "1.5M 32K 512", "8K", "1.5MK", "+-123M", "1kb", "", "10%", "101%", "-1%", "10abc%", "%", "512",
@@ -167,7 +169,8 @@ def gen_size_text(c) -> str:
     if kind == 0:
         return c.choice(_EDGE_SIZES)
     if kind == 1:
-        return f"{c.integer(-(1 << 40), 1 << 40)}{c.choice(['', 'k', 'M', 'G', 'T', '%', 'K 1', 'kb'])}"
+        unit = c.choice(["", "k", "M", "G", "T", "%", "K 1", "kb"])
+        return f"{c.integer(-(1 << 40), 1 << 40)}{unit}"
     return c.text(14, _SIZE_ALPHABET)
 
 
@@ -226,7 +229,8 @@ _VALID_GENERATORS = {
     parsing.milliseconds: _valid_int,
     parsing.double_parse: _valid_real,
     parsing.float_parse: _valid_real,
-    parsing.bool_parse: lambda c: c.choice(["true", "false", "True", "False", "1", "0", True, False]),
+    parsing.bool_parse: lambda c: c.choice(["true", "false", "True", "False", "1", "0", True,
+                                            False]),
     parsing.resource: lambda c: c.choice(["io", "memory"]),
     parsing.cgroup_patterns: lambda c: c.choice(_VALID_CGROUPS),
     CgroupPatterns.parse: lambda c: c.choice(_VALID_CGROUPS),
@@ -302,7 +306,8 @@ def gen_plugin(c, registry):
             args[a.name] = gen_arg_value(c, a.parser, a.name)
     if spec is None or deviate(c, 15):
         for _ in range(c.integer(1, 3)):
-            args[c.choice(["id", "cgroup", "threshold", "x", "my-arg", ""])] = gen_arg_value(c, None)
+            name = c.choice(["id", "cgroup", "threshold", "x", "my-arg", ""])
+            args[name] = gen_arg_value(c, None)
     obj = {"name": name}
     if args or c.integer(0, 1):
         obj["args"] = args
@@ -346,8 +351,10 @@ def gen_ruleset(c, names=("r", "mem", "io")):
             else ["engine", "plugins", "engine,plugins", " engine , plugins ", ""])
     for key in ("post_action_delay", "prekill_hook_timeout"):
         if c.integer(0, 4) == 0:
-            rs[key] = (c.choice([gen_numeric_text(c), c.integer(-5, 5), c.real(), gen_json(c)]) if deviate(c, 5)
-                       else _valid_int(c))
+            if deviate(c, 5):
+                rs[key] = c.choice([gen_numeric_text(c), c.integer(-5, 5), c.real(), gen_json(c)])
+            else:
+                rs[key] = _valid_int(c)
     if not deviate(c, 20):
         count = 0 if deviate(c, 20) else c.integer(1, 2)
         rs["detectors"] = _collection(c, [gen_group(c, plugin.REGISTRY) for _ in range(count)])
@@ -390,14 +397,16 @@ def render(c, doc) -> str:
         # would be a syntax error, so a trailing comma goes before a closing bracket instead.
         if text[pos:pos + 1] in ("{", "[", ",", ":") and noise != ",":
             text = text[: pos + 1] + noise + text[pos + 1 :]
-        elif noise == "," and text[pos:pos + 1] in ("}", "]") and pos > 0 and text[pos - 1] not in "{[,":
+        elif (noise == "," and text[pos:pos + 1] in ("}", "]") and pos > 0
+              and text[pos - 1] not in "{[,"):
             text = text[:pos] + "," + text[pos:]
     if c.integer(0, 9) == 0:
         text += c.choice([" trailing garbage", "}", "// end", "\n\n"])
     return text
 
 
-_EDIT_PIECES = list('{}[],:"\\/*-0.eE ') + ["\\u", "\\ud800", "nul", "tru", "1e999", "/*", "//", "\x00", "\u00e9"]
+_EDIT_PIECES = list('{}[],:"\\/*-0.eE ') + ["\\u", "\\ud800", "nul", "tru", "1e999", "/*", "//",
+                                             "\x00", "\u00e9"]
 
 
 def mutate_text(c, text: str) -> str:
@@ -419,10 +428,11 @@ def mutate_text(c, text: str) -> str:
     return text
 
 
-_TOKENS = ['{', '}', '[', ']', ',', ':', '"rulesets"', '"name"', '"detectors"', '"actions"', '"args"',
-           '"drop-in"', '"r"', '"g"', '"continue"', '"stop"', 'true', 'false', 'null', '0', '-1', '1e999',
-           '1.5', '"\\u00e9"', '"\\ud800"', '"\\x"', '//x\n', '/*', '*/', ' ', '\n', "'a'", '"', '\\', '-',
-           '99999999999999999999999', "1" * 400, "9" * 5000, '"%s"' % ("a" * 40)]
+_TOKENS = ['{', '}', '[', ']', ',', ':', '"rulesets"', '"name"', '"detectors"', '"actions"',
+           '"args"', '"drop-in"', '"r"', '"g"', '"continue"', '"stop"', 'true', 'false', 'null',
+           '0', '-1', '1e999', '1.5', '"\\u00e9"', '"\\ud800"', '"\\x"', '//x\n', '/*', '*/', ' ',
+           '\n', "'a'", '"', '\\', '-', '99999999999999999999999', "1" * 400, "9" * 5000,
+           '"%s"' % ("a" * 40)]
 
 
 def gen_raw_text(c) -> str:
@@ -437,7 +447,8 @@ def gen_raw_text(c) -> str:
 def gen_deep(c) -> str:
     depth = c.integer(0, 3000)
     opener = c.choice(["[", '{"a":'])
-    return opener * depth + c.choice(["", "1", "[]", "{}"]) + {"[": "]", '{"a":': "}"}[opener] * depth
+    closer = {"[": "]", '{"a":': "}"}[opener]
+    return opener * depth + c.choice(["", "1", "[]", "{}"]) + closer * depth
 
 
 def gen_structured_text(c) -> str:
@@ -561,7 +572,8 @@ def check_config_text(text: str, file: str = FILE) -> str:
         except ConfigError as ce:
             check_error_is_clear(ce, file)
             if (ce.json_path, ce.reason) != (e.json_path, e.reason):
-                raise FuzzFailure(f"parse_string reported {ce} but the JSON error was {e}") from None
+                raise FuzzFailure(
+                    f"parse_string reported {ce} but the JSON error was {e}") from None
             return "syntax"
         raise FuzzFailure("jsonc rejected the text but parse_string accepted it") from None
     try:
@@ -639,7 +651,8 @@ def check_value_parser(name: str, text: str) -> str:
     return "accepted"
 
 
-_VALUE_TEXT = (gen_numeric_text, gen_size_text, gen_cgroup_text, gen_bool_text, lambda c: c.text(30))
+_VALUE_TEXT = (gen_numeric_text, gen_size_text, gen_cgroup_text, gen_bool_text,
+               lambda c: c.text(30))
 
 
 def gen_value_case(c) -> tuple[str, str]:

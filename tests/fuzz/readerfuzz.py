@@ -13,7 +13,6 @@ scripts/fuzz_readers.py (the long run), driven by either chooser of ``fuzzgen``.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,8 +32,9 @@ IOSTAT = (b"8:0 rbytes=1000 wbytes=2000 rios=10 wios=20 dbytes=0 dios=0\n"
           b"8:16 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=5 dios=1\n"
           b"253:0 rbytes=5 wbytes=5 rios=5 wios=5 dbytes=5 dios=5\n")
 DEVICES = [(8, 0, False), (8, 16, True)]
-MEMINFO = (b"MemTotal:       16318464 kB\nMemFree:         8159232 kB\nMemAvailable:    9000000 kB\n"
-           b"SwapTotal:       2097148 kB\nSwapFree:        1048574 kB\nHugePages_Total:       0\n")
+MEMINFO = (b"MemTotal:       16318464 kB\nMemFree:         8159232 kB\n"
+           b"MemAvailable:    9000000 kB\nSwapTotal:       2097148 kB\n"
+           b"SwapFree:        1048574 kB\nHugePages_Total:       0\n")
 SWAPS = (b"Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
          b"/dev/dm-1                               partition\t2097148\t\t1048574\t\t-2\n")
 VMSTAT = b"nr_free_pages 2039808\npswpin 10\npswpout 20\npgscan_kswapd 5\npgscan_direct 6\n"

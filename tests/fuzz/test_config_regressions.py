@@ -20,7 +20,8 @@ def test_json_nested_past_the_depth_limit_is_a_config_error(opener, closer):
         parse_string(opener * depth + closer * depth, "deep.json")
     assert e.value.file == "deep.json"
     assert e.value.reason.startswith(
-        f"invalid JSON: arrays and objects nested deeper than {jsonc.MAX_DEPTH} levels at line 1, column ")
+        f"invalid JSON: arrays and objects nested deeper than {jsonc.MAX_DEPTH} levels "
+        "at line 1, column ")
 
 
 def test_json_nested_to_the_depth_limit_parses():
@@ -32,12 +33,14 @@ def test_json_nested_to_the_depth_limit_parses():
     assert levels == jsonc.MAX_DEPTH
 
 
-@pytest.mark.parametrize("number", ["1" * 400, "1" * 5000, "-" + "9" * 400, "1e999", "-1e999", "1" * 400 + ".5"])
+@pytest.mark.parametrize("number", ["1" * 400, "1" * 5000, "-" + "9" * 400, "1e999", "-1e999",
+                                    "1" * 400 + ".5"])
 def test_json_number_beyond_a_double_is_a_config_error(number):
     text = '{"rulesets": [{"name": ' + number + "}]}"
     with pytest.raises(ConfigError) as e:
         parse_string(text, "big.json")
-    assert str(e.value) == f"big.json: at $.rulesets[0].name: invalid JSON: '{number}' is not a number at line 1, column 24"
+    assert str(e.value) == (f"big.json: at $.rulesets[0].name: invalid JSON: '{number}' is not "
+                            "a number at line 1, column 24")
 
 
 @pytest.mark.parametrize("number, value", [("18446744073709551615", 18446744073709551615),
@@ -48,24 +51,25 @@ def test_json_numbers_within_a_double_still_parse(number, value):
     assert jsonc.loads(number) == value
 
 
-# -- value parsers ----------------------------------------------------------------------------------
+# -- value parsers --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["1e999999", "1e999999M", "1e99999999", "1e4933k", "1e-5000", "0x1p99999",
-                                  "0x1p99999k"])
+@pytest.mark.parametrize("text", ["1e999999", "1e999999M", "1e99999999", "1e4933k", "1e-5000",
+                                  "0x1p99999", "0x1p99999k"])
 def test_size_far_beyond_long_double_is_rejected_at_once(text):
     with pytest.raises(ValueError, match="out of range for a size"):
         parsing.parse_size(text)
 
 
-@pytest.mark.parametrize("text", ["1_000", "1_0M", "\u0661", "\u0661M", "Infinity", "snan", "1e", "0x"])
+@pytest.mark.parametrize("text", ["1_000", "1_0M", "\u0661", "\u0661M", "Infinity", "snan", "1e",
+                                  "0x"])
 def test_size_terms_that_std_stold_would_not_consume_whole_are_rejected(text):
     with pytest.raises(ValueError, match="is not a size"):
         parsing.parse_size(text)
 
 
-@pytest.mark.parametrize("text, value", [("0x10k", 16 << 10), ("0e99999999", 0), (".5k", 512), ("5.m", 5 << 20),
-                                         ("1e3", 1000)])
+@pytest.mark.parametrize("text, value", [("0x10k", 16 << 10), ("0e99999999", 0), (".5k", 512),
+                                         ("5.m", 5 << 20), ("1e3", 1000)])
 def test_sizes_within_range_still_parse(text, value):
     assert parsing.parse_size(text) == value
 
@@ -104,7 +108,8 @@ def test_huge_hex_coefficient_on_the_command_line_is_a_usage_error():
 
 @pytest.mark.parametrize("escape", ["\\udfff", "\\ud800", "\\ud800x", "\\ud800\\u0041"])
 def test_lone_surrogate_escape_is_a_config_error(escape):
-    text = '{"prekill_hooks": [{"name": "exec_prekill_hook", "args": {"cmd": "/bin/' + escape + '"}}]}'
+    text = ('{"prekill_hooks": [{"name": "exec_prekill_hook", "args": {"cmd": "/bin/'
+            + escape + '"}}]}')
     with pytest.raises(ConfigError) as e:
         parse_string(text, "s.json")
     assert e.value.json_path == "$.prekill_hooks[0].args.cmd"
@@ -152,7 +157,8 @@ def test_memory_above_with_meminfo_location_at_a_binary_file_says_memtotal_is_mi
                                                "threshold": "10%", "duration": "1"}}
     with pytest.raises(ConfigError) as e:
         engine_from(_actions_config(config), file="m.json")
-    assert e.value.reason == "Plugin=memory_above failed to init() with code=1: meminfo does not contain MemTotal"
+    assert e.value.reason == ("Plugin=memory_above failed to init() with code=1: "
+                              "meminfo does not contain MemTotal")
 
 
 def test_kill_by_swap_usage_with_meminfo_location_at_a_binary_file_sees_no_swap():
@@ -163,3 +169,19 @@ def test_kill_by_swap_usage_with_meminfo_location_at_a_binary_file_sees_no_swap(
     engine = engine_from(_actions_config(config), file="m.json")
     (killer,) = engine.rulesets[0].ruleset.actions
     assert killer.swap_total == 0
+
+
+@pytest.mark.parametrize("plugin_name", ["kill_by_swap_usage", "memory_above"])
+def test_meminfo_location_with_a_nul_byte_is_a_clear_config_error_or_no_swap(plugin_name):
+    from support import engine_from
+
+    args = {"cgroup": "/", "meminfo_location": "/proc/mem\u0000info", "threshold": "10%"}
+    if plugin_name == "memory_above":
+        args["duration"] = "1"
+        with pytest.raises(ConfigError) as e:
+            engine_from(_actions_config({"name": plugin_name, "args": args}), file="m.json")
+        assert e.value.reason == ("Plugin=memory_above failed to init() with code=1: Could not "
+                                  "read meminfo /proc/mem\x00info: path contains a NUL byte")
+    else:
+        engine = engine_from(_actions_config({"name": plugin_name, "args": args}), file="m.json")
+        assert engine.rulesets[0].ruleset.actions[0].swap_total == 0

@@ -58,3 +58,40 @@ def test_mutated_file_reads_the_same_in_both_readers(bench, target, data):
             bench.check(target, content)
     finally:
         bench.reset(target)
+
+
+# Inputs on which the 200,000-input run found the reference reader wrong (it is the plain
+# model the Cython reader is checked against, so it must follow oomd's C++ exactly).
+PINNED = [
+    # std::stof throws out_of_range beyond a float: the line is unusable (oomd aborts)
+    ("memory.pressure", readerfuzz.UP.replace(b"avg10=0.12", b"avg10=1e391"), "mem_pressure",
+     None),
+    ("memory.pressure", readerfuzz.UP.replace(b"avg300=1.11", b"avg300=1e39"),
+     "mem_pressure_some", None),
+    # sscanf %d stores strtol's long in an int: LONG_MIN becomes minor 0, device 8:0 matches
+    ("io.stat", b"8:-92233720368547758090 rbytes=0 wbytes=0 rios=1000 wios=0 dbytes=0 dios=0\n",
+     "io_cost_cumulative", 1000 * 1.21e-2),
+]
+
+
+@pytest.mark.parametrize("target, content, metric, expected", PINNED,
+                         ids=["psi-full-beyond-double", "psi-some-beyond-float",
+                              "iostat-minor-wraps"])
+def test_pinned_inputs_read_as_oomd_reads_them_in_both_readers(bench, target, content, metric,
+                                                               expected):
+    try:
+        assert bench.check(target, content) == "same"
+        for reader in bench.readers.values():
+            got = reader.value(metric, "c")
+            assert got == pytest.approx(expected) if expected is not None else got is None
+    finally:
+        bench.reset(target)
+
+
+@pytest.mark.parametrize("content", [b"99999999999999999\n", b"2147483648\n", b"-2147483649\n"])
+def test_swappiness_beyond_int_reads_as_unknown_in_both_readers(bench, content):
+    try:
+        assert bench.check("/proc/sys/vm/swappiness", content) == "same"
+        assert bench._system("cython")["swappiness"] == 0  # Fs::getSwappiness: stoi throws
+    finally:
+        bench.reset("/proc/sys/vm/swappiness")

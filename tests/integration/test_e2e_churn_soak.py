@@ -22,9 +22,10 @@ spec = importlib.util.spec_from_file_location("churn_soak", SCRIPT)
 churn_soak = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(churn_soak)
 
-SHORT = ["--minutes", "0.05", "--cgroups", "40", "--per-slice", "10", "--pool", "5", "--rate", "1200",
-         "--warmup", "1", "--sample-seconds", "0.5"]
-LEAKER = "import time\nfds = []\nwhile True:\n    fds.append(open('/dev/null'))\n    time.sleep(0.3)\n"
+SHORT = ["--minutes", "0.05", "--cgroups", "40", "--per-slice", "10", "--pool", "5",
+         "--rate", "1200", "--warmup", "1", "--sample-seconds", "0.5"]
+LEAKER = ("import time\nfds = []\nwhile True:\n"
+          "    fds.append(open('/dev/null'))\n    time.sleep(0.3)\n")
 STILL = "import time\ntime.sleep(600)\n"
 
 
@@ -44,23 +45,30 @@ def test_soak_fails_a_target_that_leaks_fds(capsys, tmp_path):
 
 
 def test_soak_passes_a_target_that_holds_still_and_churns_at_the_asked_rate(capsys, tmp_path):
-    code, out, report = run_soak(capsys, tmp_path, "--", sys.executable, "-c", STILL)
+    samples = tmp_path.parent / f"{tmp_path.name}-samples.csv"
+    code, out, report = run_soak(capsys, tmp_path, "--samples", str(samples), "--",
+                                 sys.executable, "-c", STILL)
     assert code == 0, out
     assert report["fds"]["start"] == report["fds"]["end"]
+    assert report["fds"]["late_slope_per_minute"] == 0.0
+    rows = samples.read_text().splitlines()
+    assert rows[0] == "seconds,fds,rss_kib" and len(rows) >= 4
     assert report["creates"] >= 40 and report["churn_errors"] == 0
     assert not report["target_died"]
     assert report["left_behind"] == [] and os.listdir(tmp_path) == []
 
 
 def test_soak_fails_when_the_target_logs_a_failed_tick(capsys, tmp_path):
-    noisy = "import sys, time\nprint('[daemon.py:1] tick failed: KeyError: x', flush=True)\ntime.sleep(600)\n"
+    noisy = ("import time\nprint('[daemon.py:1] tick failed: KeyError: x', flush=True)\n"
+             "time.sleep(600)\n")
     code, out, report = run_soak(capsys, tmp_path, "--", sys.executable, "-c", noisy)
     assert code == 1
     assert report["log_findings"] == {"tick failed": 1}
 
 
 def test_soak_fails_when_the_target_dies(capsys, tmp_path):
-    code, out, report = run_soak(capsys, tmp_path, "--", sys.executable, "-c", "raise SystemExit(3)")
+    code, out, report = run_soak(capsys, tmp_path, "--", sys.executable, "-c",
+                                 "raise SystemExit(3)")
     assert code == 1
     assert report["target_died"] and report["exit_status"] == 3
 

@@ -17,9 +17,9 @@ import pytest
 from oomd.testing import realcg
 
 REAL_SKIP = realcg.skip_reason()
+CGROUP2_SKIP = realcg.skip_reason(need_pressure=False)
 needs_real = pytest.mark.skipif(REAL_SKIP is not None, reason=f"real cgroups: {REAL_SKIP}")
-needs_cgroup2 = pytest.mark.skipif(realcg.skip_reason(need_pressure=False) is not None,
-                                   reason=f"real cgroups: {realcg.skip_reason(need_pressure=False)}")
+needs_cgroup2 = pytest.mark.skipif(CGROUP2_SKIP is not None, reason=f"real cgroups: {CGROUP2_SKIP}")
 
 # How long the hog may take to push avg10 past the threshold. Measured on the development host:
 # about 6 s (docs/reliability.md); the bound only keeps a broken recipe from hanging the suite.
@@ -61,7 +61,8 @@ def test_hog_drives_its_cgroup_memory_pressure_past_10_and_spares_the_bystander(
     record_property("seconds_to_avg10_over_10", round(elapsed, 1))
     record_property("hog_psi", str(hog_psi))
 
-    assert hog_psi is not None, f"hog's memory.pressure stayed under {THRESHOLD} for {PRESSURE_DEADLINE}s"
+    assert hog_psi is not None, (
+        f"hog's memory.pressure stayed under {THRESHOLD} for {PRESSURE_DEADLINE}s")
     assert hog_psi.some_total > 0 and hog_psi.full_total > 0
     assert parent_psi, "the hog's parent cgroup did not see its pressure"
     assert bystander_psi.some[0] < BYSTANDER_CEILING and bystander_psi.full[0] < BYSTANDER_CEILING
@@ -111,8 +112,8 @@ def test_cleanup_kills_a_process_that_escaped_into_the_background():
         path = cg.create("shell")
         # The shell joins the cgroup, leaves a background sleep there and exits: the sleep is
         # no child of the harness, only a member of its cgroup.
-        shell = cg.start(["sh", "-c", f"echo 0 > {path}/cgroup.procs; sleep 600 >/dev/null 2>&1 & echo $!"],
-                         stdout=subprocess.PIPE)
+        script = f"echo 0 > {path}/cgroup.procs; sleep 600 >/dev/null 2>&1 & echo $!"
+        shell = cg.start(["sh", "-c", script], stdout=subprocess.PIPE)
         orphan = int(shell.stdout.readline())
         shell.wait(timeout=10)
         assert realcg.cgroup_pids(path) == [orphan]
@@ -186,5 +187,6 @@ def test_mount_lookup_without_cgroups_returns_none(tmp_path):
 
 def test_wait_for_returns_the_value_or_none():
     calls = []
-    assert realcg.wait_for(lambda: calls.append(1) or (len(calls) >= 3 and "done"), 5.0, 0.0) == "done"
+    third = realcg.wait_for(lambda: calls.append(1) or (len(calls) >= 3 and "done"), 5.0, 0.0)
+    assert third == "done" and len(calls) == 3
     assert realcg.wait_for(lambda: None, 0.0) is None

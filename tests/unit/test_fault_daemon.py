@@ -147,3 +147,33 @@ def test_tree_full_of_bad_files_ticks_on_and_kills_nothing(setup):
     assert setup.records() == []
     assert not any(f in done.stderr for f in FAILURES)
     assert "memory.pressure: malformed" in done.stderr
+
+
+def test_metrics_survive_a_cgroup_going_away_and_count_reads_by_reason(setup):
+    """The context's level counters (rows, open fds) go down when a cgroup is removed; they
+    once reached Prometheus counters as negative increments and ended the daemon."""
+    prom = setup.tmp / "pyoomd.prom"
+    proc = subprocess.Popen(setup.argv(ticks=40) + ["--metrics-textfile", str(prom)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:
+            if "Running pyoomd" in line:
+                break
+        time.sleep(0.3)
+        shutil.rmtree(setup.root / "workload.slice" / "decoy.service")
+        rest = proc.stderr.read()
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 0, rest[-2000:]
+    assert "metrics failed" not in rest and not any(f in rest for f in FAILURES)
+    text = prom.read_text()
+    values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+              for line in text.splitlines() if line and not line.startswith("#")}
+    assert values["pyoomd_cgroup_files_read_total"] > 0
+    assert values["pyoomd_cgroups_monitored"] > 0
+    reasons = {k for k in values if k.startswith("pyoomd_cgroup_file_read_errors_total{")}
+    assert reasons <= {f'pyoomd_cgroup_file_read_errors_total{{reason="{r}"}}'
+                       for r in ("vanished", "unreadable", "malformed", "missing")}
