@@ -119,6 +119,7 @@ STAT_KEYS = (
 STATUS_NAMES = ("ok", "malformed", "unreadable", "vanished")
 ERROR_NAMES = ("ok", "malformed", "unreadable", "vanished", "missing")
 
+cdef size_t MAX_FILE_BYTES = 1 << 24   # 16 MiB: far beyond any cgroup control file
 cdef const char* CFILE[15]
 CFILE[:] = [b"memory.current", b"memory.min", b"memory.low", b"memory.high", b"memory.high.tmp",
             b"memory.max", b"memory.swap.current", b"memory.swap.max", b"memory.pressure",
@@ -1936,10 +1937,18 @@ cdef class Reader:
                 return -(1 + ST_UNREADABLE)
         self.n_reads += 1
         while True:
-            if self.bufcap - tot < 4096 and self._ensure_buf(self.bufcap * 2) != 0:
-                got = -1
-                set_errno(12)
-                break
+            if self.bufcap - tot < 4096:
+                if self.bufcap >= MAX_FILE_BYTES:
+                    # no control file is this big: an endless file (a fake tree's link to
+                    # /dev/zero) must not grow the buffer without bound
+                    if not cached:
+                        c_close(fd)
+                    self._note(row, kind, ST_MALFORMED, 0)
+                    return -(1 + ST_MALFORMED)
+                if self._ensure_buf(self.bufcap * 2) != 0:
+                    got = -1
+                    set_errno(12)
+                    break
             if cached:
                 self.n_preads += 1
                 got = c_pread(fd, self.buf + tot, self.bufcap - 1 - tot, <long>tot)

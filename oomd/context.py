@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
+import numpy.ma  # noqa: F401 - numpy imports it lazily inside the first tick, which may be out of fds
 
 from oomd import _fastcg, logs
 from oomd.cgpath import CgroupPatterns, split_components

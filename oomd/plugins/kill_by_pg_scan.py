@@ -13,7 +13,7 @@ import numpy as np
 from oomd import logs
 from oomd.plugin import PluginRet, register
 from oomd.plugins._common import mb
-from oomd.plugins.base_kill import BaseKillPlugin, column, PREFERENCE_NAMES
+from oomd.plugins.base_kill import BaseKillPlugin, PREFERENCE_NAMES
 
 
 @register("kill_by_pg_scan")

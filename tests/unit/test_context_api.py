@@ -142,3 +142,16 @@ def test_vanished_cgroup_mid_tick_never_raises(ctx):
 def test_unknown_monitored_metric_is_rejected(ctx):
     with pytest.raises(KeyError):
         ctx.set_monitored([(ALL, ["no_such_metric"])])
+
+
+def test_endless_file_is_malformed_not_an_unbounded_read(tmp_path):
+    """A fake tree can link a control file to /dev/zero; the reader stops at 16 MiB."""
+    root = write_tree(tmp_path / "cg", {"": cgroup(0), "a": cgroup(1 << 20)})
+    os.symlink("/dev/zero", root / "a" / "memory.stat")
+    ctx = OomdContext(str(root), proc_root=str(write_proc(tmp_path / "proc")))
+    ctx.refresh(1.0)
+    row = ctx.row_of("a")
+    assert ctx.value("pgscan", row) is None
+    assert ctx.status([row])[0] == 1  # malformed
+    assert ctx.read_stats["malformed:memory.stat"] == 1
+    assert ctx.value("current_usage", row) == 1 << 20

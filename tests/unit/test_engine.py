@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from support import FakeClock, StubContext, engine_from
+from support import StubContext, engine_from
 from mock_plugins import PRERUNS, RUNS, SEEN_CONTEXTS
 
 from oomd import logs

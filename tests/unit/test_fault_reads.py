@@ -13,10 +13,12 @@ problem under the right heading; then it repairs the fault and checks the next t
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import os
 import resource
 import shutil
+import traceback
 from pathlib import Path
 
 import numpy.ma  # noqa: F401 - numpy imports it lazily in the first tick; see below
@@ -278,6 +280,34 @@ def no_free_fds():
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+def alone(test):
+    """Run the test body in a forked child: only this thread exists there, so no thread left
+    behind by an earlier test can close an fd (opening a hole) while the fds are exhausted."""
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            try:
+                test(*args, **kwargs)
+                report = b""
+            except BaseException:  # noqa: BLE001 - everything goes back to the parent
+                report = traceback.format_exc().encode() or b"failed"
+            os.write(w, report)
+            os._exit(0)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            report = f.read()
+        os.waitpid(pid, 0)
+        if report:
+            pytest.fail("in the forked child:\n" + report.decode(), pytrace=False)
+
+    return run
+
+
+@alone
 def test_fd_exhaustion_is_counted_never_kills_and_the_next_tick_recovers(tmp_path):
     bench = Bench(tmp_path)
     with no_free_fds():
@@ -290,6 +320,7 @@ def test_fd_exhaustion_is_counted_never_kills_and_the_next_tick_recovers(tmp_pat
     assert bench.kills() == [HOG]
 
 
+@alone
 def test_cgroup_directory_that_cannot_be_opened_is_counted(tmp_path):
     bench = Bench(tmp_path)
     with no_free_fds():
@@ -298,6 +329,7 @@ def test_cgroup_directory_that_cannot_be_opened_is_counted(tmp_path):
     assert bench.kills() == []
 
 
+@alone
 def test_no_kill_when_a_worse_cgroup_cannot_be_opened_for_lack_of_fds(tmp_path):
     """The partial view: the known cgroups read fine through cached fds, but a new, worse one
     cannot be opened. Ranking what could be read would kill the wrong cgroup."""
