@@ -147,15 +147,20 @@ class Daemon:
 
     # -- start-up ------------------------------------------------------------------------------
 
-    def check_config(self) -> int:
+    def load_config(self, invalid: str):
+        """Compile --config: (engine, IR), or None after logging why (oomd's messages, with
+        ``invalid`` as the last line for a config that does not compile)."""
         try:
-            self.compile(self.o.config)
+            return self.compile(self.o.config)
         except OSError as e:
             logs.log(f"Could not open confg_file={self.o.config}: {e.strerror}", logs.ERR)
-            return EXIT_USAGE
         except ConfigError as e:
             logs.log(str(e), logs.ERR)
-            logs.log("Config is not valid", logs.ERR)
+            logs.log(invalid, logs.ERR)
+        return None
+
+    def check_config(self) -> int:
+        if self.load_config("Config is not valid") is None:
             return EXIT_USAGE
         logs.log(f"Config {self.o.config} is valid")
         return EXIT_OK
@@ -243,15 +248,10 @@ class Daemon:
             return EXIT_SYSTEM
         print(f"pyoomd running with conf_file={self.o.config} interval={self.o.interval:g}",
               file=sys.stderr)
-        try:
-            engine, self.base_ir = self.compile(self.o.config)
-        except OSError as e:
-            logs.log(f"Could not open confg_file={self.o.config}: {e.strerror}", logs.ERR)
+        loaded = self.load_config("Config failed to compile")
+        if loaded is None:
             return EXIT_SYSTEM
-        except ConfigError as e:
-            logs.log(str(e), logs.ERR)
-            logs.log("Config failed to compile", logs.ERR)
-            return EXIT_SYSTEM
+        engine, self.base_ir = loaded
         if not self.start_metrics():
             return EXIT_USAGE
         self.install_engine(engine)

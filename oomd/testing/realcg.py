@@ -37,6 +37,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from oomd.fs import cgroup2_mount  # noqa: F401 - part of this harness's API (tests, scripts)
+
 PREFIX = "pyoomd-test"
 MiB = 1 << 20
 HOG_LIMIT = 64 * MiB
@@ -110,13 +112,6 @@ def _mounts(mounts: str = "/proc/mounts") -> list[tuple[str, str, str, str]]:
     except OSError:
         pass
     return out
-
-
-def cgroup2_mount(mounts: str = "/proc/mounts") -> str | None:
-    for _dev, point, fstype, _opts in _mounts(mounts):
-        if fstype == "cgroup2":
-            return point
-    return None
 
 
 def v1_memory_mount(mounts: str = "/proc/mounts") -> str | None:

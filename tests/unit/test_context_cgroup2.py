@@ -11,15 +11,7 @@ import pytest
 
 from oomd.cgpath import CgroupPatterns
 from oomd.context import STATUS_VANISHED, OomdContext
-
-
-def cgroup2_mount() -> str | None:
-    with open("/proc/mounts") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) > 2 and parts[2] == "cgroup2":
-                return parts[1]
-    return None
+from oomd.fs import cgroup2_mount
 
 
 @pytest.fixture

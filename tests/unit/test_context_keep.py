@@ -16,6 +16,7 @@ import pytest
 from oomd import _fastcg
 from oomd.cgpath import CgroupPatterns
 from oomd.context import OomdContext
+from oomd.fs import cgroup2_mount
 from oomd.testing.faketree import cgroup, update_files, write_proc, write_tree
 
 MIB = 1 << 20
@@ -350,15 +351,6 @@ def test_kept_values_equal_values_read_every_tick(tmp_path, seed):
 
 
 # ---- the kernel side: real cgroup2, in cgroups these tests create ----------------------------
-
-def cgroup2_mount() -> str | None:
-    with open("/proc/mounts") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) > 2 and parts[2] == "cgroup2":
-                return parts[1]
-    return None
-
 
 @pytest.fixture
 def cg2():
