@@ -16,6 +16,7 @@ from oomd.testing.oomd_bin import find_oomd_binary, why_missing
 
 RESULTS: dict[str, dict] = {}          # per tree size: core numbers (bench/test_bench_core.py)
 KILL_RESULTS: dict[str, float] = {}    # "label": seconds (bench/test_bench_kill.py)
+KILL_VS_OOMD: dict[tuple, dict] = {}   # (killer, siblings): ours/oomd idle/firing seconds
 CGROUP2_MOUNT = "/sys/fs/cgroup/unified"
 
 

@@ -25,7 +25,7 @@ cli.import_numpy_single_threaded()      # as the daemon: no idle BLAS threads in
 
 import pytest  # noqa: E402
 
-from benchlib import KILL_RESULTS, RESULTS  # noqa: E402
+from benchlib import KILL_RESULTS, KILL_VS_OOMD, RESULTS  # noqa: E402
 from oomd import logs  # noqa: E402
 from oomd.testing import gentree  # noqa: E402
 
@@ -92,6 +92,8 @@ def pytest_terminal_summary(terminalreporter):
         _core_table(tr)
     if KILL_RESULTS:
         _kill_table(tr)
+    if KILL_VS_OOMD:
+        _kill_vs_oomd_table(tr)
 
 
 def _core_table(tr):
@@ -160,6 +162,31 @@ def _core_table(tr):
         a, b = RESULTS["1000"].get("raw_limit"), RESULTS["10000"].get("raw_limit")
         if a and b:
             tr.write_line(f"  (the raw loop itself: cost(10k)/cost(1k) = {b / a:.2f})")
+
+
+def _kill_vs_oomd_table(tr):
+    tr.section("dry kill every tick vs idle, ours and oomd 0.5.0 (CPU per tick, medians/means)")
+    tr.write_line("decision = firing - idle; ratio = ours / oomd")
+    head = ("killer", "N", "ours idle", "ours firing", "ours decision", "oomd idle",
+            "oomd firing", "oomd decision", "ratio firing", "ratio decision")
+    tr.write_line(f"{head[0]:<30}{head[1]:>6}" + "".join(f"{h:>15}" for h in head[2:]))
+    for (killer, n), r in sorted(KILL_VS_OOMD.items()):
+        ours = _diff(r.get("ours_firing"), r.get("ours_idle"))
+        oomd = _diff(r.get("oomd_firing"), r.get("oomd_idle"))
+        cells = [r.get("ours_idle"), r.get("ours_firing"), ours, r.get("oomd_idle"),
+                 r.get("oomd_firing"), oomd]
+        ratios = [_ratio(r.get("ours_firing"), r.get("oomd_firing")), _ratio(ours, oomd)]
+        tr.write_line(f"{killer:<30}{n:>6}" + "".join(f"{_fmt(c):>15}" for c in cells)
+                      + "".join(f"{x:>15}" for x in ratios) + (
+                          f"  oomd: {r['oomd_note']}" if "oomd_note" in r else ""))
+
+
+def _diff(a, b):
+    return None if a is None or b is None else max(a - b, 0.0)
+
+
+def _ratio(a, b):
+    return "-" if a is None or not b else f"{a / b:.4f}"
 
 
 def _kill_table(tr):

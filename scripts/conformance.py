@@ -54,18 +54,6 @@ KILLERS = ["kill_by_memory_size_or_growth", "kill_by_swap_usage", "kill_by_press
 OTHER_ACTIONS = ["continue", "stop", "senpai", "systemd_restart"]
 
 
-def block_device() -> str | None:
-    """A maj:min with a readable queue/rotational (oomd checks it at start-up), for io cost."""
-    base = Path("/sys/dev/block")
-    for dev in sorted(os.listdir(base)) if base.is_dir() else ():
-        try:
-            if (base / dev / "queue" / "rotational").read_text().strip() in ("0", "1"):
-                return dev
-        except OSError:
-            continue
-    return None
-
-
 class Distinct:
     """Draws values that no other cgroup has this tick, so no ranking key ties."""
 
@@ -478,7 +466,7 @@ def main(argv=None) -> int:
     o = ap.parse_args(argv)
 
     from oomd import logs
-    from oomd.testing.oracle import unavailable_reason
+    from oomd.testing.oracle import block_device, unavailable_reason
 
     why = unavailable_reason()
     if why:

@@ -22,6 +22,15 @@ from oomd.plugin import PluginConstructionContext
 from oomd.stats import Stats
 from support import FakeClock
 
+# Every killer with the arguments it needs besides ``cgroup``.
+KILLERS = {
+    "kill_by_memory_size_or_growth": {},
+    "kill_by_swap_usage": {},
+    "kill_by_pressure": {"resource": "memory"},
+    "kill_by_pg_scan": {},
+    "kill_by_io_cost": {},
+}
+
 
 PRESSURES = {"mem_pressure", "mem_pressure_some", "io_pressure", "io_pressure_some"}
 FLOATS = {"io_cost_cumulative", "io_cost_rate", "memory_growth", "effective_swap_util_pct"}

@@ -1,4 +1,5 @@
-"""What every ``kill_by_*`` plugin shares (oomd ``plugins/BaseKillPlugin.cpp``, reference §4.11, §7).
+"""What every ``kill_by_*`` plugin shares (oomd ``plugins/BaseKillPlugin.cpp``, reference §4.11,
+§7).
 
 Not a plugin itself (not registered). A kill plugin subclasses ``BaseKillPlugin`` and supplies
 ``rank_keys`` (the ranking key columns for a set of rows, most significant first), optionally
@@ -35,6 +36,7 @@ detectorgroup:[..] killer:[(dry)]<name> v2``, ``oomd.kills`` +1 unless dry; then
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,6 +140,29 @@ class _HookState:
     victim: _SavedCandidate
     stack: list[_SavedCandidate]
     peer_groups: list[list[_SavedRef]]
+
+
+def _ints(a: np.ndarray, shift: int = 0) -> list[int]:
+    """Python ints of a column (``int(x) >> shift`` each, as the C++ casts and shifts)."""
+    a = np.asarray(a)
+    if np.issubdtype(a.dtype, np.integer):
+        return (a >> shift).tolist() if shift else a.tolist()
+    return [int(x) >> shift for x in a.tolist()]
+
+
+def _dump_lines(values) -> Iterator[str]:
+    """The §4.17 lines of each candidate, from ``BaseKillPlugin.dump``'s gathered values."""
+    g = fmt_float
+    for (name, m, o, cur, avg, low, mmin, high, high_tmp, mmax, prot, anon, swap, ioc, ior,
+         pgc, pgr, pref) in zip(*values):
+        yield f"name={name}"
+        yield f"  pressure={g(m[0])}:{g(m[1])}:{g(m[2])}-{g(o[0])}:{g(o[1])}:{g(o[2])}"
+        yield (f"  mem={cur}MB mem_avg={avg}MB mem_low={low}MB mem_min={mmin}MB "
+               f"mem_high={high}MB mem_high_tmp={high_tmp}MB mem_max={mmax}MB "
+               f"mem_prot={prot}MB anon={anon}MB swap_usage={swap}MB")
+        yield f"  io_cost_cumulative={g(ioc)} io_cost_rate={g(ior)}"
+        yield f"  pg_scan_cumulative={pgc} pg_scan_rate={pgr}"
+        yield f"  kill_preference={PREFERENCE_NAMES.get(pref, 'NORMAL')}"
 
 
 class BaseKillPlugin(BasePlugin):
@@ -246,19 +271,13 @@ class BaseKillPlugin(BasePlugin):
         pgc = column(ctx, "pg_scan_cumulative", sub, 0)
         pgr = column(ctx, "pg_scan_rate", sub, 0)
         pref = column(ctx, "kill_preference", sub, 0)
-        g = fmt_float
-        for i, row in enumerate(sub.tolist()):
-            m, o = mem_p[i], io_p[i]
-            logs.log(f"name={ctx.relpath(row)}")
-            logs.log(f"  pressure={g(m[0])}:{g(m[1])}:{g(m[2])}-{g(o[0])}:{g(o[1])}:{g(o[2])}")
-            logs.log(f"  mem={int(cur[i]) >> 20}MB mem_avg={int(avg[i]) >> 20}MB "
-                     f"mem_low={int(low[i]) >> 20}MB mem_min={int(mmin[i]) >> 20}MB "
-                     f"mem_high={int(high[i]) >> 20}MB mem_high_tmp={int(high_tmp[i]) >> 20}MB "
-                     f"mem_max={int(mmax[i]) >> 20}MB mem_prot={int(prot[i]) >> 20}MB "
-                     f"anon={int(anon[i]) >> 20}MB swap_usage={int(swap[i]) >> 20}MB")
-            logs.log(f"  io_cost_cumulative={g(ioc[i])} io_cost_rate={g(ior[i])}")
-            logs.log(f"  pg_scan_cumulative={int(pgc[i])} pg_scan_rate={int(pgr[i])}")
-            logs.log(f"  kill_preference={PREFERENCE_NAMES.get(int(pref[i]), 'NORMAL')}")
+        names = [ctx.relpath(row) for row in sub.tolist()]
+        mb = [_ints(a, 20) for a in (cur, avg, low, mmin, high, high_tmp, mmax, prot, anon, swap)]
+        # Formatting 6 lines per candidate is most of a dump's cost: the log writer does it,
+        # after the kill, from these copies (their order in the log stays the same).
+        values = (names, mem_p.tolist(), io_p.tolist(), *mb, ioc.tolist(), ior.tolist(),
+                  _ints(pgc), _ints(pgr), _ints(pref))
+        logs.log_block(lambda: _dump_lines(values))
 
     # -- run -----------------------------------------------------------------------------------
 

@@ -793,6 +793,19 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def block_device() -> str | None:
+    """A maj:min of this host with a readable queue/rotational (oomd checks it at start-up for
+    ``--device``), so io cost can be compared; None where there is none."""
+    base = Path("/sys/dev/block")
+    for dev in sorted(os.listdir(base)) if base.is_dir() else ():
+        try:
+            if (base / dev / "queue" / "rotational").read_text().strip() in ("0", "1"):
+                return dev
+        except OSError:
+            continue
+    return None
+
+
 def measure_cpu_detail(
     tree_root: str | os.PathLike,
     config: dict | None,
@@ -802,13 +815,14 @@ def measure_cpu_detail(
     interval: int = 1,
     inline_logging: bool = False,
     tick_timeout: float = DEFAULT_TICK_TIMEOUT,
+    devices: Iterable[str] = (),
 ) -> CpuMeasurement:
     """Run oomd on an existing tree for 1 + ``ticks`` ticks and measure its CPU time
     (utime + stime of /proc/<pid>/stat, all threads). Start-up and the first (cold) tick are
     measured separately; ``per_tick_s`` is the mean over the ``ticks`` ticks after that.
     Logging is oomd's default (background thread) unless ``inline_logging``. Only the end
-    marker ruleset is added to ``config``. Resolution: 1/CLK_TCK per reading, so use enough
-    ticks for small trees."""
+    marker ruleset is added to ``config``. ``devices`` go to ``--device`` (io cost).
+    Resolution: 1/CLK_TCK per reading, so use enough ticks for small trees."""
     if ticks < 1:
         raise ValueError("ticks must be >= 1")
     binary = Path(binary) if binary else oracle_binary()
@@ -823,6 +837,8 @@ def measure_cpu_detail(
         argv = [str(binary), "--config", str(tmp / "config.json"), "--interval", str(interval),
                 "--cgroup-fs", cgroup_fs, "--kmsg-override", str(tmp / "kmsg"),
                 "--runtime-dir", str(tmp / "rt")]
+        if devices:
+            argv += ["--device", ",".join(devices)]
         env = oomd_env(binary)
         env.pop("INLINE_LOGGING", None)
         if inline_logging:

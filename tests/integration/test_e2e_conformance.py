@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from oomd.testing.oracle import unavailable_reason
+from oomd.testing.oracle import block_device, unavailable_reason
 
 _why = unavailable_reason()
 pytestmark = pytest.mark.skipif(_why is not None, reason=f"oracle: {_why}")
@@ -26,7 +26,7 @@ conformance = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(conformance)
 
 SEEDS = range(32)
-DEVICE = conformance.block_device()
+DEVICE = block_device()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ tick, and the kmsg records must be equal.
 
 from __future__ import annotations
 
-import os
 import random
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ from support import FakeClock
 from oomd.context import OomdContext
 from oomd.kmsg import Kmsg
 from oomd.testing import faketree as ft
-from oomd.testing.oracle import run_many, unavailable_reason
+from oomd.testing.oracle import block_device, run_many, unavailable_reason
 from oomd.testing.scenario import Scenario
 
 MB = 1 << 20
@@ -35,18 +34,7 @@ TRIGGER_TICK = 3
 SEEDS = range(4)
 
 
-def ssd_device() -> str | None:
-    """A maj:min with a readable queue/rotational (oomd checks it at start-up)."""
-    for dev in sorted(os.listdir("/sys/dev/block")) if os.path.isdir("/sys/dev/block") else ():
-        try:
-            if Path(f"/sys/dev/block/{dev}/queue/rotational").read_text().strip() in ("0", "1"):
-                return dev
-        except OSError:
-            continue
-    return None
-
-
-DEVICE = ssd_device()
+DEVICE = block_device()
 
 
 def io_stat(wbytes: int) -> str:

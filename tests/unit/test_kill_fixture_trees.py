@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import mock_plugins
-from killfakes import VanishAwareKiller, kill_engine
+from killfakes import KILLERS, VanishAwareKiller, kill_engine
 from support import FakeClock
 from oomd import logs
 from oomd.context import OomdContext
@@ -24,13 +24,6 @@ from oomd.testing.faketree import kv, update_files, write_proc
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cgroups"
 MB = 1 << 20
-KILLERS = {
-    "kill_by_memory_size_or_growth": {},
-    "kill_by_swap_usage": {},
-    "kill_by_pressure": {"resource": "memory"},
-    "kill_by_pg_scan": {},
-    "kill_by_io_cost": {},
-}
 
 
 @register_prekill_hook("test_rmtree_hook")
