@@ -6,6 +6,8 @@ Run: ``python -m pytest bench/test_bench_kill.py -p no:cacheprovider``
   (refresh + the plugin's prerun, as in the daemon): the first ranking of the tick (cold) and
   again (warm, every column loaded).
 * ``run``: a whole dry kill (ranking, candidate dump, DFS, kmsg record).
+* ``tick start -> kill call``: wall time from the start of a firing tick to the kill, with the
+  daemon's threaded logging (the candidate dump is read and written after the kill).
 * ``vs_oomd``: for each killer at 1k and 10k siblings, oomd 0.5.0's CPU per tick and ours
   (Engine.tick) on the same tree, with the dry killer running every tick and idle; the
   difference is the cost of one decision. oomd's kill_by_memory_size_or_growth grows about
@@ -17,6 +19,7 @@ its test ends: at 10k siblings one holds most of the fd limit.
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import time
@@ -143,6 +146,59 @@ def test_dry_kill_run(benchmark, tree, killer, tmp_path, ready):
             benchmark.stats.stats.median
     finally:
         ctx.kmsg.close()
+
+
+class TimingKiller(RecordingKiller):
+    """Notes when it is asked to kill."""
+
+    def kill(self, *args, **kwargs):
+        self.called_at = time.perf_counter()
+        return super().kill(*args, **kwargs)
+
+
+@pytest.mark.parametrize("killer", ["kill_by_memory_size_or_growth", "kill_by_pressure"])
+def test_tick_start_to_kill_call(tree, killer, tmp_path):
+    """Wall time from the start of a firing tick to the kill call, with the daemon's threaded
+    logging: what the ranking, the "Picked" lines and the victim's reads cost before the kill
+    (the candidate dump is read and written after it)."""
+    import os
+
+    from oomd import logs
+    from oomd.config.compiler import compile_config
+    from oomd.config.parser import parse_string
+
+    n, root = tree
+    config = dry_kill_config(killer, "continue")
+    config["rulesets"][0]["actions"][0]["args"]["dry"] = "false"
+    k = TimingKiller()
+    clock = {"now": 0.0}
+    engine = compile_config(parse_string(json.dumps(config), "<bench>"),
+                            PluginConstructionContext(cgroup_fs=str(root), killer=k),
+                            lambda: clock["now"])
+    ctx = OomdContext(str(root), cache_files=True, interval=1, devices=DEVICES)
+    ctx.kmsg = Kmsg(str(tmp_path / "kmsg"))
+    sink = open(os.devnull, "w")
+    logs.setup(inline=False, stream=sink)
+    to_kill, whole = [], []
+    try:
+        for i in range(7):
+            clock["now"] += 1.0
+            start = time.perf_counter()
+            engine.tick(ctx)
+            end = time.perf_counter()
+            logs.flush(60)
+            if i >= 2:
+                to_kill.append(k.called_at - start)
+                whole.append(end - start)
+    finally:
+        logs.setup(inline=True, stream=sink)  # bench/conftest.py's quiet inline logging
+        ctx.kmsg.close()
+        ctx.close()
+    assert len(k.killed) == 7
+    KILL_RESULTS[f"ours: {killer} tick start -> kill call, {n} siblings (wall)"] = \
+        statistics.median(to_kill)
+    KILL_RESULTS[f"ours: {killer} whole firing tick, {n} siblings (wall)"] = \
+        statistics.median(whole)
 
 
 # oomd 0.5.0's kill_by_memory_size_or_growth is about quadratic in siblings (seconds per tick at

@@ -37,7 +37,8 @@ class RemoveVictimHook(PrekillHook):
 
 
 class TreeRun:
-    def __init__(self, tmp_path: Path, killer: str, *, args=None, hook=None, ruleset_extra=None):
+    def __init__(self, tmp_path: Path, killer: str, *, args=None, hook=None, ruleset_extra=None,
+                 kill_with: VanishAwareKiller | None = None):
         self.name = killer
         self.root = tmp_path / "cg"
         shutil.copytree(FIXTURES / killer / "basic", self.root)
@@ -47,7 +48,7 @@ class TreeRun:
                                cache_files=False, stats=self.stats)
         self.kmsg_path = tmp_path / "kmsg"
         self.ctx.kmsg = Kmsg(str(self.kmsg_path))
-        self.killer = VanishAwareKiller()
+        self.killer = kill_with or VanishAwareKiller()
         self.clock = FakeClock()
         # io cost rates exist from the second tick on: let the detector fire then
         detector = ({"name": "mock", "args": {"id": "det", "ret": "stop,continue"}}
@@ -189,3 +190,36 @@ def test_always_continue_runs_rest_of_chain(tmp_path, killer):
     run.run()
     assert run.killed == ["workload.slice/b"]
     assert mock_plugins.RUNS["after"] == 1
+
+
+class EmptyingKiller(VanishAwareKiller):
+    """Empties the victim's counters as it kills, and notes what had been logged by then."""
+
+    def __init__(self, logged: list[str]) -> None:
+        super().__init__()
+        self.logged = logged
+        self.logged_before_kill: list[str] = []
+
+    def kill(self, abspath, dir_fd=None, *, reap_memory=True, kill_uuid=None):
+        self.logged_before_kill = logs.messages(self.logged)
+        update_files(Path(abspath), {".": {"memory.current": "0\n", "memory.swap.current": "0\n",
+                                           "memory.stat": kv({"anon": 0, "file": 0})}})
+        return super().kill(abspath, dir_fd, reap_memory=reap_memory, kill_uuid=kill_uuid)
+
+
+def test_the_dump_comes_after_the_kill_with_the_victims_values_from_before_it(tmp_path, killer):
+    with logs.capture() as logged:
+        # debug: every candidate is dumped, the small ones too
+        run = TreeRun(tmp_path, killer, args={"debug": "true"}, kill_with=EmptyingKiller(logged))
+        msgs = run.run()
+    assert run.killed == ["workload.slice/b"]
+    before = run.killer.logged_before_kill
+    assert any(m.startswith('Picked "workload.slice/b" ') for m in before)
+    assert "Dumping OomdContext: " not in before
+    assert msgs.index("Dumping OomdContext: ") > next(
+        i for i, m in enumerate(msgs) if m.startswith('Picked "workload.slice/b" '))
+    victim = msgs.index("name=workload.slice/b")
+    mb = 30 if killer == "kill_by_memory_size_or_growth" else 1
+    assert msgs[victim + 2].startswith(f"  mem={mb}MB ")
+    assert " anon=1MB " in msgs[victim + 2]  # memory.stat: read for the dump only (but pg_scan)
+    assert run.records == [expected_record(killer, "workload.slice/b", 30)]
