@@ -10,21 +10,22 @@ import pytest
 from oomd import logs
 
 
-@pytest.fixture
-def threaded():
-    """Threaded logging into a buffer; inline logging (the test default) again afterwards."""
+def _into_buffer(inline: bool):
+    """Logging into a buffer (threaded or inline); the test default, inline, again after."""
     out = io.StringIO()
-    logs.setup(inline=False, stream=out)
+    logs.setup(inline=inline, stream=out)
     yield out
     logs.setup(inline=True)
+
+
+@pytest.fixture
+def threaded():
+    yield from _into_buffer(inline=False)
 
 
 @pytest.fixture
 def inline():
-    out = io.StringIO()
-    logs.setup(inline=True, stream=out)
-    yield out
-    logs.setup(inline=True)
+    yield from _into_buffer(inline=True)
 
 
 def bodies(text: str) -> list[str]:
