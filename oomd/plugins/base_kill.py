@@ -5,15 +5,20 @@ Not a plugin itself (not registered). A kill plugin subclasses ``BaseKillPlugin`
 ``rank_keys`` (the ranking key columns for a set of rows, most significant first), optionally
 ``rank_filter`` (which rows may be ranked at all) and ``log_kill_target`` (its "Picked" line).
 
-Run (fresh kill cycle): resolve ``cgroup`` (rows sorted by relative path), rank, dump the
-candidates, then a depth-first search with a stack (best candidate on top):
+Run (fresh kill cycle): resolve ``cgroup`` (rows sorted by relative path), rank, note the
+candidates for the dump, then a depth-first search with a stack (best candidate on top):
 
 * ``recursive`` and not ``memory.oom.group`` and has children: log "Picked" for it, rank its
-  children (all of them, sorted by name), dump, push them; the parent is never the target;
+  children (all of them, sorted by name), note them for the dump, push them; the parent is
+  never the target;
 * ``cgroup.events`` says ``populated 0``: skip silently;
 * log "Picked"; fire a prekill hook (may suspend the chain with ASYNC_PAUSE until it finishes
   or the ruleset's ``prekill_hook_timeout`` passes); kill; success ends the search, failure pops
   the next candidate (siblings first, then back up the tree).
+
+The noted dumps are written when the search ends (after the kill; oomd writes each before going
+on), so reading every candidate's dump values does not delay the kill; the victim's are read
+just before it is killed.
 
 Ranking is vectorised: one ``np.lexsort`` over the key columns and ``kill_preference``
 (PREFER 1, NORMAL 0, AVOID -1) descending. It is stable, so ties go to the smallest path (oomd
@@ -292,8 +297,8 @@ class BaseKillPlugin(BasePlugin):
         pref = column(ctx, "kill_preference", sub, 0)
         names = [ctx.relpath(row) for row in sub.tolist()]
         mb = [_ints(a, 20) for a in (cur, avg, low, mmin, high, high_tmp, mmax, prot, anon, swap)]
-        # Formatting 6 lines per candidate is most of a dump's cost: the log writer does it,
-        # after the kill, from these copies (their order in the log stays the same).
+        # Formatting 6 lines per candidate is most of what is left: the log writer does it
+        # from these copies (the lines keep their place in the log).
         values = (names, mem_p.tolist(), io_p.tolist(), *mb, ioc.tolist(), ior.tolist(),
                   _ints(pgc), _ints(pgr), _ints(pref))
         logs.log_block(lambda: _dump_lines(values))
