@@ -6,7 +6,11 @@ exist and ``from conftest import`` would pick whichever was imported first.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+import os
+import resource
 
 from oomd import plugin
 from oomd.config.compiler import compile_config
@@ -52,3 +56,39 @@ def engine_from(config: dict | str, clock=None, stats=None, file="test.json"):
     text = config if isinstance(config, str) else json.dumps(config)
     ctx = plugin.PluginConstructionContext(cgroup_fs="/sys/fs/cgroup", stats=stats or Stats())
     return compile_config(parse_string(text, file), ctx, clock or FakeClock())
+
+
+@contextlib.contextmanager
+def no_free_fds(spare: int = 0):
+    """Every fd number below the soft limit taken but ``spare``: opens in the block fail with
+    EMFILE once ``spare`` more are open.
+
+    Lowering RLIMIT_NOFILE to the count of open fds is not enough: the fd table has holes
+    below that count, and an open takes the lowest free number. So the limit goes just above
+    the highest fd in use (plus ``spare``) and the holes are filled with /dev/null. The garbage
+    collector stays off meanwhile: an unreachable object of an earlier test that owns an fd (a
+    file, a context) would otherwise close it mid-block and open a hole. (A thread of an earlier
+    test can still close one: tests that need none run in a forked child.)
+    """
+    gc.collect()
+    gc.disable()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    top = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+    fillers = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1 + spare, hard))
+    try:
+        while True:
+            try:
+                fd = os.open("/dev/null", os.O_RDONLY)
+            except OSError:
+                break
+            if fd > top:
+                os.close(fd)
+                break
+            fillers.append(fd)
+        yield
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        gc.enable()

@@ -3,13 +3,13 @@ fds, and that none of it changes a value."""
 
 from __future__ import annotations
 
-import os
 import resource
 import shutil
 
 import numpy as np
 import pytest
 
+from support import no_free_fds
 from oomd.cgpath import CgroupPatterns
 from oomd.context import OomdContext, fd_budget_from_rlimit
 from oomd.testing.faketree import cgroup, psi, update_files, write_proc, write_tree
@@ -132,23 +132,11 @@ def test_fd_budget_raises_the_soft_limit_and_keeps_a_reserve():
 
 def test_running_out_of_fds_never_raises(tmp_path):
     ctx, _ = make(tmp_path, n=6, fd_budget=1000, cache_files=True)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    held = []
-    try:
-        ctx.refresh(0.0)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 2, hard))
-        try:
-            while True:
-                held.append(os.open("/dev/null", os.O_RDONLY))
-        except OSError:
-            pass
+    ctx.refresh(0.0)
+    with no_free_fds():
         ctx.refresh(1.0)
         ctx.get("memory_low", ctx.resolve(PATTERN))
         assert ctx.read_stats["fd_exhausted"] > 0
-    finally:
-        for fd in held:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     ctx.refresh(2.0)
     assert ctx.value("memory_low", ctx.row_of("s/c0")) == 10
 
@@ -161,22 +149,10 @@ def test_parked_rows_survive_fd_exhaustion(tmp_path):
     parked = [int(r) for r in rows if ctx._r.cols["dirfd"][r] < 0]
     assert parked
     ids = [ctx.cgroup_id(r) for r in parked]
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    held = []
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 2, hard))
-        try:
-            while True:
-                held.append(os.open("/dev/null", os.O_RDONLY))
-        except OSError:
-            pass
+    with no_free_fds():
         vals, ok = ctx.get("memory_low", np.array(parked, dtype=np.int32))
         assert not ok.any()
         assert (ctx.status(parked) == 2).all()            # unreadable, not vanished
-    finally:
-        for fd in held:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     ctx.refresh(9.0)
     assert [ctx.cgroup_id(ctx.row_of(ctx.relpath(r))) for r in parked] == ids
     assert (ctx.get("memory_low", np.array(parked, dtype=np.int32))[0] == 10).all()
@@ -211,22 +187,10 @@ def test_cgroup_not_opened_for_lack_of_fds_is_resolved_again(tmp_path, cache_fil
     ctx, root = make(tmp_path, n=2, fd_budget=1000, cache_files=cache_files)
     ctx.refresh(0.0)
     write_tree(root, {"s/new": cgroup(4242)})
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    held = []
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 2, hard))
-        try:
-            while True:
-                held.append(os.open("/dev/null", os.O_RDONLY))
-        except OSError:
-            pass
+    with no_free_fds():
         ctx.refresh(1.0)
         assert "s/new" not in [ctx.relpath(r) for r in ctx.resolve(PATTERN)]
         assert ctx.read_stats["fd_exhausted"] > 0
-    finally:
-        for fd in held:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     ctx.refresh(2.0)
     rows = ctx.resolve(PATTERN)
     assert [ctx.relpath(r) for r in rows] == ["s/c0", "s/c1", "s/new"]

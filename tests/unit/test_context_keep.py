@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+from support import no_free_fds
 from oomd import _fastcg
 from oomd.cgpath import CgroupPatterns
 from oomd.context import OomdContext
@@ -437,29 +438,13 @@ def test_first_read_of_kept_values_stays_within_a_tight_fd_budget(tmp_path):
     their file watches through a re-opened directory fd, which must go back at once: a pass
     over many rows must not hold one fd per row (it ran the process out of fds at 10k cgroups).
     The process is left 10 fds of headroom, far fewer than the 60 rows."""
-    import resource
-
     ctx, root = make(tmp_path, n=60, metrics=("current_usage",), fd_budget=40)
     for t in range(3):
         ctx.refresh(float(t + 1))
     assert ctx.read_stats["parked"] > 0
     rows = ctx.resolve(PATTERN)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    top = max(int(fd) for fd in os.listdir("/proc/self/fd"))
-    fillers = []
-    resource.setrlimit(resource.RLIMIT_NOFILE, (top + 11, hard))
-    try:
-        while len(fillers) < top:  # fill the holes below the current top fd
-            fd = os.open("/dev/null", os.O_RDONLY)
-            if fd > top:
-                os.close(fd)
-                break
-            fillers.append(fd)
+    with no_free_fds(spare=10):
         ctx.prefetch(("memory_min", "memory_low", "kill_preference"), rows)
-    finally:
-        for fd in fillers:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     stats = ctx.read_stats
     assert stats["fd_exhausted"] == 0 and not ctx.starved
     assert stats["open_fds"] <= 41

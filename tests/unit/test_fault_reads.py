@@ -12,11 +12,9 @@ problem under the right heading; then it repairs the fault and checks the next t
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import glob
 import os
-import resource
 import shutil
 import traceback
 from pathlib import Path
@@ -25,6 +23,7 @@ import numpy.ma  # noqa: F401 - numpy imports it lazily in the first tick; see b
 import pytest
 
 from killfakes import FakeClock, RecordingKiller, VanishAwareKiller, kill_engine
+from support import no_free_fds
 from oomd.context import OomdContext
 from oomd.stats import Stats
 from oomd.testing.faketree import cgroup, psi, write_proc, write_tree
@@ -253,31 +252,6 @@ def test_garbage_in_proc_files_is_counted_and_the_tick_goes_on(tmp_path):
 # The tests below take every free fd away for a tick or two. The daemon has imported what its
 # tick needs by then (numpy loads numpy.ma on the first np.unique of the first tick); a test
 # that starts with an exhausted tick would otherwise fail on that import, not on pyoomd's code.
-
-
-@contextlib.contextmanager
-def no_free_fds():
-    """Every fd number below the soft limit taken: any open in the block fails with EMFILE.
-
-    Lowering RLIMIT_NOFILE to the count of open fds is not enough: the fd table has holes
-    below that count, and an open takes the lowest free number. So the limit goes just above
-    the highest fd in use and the holes are filled with /dev/null.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    top = max(int(fd) for fd in os.listdir("/proc/self/fd"))
-    fillers = []
-    resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1, hard))
-    try:
-        while True:
-            try:
-                fillers.append(os.open("/dev/null", os.O_RDONLY))
-            except OSError:
-                break
-        yield
-    finally:
-        for fd in fillers:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def alone(test):
