@@ -1,22 +1,21 @@
 """Real cgroups and real processes for kill tests, cleaned up even when a test fails.
 
 ``CgroupSandbox`` makes a private directory under the cgroup2 mount (found in /proc/mounts),
-creates cgroups below it, starts ``sleep`` processes directly inside them (the child moves
-itself in before exec, so there is no window where it runs elsewhere) and, on close, kills
-every process it started and removes every cgroup it made, deepest first. It never touches a
-cgroup or process it did not create.
+creates cgroups below it, starts ``sleep`` processes directly inside them and, on close, kills
+every process it started and removes every cgroup it made, deepest first (the harness of
+``oomd.testing.realcg`` does that part). It never touches a cgroup or process it did not
+create.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 from oomd.fs import cgroup2_mount
+from oomd.testing.realcg import RealCgroups
 
 
 def why_no_sandbox() -> str | None:
@@ -42,45 +41,37 @@ def why_no_sandbox() -> str | None:
 
 
 class CgroupSandbox:
+    """Kill-test helpers over ``oomd.testing.realcg.RealCgroups``, which owns the cgroups and
+    processes and removes them on ``close`` (processes killed, cgroups deepest first)."""
+
     def __init__(self, tag: str = "kill") -> None:
-        mount = cgroup2_mount()
-        assert mount is not None
-        self.mount = Path(mount)
-        self.root = self.mount / f"pyoomd-test-{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.root.mkdir()
-        self.made = [self.root]
-        self.procs: list[subprocess.Popen] = []
+        self.cgroups = RealCgroups(prefix=f"pyoomd-test-{tag}")
+        self.mount = Path(self.cgroups.cgroup2)
+        self.root = Path(self.cgroups.parent)
 
     def relpath(self, path: Path) -> str:
         return str(path.relative_to(self.mount))
 
     def mkcg(self, rel: str) -> Path:
-        path = self.root
-        for part in rel.split("/"):
-            path = path / part
-            if not path.exists():
-                path.mkdir()
-                self.made.append(path)
-        return path
+        return Path(self.cgroups.create(rel))
 
     def spawn(self, cg: Path, argv=("sleep", "1000")) -> subprocess.Popen:
+        """``argv`` started directly inside ``cg``: the child moves itself in before exec, so
+        there is no window where it runs elsewhere."""
         procs_file = str(cg / "cgroup.procs")
 
         def move_self():
             with open(procs_file, "w") as f:
                 f.write("0")
 
-        p = subprocess.Popen(list(argv), preexec_fn=move_self, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
-        self.procs.append(p)
-        return p
+        return self._start(argv, preexec_fn=move_self)
 
     def spawn_outside(self, argv=("sleep", "1000")) -> subprocess.Popen:
-        p = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
-        self.procs.append(p)
-        return p
+        return self._start(argv)
+
+    def _start(self, argv, **popen) -> subprocess.Popen:
+        return self.cgroups.start(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True, **popen)
 
     def spawn_with_pid(self, pid: int, cg: Path | None = None, tries: int = 50):
         """A process that gets exactly ``pid`` (via ns_last_pid), or None if other processes
@@ -119,30 +110,4 @@ class CgroupSandbox:
         (cg / "cgroup.procs").write_text(str(pid))
 
     def close(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except OSError:
-                    p.kill()
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        # children of our processes (shell-forked sleeps) live in our cgroups: kill what is left
-        for cg in reversed(self.made):
-            kill_file = cg / "cgroup.kill"
-            if cg.exists() and kill_file.exists():
-                try:
-                    kill_file.write_text("1")
-                except OSError:
-                    pass
-        for cg in reversed(self.made):
-            for _ in range(100):
-                try:
-                    cg.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
+        self.cgroups.cleanup()
