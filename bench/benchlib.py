@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import statistics
 import subprocess
 import tempfile
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 
 from oomd.testing.oomd_bin import find_oomd_binary, why_missing
+from oomd.testing.realcg import terminate
 
 RESULTS: dict[str, dict] = {}          # per tree size: core numbers (bench/test_bench_core.py)
 KILL_RESULTS: dict[str, float] = {}    # "label": seconds (bench/test_bench_kill.py)
@@ -202,10 +202,5 @@ def run_oomd(tree_root: Path, ticks: int, warmup: int = 3, config: dict | None =
             c1, n1 = _proc_cpu_seconds(proc.pid), ticks_seen()
             return {"cpu_per_tick": (c1 - c0) / (n1 - n0), "ticks": n1 - n0}
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc)
             err.close()

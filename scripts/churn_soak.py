@@ -41,7 +41,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -299,13 +298,8 @@ def run(o, argv_cmd: list[str]) -> int:
                 f.write("seconds,fds,rss_kib\n")
                 f.writelines(f"{t:.1f},{fv:.0f},{rv:.0f}\n" for (t, fv), (_, rv) in zip(fds, rss))
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            realcg.terminate(proc, 15.0)
         if log is not None:
             log.close()
         left = tree.cleanup()

@@ -223,6 +223,20 @@ def global_oom_kills() -> int | None:
         return None
 
 
+def terminate(proc: subprocess.Popen, timeout: float = 10.0) -> int | None:
+    """Stop a process as systemd would: SIGTERM, then SIGKILL after ``timeout`` seconds.
+    Returns its exit status if it ended on SIGTERM, None if it had to be killed."""
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
 def wait_for(cond: Callable[[], object], timeout: float, interval: float = 0.25):
     """Poll ``cond`` until it returns a true value (returned) or ``timeout`` passes (None)."""
     deadline = time.monotonic() + timeout
@@ -652,11 +666,7 @@ def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int
             except OSError:
                 run.xattrs[name] = None
         run.memcg_oom_kills = cg.oom_kills()
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            run.daemon_exit = daemon.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            run.daemon_exit = None
+        run.daemon_exit = terminate(daemon, 15.0)
         reader.join(5)
         try:
             with open(kmsg) as f:

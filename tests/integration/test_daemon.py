@@ -21,6 +21,7 @@ import pytest
 
 from oomd.testing import faketree
 from oomd.testing.oracle import cgroup2_mount, fake_cgroup_fs
+from oomd.testing.realcg import terminate
 
 REPO = Path(__file__).resolve().parents[2]
 INTERVAL = 0.2
@@ -104,13 +105,7 @@ class Daemon:
         os.rename(tmp, self.dropins / name)
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self._reader.join(timeout=5)
         return self.proc.returncode
 
