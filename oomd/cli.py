@@ -13,16 +13,10 @@ import getopt
 import math
 import os
 import sys
-from dataclasses import dataclass, field
 
 from oomd import __version__, parsing
 from oomd.fs import cgroup2_mount
-from oomd.plugin import DEFAULT_HDD_COEFFS, DEFAULT_SSD_COEFFS
-
-DEFAULT_CONFIG = "/etc/oomd.json"
-DEFAULT_RUNTIME_DIR = "/run/oomd"
-DEFAULT_KMSG = "/dev/kmsg"
-DEFAULT_INTERVAL = 5.0
+from oomd.options import DEFAULT_CONFIG, Options  # noqa: F401 - DEFAULT_CONFIG: re-exported
 
 # read once, when numpy's BLAS/OpenMP runtime loads
 THREAD_POOL_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
@@ -66,29 +60,6 @@ LONG = [
 class UsageExit(Exception):
     def __init__(self, code: int, message: str = "", usage: bool = False) -> None:
         self.code, self.message, self.usage = code, message, usage
-
-
-@dataclass
-class Options:
-    config: str = DEFAULT_CONFIG
-    interval: float = DEFAULT_INTERVAL
-    cgroup_fs: str | None = None
-    check_config: bool = False
-    list_plugins: bool = False
-    drop_in_dir: str | None = None
-    runtime_dir: str = DEFAULT_RUNTIME_DIR
-    dump_stats: bool = False
-    reset_stats: bool = False
-    devices: tuple = ()
-    ssd_coeffs: tuple = DEFAULT_SSD_COEFFS
-    hdd_coeffs: tuple = DEFAULT_HDD_COEFFS
-    kmsg_path: str = DEFAULT_KMSG
-    dry_run: bool = False
-    plugin_modules: list[str] = field(default_factory=list)
-    max_ticks: int | None = None
-    metrics_textfile: str | None = None
-    metrics_listen: str | None = None
-    protect: bool = True
 
 
 def parse_interval(text: str) -> float:

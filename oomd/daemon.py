@@ -18,7 +18,7 @@ import sys
 import time
 
 from oomd import logs, plugin, protect
-from oomd.cli import Options
+from oomd.options import Options
 from oomd.config.compiler import Compiler
 from oomd.config.parser import parse_file
 from oomd.dropins import DropIns
