@@ -1,5 +1,8 @@
 """``pyoomd``: oomd's command line (reference §9.1), plus a few options of our own.
 
+getopt parses it into ``Options`` (``oomd/options.py``) and ``flag_command`` picks what the
+flags ask for (the stats client, the plugin list, the config check or the daemon).
+
 Options, defaults and exit codes are oomd 0.5.0's, with these differences (docs/compat.md):
 ``--interval`` also takes fractions of a second; ``--cgroup-fs`` defaults to the cgroup2 mount
 found in /proc/mounts; config errors are reported with file, JSON path and reason instead of an
@@ -13,6 +16,7 @@ import getopt
 import math
 import os
 import sys
+from typing import Callable
 
 from oomd import __version__, parsing
 from oomd.fs import cgroup2_mount
@@ -161,16 +165,6 @@ def parse_options(argv: list[str]) -> Options:
     return o
 
 
-def list_plugins() -> int:
-    from oomd import plugin
-
-    plugin.load_builtin_plugins()
-    print("List of plugins pyoomd was compiled with:", file=sys.stderr)
-    for name in sorted(plugin.REGISTRY):
-        print(f" {name}", file=sys.stderr)
-    return 0
-
-
 def import_numpy_single_threaded() -> None:
     """Import numpy with one BLAS/OpenMP thread: pyoomd's array work is element-wise, and an
     OOM killer should not keep a pool of idle BLAS threads (one per core). The runtime reads
@@ -192,6 +186,7 @@ def import_numpy_single_threaded() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``pyoomd [OPTION]...``: the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     try:
         o = parse_options(argv)
@@ -201,17 +196,56 @@ def main(argv: list[str] | None = None) -> int:
         if e.usage:
             sys.stderr.write(USAGE)
         return e.code
+    return flag_command(o)(o)
+
+
+# ---------------------------------------------------------------------------------------------
+# oomd's flags: each path of oomd's main() is one command function over the parsed Options
+
+
+def flag_command(o: Options) -> Callable[[Options], int]:
+    """The command oomd's flags ask for, in oomd's order: ``-d``/``-r``, then ``-l``, then
+    ``-c``, else the daemon."""
     if o.dump_stats or o.reset_stats:
-        from oomd.stats_socket import run_client
-
-        return run_client(o.runtime_dir, dump=o.dump_stats, reset=o.reset_stats)
-    import_numpy_single_threaded()   # before anything below imports it
+        return stats_client
     if o.list_plugins:
-        for module in o.plugin_modules:
-            from oomd.plugin import load_plugin_module
+        return list_plugins
+    if o.check_config:
+        return check_config
+    return run_daemon
 
-            load_plugin_module(module)
-        return list_plugins()
+
+def stats_client(o: Options) -> int:
+    """``-d``/``-r``: ask the running daemon (before any logging set-up, reference §9.2)."""
+    from oomd.stats_socket import run_client
+
+    return run_client(o.runtime_dir, dump=o.dump_stats, reset=o.reset_stats)
+
+
+def list_plugins(o: Options) -> int:
+    """``-l``: the built-in plugins and those of every ``--plugin-module``."""
+    import_numpy_single_threaded()   # before the plugins import it
+    from oomd import plugin
+
+    for module in o.plugin_modules:
+        plugin.load_plugin_module(module)
+    plugin.load_builtin_plugins()
+    print("List of plugins pyoomd was compiled with:", file=sys.stderr)
+    for name in sorted(plugin.REGISTRY):
+        print(f" {name}", file=sys.stderr)
+    return 0
+
+
+def check_config(o: Options) -> int:
+    """``-c CONFIG``: compile the config as the daemon would and say whether it is valid."""
+    import_numpy_single_threaded()   # before anything below imports it
+    from oomd.daemon import Daemon
+
+    return Daemon(o).check()
+
+
+def run_daemon(o: Options) -> int:
+    import_numpy_single_threaded()   # before anything below imports it
     from oomd.daemon import Daemon
 
     return Daemon(o).main()
