@@ -1,7 +1,10 @@
-"""``pyoomd``: oomd's command line (reference §9.1), plus a few options of our own.
+"""``pyoomd``: oomd's command line (reference §9.1), plus a few options of our own, and the
+dispatcher to pyoomd's commands.
 
-getopt parses it into ``Options`` (``oomd/options.py``) and ``flag_command`` picks what the
-flags ask for (the stats client, the plugin list, the config check or the daemon).
+``pyoomd [OPTION]...`` is oomd's command line: getopt parses it into ``Options``
+(``oomd/options.py``) and ``flag_command`` picks what the flags ask for (the stats client,
+the plugin list, the config check or the daemon). ``pyoomd VERB [ARG]...`` (a first argument
+without ``-``) runs the command module of that verb (``oomd/commands/``).
 
 Options, defaults and exit codes are oomd 0.5.0's, with these differences (docs/compat.md):
 ``--interval`` also takes fractions of a second; ``--cgroup-fs`` defaults to the cgroup2 mount
@@ -13,6 +16,7 @@ abort. Our additions: ``--dry-run``, ``--plugin-module``, ``--metrics-textfile``
 from __future__ import annotations
 
 import getopt
+import importlib
 import math
 import os
 import sys
@@ -186,8 +190,13 @@ def import_numpy_single_threaded() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``pyoomd [OPTION]...``: the exit status."""
+    """``pyoomd [OPTION]...`` (oomd's flags) or ``pyoomd COMMAND [ARG]...``: the exit status.
+
+    The first argument is a command when it does not start with ``-``; anything else is
+    oomd's command line, parsed as oomd does and handed to the command its flags ask for."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv and not argv[0].startswith("-"):
+        return run_verb(argv[0], argv[1:])
     try:
         o = parse_options(argv)
     except UsageExit as e:
@@ -195,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             print(e.message, file=sys.stderr)
         if e.usage:
             sys.stderr.write(USAGE)
+            if e.code == 0:
+                sys.stderr.write(verbs_help())
         return e.code
     return flag_command(o)(o)
 
@@ -249,3 +260,51 @@ def run_daemon(o: Options) -> int:
     from oomd.daemon import Daemon
 
     return Daemon(o).main()
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands: ``pyoomd VERB [ARG]...`` (the table and the contract are in oomd/commands/)
+
+EXIT_UNKNOWN_VERB = 2
+
+
+def run_verb(verb: str, argv: list[str]) -> int:
+    """Run a command module's ``main(argv)``; an unknown verb lists the known ones (exit 2).
+    A command that exits through ``SystemExit`` (argparse's ``--help`` and usage errors)
+    returns its status like any other."""
+    from oomd.commands import VERBS
+
+    module = VERBS.get(verb)
+    if module is None:
+        known = (f"{', '.join(sorted(VERBS))} (pyoomd COMMAND --help for each)" if VERBS
+                 else "none in this build")
+        sys.stderr.write(f"pyoomd: unknown command {verb!r}\n"
+                         f"commands: {known}\n"
+                         f"oomd's options start with '-' (pyoomd --help)\n")
+        return EXIT_UNKNOWN_VERB
+    import_numpy_single_threaded()   # as the daemon: commands read the same arrays
+    try:
+        return importlib.import_module(module).main(argv)
+    except SystemExit as e:
+        if e.code is None:
+            return 0
+        if isinstance(e.code, int):
+            return e.code
+        print(e.code, file=sys.stderr)
+        return 1
+
+
+def verbs_help() -> str:
+    """The commands section of ``pyoomd --help``: each verb with its module's ``HELP``."""
+    from oomd.commands import VERBS
+
+    if not VERBS:
+        return ""
+    lines = ["", "commands (pyoomd COMMAND [ARG]...; pyoomd COMMAND --help for its arguments):"]
+    for verb in sorted(VERBS):
+        try:
+            text = importlib.import_module(VERBS[verb]).HELP
+        except Exception as e:  # noqa: BLE001 - one broken command must not hide the others
+            text = f"(cannot be loaded: {type(e).__name__}: {e})"
+        lines.append(f"  {verb:<27}{text}")
+    return "\n".join(lines) + "\n"
