@@ -23,7 +23,8 @@ import numpy as np
 import numpy.ma  # noqa: F401 - numpy imports it lazily inside the first tick, which may be out of fds
 
 from oomd import _fastcg, logs
-from oomd.cgpath import CgroupPatterns, split_components
+from oomd.cgpath import (  # noqa: F401 - brace_expand: re-exported
+    CgroupPatterns, brace_expand, compile_patterns, split_components)
 from oomd.stats import Stats
 
 # oomd's default io cost coefficients (src/oomd/Main.cpp): read_iops, readbw, write_iops,
@@ -139,64 +140,6 @@ def fd_budget_from_rlimit() -> int:
             pass
     limit = soft if soft != resource.RLIM_INFINITY else 1 << 20
     return max(0, limit - max(256, limit // 50))
-
-
-# ---------------------------------------------------------------------------------------------
-# Patterns (reference §3)
-
-
-def brace_expand(path: str) -> list[str]:
-    """glob(3)'s GLOB_BRACE on one pattern: the first unescaped ``{...}`` with a matching close
-    is replaced by each comma-separated alternative (recursively); an unterminated brace is
-    left literal, as glibc does."""
-    i = 0
-    n = len(path)
-    while i < n:
-        c = path[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "{":
-            depth = 0
-            j = i
-            alts_start = i + 1
-            alts = []
-            while j < n:
-                cj = path[j]
-                if cj == "\\":
-                    j += 2
-                    continue
-                if cj == "{":
-                    depth += 1
-                elif cj == "}":
-                    depth -= 1
-                    if depth == 0:
-                        alts.append(path[alts_start:j])
-                        break
-                elif cj == "," and depth == 1:
-                    alts.append(path[alts_start:j])
-                    alts_start = j + 1
-                j += 1
-            if j >= n:
-                return [path]
-            out = []
-            for a in alts:
-                out.extend(brace_expand(path[:i] + a + path[j + 1:]))
-            return out
-        i += 1
-    return [path]
-
-
-def compile_patterns(patterns: CgroupPatterns) -> tuple[tuple[str, ...], ...]:
-    """Each pattern after brace expansion, as component tuples (the root is ``()``)."""
-    out: dict[tuple[str, ...], None] = {}
-    for comps in patterns:
-        if not comps:
-            out.setdefault((), None)
-            continue
-        for expanded in brace_expand("/".join(comps)):
-            out.setdefault(split_components(expanded), None)
-    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------------
