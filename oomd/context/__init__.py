@@ -22,12 +22,13 @@ from typing import Iterable
 import numpy as np
 import numpy.ma  # noqa: F401 - numpy imports it lazily inside the first tick, which may be out of fds
 
-from oomd import _fastcg, logs
+from oomd import _fastcg
 from oomd.cgpath import (  # noqa: F401 - brace_expand: re-exported
     CgroupPatterns, brace_expand, compile_patterns, split_components)
 from oomd.context.metric_table import (  # noqa: F401 - re-exported: the context's names
     AVOID, INT64_MAX, METRICS, NORMAL, PREFER, STATUS_MALFORMED, STATUS_NAMES, STATUS_OK,
     STATUS_UNREADABLE, STATUS_VANISHED, Metric)
+from oomd.context.problems import ProblemLog
 from oomd.context.views import CgroupView, SystemContext
 from oomd.stats import Stats
 
@@ -40,10 +41,6 @@ _V = _fastcg.V
 _D = _fastcg.D
 _DT_DIR, _DT_LNK, _DT_UNKNOWN = 4, 10, 0
 _GLOB_MAGIC = frozenset("*?[\\")
-
-def _log(msg: str) -> None:
-    logs.log(msg, logs.WARNING, depth=2)
-
 
 def fd_budget_from_rlimit() -> int:
     """How many fds the reader may hold: RLIMIT_NOFILE's soft limit, first raised to the hard
@@ -92,7 +89,7 @@ class OomdContext:
     """The per-tick view plugins read (docs/design.md).
 
     Problems with files are never raised: each is counted (``read_stats``) and logged once
-    per row and file, at most ``MAX_LOGS_PER_TICK`` lines a tick.
+    per row and file, a bounded number of lines a tick (``oomd.context.problems``).
 
     ``devices``: (major, minor, is_hdd) triples whose io.stat lines count for io cost, with
     ``ssd_coeffs``/``hdd_coeffs`` (6 floats each, oomd's order). ``interval``: the tick interval
@@ -113,8 +110,6 @@ class OomdContext:
     watches to hold (None: half of fs.inotify.max_user_watches); a row that gets no watch reads
     its files every tick.
     """
-
-    MAX_LOGS_PER_TICK = 64
 
     def __init__(
         self,
@@ -148,6 +143,7 @@ class OomdContext:
             os.fsencode(cgroup_fs), os.fsencode(proc_root), fd_budget=budget,
             cache_files=cache_files, devices=self.devices, ssd_coeffs=ssd_coeffs,
             hdd_coeffs=hdd_coeffs, keep_config=keep_config, watch_budget=watch_budget)
+        self._problems = ProblemLog(self._r, cgroup_fs, proc_root)
         self._cache_arg = cache_files
         self._path: dict[int, str] = {}
         self._by_path: dict[str, int] = {}
@@ -164,17 +160,8 @@ class OomdContext:
         self._deps_key = None
         self._deps = np.empty(0, dtype=np.int32)
         self._retry_opens = False
-        self.starved_tick = -1  # last tick in which a read or open failed for lack of fds/memory
         self._in_refresh = False
-        self._ctx_stats = {"evicted": 0, "rows_opened": 0, "resolutions": 0,
-                           "listings_parsed": 0, "system_malformed": 0,
-                           "system_unreadable": 0, "logs_dropped": 0,
-                           "fd_exhausted": 0, "dir_vanished": 0, "dir_unopenable": 0}
-        self._sys_logged: set[tuple[str, str]] = set()
-        self._fd_logged_tick = -1
         self._open_failures = 0
-        self._logged_tick = -1
-        self._logged_this_tick = 0
         self._prev_pswpout: int | None = None
         self._prev_vmstat_ok = False
         self._swapout = (0.0, 0.0, 0.0)
@@ -222,6 +209,7 @@ class OomdContext:
         Never raises for a file problem."""
         self.tick += 1
         self.now = now
+        self._problems.begin_tick()
         r = self._r
         self._in_refresh = True
         try:
@@ -245,20 +233,13 @@ class OomdContext:
             self._in_refresh = False
         self._drain_logs()
 
-    def _system_problem(self, fname: str, problem: str, err: int) -> None:
-        self._ctx_stats["system_" + problem] += 1
-        if (fname, problem) not in self._sys_logged:
-            self._sys_logged.add((fname, problem))
-            why = f" ({os.strerror(err)})" if err else ""
-            _log(f"[context] {os.path.join(self.proc_root, fname)}: {problem}{why}")
-
     def _read_system(self) -> None:
         """Swap-out rates from this tick's vmstat sample (read by the reader's begin_tick)."""
         vmstat_ok, pswpout = self._r.vmstat_sample()
         bps = avg60 = avg300 = 0.0
         if vmstat_ok:
             if pswpout is None:
-                self._system_problem("vmstat", "malformed", 0)
+                self._problems.system_problem("vmstat", "malformed", 0)
             elif self._prev_vmstat_ok and self._prev_pswpout is not None:
                 bps = (pswpout - self._prev_pswpout) * 4096.0 / self.interval
                 avg60 = bps + self._f60 * (self._swapout[1] - bps)
@@ -326,10 +307,9 @@ class OomdContext:
         r = self._r
         res = r.open_root()
         if res < 0:
-            key = ("cgroup-fs", str(-res))
-            if key not in self._sys_logged:
-                self._sys_logged.add(key)
-                _log(f"[context] cannot open cgroup-fs {self.cgroup_fs}: {os.strerror(-res)}")
+            self._problems.once(("cgroup-fs", str(-res)),
+                                f"[context] cannot open cgroup-fs {self.cgroup_fs}: "
+                                f"{os.strerror(-res)}")
             return
         self._register(res, "", -1, "")
 
@@ -338,7 +318,7 @@ class OomdContext:
         self._by_path[path] = row
         if prow >= 0:
             self._kids.setdefault(prow, {})[name] = row
-        self._ctx_stats["rows_opened"] += 1
+        self._problems.counts["rows_opened"] += 1
 
     def _child(self, prow: int, name: str, ino: int | None = None, kind: int = 1) -> int | None:
         """The row of directory `name` under `prow`, opening it if needed."""
@@ -362,21 +342,19 @@ class OomdContext:
             # A vanished one changes its parent's listing; any other failure would stay cached
             # in the resolutions, so they are redone next tick and the open retried.
             gone = -res in (_errno.ENOENT, _errno.ENOTDIR)
-            self._ctx_stats["dir_vanished" if gone else "dir_unopenable"] += 1
+            self._problems.counts["dir_vanished" if gone else "dir_unopenable"] += 1
             if res in (-_errno.EMFILE, -_errno.ENFILE):
                 # out of fds says nothing about the cgroup: whatever lists it is incomplete
                 # this tick and must not be cached (it is tried again next time)
                 self._open_failures += 1
-                self._fd_problem(1)
+                self._problems.fd_problem(1)
             elif res == -_errno.ENOMEM:
-                self.starved_tick = self.tick
+                self._problems.starved = True
             if not gone:
                 self._retry_opens = True
-                key = ("open-dir", str(-res))
-                if key not in self._sys_logged:
-                    self._sys_logged.add(key)
-                    _log(f"[context] cannot open cgroup {self.cgroup_fs}/{path}: "
-                         f"{os.strerror(-res)}")
+                self._problems.once(("open-dir", str(-res)),
+                                    f"[context] cannot open cgroup {self.cgroup_fs}/{path}: "
+                                    f"{os.strerror(-res)}")
             return None
         self._register(res, path, prow, name)
         return res
@@ -388,7 +366,7 @@ class OomdContext:
             if child in self._path:
                 self._retire(child)
         self._unregister(row)
-        self._ctx_stats["evicted"] += 1
+        self._problems.counts["evicted"] += 1
         if self._in_refresh:
             self._r.close_row(row)
         else:
@@ -401,7 +379,7 @@ class OomdContext:
         for child in self._kids.get(row, {}).values():
             self._r.set_parent(child, -2)
         self._unregister(row)
-        self._ctx_stats["evicted"] += 1
+        self._problems.counts["evicted"] += 1
         self._r.close_row(row)
 
     def _unregister(self, row: int) -> None:
@@ -446,7 +424,7 @@ class OomdContext:
 
     def _parse_listing(self, d: int) -> None:
         r = self._r
-        self._ctx_stats["listings_parsed"] += 1
+        self._problems.counts["listings_parsed"] += 1
         ents: dict[str, tuple[int, int]] = {}
         bnames: list[tuple[bytes, str]] = []
         dfd = r.dirfd_of(d)
@@ -510,7 +488,7 @@ class OomdContext:
         return rows
 
     def _resolve_uncached(self, patterns: CgroupPatterns) -> tuple[np.ndarray, list[int]]:
-        self._ctx_stats["resolutions"] += 1
+        self._problems.counts["resolutions"] += 1
         compiled = self._compiled.get(patterns)
         if compiled is None:
             compiled = self._compiled[patterns] = compile_patterns(patterns)
@@ -759,41 +737,11 @@ class OomdContext:
         """True if, this tick, a cgroup could not be opened or read for lack of file descriptors
         or memory: what the context shows may then be incomplete (a cgroup may be missing)."""
         self._drain_logs()
-        return self.starved_tick == self.tick
+        return self._problems.starved
 
     def _drain_logs(self) -> None:
-        if not self._r.pending:
-            return
-        for fname, problem, err in self._r.drain_system_problems():
-            self._system_problem(fname, problem, err)
-        pending, dropped, exhausted = self._r.drain_logs()
-        if dropped:
-            self._ctx_stats["logs_dropped"] += dropped
-        if exhausted:
-            self._fd_problem(exhausted)
-        for row, kind, err, errnum in pending:
-            if self._logged_tick != self.tick:
-                self._logged_tick = self.tick
-                self._logged_this_tick = 0
-            self._logged_this_tick += 1
-            if self._logged_this_tick > self.MAX_LOGS_PER_TICK:
-                self._ctx_stats["logs_dropped"] += 1
-                continue
-            path = self._path.get(row, f"<row {row}>")
-            fname = _fastcg.FILE_NAMES[kind]
-            why = f" ({os.strerror(errnum)})" if errnum else ""
-            where = f"{self.cgroup_fs}/{path}" if path else self.cgroup_fs
-            _log(f"[context] {where}/{fname}: {_fastcg.ERROR_NAMES[err]}{why}")
-
-    def _fd_problem(self, n: int) -> None:
-        """n reads or directory opens failed for lack of fds: counted, one log line a tick, and
-        the tick's view is marked incomplete (``starved``)."""
-        self.starved_tick = self.tick
-        self._ctx_stats["fd_exhausted"] += n
-        if self._fd_logged_tick != self.tick:
-            self._fd_logged_tick = self.tick
-            _log(f"[context] out of file descriptors: reads or cgroup directories failed this "
-                 f"tick (fd budget {self._r.fd_budget}, {self._r.open_fds} open)")
+        if self._r.pending:
+            self._problems.drain(self._path)
 
     @property
     def read_stats(self) -> dict[str, int]:
@@ -810,7 +758,7 @@ class OomdContext:
                     "dir_event_overflows", "watches", "watch_refused", "config_invalidations",
                     "kept_values", "parks", "unparks", "parked"):
             out[key] = c[key]
-        out.update(self._ctx_stats)
+        out.update(self._problems.counts)
         out["rows"] = self._r.nrows
         out["open_fds"] = self._r.open_fds
         out["fd_budget"] = self._r.fd_budget

@@ -93,7 +93,7 @@ class SystemContext:
             else:
                 self._vmstat, bad = _fastcg.parse_vmstat_dict(raw)
                 if bad:
-                    self._ctx._system_problem("vmstat", "malformed", 0)
+                    self._ctx._problems.system_problem("vmstat", "malformed", 0)
         return self._vmstat
 
     swap_total = property(lambda self: self._v("swap_total"), doc="bytes, /proc/swaps")
