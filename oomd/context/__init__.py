@@ -11,11 +11,9 @@ child lists are cached and only rebuilt when a directory listing changed.
 
 from __future__ import annotations
 
-import errno as _errno
 import math
 import os
 import resource
-import stat as _stat
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -23,12 +21,12 @@ import numpy as np
 import numpy.ma  # noqa: F401 - numpy imports it lazily inside the first tick, which may be out of fds
 
 from oomd import _fastcg
-from oomd.cgpath import (  # noqa: F401 - brace_expand: re-exported
-    CgroupPatterns, brace_expand, compile_patterns, split_components)
+from oomd.cgpath import CgroupPatterns, brace_expand  # noqa: F401 - brace_expand: re-exported
 from oomd.context.metric_table import (  # noqa: F401 - re-exported: the context's names
     AVOID, INT64_MAX, METRICS, NORMAL, PREFER, STATUS_MALFORMED, STATUS_NAMES, STATUS_OK,
     STATUS_UNREADABLE, STATUS_VANISHED, Metric)
 from oomd.context.problems import ProblemLog
+from oomd.context.tree import CgroupTree
 from oomd.context.views import CgroupView, SystemContext
 from oomd.stats import Stats
 
@@ -39,8 +37,7 @@ DEFAULT_HDD = (1.31e-3, 1.13e-7, 2.58e-1, 5.04e-7, 0.0, 0.0)
 
 _V = _fastcg.V
 _D = _fastcg.D
-_DT_DIR, _DT_LNK, _DT_UNKNOWN = 4, 10, 0
-_GLOB_MAGIC = frozenset("*?[\\")
+
 
 def fd_budget_from_rlimit() -> int:
     """How many fds the reader may hold: RLIMIT_NOFILE's soft limit, first raised to the hard
@@ -55,23 +52,6 @@ def fd_budget_from_rlimit() -> int:
             pass
     limit = soft if soft != resource.RLIM_INFINITY else 1 << 20
     return max(0, limit - max(256, limit // 50))
-
-
-# ---------------------------------------------------------------------------------------------
-# Listings
-
-
-class _DirInfo:
-    """One directory's parsed listing: name -> (inode, kind) where kind is 1 for a directory,
-    2 for a symlink (or unknown type) that resolves to a directory, 0 otherwise."""
-
-    __slots__ = ("gen", "ents", "bnames", "child_names")
-
-    def __init__(self, gen, ents, bnames, child_names):
-        self.gen = gen
-        self.ents = ents
-        self.bnames = bnames
-        self.child_names = child_names
 
 
 @dataclass
@@ -144,31 +124,15 @@ class OomdContext:
             cache_files=cache_files, devices=self.devices, ssd_coeffs=ssd_coeffs,
             hdd_coeffs=hdd_coeffs, keep_config=keep_config, watch_budget=watch_budget)
         self._problems = ProblemLog(self._r, cgroup_fs, proc_root)
-        self._cache_arg = cache_files
-        self._path: dict[int, str] = {}
-        self._by_path: dict[str, int] = {}
-        self._kids: dict[int, dict[str, int]] = {}
-        self._dirs: dict[int, _DirInfo] = {}
-        self._ccache: dict[int, tuple[int, int, np.ndarray]] = {}
-        self._compiled: dict[CgroupPatterns, tuple[tuple[str, ...], ...]] = {}
-        self._pcache: dict[CgroupPatterns, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._resolved: dict[CgroupPatterns, np.ndarray] = {}
+        self._tree = CgroupTree(self._r, cgroup_fs, self._problems)
         self._monitored: list[_Monitored] = []
-        self._deferred: list[int] = []
-        self._epoch = 0
-        self._pcache_version = 0
-        self._deps_key = None
-        self._deps = np.empty(0, dtype=np.int32)
-        self._retry_opens = False
-        self._in_refresh = False
-        self._open_failures = 0
         self._prev_pswpout: int | None = None
         self._prev_vmstat_ok = False
         self._swapout = (0.0, 0.0, 0.0)
         self._f60 = math.exp(-interval / 60.0)
         self._f300 = math.exp(-interval / 300.0)
         self.system = SystemContext(self)
-        self._open_root()
+        self._tree.open_root()
 
     # ---- configuration ----------------------------------------------------------------------
 
@@ -187,7 +151,7 @@ class OomdContext:
                     derived.add(name)
             mon[patterns] = (kinds, derived)
         self._monitored = [_Monitored(p, k, tuple(sorted(d))) for p, (k, d) in mon.items()]
-        self._pcache_version += 1
+        self._tree.set_monitored([m.patterns for m in self._monitored])
         cacheable = 0
         for m in self._monitored:
             cacheable |= m.kinds
@@ -211,18 +175,14 @@ class OomdContext:
         self.now = now
         self._problems.begin_tick()
         r = self._r
-        self._in_refresh = True
+        tree = self._tree
+        tree.in_refresh = True
         try:
-            for row in self._deferred:
-                r.close_row(row)
-            self._deferred.clear()
+            tree.close_deferred()
             r.begin_tick()
-            self._resolved.clear()
-            if self._retry_opens:
-                self._retry_opens = False
-                self._epoch += 1
+            tree.begin_tick()
             self._read_system()
-            self._evict_vanished()
+            tree.evict_vanished()
             for m in self._monitored:
                 rows = self.resolve(m.patterns)
                 if len(rows):
@@ -230,7 +190,7 @@ class OomdContext:
                     for name in m.derived:
                         self._ensure(METRICS[name], rows)
         finally:
-            self._in_refresh = False
+            tree.in_refresh = False
         self._drain_logs()
 
     def _read_system(self) -> None:
@@ -249,326 +209,29 @@ class OomdContext:
         self._swapout = (bps, avg60, avg300)
         self.system = SystemContext(self, self._swapout)
 
-    def _live_rows(self) -> np.ndarray:
-        return np.flatnonzero(self._r.cols["live"]).astype(np.int32)
-
-    def _evict_vanished(self) -> None:
-        """Reference §5.2: a row whose directory lost ``cgroup.controllers`` is evicted. Off
-        cgroup2 every row is checked with faccessat; on cgroup2 (or when the caller vouches
-        for it) a row whose parent directory was listed this tick is alive iff the listing
-        still shows it with the same inode, and only the other rows are checked."""
-        r = self._r
-        if r.root_row < 0:
-            self._open_root()
-            if r.root_row < 0:
-                return
-        if not r.cache_files:
-            live = self._live_rows()
-            ok = r.check_alive(live)
-            for row in live[~ok]:
-                if int(row) in self._path:
-                    self._evict_one(int(row))
-            if r.root_row < 0:
-                self._open_root()
-            self._scan(self._monitored_deps())
-            return
-        root = r.root_row
-        if not r.check_alive(np.array([root], dtype=np.int32))[0]:
-            self._retire(root)
-            self._open_root()
-            return
-        self._scan(self._monitored_deps())
-        check = r.unlisted_rows()
-        if len(check):
-            ok = r.check_alive(check)
-            for row in check[~ok]:
-                if int(row) in self._path:
-                    self._retire(int(row))
-
-    def _monitored_deps(self) -> np.ndarray:
-        key = (self._epoch, self._pcache_version, len(self._monitored))
-        if self._deps_key == key:
-            return self._deps
-        deps = []
-        for m in self._monitored:
-            c = self._pcache.get(m.patterns)
-            if c is not None and c[0] == self._epoch:
-                deps.append(c[1])
-        self._deps_key = key
-        if not deps:
-            self._deps = np.empty(0, dtype=np.int32)
-        else:
-            self._deps = np.unique(np.concatenate(deps)).astype(np.int32)
-        return self._deps
-
-    # ---- rows -------------------------------------------------------------------------------
-
-    def _open_root(self) -> None:
-        r = self._r
-        res = r.open_root()
-        if res < 0:
-            self._problems.once(("cgroup-fs", str(-res)),
-                                f"[context] cannot open cgroup-fs {self.cgroup_fs}: "
-                                f"{os.strerror(-res)}")
-            return
-        self._register(res, "", -1, "")
-
-    def _register(self, row: int, path: str, prow: int, name: str) -> None:
-        self._path[row] = path
-        self._by_path[path] = row
-        if prow >= 0:
-            self._kids.setdefault(prow, {})[name] = row
-        self._problems.counts["rows_opened"] += 1
-
-    def _child(self, prow: int, name: str, ino: int | None = None, kind: int = 1) -> int | None:
-        """The row of directory `name` under `prow`, opening it if needed."""
-        r = self._r
-        ppath = self._path[prow]
-        path = f"{ppath}/{name}" if ppath else name
-        row = self._by_path.get(path)
-        if row is not None:
-            cols = r.cols
-            if ino is not None and kind == 1 and int(cols["cgid"][row]) != ino:
-                self._retire(row)         # the directory was removed and re-created
-            else:
-                if cols["parent"][row] != prow:
-                    r.set_parent(row, prow)
-                    self._kids.setdefault(prow, {})[name] = row
-                return row
-        res = r.open_child(prow, os.fsencode(name))
-        if res < 0:
-            # Listed but gone (a race with rmdir), or not openable (EMFILE, EACCES): the
-            # cgroup is not monitored this tick. Counted; logged once per errno.
-            # A vanished one changes its parent's listing; any other failure would stay cached
-            # in the resolutions, so they are redone next tick and the open retried.
-            gone = -res in (_errno.ENOENT, _errno.ENOTDIR)
-            self._problems.counts["dir_vanished" if gone else "dir_unopenable"] += 1
-            if res in (-_errno.EMFILE, -_errno.ENFILE):
-                # out of fds says nothing about the cgroup: whatever lists it is incomplete
-                # this tick and must not be cached (it is tried again next time)
-                self._open_failures += 1
-                self._problems.fd_problem(1)
-            elif res == -_errno.ENOMEM:
-                self._problems.starved = True
-            if not gone:
-                self._retry_opens = True
-                self._problems.once(("open-dir", str(-res)),
-                                    f"[context] cannot open cgroup {self.cgroup_fs}/{path}: "
-                                    f"{os.strerror(-res)}")
-            return None
-        self._register(res, path, prow, name)
-        return res
-
-    def _retire(self, row: int) -> None:
-        """Forget a row and its descendants (their directories are gone or replaced). Freed
-        now during refresh, at the next refresh otherwise (rows stay valid for the tick)."""
-        for child in list(self._kids.get(row, {}).values()):
-            if child in self._path:
-                self._retire(child)
-        self._unregister(row)
-        self._problems.counts["evicted"] += 1
-        if self._in_refresh:
-            self._r.close_row(row)
-        else:
-            self._r.cols["status"][row] = STATUS_VANISHED
-            self._deferred.append(row)
-
-    def _evict_one(self, row: int) -> None:
-        """oomd's eviction of one context: its children stay (they are re-linked to a fresh
-        parent row when one is opened for the same path)."""
-        for child in self._kids.get(row, {}).values():
-            self._r.set_parent(child, -2)
-        self._unregister(row)
-        self._problems.counts["evicted"] += 1
-        self._r.close_row(row)
-
-    def _unregister(self, row: int) -> None:
-        path = self._path.pop(row, None)
-        if path is not None and self._by_path.get(path) == row:
-            del self._by_path[path]
-        prow = int(self._r.cols["parent"][row])
-        if prow >= 0 and path is not None:
-            kids = self._kids.get(prow)
-            name = path.rsplit("/", 1)[-1]
-            if kids is not None and kids.get(name) == row:
-                del kids[name]
-        self._kids.pop(row, None)
-        self._dirs.pop(row, None)
-        self._ccache.pop(row, None)
-        self._epoch += 1
-
-    def _relink(self, row: int) -> int:
-        """Parent row of a row whose parent was evicted (oomd looks parents up by path)."""
-        path = self._path[row]
-        ppath, _, name = path.rpartition("/")
-        prow = self.row_of(ppath)
-        if prow is None:
-            return -1
-        self._r.set_parent(row, prow)
-        self._kids.setdefault(prow, {})[name] = row
-        return prow
-
-    def _fix_parents(self, rows: np.ndarray) -> None:
-        par = self._r.cols["parent"]
-        bad = rows[par[rows] == -2]
-        for row in bad:
-            self._relink(int(row))
-
-    # ---- listings -----------------------------------------------------------------------------
-
-    def _scan(self, rows: np.ndarray) -> None:
-        if len(rows) == 0:
-            return
-        for d in self._r.scan_dirs(np.ascontiguousarray(rows, dtype=np.int32)):
-            self._parse_listing(int(d))
-
-    def _parse_listing(self, d: int) -> None:
-        r = self._r
-        self._problems.counts["listings_parsed"] += 1
-        ents: dict[str, tuple[int, int]] = {}
-        bnames: list[tuple[bytes, str]] = []
-        dfd = r.dirfd_of(d)
-        for bname, ino, dtype in r.dir_entries(d):
-            name = os.fsdecode(bname)
-            if dtype == _DT_DIR:
-                kind = 1
-            elif dtype in (_DT_LNK, _DT_UNKNOWN):
-                kind = 0
-                try:
-                    st = os.stat(bname, dir_fd=dfd, follow_symlinks=True)
-                    if _stat.S_ISDIR(st.st_mode):
-                        lst = os.stat(bname, dir_fd=dfd, follow_symlinks=False)
-                        kind = 1 if _stat.S_ISDIR(lst.st_mode) else 2
-                        ino = lst.st_ino if kind == 1 else ino
-                except OSError:
-                    kind = 0
-            else:
-                kind = 0
-            ents[name] = (ino, kind)
-            if kind:
-                bnames.append((bname, name))
-        child_names = sorted((n for n, (_, k) in ents.items() if k == 1 and n[0] != "."),
-                             key=os.fsencode)
-        self._dirs[d] = _DirInfo(int(r.cols["gen"][d]), ents, bnames, child_names)
-        cgid = r.cols["cgid"]
-        for name, crow in list(self._kids.get(d, {}).items()):
-            e = ents.get(name)
-            if e is None or e[1] == 0 or (e[1] == 1 and int(cgid[crow]) != e[0]):
-                if crow in self._path:
-                    self._retire(crow)
-
-    def _listing(self, d: int) -> _DirInfo | None:
-        self._scan(np.array([d], dtype=np.int32))
-        return self._dirs.get(d)
-
-    # ---- pattern resolution (reference §3) ----------------------------------------------------
+    # ---- names (oomd.context.tree) ---------------------------------------------------------
 
     def resolve(self, patterns: CgroupPatterns) -> np.ndarray:
         """Rows matching the patterns this tick, sorted by relative path (byte-wise)."""
-        got = self._resolved.get(patterns)
-        if got is not None:
-            return got
-        r = self._r
-        cached = self._pcache.get(patterns)
-        if cached is not None and cached[0] == self._epoch:
-            epoch, deps, gens, rows = cached
-            self._scan(deps)
-            if self._epoch == epoch and r.same_gens(deps, gens):
-                self._resolved[patterns] = rows
-                return rows
-        failures = self._open_failures
-        rows, deps = self._resolve_uncached(patterns)
-        deps = np.unique(np.asarray(deps, dtype=np.int32))
-        if self._open_failures == failures:
-            self._pcache[patterns] = (self._epoch, deps, r.cols["gen"][deps].copy(), rows)
-        else:
-            self._pcache.pop(patterns, None)      # incomplete: resolve again next time
-        self._pcache_version += 1
-        self._resolved[patterns] = rows
-        return rows
-
-    def _resolve_uncached(self, patterns: CgroupPatterns) -> tuple[np.ndarray, list[int]]:
-        self._problems.counts["resolutions"] += 1
-        compiled = self._compiled.get(patterns)
-        if compiled is None:
-            compiled = self._compiled[patterns] = compile_patterns(patterns)
-        r = self._r
-        found: dict[int, None] = {}
-        deps: list[int] = []
-        for comps in compiled:
-            if r.root_row < 0:
-                break
-            level = [r.root_row]
-            for comp in comps:
-                if not level:
-                    break
-                self._scan(np.array(level, dtype=np.int32))
-                deps.extend(level)
-                nxt: list[int] = []
-                magic = any(ch in _GLOB_MAGIC for ch in comp)
-                bcomp = os.fsencode(comp)
-                for d in level:
-                    info = self._dirs.get(d)
-                    if info is None:
-                        continue
-                    if not magic:
-                        e = info.ents.get(comp)
-                        if e is not None and e[1]:
-                            row = self._child(d, comp, e[0], e[1])
-                            if row is not None:
-                                nxt.append(row)
-                        continue
-                    for bname, name in info.bnames:
-                        if _fastcg.fnmatch_name(bcomp, bname):
-                            e = info.ents[name]
-                            row = self._child(d, name, e[0], e[1])
-                            if row is not None:
-                                nxt.append(row)
-                level = nxt
-            for row in level:
-                found[row] = None
-        rows = sorted(found, key=lambda x: os.fsencode(self._path[x]))
-        arr = np.array(rows, dtype=np.int32)
-        arr.flags.writeable = False
-        return arr, deps
-
-    # ---- navigation -----------------------------------------------------------------------
+        return self._tree.resolve(patterns)
 
     def children(self, row: int) -> np.ndarray:
         """Child rows (every child directory, names not starting with '.'), sorted by name."""
-        info = self._listing(row)
-        if info is None:
-            return np.empty(0, dtype=np.int32)
-        c = self._ccache.get(row)
-        if c is not None and c[0] == info.gen and c[1] == self._epoch:
-            return c[2]
-        rows = []
-        failures = self._open_failures
-        for name in info.child_names:
-            e = info.ents[name]
-            cr = self._child(row, name, e[0], e[1])
-            if cr is not None:
-                rows.append(cr)
-        arr = np.array(rows, dtype=np.int32)
-        arr.flags.writeable = False
-        if self._open_failures == failures:
-            self._ccache[row] = (info.gen, self._epoch, arr)
-        return arr
+        return self._tree.children(row)
 
     def parent(self, row: int) -> int:
-        p = int(self._r.cols["parent"][row])
-        if p == -2:
-            p = self._relink(row)
-        return p
+        """The parent row, -1 for the root."""
+        return self._tree.parent(row)
 
     def relpath(self, row: int) -> str:
-        return self._path[row]
+        return self._tree.paths[row]
 
     def abspath(self, row: int) -> str:
-        rel = self._path[row]
-        if not rel:
-            return self.cgroup_fs
-        return f"{self.cgroup_fs}/{rel}" if self.cgroup_fs != "/" else f"/{rel}"
+        return self._tree.abspath(row)
+
+    def row_of(self, relpath: str) -> int | None:
+        """The row of a cgroup path, opening it (and its ancestors) if it exists."""
+        return self._tree.row_of(relpath)
 
     def cgroup_id(self, row: int) -> int:
         return int(self._r.cols["cgid"][row])
@@ -577,21 +240,6 @@ class OomdContext:
         """The row's open directory fd (kill code only; do not read the directory through it:
         the reader lists directories with it)."""
         return self._r.dirfd_of(row)
-
-    def row_of(self, relpath: str) -> int | None:
-        """The row of a cgroup path, opening it (and its ancestors) if it exists."""
-        r = self._r
-        row = r.root_row
-        if row < 0:
-            return None
-        for comp in split_components(relpath):
-            nxt = self._kids.get(row, {}).get(comp)
-            if nxt is None or nxt not in self._path:
-                nxt = self._child(row, comp)
-            if nxt is None:
-                return None
-            row = nxt
-        return row
 
     def status(self, rows) -> np.ndarray:
         """Per-row status of this tick: STATUS_OK / MALFORMED / UNREADABLE / VANISHED."""
@@ -690,13 +338,13 @@ class OomdContext:
         """rows plus their ancestors down to depth `min_depth`, sorted by depth."""
         cols = self._r.cols
         depth = cols["depth"]
-        self._fix_parents(rows)
+        self._tree.fix_parents(rows)
         parts = [rows]
         cur = rows[depth[rows] > min_depth]
         while len(cur):
             par = np.unique(cols["parent"][cur])
             par = par[par >= 0].astype(np.int32)
-            self._fix_parents(par)
+            self._tree.fix_parents(par)
             parts.append(par)
             cur = par[depth[par] > min_depth]
         q = np.unique(np.concatenate(parts)).astype(np.int32)
@@ -713,7 +361,7 @@ class OomdContext:
         parents = np.unique(cols["parent"][q[depth[q] >= 2]])
         sib_rows, sib_par = [], []
         for p in parents:
-            ch = self.children(int(p))
+            ch = self._tree.children(int(p))
             sib_rows.append(ch)
             sib_par.append(np.full(len(ch), p, dtype=np.int32))
         if sib_rows:
@@ -741,7 +389,7 @@ class OomdContext:
 
     def _drain_logs(self) -> None:
         if self._r.pending:
-            self._problems.drain(self._path)
+            self._problems.drain(self._tree.paths)
 
     @property
     def read_stats(self) -> dict[str, int]:
@@ -768,16 +416,7 @@ class OomdContext:
         """Close every fd the context holds (rows, cached files, inotify). The context can
         refresh again afterwards (it re-opens what it needs)."""
         self._r.close()
-        self._path.clear()
-        self._by_path.clear()
-        self._kids.clear()
-        self._dirs.clear()
-        self._ccache.clear()
-        self._pcache.clear()
-        self._pcache_version += 1
-        self._resolved.clear()
-        self._deferred.clear()
-        self._epoch += 1
+        self._tree.clear()
 
     @property
     def nrows(self) -> int:
