@@ -27,6 +27,7 @@ from oomd.context.metric_table import (  # noqa: F401 - re-exported: the context
     STATUS_UNREADABLE, STATUS_VANISHED, Metric)
 from oomd.context.problems import ProblemLog
 from oomd.context.tree import CgroupTree
+from oomd.context.values import MetricValues, as_rows
 from oomd.context.views import CgroupView, SystemContext
 from oomd.stats import Stats
 
@@ -34,9 +35,6 @@ from oomd.stats import Stats
 # writebw, trim_iops, trimbw.
 DEFAULT_SSD = (1.21e-2, 6.25e-7, 1.07e-3, 2.61e-7, 2.37e-2, 9.10e-10)
 DEFAULT_HDD = (1.31e-3, 1.13e-7, 2.58e-1, 5.04e-7, 0.0, 0.0)
-
-_V = _fastcg.V
-_D = _fastcg.D
 
 
 def fd_budget_from_rlimit() -> int:
@@ -125,6 +123,7 @@ class OomdContext:
             hdd_coeffs=hdd_coeffs, keep_config=keep_config, watch_budget=watch_budget)
         self._problems = ProblemLog(self._r, cgroup_fs, proc_root)
         self._tree = CgroupTree(self._r, cgroup_fs, self._problems)
+        self._values = MetricValues(self._r, self._tree)
         self._monitored: list[_Monitored] = []
         self._prev_pswpout: int | None = None
         self._prev_vmstat_ok = False
@@ -188,7 +187,7 @@ class OomdContext:
                 if len(rows):
                     r.load(rows, m.kinds)
                     for name in m.derived:
-                        self._ensure(METRICS[name], rows)
+                        self._values.ensure(METRICS[name], rows)
         finally:
             tree.in_refresh = False
         self._drain_logs()
@@ -243,78 +242,25 @@ class OomdContext:
 
     def status(self, rows) -> np.ndarray:
         """Per-row status of this tick: STATUS_OK / MALFORMED / UNREADABLE / VANISHED."""
-        return self._r.cols["status"][self._rows(rows)]
+        return self._r.cols["status"][as_rows(rows)]
 
     def cgroup(self, row: int) -> CgroupView:
         return CgroupView(self, int(row))
 
-    # ---- values -------------------------------------------------------------------------------
-
-    @staticmethod
-    def _rows(rows) -> np.ndarray:
-        if isinstance(rows, np.ndarray) and rows.dtype == np.int32 and rows.flags.c_contiguous:
-            return rows
-        return np.ascontiguousarray(rows, dtype=np.int32).reshape(-1)
-
-    def _ensure(self, m: Metric, rows: np.ndarray) -> None:
-        r = self._r
-        d = m.derive
-        if d is None:
-            if m.kinds:
-                r.load(rows, m.kinds)
-        elif d == "avg":
-            r.compute_average(rows)
-        elif d == "iocost":
-            r.compute_iocost(rows)
-        elif d == "pgscan":
-            r.compute_pgscan(rows)
-        elif d == "prot":
-            self._compute_protection(rows)
-        elif d == "eswap":
-            self._compute_eswap(rows)
+    # ---- values (oomd.context.values) ------------------------------------------------------
 
     def prefetch(self, metrics: Iterable[str], rows) -> None:
         """Read the files behind several metrics for rows in one pass (one directory visit per
         row), e.g. every column a kill ranking needs before it asks for them one by one."""
-        kinds = 0
-        for name in metrics:
-            kinds |= METRICS[name].kinds
-        rows = self._rows(rows)
-        if kinds and len(rows):
-            self._r.load(rows, kinds)
-            self._drain_logs()
+        self._values.prefetch(metrics, rows)
+        self._drain_logs()
 
     def get(self, metric: str, rows) -> tuple[np.ndarray, np.ndarray]:
         """(values, valid) of a metric for rows, reading whatever is not yet read this tick
         in one batch. Invalid entries hold 0 (or stale data): always mask with `valid`."""
-        m = METRICS[metric]
-        rows = self._rows(rows)
-        self._ensure(m, rows)
-        cols = self._r.cols
-        if m.column is not None:
-            col = cols[m.column]
-            # (take: a fraction of fancy indexing's cost, 2-D columns especially)
-            vals = col.take(rows, axis=0) if m.index is None else col[rows, m.index]
-            if m.dtype == "bool":
-                vals = vals.astype(bool)
-            if m.bit < 0:
-                valid = np.ones(len(rows), dtype=bool)
-            else:
-                valid = self._r.take_valid(rows, 1 << m.bit)
-            if m.name == "anon_usage":
-                have = self._r.take_valid(rows, 1 << _V["stat0"])
-                vals = np.where(have, vals, 0)
-        elif metric == "memory_growth":
-            valid = self._r.take_valid(rows, (1 << _V["current"]) | (1 << _V["avg"]))
-            cur = cols["current"][rows].astype(np.float64)
-            avg = cols["average_usage"][rows]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                vals = np.where(avg == 0, 0.0, cur / np.where(avg == 0, 1, avg))
-        else:  # effective_usage
-            valid = self._r.take_valid(rows, (1 << _V["current"]) | (1 << _V["prot"]))
-            vals = cols["current"][rows] - cols["memory_protection"][rows]
+        got = self._values.get(metric, rows)
         self._drain_logs()
-        return vals, valid
+        return got
 
     def value(self, metric: str, row: int):
         """One metric of one row, or None when unavailable. PSI triples are tuples of
@@ -331,52 +277,6 @@ class OomdContext:
         if dt == "float64":
             return float(v)
         return int(v)
-
-    # ---- hierarchical metrics -------------------------------------------------------------
-
-    def _ancestor_closure(self, rows: np.ndarray, min_depth: int) -> np.ndarray:
-        """rows plus their ancestors down to depth `min_depth`, sorted by depth."""
-        cols = self._r.cols
-        depth = cols["depth"]
-        self._tree.fix_parents(rows)
-        parts = [rows]
-        cur = rows[depth[rows] > min_depth]
-        while len(cur):
-            par = np.unique(cols["parent"][cur])
-            par = par[par >= 0].astype(np.int32)
-            self._tree.fix_parents(par)
-            parts.append(par)
-            cur = par[depth[par] > min_depth]
-        q = np.unique(np.concatenate(parts)).astype(np.int32)
-        return q[np.argsort(depth[q], kind="stable")]
-
-    def _compute_protection(self, rows: np.ndarray) -> None:
-        """memory_protection for rows (reference §5.3), all siblings at once, O(N)."""
-        cols = self._r.cols
-        todo = rows[(cols["loaded"][rows] & np.uint32(1 << _D["prot"])) == 0]
-        if len(todo) == 0:
-            return
-        q = self._ancestor_closure(todo, 1)
-        depth = cols["depth"]
-        parents = np.unique(cols["parent"][q[depth[q] >= 2]])
-        sib_rows, sib_par = [], []
-        for p in parents:
-            ch = self._tree.children(int(p))
-            sib_rows.append(ch)
-            sib_par.append(np.full(len(ch), p, dtype=np.int32))
-        if sib_rows:
-            sr = np.concatenate(sib_rows).astype(np.int32)
-            sp = np.concatenate(sib_par).astype(np.int32)
-        else:
-            sr = sp = np.empty(0, dtype=np.int32)
-        self._r.compute_protection(q, sr, sp)
-
-    def _compute_eswap(self, rows: np.ndarray) -> None:
-        cols = self._r.cols
-        todo = rows[(cols["loaded"][rows] & np.uint32(1 << _D["eswap"])) == 0]
-        if len(todo) == 0:
-            return
-        self._r.compute_eswap(self._ancestor_closure(todo, 0))
 
     # ---- accounting -----------------------------------------------------------------------
 
