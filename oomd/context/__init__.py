@@ -11,7 +11,6 @@ child lists are cached and only rebuilt when a directory listing changed.
 
 from __future__ import annotations
 
-import math
 import os
 import resource
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from oomd.context.metric_table import (  # noqa: F401 - re-exported: the context
 from oomd.context.problems import ProblemLog
 from oomd.context.tree import CgroupTree
 from oomd.context.values import MetricValues, as_rows
-from oomd.context.views import CgroupView, SystemContext
+from oomd.context.views import CgroupView, SwapOutRate, SystemContext
 from oomd.stats import Stats
 
 # oomd's default io cost coefficients (src/oomd/Main.cpp): read_iops, readbw, write_iops,
@@ -125,11 +124,7 @@ class OomdContext:
         self._tree = CgroupTree(self._r, cgroup_fs, self._problems)
         self._values = MetricValues(self._r, self._tree)
         self._monitored: list[_Monitored] = []
-        self._prev_pswpout: int | None = None
-        self._prev_vmstat_ok = False
-        self._swapout = (0.0, 0.0, 0.0)
-        self._f60 = math.exp(-interval / 60.0)
-        self._f300 = math.exp(-interval / 300.0)
+        self._swapout = SwapOutRate(interval)
         self.system = SystemContext(self)
         self._tree.open_root()
 
@@ -193,20 +188,12 @@ class OomdContext:
         self._drain_logs()
 
     def _read_system(self) -> None:
-        """Swap-out rates from this tick's vmstat sample (read by the reader's begin_tick)."""
+        """This tick's SystemContext, with the swap-out rates of this tick's vmstat sample
+        (read by the reader's begin_tick)."""
         vmstat_ok, pswpout = self._r.vmstat_sample()
-        bps = avg60 = avg300 = 0.0
-        if vmstat_ok:
-            if pswpout is None:
-                self._problems.system_problem("vmstat", "malformed", 0)
-            elif self._prev_vmstat_ok and self._prev_pswpout is not None:
-                bps = (pswpout - self._prev_pswpout) * 4096.0 / self.interval
-                avg60 = bps + self._f60 * (self._swapout[1] - bps)
-                avg300 = bps + self._f300 * (self._swapout[2] - bps)
-        self._prev_vmstat_ok = vmstat_ok
-        self._prev_pswpout = pswpout
-        self._swapout = (bps, avg60, avg300)
-        self.system = SystemContext(self, self._swapout)
+        if vmstat_ok and pswpout is None:
+            self._problems.system_problem("vmstat", "malformed", 0)
+        self.system = SystemContext(self, self._swapout.sample(vmstat_ok, pswpout))
 
     # ---- names (oomd.context.tree) ---------------------------------------------------------
 

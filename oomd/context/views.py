@@ -1,10 +1,13 @@
 """What plugins hold besides arrays: ``CgroupView`` (one row with oomd's accessor names as
 properties) and ``SystemContext`` (``ctx.system``: the system-wide values of this tick).
 
-Both are views: they keep no numbers of their own and read through the context.
+Both are views: they keep no numbers of their own and read through the context. The one
+system value that needs history, the swap-out rate, is kept by ``SwapOutRate``.
 """
 
 from __future__ import annotations
+
+import math
 
 from oomd import _fastcg
 from oomd.context.metric_table import METRICS
@@ -105,3 +108,30 @@ class SystemContext:
     mem_pressure_some = property(lambda self: self._v("mem_some"))
     io_pressure = property(lambda self: self._v("io_full"))
     io_pressure_some = property(lambda self: self._v("io_some"))
+
+
+class SwapOutRate:
+    """The swap-out rate (reference §5.5): bytes per second of /proc/vmstat's ``pswpout``
+    between two ticks (4 KiB pages, ``interval`` apart) and its decaying 60 s and 300 s
+    averages. A tick without a good sample (vmstat unreadable, or no ``pswpout``) gives
+    zeros and starts over."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._f60 = math.exp(-interval / 60.0)
+        self._f300 = math.exp(-interval / 300.0)
+        self._prev_ok = False
+        self._prev: int | None = None
+        self._rates = (0.0, 0.0, 0.0)
+
+    def sample(self, vmstat_ok: bool, pswpout: int | None) -> tuple[float, float, float]:
+        """This tick's (bps, avg60, avg300) from this tick's sample."""
+        bps = avg60 = avg300 = 0.0
+        if vmstat_ok and pswpout is not None and self._prev_ok and self._prev is not None:
+            bps = (pswpout - self._prev) * 4096.0 / self.interval
+            avg60 = bps + self._f60 * (self._rates[1] - bps)
+            avg300 = bps + self._f300 * (self._rates[2] - bps)
+        self._prev_ok = vmstat_ok
+        self._prev = pswpout
+        self._rates = (bps, avg60, avg300)
+        return self._rates
