@@ -3,10 +3,19 @@
 The contract is docs/design.md ("OomdContext (what plugins see)"); the behaviour it reproduces is
 reference §3 (pattern resolution), §5 (context model and derived metrics) and §6 (files).
 
-The numbers live in ``oomd._fastcg.Reader`` (numpy columns filled in C). This module owns the
-names: which row is which path, directory listings, pattern resolution, and the per-tick policy
-(what to read when). Steady state costs no Python object per cgroup per tick: resolutions and
-child lists are cached and only rebuilt when a directory listing changed.
+``OomdContext`` is a facade: it wires the parts, starts each tick (``refresh``: what to read
+when) and hands every other call to the part that owns it. Each part imports only the ones
+listed before it:
+
+* ``oomd._fastcg.Reader``: the numbers (numpy columns filled in C), fds, inotify, parsing;
+* ``metric_table``: what a metric name is (its files, validity bit, column and dtype);
+* ``problems``: problems with files, counted and logged, never raised;
+* ``tree``: the names: which row is which path, listings, liveness, pattern resolution;
+* ``values``: a metric's values for rows, derived metrics computed on demand;
+* ``views``: ``CgroupView`` and ``SystemContext``, read through the context.
+
+Steady state costs no Python object per cgroup per tick: resolutions and child lists are
+cached and only rebuilt when a directory listing changed.
 """
 
 from __future__ import annotations
@@ -20,8 +29,8 @@ import numpy as np
 import numpy.ma  # noqa: F401 - numpy imports it lazily inside the first tick, which may be out of fds
 
 from oomd import _fastcg
-from oomd.cgpath import CgroupPatterns, brace_expand  # noqa: F401 - brace_expand: re-exported
-from oomd.context.metric_table import (  # noqa: F401 - re-exported: the context's names
+from oomd.cgpath import CgroupPatterns, brace_expand
+from oomd.context.metric_table import (
     AVOID, INT64_MAX, METRICS, NORMAL, PREFER, STATUS_MALFORMED, STATUS_NAMES, STATUS_OK,
     STATUS_UNREADABLE, STATUS_VANISHED, Metric)
 from oomd.context.problems import ProblemLog
@@ -29,6 +38,12 @@ from oomd.context.tree import CgroupTree
 from oomd.context.values import MetricValues, as_rows
 from oomd.context.views import CgroupView, SwapOutRate, SystemContext
 from oomd.stats import Stats
+
+__all__ = [
+    "OomdContext", "CgroupView", "SystemContext", "fd_budget_from_rlimit", "brace_expand",
+    "METRICS", "Metric", "DEFAULT_SSD", "DEFAULT_HDD", "PREFER", "NORMAL", "AVOID", "INT64_MAX",
+    "STATUS_OK", "STATUS_MALFORMED", "STATUS_UNREADABLE", "STATUS_VANISHED", "STATUS_NAMES",
+]
 
 # oomd's default io cost coefficients (src/oomd/Main.cpp): read_iops, readbw, write_iops,
 # writebw, trim_iops, trimbw.
