@@ -22,8 +22,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "oomd"
 CYTHON_IMPORT = re.compile(
-    r"^\s*(?:from\s+(?P<from>[\w.]+)\s+c?import\s+(?P<names>[\w, ]+)"
-    r"|c?import\s+(?P<mods>[\w., ]+))", re.M)
+    r"^[ \t]*(?:from[ \t]+(?P<from>[\w.]+)[ \t]+c?import[ \t]+(?P<names>\([^)]*\)|[^\n#]*)"
+    r"|c?import[ \t]+(?P<mods>[^\n#]+))", re.M)
 
 
 def module_names(root: Path) -> dict[str, list[Path]]:
@@ -51,34 +51,43 @@ def _target(mods, module: str | None, name: str | None = None) -> str | None:
     return None
 
 
-def _python_imports(name: str, path: Path):
-    """(target module, line) for every import statement of a .py file."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+def _absolute(package: str, level: int, module: str | None) -> str:
+    """The module a relative import names (``level`` dots) from inside ``package``."""
+    if not level:
+        return module or ""
+    parts = package.split(".")
+    base = parts[: len(parts) - level + 1]
+    return ".".join(base + ([module] if module else []))
+
+
+def _python_imports(package: str, path: Path):
+    """(module, imported name or None, line) for every import statement of a .py file."""
     for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name, None, node.lineno
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                module = ".".join(base + ([node.module] if node.module else []))
-            else:
-                module = node.module
+            module = _absolute(package, node.level, node.module)
             for alias in node.names:
                 yield module, alias.name, node.lineno
 
 
-def _cython_imports(path: Path):
+def _cython_imports(package: str, path: Path):
+    """The same for the ``import``/``cimport`` lines of a Cython source (parenthesised name
+    lists may span lines)."""
     text = path.read_text()
     for m in CYTHON_IMPORT.finditer(text):
         line = text.count("\n", 0, m.start()) + 1
         if m["from"]:
-            for n in m["names"].split(","):
-                yield m["from"], n.split()[0] if n.split() else None, line
+            dots = len(m["from"]) - len(m["from"].lstrip("."))
+            module = _absolute(package, dots, m["from"].lstrip(".") or None)
+            names = [p.split()[0] for p in m["names"].strip("()").split(",") if p.split()]
+            for imported in names or [None]:
+                yield module, None if imported == "*" else imported, line
         else:
-            for mod in m["mods"].split(","):
-                if mod.split():
-                    yield mod.split()[0], None, line
+            for piece in m["mods"].split(","):
+                if piece.split():
+                    yield piece.split()[0], None, line
 
 
 def import_graph(root: Path) -> dict[str, dict[str, str]]:
@@ -88,8 +97,9 @@ def import_graph(root: Path) -> dict[str, dict[str, str]]:
     for name, paths in mods.items():
         edges = graph.setdefault(name, {})
         for path in paths:
-            found = (_python_imports(name, path) if path.suffix == ".py"
-                     else _cython_imports(path))
+            package = name if path.stem == "__init__" else name.rpartition(".")[0]
+            found = (_python_imports(package, path) if path.suffix == ".py"
+                     else _cython_imports(package, path))
             for module, imported, line in found:
                 target = _target(mods, module, imported)
                 if target is not None and target != name:
@@ -174,6 +184,7 @@ def test_the_walk_sees_every_kind_of_import_and_reports_the_cycle(tmp_path):
     (and a cimport between two Cython modules): each is an edge, and the cycle is named."""
     pkg = tmp_path / "pkg"
     (pkg / "sub").mkdir(parents=True)
+    (pkg / "cy").mkdir()
     files = {
         "__init__.py": "from pkg import a\n",
         "a.py": "import os\n\ndef later():\n    from pkg.sub import b\n",
@@ -182,8 +193,11 @@ def test_the_walk_sees_every_kind_of_import_and_reports_the_cycle(tmp_path):
         "sub/c.py": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
                      "    from ..a import later\n"),
         "fast.pyx": "import numpy as np\nfrom pkg.slow cimport helper\n",
-        "slow.pxd": "cdef int helper()\n",
-        "slow.pyx": "cimport pkg.fast\n",
+        "slow.pxd": "from libc.stdint cimport int64_t\ncdef int helper()\n",
+        "slow.pyx": "from pkg cimport (\n    fast,\n)\n",
+        "cy/__init__.py": "",
+        "cy/one.pyx": "from . cimport two\nfrom pkg.cy.two cimport *\n",
+        "cy/two.pxd": "cdef int two()\n",
     }
     for rel, text in files.items():
         (pkg / rel).write_text(text)
@@ -192,6 +206,8 @@ def test_the_walk_sees_every_kind_of_import_and_reports_the_cycle(tmp_path):
     assert graph["pkg.sub.b"] == {"pkg.sub.c": "pkg/sub/b.py:1"}
     assert graph["pkg.sub.c"] == {"pkg.a": "pkg/sub/c.py:3"}
     assert graph["pkg.fast"] == {"pkg.slow": "pkg/fast.pyx:2"}
+    assert graph["pkg.slow"] == {"pkg.fast": "pkg/slow.pyx:1"}
+    assert graph["pkg.cy.one"] == {"pkg.cy.two": "pkg/cy/one.pyx:1"}
     cycles = sorted(find_cycles(graph))
     assert cycles == [["pkg.a", "pkg.sub.b", "pkg.sub.c", "pkg.a"],
                       ["pkg.fast", "pkg.slow", "pkg.fast"]]
