@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from test_cli import files  # noqa: F401 - the fixture: good/bad configs, kmsg and runtime paths
+
 from oomd import __version__, cli, commands
 from oomd.cli import USAGE, main, parse_options
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_VERBS = dict(commands.VERBS)
-GOOD = {"rulesets": [{"name": "r", "detectors": [["g", {"name": "continue"}]],
-                      "actions": [{"name": "continue"}]}]}
 
 ECHO_ARGS = '''\
 """A demo verb: prints its arguments as JSON."""
@@ -189,17 +189,6 @@ def test_python_dash_m_oomd_dispatches_verbs(tmp_path):
 ])
 def test_flags_map_onto_commands_in_oomds_order(argv, command):
     assert cli.flag_command(parse_options(argv)) is command
-
-
-@pytest.fixture
-def files(tmp_path):
-    good = tmp_path / "good.json"
-    good.write_text(json.dumps(GOOD))
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"rulesets": [{"name": "r", "detectors": [["g", {"name": "nope"}]], '
-                   '"actions": [{"name": "continue"}]}]}')
-    return {"good": str(good), "bad": str(bad), "kmsg": str(tmp_path / "kmsg"),
-            "rt": str(tmp_path / "run"), "tmp": str(tmp_path)}
 
 
 def _usage_error(first: str) -> str:
