@@ -3,7 +3,7 @@
 Mirrors oomd's ``CgroupPath`` and ``PluginArgParser::parseCgroup`` (reference §3): the argument
 is split on ``,`` (empty pieces dropped, no trimming), each piece on ``/`` (empty components
 dropped, so ``/`` is the root), duplicates collapse. ``compile_patterns`` expands braces as
-glob(3)'s GLOB_BRACE does. Resolution against the filesystem lives in ``oomd.context``.
+glob(3)'s GLOB_BRACE does. Resolution against the filesystem lives in ``oomd.context.tree``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ import sys
 import time
 
 from oomd import logs, plugin, protect
-from oomd.options import Options
 from oomd.config.compiler import Compiler
 from oomd.config.parser import parse_file
 from oomd.dropins import DropIns
@@ -26,6 +25,7 @@ from oomd.engine import EngineObserver
 from oomd.errors import ConfigError
 from oomd.fs import cgroup2_mount
 from oomd.kmsg import Kmsg
+from oomd.options import Options
 from oomd.stats import Stats
 
 EXIT_OK, EXIT_USAGE, EXIT_SYSTEM = 0, 1, 3
