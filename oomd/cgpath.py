@@ -2,8 +2,8 @@
 
 Mirrors oomd's ``CgroupPath`` and ``PluginArgParser::parseCgroup`` (reference §3): the argument
 is split on ``,`` (empty pieces dropped, no trimming), each piece on ``/`` (empty components
-dropped, so ``/`` is the root), duplicates collapse. Resolution against the filesystem lives in
-``oomd.context``.
+dropped, so ``/`` is the root), duplicates collapse. ``compile_patterns`` expands braces as
+glob(3)'s GLOB_BRACE does. Resolution against the filesystem lives in ``oomd.context.tree``.
 """
 
 from __future__ import annotations
@@ -53,3 +53,57 @@ class CgroupPatterns:
             if all(p == "*" or p == c for p, c in zip(pat, comps)):
                 return True
         return False
+
+
+def brace_expand(path: str) -> list[str]:
+    """glob(3)'s GLOB_BRACE on one pattern: the first unescaped ``{...}`` with a matching close
+    is replaced by each comma-separated alternative (recursively); an unterminated brace is
+    left literal, as glibc does."""
+    i = 0
+    n = len(path)
+    while i < n:
+        c = path[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            depth = 0
+            j = i
+            alts_start = i + 1
+            alts = []
+            while j < n:
+                cj = path[j]
+                if cj == "\\":
+                    j += 2
+                    continue
+                if cj == "{":
+                    depth += 1
+                elif cj == "}":
+                    depth -= 1
+                    if depth == 0:
+                        alts.append(path[alts_start:j])
+                        break
+                elif cj == "," and depth == 1:
+                    alts.append(path[alts_start:j])
+                    alts_start = j + 1
+                j += 1
+            if j >= n:
+                return [path]
+            out = []
+            for a in alts:
+                out.extend(brace_expand(path[:i] + a + path[j + 1:]))
+            return out
+        i += 1
+    return [path]
+
+
+def compile_patterns(patterns: CgroupPatterns) -> tuple[tuple[str, ...], ...]:
+    """Each pattern after brace expansion, as component tuples (the root is ``()``)."""
+    out: dict[tuple[str, ...], None] = {}
+    for comps in patterns:
+        if not comps:
+            out.setdefault((), None)
+            continue
+        for expanded in brace_expand("/".join(comps)):
+            out.setdefault(split_components(expanded), None)
+    return tuple(out)

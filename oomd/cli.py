@@ -1,4 +1,10 @@
-"""``pyoomd``: oomd's command line (reference §9.1), plus a few options of our own.
+"""``pyoomd``: oomd's command line (reference §9.1), plus a few options of our own, and the
+dispatcher to pyoomd's commands.
+
+``pyoomd [OPTION]...`` is oomd's command line: getopt parses it into ``Options``
+(``oomd/options.py``) and ``flag_command`` picks what the flags ask for (the stats client,
+the plugin list, the config check or the daemon). ``pyoomd VERB [ARG]...`` (a first argument
+without ``-``) runs the command module of that verb (``oomd/commands/``).
 
 Options, defaults and exit codes are oomd 0.5.0's, with these differences (docs/compat.md):
 ``--interval`` also takes fractions of a second; ``--cgroup-fs`` defaults to the cgroup2 mount
@@ -10,19 +16,15 @@ abort. Our additions: ``--dry-run``, ``--plugin-module``, ``--metrics-textfile``
 from __future__ import annotations
 
 import getopt
+import importlib
 import math
 import os
 import sys
-from dataclasses import dataclass, field
+from typing import Callable
 
 from oomd import __version__, parsing
 from oomd.fs import cgroup2_mount
-from oomd.plugin import DEFAULT_HDD_COEFFS, DEFAULT_SSD_COEFFS
-
-DEFAULT_CONFIG = "/etc/oomd.json"
-DEFAULT_RUNTIME_DIR = "/run/oomd"
-DEFAULT_KMSG = "/dev/kmsg"
-DEFAULT_INTERVAL = 5.0
+from oomd.options import DEFAULT_CONFIG, Options  # noqa: F401 - DEFAULT_CONFIG: re-exported
 
 # read once, when numpy's BLAS/OpenMP runtime loads
 THREAD_POOL_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
@@ -66,29 +68,6 @@ LONG = [
 class UsageExit(Exception):
     def __init__(self, code: int, message: str = "", usage: bool = False) -> None:
         self.code, self.message, self.usage = code, message, usage
-
-
-@dataclass
-class Options:
-    config: str = DEFAULT_CONFIG
-    interval: float = DEFAULT_INTERVAL
-    cgroup_fs: str | None = None
-    check_config: bool = False
-    list_plugins: bool = False
-    drop_in_dir: str | None = None
-    runtime_dir: str = DEFAULT_RUNTIME_DIR
-    dump_stats: bool = False
-    reset_stats: bool = False
-    devices: tuple = ()
-    ssd_coeffs: tuple = DEFAULT_SSD_COEFFS
-    hdd_coeffs: tuple = DEFAULT_HDD_COEFFS
-    kmsg_path: str = DEFAULT_KMSG
-    dry_run: bool = False
-    plugin_modules: list[str] = field(default_factory=list)
-    max_ticks: int | None = None
-    metrics_textfile: str | None = None
-    metrics_listen: str | None = None
-    protect: bool = True
 
 
 def parse_interval(text: str) -> float:
@@ -190,16 +169,6 @@ def parse_options(argv: list[str]) -> Options:
     return o
 
 
-def list_plugins() -> int:
-    from oomd import plugin
-
-    plugin.load_builtin_plugins()
-    print("List of plugins pyoomd was compiled with:", file=sys.stderr)
-    for name in sorted(plugin.REGISTRY):
-        print(f" {name}", file=sys.stderr)
-    return 0
-
-
 def import_numpy_single_threaded() -> None:
     """Import numpy with one BLAS/OpenMP thread: pyoomd's array work is element-wise, and an
     OOM killer should not keep a pool of idle BLAS threads (one per core). The runtime reads
@@ -221,7 +190,13 @@ def import_numpy_single_threaded() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``pyoomd [OPTION]...`` (oomd's flags) or ``pyoomd COMMAND [ARG]...``: the exit status.
+
+    The first argument is a command when it does not start with ``-``; anything else is
+    oomd's command line, parsed as oomd does and handed to the command its flags ask for."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv and not argv[0].startswith("-"):
+        return run_verb(argv[0], argv[1:])
     try:
         o = parse_options(argv)
     except UsageExit as e:
@@ -229,18 +204,107 @@ def main(argv: list[str] | None = None) -> int:
             print(e.message, file=sys.stderr)
         if e.usage:
             sys.stderr.write(USAGE)
+            if e.code == 0:
+                sys.stderr.write(verbs_help())
         return e.code
+    return flag_command(o)(o)
+
+
+# ---------------------------------------------------------------------------------------------
+# oomd's flags: each path of oomd's main() is one command function over the parsed Options
+
+
+def flag_command(o: Options) -> Callable[[Options], int]:
+    """The command oomd's flags ask for, in oomd's order: ``-d``/``-r``, then ``-l``, then
+    ``-c``, else the daemon."""
     if o.dump_stats or o.reset_stats:
-        from oomd.stats_socket import run_client
-
-        return run_client(o.runtime_dir, dump=o.dump_stats, reset=o.reset_stats)
-    import_numpy_single_threaded()   # before anything below imports it
+        return stats_client
     if o.list_plugins:
-        for module in o.plugin_modules:
-            from oomd.plugin import load_plugin_module
+        return list_plugins
+    if o.check_config:
+        return check_config
+    return run_daemon
 
-            load_plugin_module(module)
-        return list_plugins()
+
+def stats_client(o: Options) -> int:
+    """``-d``/``-r``: ask the running daemon (before any logging set-up, reference §9.2)."""
+    from oomd.stats_socket import run_client
+
+    return run_client(o.runtime_dir, dump=o.dump_stats, reset=o.reset_stats)
+
+
+def list_plugins(o: Options) -> int:
+    """``-l``: the built-in plugins and those of every ``--plugin-module``."""
+    import_numpy_single_threaded()   # before the plugins import it
+    from oomd import plugin
+
+    for module in o.plugin_modules:
+        plugin.load_plugin_module(module)
+    plugin.load_builtin_plugins()
+    print("List of plugins pyoomd was compiled with:", file=sys.stderr)
+    for name in sorted(plugin.REGISTRY):
+        print(f" {name}", file=sys.stderr)
+    return 0
+
+
+def check_config(o: Options) -> int:
+    """``-c CONFIG``: compile the config as the daemon would and say whether it is valid."""
+    import_numpy_single_threaded()   # before anything below imports it
+    from oomd.daemon import Daemon
+
+    return Daemon(o).check()
+
+
+def run_daemon(o: Options) -> int:
+    import_numpy_single_threaded()   # before anything below imports it
     from oomd.daemon import Daemon
 
     return Daemon(o).main()
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands: ``pyoomd VERB [ARG]...`` (the table and the contract are in oomd/commands/)
+
+EXIT_UNKNOWN_VERB = 2
+
+
+def run_verb(verb: str, argv: list[str]) -> int:
+    """Run a command module's ``main(argv)``; an unknown verb lists the known ones (exit 2).
+    A command that exits through ``SystemExit`` (argparse's ``--help`` and usage errors)
+    returns its status like any other."""
+    from oomd.commands import VERBS
+
+    module = VERBS.get(verb)
+    if module is None:
+        known = (f"{', '.join(sorted(VERBS))} (pyoomd COMMAND --help for each)" if VERBS
+                 else "none in this build")
+        sys.stderr.write(f"pyoomd: unknown command {verb!r}\n"
+                         f"commands: {known}\n"
+                         f"oomd's options start with '-' (pyoomd --help)\n")
+        return EXIT_UNKNOWN_VERB
+    import_numpy_single_threaded()   # as the daemon: commands read the same arrays
+    try:
+        return importlib.import_module(module).main(argv)
+    except SystemExit as e:
+        if e.code is None:
+            return 0
+        if isinstance(e.code, int):
+            return e.code
+        print(e.code, file=sys.stderr)
+        return 1
+
+
+def verbs_help() -> str:
+    """The commands section of ``pyoomd --help``: each verb with its module's ``HELP``."""
+    from oomd.commands import VERBS
+
+    if not VERBS:
+        return ""
+    lines = ["", "commands (pyoomd COMMAND [ARG]...; pyoomd COMMAND --help for its arguments):"]
+    for verb in sorted(VERBS):
+        try:
+            text = importlib.import_module(VERBS[verb]).HELP
+        except Exception as e:  # noqa: BLE001 - one broken command must not hide the others
+            text = f"(cannot be loaded: {type(e).__name__}: {e})"
+        lines.append(f"  {verb:<27}{text}")
+    return "\n".join(lines) + "\n"

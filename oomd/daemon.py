@@ -18,7 +18,6 @@ import sys
 import time
 
 from oomd import logs, plugin, protect
-from oomd.cli import Options
 from oomd.config.compiler import Compiler
 from oomd.config.parser import parse_file
 from oomd.dropins import DropIns
@@ -26,6 +25,7 @@ from oomd.engine import EngineObserver
 from oomd.errors import ConfigError
 from oomd.fs import cgroup2_mount
 from oomd.kmsg import Kmsg
+from oomd.options import Options
 from oomd.stats import Stats
 
 EXIT_OK, EXIT_USAGE, EXIT_SYSTEM = 0, 1, 3
@@ -209,6 +209,15 @@ class Daemon:
         return True
 
     def main(self) -> int:
+        """Run the daemon (start-up, reference §9.2, then the loop): the exit status."""
+        return self._run(self._main)
+
+    def check(self) -> int:
+        """``-c``: load the plugins, open the kill-record file and compile ``--config`` as the
+        daemon would, then say whether it is valid: the exit status."""
+        return self._run(self._check)
+
+    def _run(self, body) -> int:
         from oomd.logs_journal import stderr_is_journal
 
         # Block the handled signals before any thread exists, so every thread inherits the mask
@@ -216,24 +225,33 @@ class Daemon:
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         logs.setup(journal=stderr_is_journal())
         try:
-            return self._main()
+            return body()
         finally:
             self.shutdown()
             logs.flush()
             logs.shutdown()
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
-    def _main(self) -> int:
-        self.load_plugins()
+    def _open_kmsg(self) -> bool:
         try:
             self.kmsg = Kmsg(self.o.kmsg_path)
         except OSError as e:
             print(f"open: {e.strerror}", file=sys.stderr)
             print(f"Unable to open outfile {self.o.kmsg_path}, not logging", file=sys.stderr)
             print("Logging failed to initialize. Try running with sudo", file=sys.stderr)
+            return False
+        return True
+
+    def _check(self) -> int:
+        self.load_plugins()
+        if not self._open_kmsg():
             return EXIT_USAGE
-        if self.o.check_config:
-            return self.check_config()
+        return self.check_config()
+
+    def _main(self) -> int:
+        self.load_plugins()
+        if not self._open_kmsg():
+            return EXIT_USAGE
         if not self.acquire_lock():
             return EXIT_USAGE
         if not self.start_stats_server():

@@ -70,7 +70,7 @@ def test_missing_option_argument_exits_one(capsys):
 
 
 def test_positional_arguments_are_refused(capsys):
-    code, _, err = run(capsys, "extra", "words")
+    code, _, err = run(capsys, "--dry-run", "extra", "words")
     assert code == 1
     assert err.startswith('Non-option argument is not supported: "extra" "words" \nusage:')
 

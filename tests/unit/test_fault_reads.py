@@ -193,7 +193,7 @@ class VanishesAfterListing(OomdContext):
 
     def resolve(self, patterns):
         rows = super().resolve(patterns)
-        if self.remove is not None and self._in_refresh:
+        if self.remove is not None and self._tree.in_refresh:
             shutil.rmtree(self.remove)
             self.remove = None
         return rows

@@ -1,0 +1,18 @@
+"""pyoomd's commands: ``pyoomd VERB [ARG]...``. oomd's own flags stay in ``oomd.cli``.
+
+``oomd.cli.main`` treats the first argument as a verb when it does not start with ``-``.
+A verb is one module, ``oomd/commands/<verb with '-' replaced by '_'>.py``, that exposes
+
+* ``HELP: str``, one line, listed by ``pyoomd --help``;
+* ``main(argv: list[str]) -> int``: ``argv`` without the verb, parsed with argparse inside
+  (so ``pyoomd VERB --help`` works); the return value is the exit status (``SystemExit``,
+  as argparse raises it, counts the same);
+
+and one line in ``VERBS`` below. A verb's module is imported only when that verb runs or
+``pyoomd --help`` lists it, so commands cost the daemon nothing. An unknown verb exits 2 with
+the list of the known ones.
+"""
+
+VERBS: dict[str, str] = {
+    # "verb-name": "oomd.commands.verb_name",
+}

@@ -1,0 +1,142 @@
+"""Metric values for rows: the reader's columns, the derived metrics computed on demand.
+
+``MetricValues.get`` is what ``OomdContext.get`` does: make sure this tick read (or
+computed) what the metric needs for the rows asked, in one batch, then gather the column and
+its validity. Derived metrics (reference §5.3-5.5) run in C over arrays: the decaying
+average, io cost and pg scan rates per row, protection for all siblings at once, effective
+swap down the ancestors.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from oomd import _fastcg
+from oomd.context.metric_table import METRICS, Metric
+from oomd.context.tree import CgroupTree
+
+_V = _fastcg.V
+_D = _fastcg.D
+
+
+def as_rows(rows) -> np.ndarray:
+    """Rows as the reader takes them: a contiguous int32 array (no copy when they are one)."""
+    if isinstance(rows, np.ndarray) and rows.dtype == np.int32 and rows.flags.c_contiguous:
+        return rows
+    return np.ascontiguousarray(rows, dtype=np.int32).reshape(-1)
+
+
+class MetricValues:
+    """The values of one context's metrics (the context drains the problem log after)."""
+
+    def __init__(self, reader: _fastcg.Reader, tree: CgroupTree) -> None:
+        self._r = reader
+        self._tree = tree
+
+    def ensure(self, m: Metric, rows: np.ndarray) -> None:
+        """Read the files, or compute the derived metric, that ``m`` needs for ``rows`` (what
+        this tick already read or computed is not done again)."""
+        r = self._r
+        d = m.derive
+        if d is None:
+            if m.kinds:
+                r.load(rows, m.kinds)
+        elif d == "avg":
+            r.compute_average(rows)
+        elif d == "iocost":
+            r.compute_iocost(rows)
+        elif d == "pgscan":
+            r.compute_pgscan(rows)
+        elif d == "prot":
+            self._compute_protection(rows)
+        elif d == "eswap":
+            self._compute_eswap(rows)
+
+    def prefetch(self, metrics: Iterable[str], rows) -> None:
+        """Read the files behind several metrics for rows in one pass (one directory visit per
+        row)."""
+        kinds = 0
+        for name in metrics:
+            kinds |= METRICS[name].kinds
+        rows = as_rows(rows)
+        if kinds and len(rows):
+            self._r.load(rows, kinds)
+
+    def get(self, metric: str, rows) -> tuple[np.ndarray, np.ndarray]:
+        """(values, valid) of a metric for rows, reading whatever is not yet read this tick
+        in one batch. Invalid entries hold 0 (or stale data): always mask with `valid`."""
+        m = METRICS[metric]
+        rows = as_rows(rows)
+        self.ensure(m, rows)
+        cols = self._r.cols
+        if m.column is not None:
+            col = cols[m.column]
+            # (take: a fraction of fancy indexing's cost, 2-D columns especially)
+            vals = col.take(rows, axis=0) if m.index is None else col[rows, m.index]
+            if m.dtype == "bool":
+                vals = vals.astype(bool)
+            if m.bit < 0:
+                valid = np.ones(len(rows), dtype=bool)
+            else:
+                valid = self._r.take_valid(rows, 1 << m.bit)
+            if m.name == "anon_usage":
+                have = self._r.take_valid(rows, 1 << _V["stat0"])
+                vals = np.where(have, vals, 0)
+        elif metric == "memory_growth":
+            valid = self._r.take_valid(rows, (1 << _V["current"]) | (1 << _V["avg"]))
+            cur = cols["current"][rows].astype(np.float64)
+            avg = cols["average_usage"][rows]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                vals = np.where(avg == 0, 0.0, cur / np.where(avg == 0, 1, avg))
+        else:  # effective_usage
+            valid = self._r.take_valid(rows, (1 << _V["current"]) | (1 << _V["prot"]))
+            vals = cols["current"][rows] - cols["memory_protection"][rows]
+        return vals, valid
+
+    # ---- hierarchical metrics -------------------------------------------------------------
+
+    def _ancestor_closure(self, rows: np.ndarray, min_depth: int) -> np.ndarray:
+        """rows plus their ancestors down to depth `min_depth`, sorted by depth."""
+        cols = self._r.cols
+        depth = cols["depth"]
+        self._tree.fix_parents(rows)
+        parts = [rows]
+        cur = rows[depth[rows] > min_depth]
+        while len(cur):
+            par = np.unique(cols["parent"][cur])
+            par = par[par >= 0].astype(np.int32)
+            self._tree.fix_parents(par)
+            parts.append(par)
+            cur = par[depth[par] > min_depth]
+        q = np.unique(np.concatenate(parts)).astype(np.int32)
+        return q[np.argsort(depth[q], kind="stable")]
+
+    def _compute_protection(self, rows: np.ndarray) -> None:
+        """memory_protection for rows (reference §5.3), all siblings at once, O(N)."""
+        cols = self._r.cols
+        todo = rows[(cols["loaded"][rows] & np.uint32(1 << _D["prot"])) == 0]
+        if len(todo) == 0:
+            return
+        q = self._ancestor_closure(todo, 1)
+        depth = cols["depth"]
+        parents = np.unique(cols["parent"][q[depth[q] >= 2]])
+        sib_rows, sib_par = [], []
+        for p in parents:
+            ch = self._tree.children(int(p))
+            sib_rows.append(ch)
+            sib_par.append(np.full(len(ch), p, dtype=np.int32))
+        if sib_rows:
+            sr = np.concatenate(sib_rows).astype(np.int32)
+            sp = np.concatenate(sib_par).astype(np.int32)
+        else:
+            sr = sp = np.empty(0, dtype=np.int32)
+        self._r.compute_protection(q, sr, sp)
+
+    def _compute_eswap(self, rows: np.ndarray) -> None:
+        cols = self._r.cols
+        todo = rows[(cols["loaded"][rows] & np.uint32(1 << _D["eswap"])) == 0]
+        if len(todo) == 0:
+            return
+        self._r.compute_eswap(self._ancestor_closure(todo, 0))
