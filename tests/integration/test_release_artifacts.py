@@ -48,11 +48,14 @@ def must(r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 
 def git_tracked() -> list[str]:
-    r = None
-    if shutil.which("git") is not None:
-        r = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True)
-    if r is None or r.returncode != 0:
-        pytest.skip("not a git checkout: the sdist is compared against `git ls-files`")
+    def git(*args) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True)
+
+    top = git("rev-parse", "--show-toplevel") if shutil.which("git") else None
+    if top is None or top.returncode != 0 or Path(top.stdout.decode().strip()).resolve() != REPO:
+        pytest.skip("not a git checkout (an unpacked sdist?): the build is made from "
+                    "the tracked files and compared with `git ls-files`")
+    r = must(git("ls-files", "-z"))
     # a tracked file deleted in the work tree is not part of what we build
     return sorted(p for p in r.stdout.decode().split("\0")
                   if p and os.path.lexists(REPO / p))
@@ -171,6 +174,23 @@ def test_wheel_has_a_compiled_module_per_cython_source(artifacts):
     typing = {n for n in artifacts.tracked if n.startswith("oomd/") and n.endswith((".pxd", ".pyi"))}
     assert typing <= set(names)
     assert not [n for n in names if n.endswith(".c")]
+
+
+def test_extension_needs_no_glibc_newer_than_the_manylinux_image(artifacts, tmp_path):
+    """cibuildwheel builds in the manylinux image pyproject.toml names (not runnable here:
+    no docker); a libc function newer than that image's glibc would not even compile there.
+    Conservative: the versions are this machine's, and a symbol glibc re-versioned later
+    (fstat64 became GLIBC_2.33) links to its older version in the image."""
+    linux = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["cibuildwheel"]["linux"]
+    image = linux["manylinux-x86_64-image"]
+    assert image == linux["manylinux-aarch64-image"]
+    allowed = tuple(map(int, re.fullmatch(r"manylinux_(\d+)_(\d+)", image).groups()))
+    with zipfile.ZipFile(artifacts.wheel) as zf:
+        sos = [Path(zf.extract(n, tmp_path)) for n in zf.namelist() if n.endswith(".so")]
+    for so in sos:
+        symbols = must(run(["objdump", "-T", so])).stdout.decode()
+        needed = {tuple(map(int, v)) for v in re.findall(r"GLIBC_(\d+)\.(\d+)", symbols)}
+        assert needed and max(needed) <= allowed, (so.name, sorted(needed)[-3:])
 
 
 def test_wheel_ships_the_configs_and_unit_as_package_data(artifacts):
