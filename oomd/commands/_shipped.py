@@ -15,13 +15,13 @@ from importlib.resources.abc import Traversable
 UNIT = "pyoomd.service"
 
 
-def shipped(name: str) -> Traversable:
+def shipped(name: str = "") -> Traversable:
     return files("oomd") / "shipped" / name
 
 
 def config_names() -> list[str]:
     """The shipped configs, by the name ``show-config`` takes (``desktop`` for desktop.json)."""
-    return sorted(p.name.removesuffix(".json") for p in (files("oomd") / "shipped").iterdir()
+    return sorted(p.name.removesuffix(".json") for p in shipped().iterdir()
                   if p.name.endswith(".json"))
 
 
