@@ -14,5 +14,6 @@ the list of the known ones.
 """
 
 VERBS: dict[str, str] = {
-    # "verb-name": "oomd.commands.verb_name",
+    "show-config": "oomd.commands.show_config",
+    "show-unit": "oomd.commands.show_unit",
 }
