@@ -1,0 +1,1 @@
+VERBS = {"lint": "oomd.commands.lint"}
