@@ -274,12 +274,14 @@ def _files_finding(run: Run, site: PluginSite, cause: str, fnames: list[str], n:
     who = (f"all {total} cgroups" if n == total else f"{n} of {total} cgroups")
     if total == 1:
         who = "the cgroup"
-    head = f'{who} matched by "{shown(str(site.plugin.cgroup))}" lack {_listed(fnames)}'
-    tail = f"so {site.name} has no data for {'it' if total == 1 else 'them'}"
+    them = "it" if n == 1 else "them"
+    head = (f'{who} matched by "{shown(str(site.plugin.cgroup))}" '
+            f"lack{'s' if n == 1 else ''} {_listed(fnames)}")
+    tail = f"so {site.name} has no data for {them}"
     severity = ERROR if n == total else WARNING
     if cause.startswith("disabled:"):
         ctrl = cause.split(":", 1)[1]
-        message = f"{head} because the {ctrl} controller is not enabled for them, {tail}."
+        message = f"{head} because the {ctrl} controller is not enabled for {them}, {tail}."
         fix = (f"Enable it top-down by writing +{ctrl} to cgroup.subtree_control in "
                f"{_dirs(tree, dirs)} (with systemd: "
                f"{'MemoryAccounting' if ctrl == MEMORY else 'IOAccounting'}=yes).")
@@ -287,10 +289,10 @@ def _files_finding(run: Run, site: PluginSite, cause: str, fnames: list[str], n:
         message = f"{head} because pressure files are switched off there (cgroup.pressure is 0), {tail}."
         fix = f"Write 1 to cgroup.pressure in {_dirs(tree, dirs)}."
     elif cause == "psi-missing":
-        message = f"{head}: the kernel gives them no pressure files, {tail}."
+        message = f"{head}: the kernel gives {them} no pressure files, {tail}."
         fix = "Boot a kernel built with CONFIG_PSI, without psi=0 on its command line."
     else:
-        message = f"{head} although their controllers are enabled, {tail}."
+        message = f"{head} although {'its' if n == 1 else 'their'} controllers are enabled, {tail}."
         if all(f.startswith("memory.swap.") for f in fnames):
             fix = "Turn on swap accounting (boot with swapaccount=1 where the kernel has the option)."
         else:
