@@ -263,6 +263,8 @@ class Daemon:
             self.dropins = DropIns(self.compiler(self.o.config), self.base_ir)
             self.watcher = DropInWatcher(self.o.drop_in_dir, log=logs.log)
         self.ctx = self.make_context()
+        from oomd.lint.hook import lint_and_log  # findings are logged; none stops the start
+        lint_and_log(self.o, self.ctx)
         protect.protect(lock=self.o.protect, oom_score_adj=-1000 if self.o.protect else None,
                         log=logs.log, cgroup_fs=self.o.cgroup_fs)
         from oomd.sdnotify import Notifier
@@ -305,6 +307,8 @@ class Daemon:
             self.install_engine(engine)
             self.base_ir = root
             logs.log(f"SIGHUP: reloaded {self.o.config}")
+            from oomd.lint.hook import lint_and_log
+            lint_and_log(self.o, self.ctx)
             ok = True
         if self.metrics is not None:
             self.metrics.config_reload(ok)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from oomd.lint import Host, lint
@@ -101,3 +102,49 @@ class Lint:
 
     def at(self, path: str) -> str:
         return f"{self.root}/{path}" if path else str(self.root)
+
+
+def lint_as_nobody(lnt: Lint, cfg=None) -> list[dict]:
+    """Lint in a forked child running as uid/gid 65534 (the tree must be readable by all):
+    the findings as JSON dicts. Needs root (to drop to nobody)."""
+    import pickle
+
+    import oomd.context  # noqa: F401 - what lint imports lazily, while the stdlib is readable
+    import oomd.daemon  # noqa: F401 - (the interpreter may live where nobody cannot read)
+
+    lnt.write("c.json", cfg if cfg is not None else config())
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            report = lint(lnt.file, [], Host(str(lnt.root), proc_root=str(lnt.proc)))
+            os.write(w, pickle.dumps([f.to_json() for f in report.findings]))
+        except BaseException as e:  # noqa: BLE001 - reported to the parent
+            import traceback
+
+            os.write(w, pickle.dumps(RuntimeError(f"{e!r}\n{traceback.format_exc()}")))
+        finally:
+            os._exit(0)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    result = pickle.loads(data)
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def world_readable(tmp: Path) -> None:
+    """Make a tree made by Lint readable (and its directories searchable) by every user."""
+    os.chmod(tmp, 0o755)
+    for dirpath, _dirnames, filenames in os.walk(tmp):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o644)

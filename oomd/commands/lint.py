@@ -32,7 +32,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="pyoomd lint", description=HELP[0].upper() + HELP[1:] + ".", epilog=EPILOG,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("config", metavar="CONFIG", help="the config file the daemon would load")
+    p.add_argument("config", metavar="CONFIG", nargs="?",
+                   help="the config file the daemon would load")
     p.add_argument("drop_ins", metavar="DROP-IN", nargs="*",
                    help="drop-in files, each compiled against CONFIG as the daemon would")
     p.add_argument("--cgroup-fs", "-f", metavar="FS",
@@ -62,6 +63,8 @@ def main(argv: list[str]) -> int:
 
     try:
         args = build_parser().parse_args(argv)
+        if args.config is None:
+            raise _UsageError("the following arguments are required: CONFIG")
         ignore = [c for item in args.ignore for c in item.split(",") if c]
         unknown = [c for c in ignore if c not in CODES]
         if unknown:
