@@ -44,6 +44,7 @@ class Run:
         self.host = host
         self.tree = tree
         self.system = system   # OomdContext.system (SystemContext)
+        self._psi: bool | None = None
 
     def plugins(self) -> Iterator[PluginSite]:
         for rs in self.rulesets:
@@ -56,6 +57,14 @@ class Run:
 
     def tree_ok(self) -> bool:
         return self.tree.readable
+
+    def psi_ok(self) -> bool:
+        """PSI at the host level, the daemon's start-up test (``oomd.daemon.psi_available``)."""
+        if self._psi is None:
+            from oomd.daemon import psi_available
+
+            self._psi = psi_available(self.host.proc_root)
+        return self._psi
 
 
 # ---- what each plugin reads ---------------------------------------------------------------
@@ -151,9 +160,7 @@ def check_cgroup_fs(run: Run) -> Iterator[Finding]:
 
 
 def check_psi(run: Run) -> Iterator[Finding]:
-    from oomd.daemon import psi_available
-
-    if not psi_available(run.host.proc_root):
+    if not run.psi_ok():
         yield Finding(
             "psi-unavailable", ERROR, run.base_file, "$",
             f"{run.host.proc_root}/pressure/memory cannot be read: this kernel gives no pressure "
@@ -244,8 +251,9 @@ def check_cgroup_files(run: Run) -> Iterator[Finding]:
         cg = patterns_of(site)
         if cg is None:
             continue
-        files = [f for f in needed_files(site)
-                 if root is None or controller_of(f) not in (MEMORY, IO) or controller_of(f) in root]
+        files = [f for f in needed_files(site) if not (
+            controller_of(f) == PSI and not run.psi_ok()             # psi-unavailable says it
+            or root is not None and controller_of(f) in (MEMORY, IO) and controller_of(f) not in root)]
         if not files:
             continue
         rels = [r for r in tree.relpaths(tree.rows(cg)) if r]   # the root reads /proc instead
@@ -297,7 +305,7 @@ def _files_finding(run: Run, site: PluginSite, cause: str, fnames: list[str], n:
             fix = "Turn on swap accounting (boot with swapaccount=1 where the kernel has the option)."
         else:
             fix = f"Use a kernel that provides {_listed(fnames)} in every cgroup."
-    return Finding("controller-not-enabled", severity, site.file, site.path("cgroup"), message, fix)
+    return Finding("cgroup-files-missing", severity, site.file, site.path("cgroup"), message, fix)
 
 
 # ---- the system -----------------------------------------------------------------------------

@@ -23,7 +23,8 @@ CODES = {
     "psi-unavailable": "the kernel has no pressure stall information",
     "pattern-matches-nothing": "a cgroup pattern matches no cgroup now",
     "controller-unavailable": "a plugin needs a controller the cgroup2 hierarchy does not have",
-    "controller-not-enabled": "matched cgroups lack the files their plugin reads",
+    "cgroup-files-missing": "matched cgroups lack the files their plugin reads (controller "
+                            "not enabled, pressure switched off...)",
     "no-swap": "a ruleset relies on swap on a host without swap",
     "io-cost-without-device": "kill_by_io_cost without --device",
     "threshold-never-met": "a threshold no value can reach",

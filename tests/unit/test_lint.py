@@ -211,7 +211,7 @@ def test_controller_not_enabled_for_the_candidates_names_the_parent_to_enable_it
     spec["system.slice/b.service"] = bare("io")
     lnt = Lint(tmp_path, spec)
     assert lnt.run() == [F(
-        lnt, "controller-not-enabled", ERROR, "$.rulesets[0].actions[0].args.cgroup",
+        lnt, "cgroup-files-missing", ERROR, "$.rulesets[0].actions[0].args.cgroup",
         'all 2 cgroups matched by "system.slice/*" lack memory.current, memory.min and '
         "memory.low because the memory controller is not enabled for them, so "
         "kill_by_memory_size_or_growth has no data for them.",
@@ -228,7 +228,7 @@ def test_controller_not_enabled_for_some_is_a_warning_naming_every_level(tmp_pat
     cfg = config(ruleset(detectors=[watch("/")],
                          actions=[act("kill_by_pg_scan", cgroup="workload.slice/*/*,other.slice")]))
     assert lnt.run(cfg) == [F(
-        lnt, "controller-not-enabled", WARNING, "$.rulesets[0].actions[0].args.cgroup",
+        lnt, "cgroup-files-missing", WARNING, "$.rulesets[0].actions[0].args.cgroup",
         '1 of 3 cgroups matched by "workload.slice/*/*,other.slice" lacks memory.stat because '
         "the memory controller is not enabled for it, so kill_by_pg_scan has no data for it.",
         "Enable it top-down by writing +memory to cgroup.subtree_control in "
@@ -244,7 +244,7 @@ def test_pressure_switched_off_in_a_cgroup_says_where_to_switch_it_on(tmp_path):
     cfg = config(ruleset(detectors=[["g", det("pressure_above", cgroup="system.slice",
                                               resource="memory", threshold=60, duration=30)]]))
     assert lnt.run(cfg) == [F(
-        lnt, "controller-not-enabled", ERROR, "$.rulesets[0].detectors[0][1].args.cgroup",
+        lnt, "cgroup-files-missing", ERROR, "$.rulesets[0].detectors[0][1].args.cgroup",
         'the cgroup matched by "system.slice" lacks memory.pressure because pressure files are '
         "switched off there (cgroup.pressure is 0), so pressure_above has no data for it.",
         f"Write 1 to cgroup.pressure in {lnt.at('system.slice')}.")]
@@ -258,7 +258,7 @@ def test_swap_files_missing_with_memory_enabled_points_at_swap_accounting(tmp_pa
     cfg = config(ruleset(detectors=[["g", det("swap_free", threshold_pct=10)]],
                          actions=[act("kill_by_swap_usage", cgroup="system.slice/*")]))
     assert lnt.run(cfg) == [F(
-        lnt, "controller-not-enabled", ERROR, "$.rulesets[0].actions[0].args.cgroup",
+        lnt, "cgroup-files-missing", ERROR, "$.rulesets[0].actions[0].args.cgroup",
         'all 2 cgroups matched by "system.slice/*" lack memory.swap.current although their '
         "controllers are enabled, so kill_by_swap_usage has no data for them.",
         "Turn on swap accounting (boot with swapaccount=1 where the kernel has the option).")]
@@ -532,3 +532,63 @@ def test_hostile_cgroup_names_are_escaped_in_messages(tmp_path):
     assert lnt.run(daemon_cgroup=os.fsdecode(b"system.slice/" + name))[0].message.startswith(
         'the daemon\'s own cgroup "system.slice/x\\xff\\x1b[31m" is among')
 
+
+
+def test_no_psi_anywhere_is_said_once_not_per_cgroup(tmp_path):
+    spec = tree_spec()
+    for files in spec.values():
+        del files["memory.pressure"], files["io.pressure"]
+    lnt = Lint(tmp_path, spec, mem_pressure=None, io_pressure=None)
+    assert [f.code for f in lnt.run()] == ["psi-unavailable"]
+
+
+def test_cgroup_without_pressure_files_on_a_psi_kernel_is_reported(tmp_path):
+    spec = tree_spec()
+    for rel in ("system.slice/a.service", "system.slice/b.service"):
+        del spec[rel]["memory.pressure"], spec[rel]["cgroup.pressure"]
+    lnt = Lint(tmp_path, spec)
+    cfg = config(ruleset(detectors=[watch("system.slice/*")]))
+    assert lnt.run(cfg) == [F(
+        lnt, "cgroup-files-missing", ERROR, "$.rulesets[0].detectors[0][1].args.cgroup",
+        'all 2 cgroups matched by "system.slice/*" lack memory.pressure: the kernel gives them '
+        "no pressure files, so pressure_above has no data for them.",
+        "Boot a kernel built with CONFIG_PSI, without psi=0 on its command line.")]
+
+
+# ---- how patterns are compared ----------------------------------------------------------------
+
+@pytest.mark.parametrize("p,q,expected", [
+    ("system.slice", "system.slice/*", True),            # inside
+    ("workload.slice/job/t1", "workload.slice", True),    # above
+    ("system.slice", "user.slice/*", False),
+    ("user.slice/user-*.slice", "user.slice/user-1000.slice/x", True),
+    ("user.slice/user-*.slice", "user.slice/system-*.slice", False),   # two globs, prefixes
+    ("*.service", "*.scope", False),                                   # two globs, suffixes
+    ("a*", "*b", True),                                                # undecidable: assumed
+    ("{system,user}.slice/*", "user.slice/x", True),                   # braces expanded
+    ("*", ".hidden", False),                                           # FNM_PERIOD
+])
+def test_pattern_relations(p, q, expected):
+    from oomd.cgpath import split_components
+    from oomd.lint.patterns import related
+
+    assert related(split_components(p), split_components(q)) is expected
+    assert related(split_components(q), split_components(p)) is expected
+
+
+# ---- the daemon's own cgroup, as the daemon sees it --------------------------------------------
+
+@pytest.mark.parametrize("fs,own,expected", [
+    ("/sys/fs/cgroup", "/system.slice/pyoomd.service", "system.slice/pyoomd.service"),
+    ("/sys/fs/cgroup/system.slice", "/system.slice/pyoomd.service", "pyoomd.service"),
+    ("/sys/fs/cgroup/workload.slice", "/system.slice/pyoomd.service", None),
+    ("/sys/fs/cgroup", "/", ""),
+    ("/elsewhere/fake-tree", "/system.slice/pyoomd.service", None),
+])
+def test_daemon_cgroup_is_relative_to_the_cgroup_fs(tmp_path, fs, own, expected):
+    from oomd.lint.hook import daemon_cgroup
+
+    (tmp_path / "self").mkdir()
+    (tmp_path / "self" / "cgroup").write_text(f"1:name=systemd:/x\n0::{own}\n")
+    (tmp_path / "mounts").write_text("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n")
+    assert daemon_cgroup(fs, proc_root=str(tmp_path)) == expected
