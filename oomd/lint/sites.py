@@ -135,6 +135,7 @@ def load(config: str, drop_ins: list[str], context: PluginConstructionContext) -
         rulesets.append(_site(rs.name, rs_ir, config, rs, _detectors(rs_ir, rs, config),
                               _actions(rs_ir, rs, config)))
     findings: list[Finding] = []
+    by_name = {rs.name: rs for rs in base.rulesets}
     for path in drop_ins:
         try:
             dropin = parse_file(path)
@@ -156,7 +157,6 @@ def load(config: str, drop_ins: list[str], context: PluginConstructionContext) -
             findings.append(_config_error("dropin-error", e, "Fix this element: the daemon "
                                           "rejects a drop-in that does not compile."))
             continue
-        by_name = {rs.name: rs for rs in base.rulesets}
         for drs, merged in zip(dropin.rulesets, unit.rulesets):
             target = by_name[drs.name]
             det_ir, det_file = (drs, path) if drs.detector_groups else (target, config)
