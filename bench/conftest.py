@@ -114,6 +114,8 @@ def _core_table(tr):
         ("ranking every leaf, cold, configuration read each tick", "rank_cold_unkept"),
         ("start-up: first tick", "first_tick"),
         ("start-up: first ranking", "first_rank"),
+        ("lint, in process (wall)", "lint"),
+        ("lint, whole command (wall)", "lint_cli"),
     ]
     width = max(len(r[0]) for r in rows) + 2
     tr.write_line("".ljust(width) + "".join(f"{s:>16}" for s in sizes))
@@ -153,6 +155,8 @@ def _core_table(tr):
             check(f"{s}: ranking cold, seconds", r["rank_cold"], 0.050)
         if r.get("rank_warm") is not None:
             check(f"{s}: ranking warm, seconds", r["rank_warm"], 0.050)
+        if r.get("lint_cli") is not None:
+            check(f"{s}: lint, whole command, wall seconds", r["lint_cli"], 2.0)
         if r.get("peak_rss_mib") is not None:
             check(f"{s}: peak RSS MiB", r["peak_rss_mib"], 64)
     if "1000" in RESULTS and "10000" in RESULTS:

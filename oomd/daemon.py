@@ -23,7 +23,7 @@ from oomd.config.parser import parse_file
 from oomd.dropins import DropIns
 from oomd.engine import EngineObserver
 from oomd.errors import ConfigError
-from oomd.fs import cgroup2_mount
+from oomd.fs import cgroup2_mount, psi_available
 from oomd.kmsg import Kmsg
 from oomd.options import Options
 from oomd.stats import Stats
@@ -31,17 +31,6 @@ from oomd.stats import Stats
 EXIT_OK, EXIT_USAGE, EXIT_SYSTEM = 0, 1, 3
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 READ_PROBLEMS = ("vanished", "unreadable", "malformed", "missing")  # OomdContext.read_stats
-
-
-def psi_available(proc_root: str = "/proc") -> bool:
-    for name in ("pressure/memory", "mempressure"):
-        try:
-            with open(os.path.join(proc_root, name), "rb") as f:
-                if f.read(1):
-                    return True
-        except OSError:
-            continue
-    return False
 
 
 def cgroup_fs_valid(cgroup_fs: str, mount: str | None) -> bool:
@@ -281,6 +270,8 @@ class Daemon:
             self.dropins = DropIns(self.compiler(self.o.config), self.base_ir)
             self.watcher = DropInWatcher(self.o.drop_in_dir, log=logs.log)
         self.ctx = self.make_context()
+        from oomd.lint.hook import lint_and_log  # findings are logged; none stops the start
+        lint_and_log(self.o, self.ctx)
         protect.protect(lock=self.o.protect, oom_score_adj=-1000 if self.o.protect else None,
                         log=logs.log, cgroup_fs=self.o.cgroup_fs)
         from oomd.sdnotify import Notifier
@@ -323,6 +314,8 @@ class Daemon:
             self.install_engine(engine)
             self.base_ir = root
             logs.log(f"SIGHUP: reloaded {self.o.config}")
+            from oomd.lint.hook import lint_and_log
+            lint_and_log(self.o, self.ctx)
             ok = True
         if self.metrics is not None:
             self.metrics.config_reload(ok)

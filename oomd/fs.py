@@ -6,6 +6,7 @@ wrappers that take the path (tests point them at fixtures). The per-tick cgroup 
 from __future__ import annotations
 
 import errno
+import os
 import re
 
 _MEMINFO_LINE = re.compile(r"([^:\n]{1,255}):[ \t]+([0-9]+)")
@@ -59,3 +60,15 @@ def parse_vmstat(text: str) -> dict[str, int]:
 def read_vmstat(path: str = "/proc/vmstat") -> dict[str, int]:
     with open(path) as f:
         return parse_vmstat(f.read())
+
+
+def psi_available(proc_root: str = "/proc") -> bool:
+    """PSI at the host level: `pressure/memory` (or the legacy `mempressure`) is readable."""
+    for name in ("pressure/memory", "mempressure"):
+        try:
+            with open(os.path.join(proc_root, name), "rb") as f:
+                if f.read(1):
+                    return True
+        except OSError:
+            continue
+    return False

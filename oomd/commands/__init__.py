@@ -16,4 +16,5 @@ the list of the known ones.
 VERBS: dict[str, str] = {
     "show-config": "oomd.commands.show_config",
     "show-unit": "oomd.commands.show_unit",
+    "lint": "oomd.commands.lint",
 }
