@@ -10,6 +10,7 @@ import numpy as np
 from oomd import logs, parsing
 from oomd.plugin import Arg, BasePlugin, PluginRet, register
 from oomd.plugins._common import HoldTimer, mb, pick_pressure, pressure_metric
+from oomd.wakeup import WAKE_WINDOW, TriggerWant
 
 
 @register("pressure_rising_beyond")
@@ -20,6 +21,7 @@ class PressureRisingBeyond(BasePlugin):
         Arg("threshold", parsing.int_parse, required=True),
         Arg("duration", parsing.int_parse, required=True),
         Arg("fast_fall_ratio", parsing.float_parse, default=0.85),
+        Arg("wake", parsing.bool_parse, default=False),  # pyoomd's: PSI trigger wake-ups
     )
 
     def __init__(self) -> None:
@@ -30,6 +32,14 @@ class PressureRisingBeyond(BasePlugin):
     def setup(self, context) -> None:
         self.METRICS = (pressure_metric(self.resource), "current_usage")
         self.fall_ratio = np.float32(self.fast_fall_ratio)
+
+    def psi_triggers(self) -> list[TriggerWant]:
+        """With ``wake``: a full-line trigger at the threshold starts ticks early (the
+        decision below is unchanged)."""
+        if not self.wake:
+            return []
+        return [TriggerWant(self.cgroup, self.resource, "full", float(self.threshold),
+                            WAKE_WINDOW, self.name)]
 
     def run(self, ctx) -> PluginRet:
         (avg10, avg60, _), usage = pick_pressure(ctx, ctx.resolve(self.cgroup), self.resource)
