@@ -182,7 +182,10 @@ def parse_options(argv: list[str]) -> Options:
         elif opt == "--no-protect":
             o.protect = False
         elif opt == "--fast-interval":
-            o.fast_interval = parse_interval(val)
+            try:
+                o.fast_interval = parse_interval(val)
+            except UsageExit:
+                raise UsageExit(1, f"--fast-interval needs seconds > 0, got {val!r}") from None
         elif opt == "--max-psi-triggers":
             if not val.isdigit():
                 raise UsageExit(1, f"--max-psi-triggers needs a count of 0 or more, got {val!r}")

@@ -498,3 +498,29 @@ def test_the_readers_inotify_is_drained_at_most_once_a_second(tmp_path):
         loop.poller.at(loop.start + 1.0 + k * 0.05, fd, IN)
     assert loop.ticks_until(6) == [5]
     assert drained == [1.0, 2.0, 3.0]
+
+
+# -- the options ------------------------------------------------------------------------------
+
+
+def test_fast_interval_and_trigger_bound_options_parse():
+    from oomd.cli import parse_options
+
+    o = parse_options(["--fast-interval", "0.25", "--max-psi-triggers", "0"])
+    assert (o.fast_interval, o.max_psi_triggers) == (0.25, 0)
+    o = parse_options([])
+    assert (o.fast_interval, o.max_psi_triggers) == (wakeup.DEFAULT_FAST_INTERVAL,
+                                                     wakeup.DEFAULT_MAX_TRIGGERS)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--fast-interval", "0"], "--fast-interval needs seconds > 0, got '0'"),
+    (["--fast-interval", "x"], "--fast-interval needs seconds > 0, got 'x'"),
+    (["--max-psi-triggers", "-1"], "--max-psi-triggers needs a count of 0 or more, got '-1'"),
+    (["--max-psi-triggers", "2.5"], "--max-psi-triggers needs a count of 0 or more, got '2.5'"),
+])
+def test_bad_wakeup_options_exit_one_with_a_reason(capsys, argv, message):
+    from oomd.cli import main
+
+    assert main(argv) == 1
+    assert capsys.readouterr().err == message + "\n"
