@@ -356,13 +356,13 @@ class Loop:
     """A Wakeup on the fake poller and clock, with a rig's engine and context."""
 
     def __init__(self, tmp_path, *plugins, interval=5.0, fast=0.1, cap=UNPRIV, max_triggers=32,
-                 n=2, **kw):
+                 n=2, engine=None, **kw):
         self.rig = _rig(tmp_path, n)
         self.clock = self.rig.clock
         self.poller = FakePoller(self.clock)
         self.opener = Opener()
         plugins = plugins or (_stall(self.rig),)
-        self.engine = _engine(self.rig, *plugins)
+        self.engine = engine or _engine(self.rig, *plugins)
         self.w = Wakeup(interval=interval, fast_interval=fast, max_triggers=max_triggers,
                         clock=self.clock, engine_of=lambda: self.engine,
                         ctx_of=lambda: self.rig.ctx, capability=cap, opener=self.opener,
@@ -422,6 +422,45 @@ def test_events_are_never_closer_than_the_fast_interval(tmp_path):
     assert 29 <= len([x for x in ticks if 6 <= x < 9]) <= 31
     # every poll either delivered an event or waited for the next tick: no zero-timeout spin
     assert sum(1 for p in loop.poller.polls if p == 0) == 0
+
+
+def test_fast_ticks_still_honour_post_action_delay(tmp_path):
+    import json
+
+    from oomd.config.compiler import compile_config
+    from oomd.config.parser import parse_string
+    from oomd.kmsg import Kmsg
+
+    config = {"rulesets": [{"name": "r", "post_action_delay": 1, "detectors": [["g", {
+        "name": "stall_above", "args": {"cgroup": "w/*", "resource": "memory",
+                                        "threshold": "10", "window": "2"}}]],
+        "actions": [{"name": "kill_by_stall", "args": {"cgroup": "w/*", "resource": "memory",
+                                                      "dry": "true"}}]}]}
+    loop = Loop(tmp_path, n=1)
+    engine = compile_config(parse_string(json.dumps(config), "c.json"),
+                            loop.rig.construction_context(), loop.clock)
+    loop.engine = engine
+    ctx = loop.rig.ctx
+    ctx.kmsg = Kmsg(str(tmp_path / "kmsg"))
+    loop.w.wait()  # first tick at 5 s arms the trigger
+    fd = loop.trigger_fds()[0]
+    for k in range(4):  # pressure for 8 s: the kernel signals once per 2 s window
+        loop.poller.at(loop.start + 6 + 2 * k, fd, PRI)
+    ticks = []
+    with logs.capture():
+        while loop.clock() - loop.start < 14:
+            engine.tick(ctx)
+            now = loop.clock() - loop.start
+            ticks.append(now)
+            if 6 <= now < 14:  # the cgroup stalls half of the time
+                loop.rig.write("w/c0", memory_pressure=ft.psi(
+                    full_total=int((now - 6) * 500_000), some_total=int((now - 6) * 500_000)))
+            assert loop.w.wait() is None
+    kills = [line for line in (tmp_path / "kmsg").read_text().splitlines() if "(dry)" in line]
+    fast = [b - a for a, b in zip(ticks, ticks[1:]) if 6 <= a < 14]
+    assert min(fast) >= 0.1 - 1e-9 and len(fast) > 60
+    # fired at every fast tick from ~6.3 s to 14 s (70 ticks); the chain ran once a second
+    assert 6 <= len(kills) <= 9, (len(kills), len(fast))
 
 
 def test_a_vanished_cgroups_pollerr_closes_its_trigger_without_a_tick(tmp_path):
