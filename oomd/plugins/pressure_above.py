@@ -4,6 +4,10 @@
 Among the matched cgroups the one with the highest weighted score is watched; the detector
 fires once its full-line avg10 has stayed above ``threshold`` for ``duration`` seconds, and keeps
 firing while it stays there.
+
+``wake: true`` (pyoomd's, default false) registers a PSI trigger on the full line at
+``threshold`` percent of a 2 s window (``oomd.wakeup``): a stall starts a tick at once instead of
+at the next ``--interval``. The decision is the same either way.
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
 """``pressure_rising_beyond``: 1-minute pressure over a threshold for a duration, while the
 10-second pressure is above it too and not falling fast (reference §4.5; oomd
 ``plugins/PressureRisingBeyond.cpp``).
+
+``wake: true`` (pyoomd's, default false) registers a PSI trigger on the full line at
+``threshold`` percent of a 2 s window (``oomd.wakeup``): a stall starts a tick at once instead of
+at the next ``--interval``. The decision is the same either way.
 """
 
 from __future__ import annotations
