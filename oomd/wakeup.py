@@ -513,8 +513,17 @@ class Wakeup:
 
     # -- fds -------------------------------------------------------------------------------
 
+    @staticmethod
+    def _guarded(what: str, fn: Callable[[], object]) -> None:
+        """Triggers only bring ticks forward: a failure here is logged, never the loop's end."""
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - the wait must survive what the ticks survive
+            logs.log(f"{what} failed: {type(e).__name__}: {e}", logs.ERR, force=True)
+
     def _sync_triggers(self) -> None:
-        self.triggers.sync(self.engine_of(), self.ctx_of())
+        self._guarded("PSI trigger update",
+                      lambda: self.triggers.sync(self.engine_of(), self.ctx_of()))
 
     def _current_fd(self, name: str) -> int:
         if name == "dropin":
@@ -576,7 +585,7 @@ class Wakeup:
             self._arm("watch", False)
             drain = getattr(self.ctx_of(), "drain_watches", None)
             if drain is not None:
-                drain()
+                self._guarded("draining the reader's inotify", drain)
             self._timers["watch"] = now + WATCH_REARM
         return None
 
@@ -587,7 +596,7 @@ class Wakeup:
             del self._timers[name]
             if name == "dropin":
                 if self.apply_dropins is not None:
-                    self.apply_dropins()
+                    self._guarded("applying drop-ins", self.apply_dropins)
                 self._refresh_dynamic()
                 self._arm("dropin", True)
                 self._sync_triggers()

@@ -326,6 +326,23 @@ def test_reload_to_a_config_without_wants_closes_every_trigger(tmp_path):
     assert opener.open_now() == [] and len(ts) == 0
 
 
+def test_removing_the_drop_in_that_wanted_them_closes_its_triggers(tmp_path):
+    from oomd.engine import DropInUnit
+
+    rig = _rig(tmp_path, 2)
+    opener = Opener()
+    ts = TriggerSet(UNPRIV, 32, opener=opener)
+    engine = _engine(rig, _pa(rig))
+    engine.rulesets[0].ruleset.detectorgroups_dropin_enabled = True
+    ts.sync(engine, rig.ctx)
+    assert opener.calls == []
+    dropin = Ruleset("r", [DetectorGroup("g", [_stall(rig)])], [])
+    assert engine.add_drop_in("d.json", DropInUnit([dropin], []))
+    assert ts.sync(engine, rig.ctx) and len(opener.open_now()) == 2
+    engine.remove_drop_in("d.json")
+    assert ts.sync(engine, rig.ctx) and opener.open_now() == []
+
+
 def test_a_refused_trigger_is_logged_once_and_the_rest_still_register(tmp_path):
     rig = _rig(tmp_path, 2)
     opener = Opener(refuse={"c1": errno.EBUSY})
@@ -563,3 +580,15 @@ def test_bad_wakeup_options_exit_one_with_a_reason(capsys, argv, message):
 
     assert main(argv) == 1
     assert capsys.readouterr().err == message + "\n"
+
+
+def test_a_failing_trigger_update_is_logged_and_the_ticks_go_on(tmp_path):
+    loop = Loop(tmp_path)
+
+    def broken(patterns):
+        raise RuntimeError("boom")
+
+    loop.rig.ctx.resolve = broken
+    with logs.capture() as lines:
+        assert loop.ticks_until(11) == [5, 10]
+    assert "PSI trigger update failed: RuntimeError: boom" in logs.messages(lines)
