@@ -1,8 +1,8 @@
 """Start-up (reference §9.2) and the tick loop (§1.1).
 
-The loop blocks SIGTERM, SIGINT and SIGHUP and waits for them with ``sigtimedwait`` as its
-sleep, so a signal is handled between ticks, never in the middle of one (oomd HEAD does the
-same). SIGTERM/SIGINT end the loop cleanly; SIGHUP re-reads the base config and swaps it in only
+The loop blocks SIGTERM, SIGINT and SIGHUP and waits for them between ticks (a signalfd in the
+wait of ``oomd.wakeup``, which also starts ticks early on PSI triggers), so a signal is handled
+between ticks, never in the middle of one (oomd HEAD does the same with ``sigtimedwait``). SIGTERM/SIGINT end the loop cleanly; SIGHUP re-reads the base config and swaps it in only
 if it compiles.
 
 Each tick: apply drop-in changes, run the engine (refresh the context, prerun, run), then
