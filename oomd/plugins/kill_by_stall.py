@@ -20,7 +20,7 @@ import numpy as np
 from oomd import logs, parsing
 from oomd.plugin import Arg, register
 from oomd.plugins._common import mb
-from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, column
+from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin
 from oomd.plugins.stall_above import StallSampler, psi_line, window_seconds
 
 
@@ -38,19 +38,8 @@ class KillStall(BaseKillPlugin):
         self.METRICS = self.METRICS + (self.sampler.metric, "id")
         self.RANK_METRICS = (self.sampler.metric,)
 
-    def _sampled_rows(self, ctx) -> np.ndarray:
-        frontier = self.candidate_rows(ctx)
-        everything = [frontier]
-        while self.recursive and len(frontier):
-            oom = column(ctx, "oom_group", frontier, False).astype(bool)
-            nxt = [np.asarray(ctx.children(int(r)), dtype=np.int32) for r in frontier[~oom]]
-            frontier = np.concatenate(nxt) if nxt else np.empty(0, np.int32)
-            everything.append(frontier)
-        return np.concatenate(everything)
-
     def prerun(self, ctx) -> None:
-        rows = self._sampled_rows(ctx)
-        self.sampler.sample(ctx, rows)
+        self.sampler.sample(ctx, self.prerun_on_cgroups(ctx, self.sampler.metric))
 
     def _shares(self, ctx, rows: np.ndarray):
         ids = np.asarray(ctx.get("id", rows)[0], dtype=np.uint64)

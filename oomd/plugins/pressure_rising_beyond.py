@@ -13,8 +13,7 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.plugin import Arg, BasePlugin, PluginRet, register
-from oomd.plugins._common import HoldTimer, mb, pick_pressure, pressure_metric
-from oomd.wakeup import WAKE_WINDOW, TriggerWant
+from oomd.plugins._common import HoldTimer, mb, pick_pressure, pressure_metric, wake_triggers
 
 
 @register("pressure_rising_beyond")
@@ -37,13 +36,8 @@ class PressureRisingBeyond(BasePlugin):
         self.METRICS = (pressure_metric(self.resource), "current_usage")
         self.fall_ratio = np.float32(self.fast_fall_ratio)
 
-    def psi_triggers(self) -> list[TriggerWant]:
-        """With ``wake``: a full-line trigger at the threshold starts ticks early (the
-        decision below is unchanged)."""
-        if not self.wake:
-            return []
-        return [TriggerWant(self.cgroup, self.resource, "full", float(self.threshold),
-                            WAKE_WINDOW, self.name)]
+    def psi_triggers(self) -> list:
+        return wake_triggers(self)  # with wake: true, a trigger at the threshold
 
     def run(self, ctx) -> PluginRet:
         (avg10, avg60, _), usage = pick_pressure(ctx, ctx.resolve(self.cgroup), self.resource)
