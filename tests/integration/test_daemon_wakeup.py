@@ -199,4 +199,4 @@ def test_daemon_at_interval_5_kills_a_thrashing_hog_through_a_trigger(record_pro
     # one run, on a shared 2-core host: the bound is the 4 s; the median of 10 runs
     # is in scripts/e2e_repeat.py --mode stall
     assert run.window_to_kill < 4.0, run.window_to_kill
-    assert run.log_lines("PSI trigger on ") and run.log_lines("fired (full 200000 2000000)")
+    assert run.log_lines(f"PSI trigger on {run.hog_cgroup}: full stall above 200000us in 2s")
