@@ -10,7 +10,7 @@ Options, defaults and exit codes are oomd 0.5.0's, with these differences (docs/
 ``--interval`` also takes fractions of a second; ``--cgroup-fs`` defaults to the cgroup2 mount
 found in /proc/mounts; config errors are reported with file, JSON path and reason instead of an
 abort. Our additions: ``--dry-run``, ``--plugin-module``, ``--metrics-textfile``,
-``--metrics-listen``, ``--no-protect``, ``--max-ticks``.
+``--metrics-listen``, ``--no-protect``, ``--max-ticks``, ``--fast-interval``, ``--max-psi-triggers``.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ optional arguments:
   --metrics-listen ADDR      Serve Prometheus metrics on 127.0.0.1:PORT, [::1]:PORT or unix:PATH
   --no-protect               Skip mlockall and oom_score_adj (development; on by default)
   --max-ticks N              Exit after N ticks (testing aid; default: run forever)
+  --fast-interval SECONDS    Seconds between ticks while PSI triggers fire (default: 0.1)
+  --max-psi-triggers N       Most kernel PSI triggers to register (default: 32; 0: none)
 """
 
 SHORT = "hvC:i:f:c:lw:D:dr"
@@ -61,7 +63,7 @@ LONG = [
     "help", "version", "config=", "interval=", "cgroup-fs=", "check-config=", "list-plugins",
     "drop-in-dir=", "runtime-dir=", "dump-stats", "reset-stats", "device=", "ssd-coeffs=",
     "hdd-coeffs=", "kmsg-override=", "dry-run", "plugin-module=", "max-ticks=",
-    "metrics-textfile=", "metrics-listen=", "no-protect",
+    "metrics-textfile=", "metrics-listen=", "no-protect", "fast-interval=", "max-psi-triggers=",
 ]
 
 
@@ -156,6 +158,15 @@ def parse_options(argv: list[str]) -> Options:
             o.metrics_listen = val
         elif opt == "--no-protect":
             o.protect = False
+        elif opt == "--fast-interval":
+            try:
+                o.fast_interval = parse_interval(val)
+            except UsageExit:
+                raise UsageExit(1, f"--fast-interval needs seconds > 0, got {val!r}") from None
+        elif opt == "--max-psi-triggers":
+            if not val.isdigit():
+                raise UsageExit(1, f"--max-psi-triggers needs a count of 0 or more, got {val!r}")
+            o.max_psi_triggers = int(val)
         elif opt == "--max-ticks":
             try:
                 o.max_ticks = int(val)

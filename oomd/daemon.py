@@ -1,9 +1,10 @@
 """Start-up (reference §9.2) and the tick loop (§1.1).
 
-The loop blocks SIGTERM, SIGINT and SIGHUP and waits for them with ``sigtimedwait`` as its
-sleep, so a signal is handled between ticks, never in the middle of one (oomd HEAD does the
-same). SIGTERM/SIGINT end the loop cleanly; SIGHUP re-reads the base config and swaps it in only
-if it compiles.
+The loop blocks SIGTERM, SIGINT and SIGHUP and waits for them between ticks (a signalfd in the
+wait of ``oomd.wakeup``, which also starts ticks early on PSI triggers), so a signal is handled
+between ticks, never in the middle of one (oomd HEAD does the same with ``sigtimedwait``).
+SIGTERM/SIGINT end the loop cleanly; SIGHUP re-reads the base config and swaps it in only if it
+compiles.
 
 Each tick: apply drop-in changes, run the engine (refresh the context, prerun, run), then
 report to the metrics and the systemd watchdog.
@@ -85,6 +86,7 @@ class Daemon:
         self.metrics = None
         self.notifier = None
         self.stats_server = None
+        self.wakeup = None  # oomd.wakeup.Wakeup: the wait between ticks
         self._lock_fd = -1
         self.ticks = 0
         self._last_read_stats: dict[str, int] = {}
@@ -279,6 +281,9 @@ class Daemon:
         self.notifier = Notifier.from_env(log=logs.log)
         logs.log("Running pyoomd")
         self.notifier.ready(f"Monitoring with {len(self.base_ir.rulesets)} ruleset(s)")
+        from oomd.wakeup import Wakeup
+
+        self.wakeup = Wakeup.for_daemon(self, HANDLED_SIGNALS)
         return self.loop()
 
     def shutdown(self) -> None:
@@ -290,6 +295,8 @@ class Daemon:
             self.stats_server.stop()
         if self.watcher is not None:
             self.watcher.close()
+        if self.wakeup is not None:
+            self.wakeup.close()
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -364,16 +371,15 @@ class Daemon:
             protect.freeze_gc()  # start-up garbage is done; keep the collector off the tick
 
     def loop(self) -> int:
-        """Tick every ``interval``; the wait for the next tick is a wait for signals."""
-        next_tick = self.clock() + self.o.interval
+        """Tick when ``self.wakeup`` says (every ``interval``, sooner after a PSI trigger);
+        between ticks it waits for signals too."""
         while self.o.max_ticks is None or self.ticks < self.o.max_ticks:
-            sig = signal.sigtimedwait(HANDLED_SIGNALS, max(0.0, next_tick - self.clock()))
+            sig = self.wakeup.wait()
             if sig is not None:
                 if sig.si_signo == signal.SIGHUP:
                     self.reload()
                     continue
                 logs.log(f"Received signal {sig.si_signo}. Exiting!")
                 return EXIT_OK
-            next_tick = max(next_tick + self.o.interval, self.clock())
             self.tick()
         return EXIT_OK

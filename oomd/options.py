@@ -37,3 +37,5 @@ class Options:
     metrics_textfile: str | None = None
     metrics_listen: str | None = None
     protect: bool = True
+    fast_interval: float = 0.1  # oomd.wakeup.DEFAULT_FAST_INTERVAL
+    max_psi_triggers: int = 32  # oomd.wakeup.DEFAULT_MAX_TRIGGERS

@@ -320,6 +320,15 @@ class OomdContext:
         self._r.close()
         self._tree.clear()
 
+    def watch_fd(self) -> int:
+        """The reader's inotify fd (-1 if none), for a wait between ticks (oomd.wakeup)."""
+        return self._r.ino_fd
+
+    def drain_watches(self) -> int:
+        """Take pending inotify events now instead of at the next refresh (so the kernel's
+        queue does not overflow during a long interval). Returns the number of events."""
+        return self._r.poll_watches() if self._r.ino_fd >= 0 else 0
+
     @property
     def nrows(self) -> int:
         return self._r.nrows

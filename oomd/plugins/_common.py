@@ -62,3 +62,14 @@ def pick_pressure(ctx, rows: np.ndarray, resource: str):
         return ZERO_PRESSURE, 0
     usage = ctx.value("current_usage", int(rows[best]))
     return (p[best, 0], p[best, 1], p[best, 2]), int(usage or 0)
+
+
+def wake_triggers(plugin) -> list:
+    """``psi_triggers()`` of a pressure detector with ``wake``: a full-line trigger at its
+    threshold over oomd.wakeup.WAKE_WINDOW (none without ``wake``)."""
+    from oomd.wakeup import WAKE_WINDOW, TriggerWant
+
+    if not plugin.wake:
+        return []
+    return [TriggerWant(plugin.cgroup, plugin.resource, "full", float(plugin.threshold),
+                        WAKE_WINDOW, plugin.name)]

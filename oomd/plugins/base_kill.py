@@ -226,9 +226,10 @@ class BaseKillPlugin(BasePlugin):
         children.sort(key=ctx.relpath)
         return np.asarray(children, dtype=np.int32)
 
-    def prerun_on_cgroups(self, ctx, metric: str) -> None:
+    def prerun_on_cgroups(self, ctx, metric: str) -> np.ndarray:
         """Compute ``metric`` for every candidate (and with ``recursive`` every descendant, not
-        below a ``memory.oom.group`` cgroup), so its temporal state is kept every tick."""
+        below a ``memory.oom.group`` cgroup), so its temporal state is kept every tick.
+        Returns those rows."""
         frontier = self.candidate_rows(ctx)
         everything = [frontier]
         while self.recursive and len(frontier):
@@ -239,6 +240,7 @@ class BaseKillPlugin(BasePlugin):
         rows = np.concatenate(everything)
         if len(rows):
             ctx.get(metric, rows)
+        return rows
 
     # -- the candidate dump (reference §4.17) ----------------------------------------------------
     # oomd dumps each ranked list before it goes on. Reading what the dump shows (io.pressure,

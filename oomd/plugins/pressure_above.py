@@ -4,6 +4,10 @@
 Among the matched cgroups the one with the highest weighted score is watched; the detector
 fires once its full-line avg10 has stayed above ``threshold`` for ``duration`` seconds, and keeps
 firing while it stays there.
+
+``wake: true`` (pyoomd's, default false) registers a PSI trigger on the full line at
+``threshold`` percent of a 2 s window (``oomd.wakeup``): a stall starts a tick at once instead of
+at the next ``--interval``. The decision is the same either way.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.plugin import Arg, BasePlugin, PluginRet, register
-from oomd.plugins._common import HoldTimer, mb, pick_pressure, pressure_metric
+from oomd.plugins._common import HoldTimer, mb, pick_pressure, pressure_metric, wake_triggers
 
 
 @register("pressure_above")
@@ -22,6 +26,7 @@ class PressureAbove(BasePlugin):
         Arg("resource", parsing.resource, required=True),
         Arg("threshold", parsing.int_parse, required=True),
         Arg("duration", parsing.int_parse, required=True),
+        Arg("wake", parsing.bool_parse, default=False),  # pyoomd's: PSI trigger wake-ups
     )
 
     def __init__(self) -> None:
@@ -30,6 +35,9 @@ class PressureAbove(BasePlugin):
 
     def setup(self, context) -> None:
         self.METRICS = (pressure_metric(self.resource), "current_usage")
+
+    def psi_triggers(self) -> list:
+        return wake_triggers(self)  # with wake: true, a trigger at the threshold
 
     def run(self, ctx) -> PluginRet:
         (avg10, _, _), usage = pick_pressure(ctx, ctx.resolve(self.cgroup), self.resource)

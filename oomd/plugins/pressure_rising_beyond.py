@@ -1,6 +1,10 @@
 """``pressure_rising_beyond``: 1-minute pressure over a threshold for a duration, while the
 10-second pressure is above it too and not falling fast (reference §4.5; oomd
 ``plugins/PressureRisingBeyond.cpp``).
+
+``wake: true`` (pyoomd's, default false) registers a PSI trigger on the full line at
+``threshold`` percent of a 2 s window (``oomd.wakeup``): a stall starts a tick at once instead of
+at the next ``--interval``. The decision is the same either way.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.plugin import Arg, BasePlugin, PluginRet, register
-from oomd.plugins._common import HoldTimer, mb, pick_pressure, pressure_metric
+from oomd.plugins._common import HoldTimer, mb, pick_pressure, pressure_metric, wake_triggers
 
 
 @register("pressure_rising_beyond")
@@ -20,6 +24,7 @@ class PressureRisingBeyond(BasePlugin):
         Arg("threshold", parsing.int_parse, required=True),
         Arg("duration", parsing.int_parse, required=True),
         Arg("fast_fall_ratio", parsing.float_parse, default=0.85),
+        Arg("wake", parsing.bool_parse, default=False),  # pyoomd's: PSI trigger wake-ups
     )
 
     def __init__(self) -> None:
@@ -30,6 +35,9 @@ class PressureRisingBeyond(BasePlugin):
     def setup(self, context) -> None:
         self.METRICS = (pressure_metric(self.resource), "current_usage")
         self.fall_ratio = np.float32(self.fast_fall_ratio)
+
+    def psi_triggers(self) -> list:
+        return wake_triggers(self)  # with wake: true, a trigger at the threshold
 
     def run(self, ctx) -> PluginRet:
         (avg10, avg60, _), usage = pick_pressure(ctx, ctx.resolve(self.cgroup), self.resource)

@@ -408,10 +408,13 @@ class RealCgroups:
         return self._spawn(f"sleeper {rel}", SLEEPER_SOURCE, [self.create(rel)], max_seconds)
 
     def start_hog(self, rel: str, limit_bytes: int = HOG_LIMIT, file_bytes: int = HOG_FILE,
-                  max_seconds: float = 600.0, written_timeout: float = 120.0) -> Child:
+                  max_seconds: float = 600.0, written_timeout: float = 120.0,
+                  wait_written: bool = True) -> Child:
         """The memory hog in cgroup2 ``<parent>/<rel>`` and a v1 memcg limited to ``limit_bytes``.
 
-        Returns once the hog has written its file; from then on it thrashes on it.
+        Returns once the hog has written its file; from then on it thrashes on it. Writing the
+        file already stalls the hog (reclaim under the limit): with ``wait_written=False`` it
+        returns as soon as the hog is in its cgroups.
         """
         if file_bytes % MiB:
             raise RealCgError("file_bytes must be a whole number of MiB")
@@ -419,7 +422,7 @@ class RealCgroups:
         child = self._spawn(f"hog {rel}", HOG_SOURCE, [v1, self.create(rel)], max_seconds,
                             WORKDIR=self.tempdir(), FILE_BYTES=file_bytes)
         child.memcg_v1 = v1
-        if not child.wait_line("written", written_timeout):
+        if wait_written and not child.wait_line("written", written_timeout):
             raise RealCgError(f"hog (pid {child.pid}) did not write its file: "
                               f"{self._stderr_of(child)}")
         return child
@@ -523,6 +526,36 @@ XATTRS = ("trusted.oomd_ooms", "trusted.oomd_kill", "trusted.oomd_kill_uuid")
 FIRED = "has fired for Ruleset="
 
 
+def stall_kill_config(relparent: str, threshold: float = 10, window: float = 2,
+                      duration: float = 0, line: str = "full") -> dict:
+    """stall_above on ``<relparent>/workload/*``; kill_by_stall over the same cgroups."""
+    return {"rulesets": [{
+        "name": "memory stall",
+        "detectors": [["a workload child stalls", {"name": "stall_above", "args": {
+            "cgroup": f"{relparent}/workload/*", "resource": "memory", "line": line,
+            "threshold": str(threshold), "window": str(window), "duration": str(duration)}}]],
+        "actions": [{"name": "kill_by_stall", "args": {
+            "cgroup": f"{relparent}/workload/*", "resource": "memory", "line": line,
+            "window": str(window)}}],
+    }]}
+
+
+def first_window_over(samples: list[tuple[float, int]], window: float, percent: float
+                      ) -> float | None:
+    """The first sample time ``t`` at which the stall between the newest sample at least
+    ``window`` seconds older and ``t`` exceeded ``percent`` of that span; samples are
+    ``(monotonic seconds, total µs)`` in time order."""
+    j = -1
+    for i, (t, total) in enumerate(samples):
+        while j + 1 < i and samples[j + 1][0] <= t - window:
+            j += 1
+        if j >= 0:
+            t0, total0 = samples[j]
+            if (total - total0) / ((t - t0) * 1e6) * 100.0 > percent:
+                return t
+    return None
+
+
 def pressure_kill_config(relparent: str, threshold: int = 10, duration: int = 1) -> dict:
     """pressure_above on ``<relparent>/workload``; kill_by_pressure over its children."""
     return {"rulesets": [{
@@ -543,8 +576,15 @@ class PressureKillRun:
     hog_cgroup: str = ""
     bystander_alive_at_end: bool = False
     hog_returncode: int | None = None
-    t_hog_started: float | None = None  # the hog has written its file and thrashes
+    t_hog_started: float | None = None  # the hog has written its file and thrashes (or, with
+    #                                     early_hog, has joined its cgroups and starts writing)
     t_over_threshold: float | None = None  # the harness first read hog avg10 > threshold
+    t_window_over: float | None = None  # end of the first window whose full stall > threshold
+    # (hog's memory.pressure sampled every 20 ms from before it started: t, some total, full
+    # total, some avg10)
+    psi_samples: list[tuple[float, int, int, float]] = field(default_factory=list)
+    killer: str = "kill_by_pressure"
+    oomd_binary: bool = False  # the daemon was oomd 0.5.0, not pyoomd
     t_fired: float | None = None  # the "has fired" line reached the harness (inline logging)
     t_empty: float | None = None  # the harness first saw the hog's cgroup without processes
     kmsg: list[str] = field(default_factory=list)
@@ -567,6 +607,14 @@ class PressureKillRun:
             return None
         return self.t_empty - self.t_over_threshold
 
+    @property
+    def window_to_kill(self) -> float | None:
+        """From the end of the first window in which the hog's full stall exceeded the
+        threshold (computed from the harness's samples) to the hog's cgroup being empty."""
+        if self.t_window_over is None or self.t_empty is None:
+            return None
+        return self.t_empty - self.t_window_over
+
     def log_lines(self, needle: str) -> list[str]:
         return [line for _, line in self.daemon_log if needle in line]
 
@@ -581,10 +629,10 @@ class PressureKillRun:
             out.append("the bystander died")
         records = [r for r in self.kmsg if r.startswith("oomd kill: ")]
         if len(records) != 1 or f" {self.hog_cgroup} " not in records[0] or \
-                not records[0].endswith(" killer:kill_by_pressure v2"):
+                not records[0].endswith(f" killer:{self.killer} v2"):
             out.append(f"kmsg records {self.kmsg!r}, not one kill record for {self.hog_cgroup}")
-        if (self.xattrs.get("trusted.oomd_ooms") != b"1"
-                or not self.xattrs.get("trusted.oomd_kill_uuid")):
+        if self.xattrs.get("trusted.oomd_ooms") != b"1" or (
+                not self.oomd_binary and not self.xattrs.get("trusted.oomd_kill_uuid")):
             out.append(f"xattrs {self.xattrs!r}")
         if not self.xattrs.get("trusted.oomd_kill") or int(self.xattrs["trusted.oomd_kill"]) < 1:
             out.append(f"trusted.oomd_kill is {self.xattrs.get('trusted.oomd_kill')!r}")
@@ -592,7 +640,9 @@ class PressureKillRun:
             out.append(f"the daemon did not log killing the hog (pid {self.hog_pid})")
         if any(self.memcg_oom_kills.values()):
             out.append(f"kernel OOM kills in the test's memcgs: {self.memcg_oom_kills}")
-        if not self.daemon_alive_at_end or self.daemon_exit != 0:
+        # oomd 0.5.0 dies on SIGTERM (reference §9.2); pyoomd exits 0
+        clean = (0, -signal.SIGTERM) if self.oomd_binary else (0,)
+        if not self.daemon_alive_at_end or self.daemon_exit not in clean:
             out.append(f"daemon alive at end: {self.daemon_alive_at_end}, exit {self.daemon_exit}")
         bad = self.log_lines("tick failed") + self.log_lines("Traceback")
         if bad:
@@ -602,11 +652,27 @@ class PressureKillRun:
 
 def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int = 1,
                       interval: float = 1.0, settle: float = 2.0, poll: float = 0.02,
-                      extra_args: Iterable[str] = ()) -> PressureKillRun:
+                      extra_args: Iterable[str] = (), config_for: Callable | None = None,
+                      killer: str = "kill_by_pressure", early_hog: bool = False,
+                      window: float = 2.0, oomd_binary: str | None = None,
+                      hog_leaf: bool = False) -> PressureKillRun:
     """Start the pyoomd daemon watching a test cgroup, then a hog and a bystander in it; wait
     until the hog's cgroup is empty (or ``deadline`` seconds), ``settle`` more seconds, stop
-    the daemon with SIGTERM and collect what happened. Cleans up everything on any exit."""
-    run = PressureKillRun()
+    the daemon with SIGTERM and collect what happened. Cleans up everything on any exit.
+
+    ``config_for(relparent)`` replaces the default config (``pressure_kill_config``) and
+    ``killer`` names its kill plugin. With ``early_hog`` the clock starts when the hog joins
+    its cgroups, before it writes its file (which already stalls it), and the daemon may kill
+    it then. ``oomd_binary`` runs that binary (oomd 0.5.0) instead of pyoomd. The hog's
+    memory.pressure is sampled every ``poll`` seconds from before it starts; ``t_window_over``
+    is the end of the first ``window`` in which its full stall exceeded ``threshold`` %.
+
+    With ``hog_leaf`` the hog's process runs in ``workload/hog/task`` (the daemon still sees and
+    kills ``workload/hog``) and the harness samples that leaf. Reading a cgroup's pressure file
+    when its 2 s averages are due makes the kernel skip that period's check of unprivileged
+    PSI triggers on the cgroup: sampling ``workload/hog`` itself every 20 ms would starve the
+    trigger the daemon put there. The leaf's stall is the hog's, as is its parent's."""
+    run = PressureKillRun(killer=killer, oomd_binary=oomd_binary is not None)
     oom_before = global_oom_kills()
     with RealCgroups() as cg:
         cg.create("workload/hog")
@@ -614,45 +680,62 @@ def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int
         work = cg.tempdir()
         config = os.path.join(work, "pyoomd.json")
         with open(config, "w") as f:
-            json.dump(pressure_kill_config(cg.name, threshold, duration), f, indent=2)
+            body = config_for(cg.name) if config_for else \
+                pressure_kill_config(cg.name, threshold, duration)
+            json.dump(body, f, indent=2)
         kmsg = os.path.join(work, "kmsg")
-        daemon = cg.start(
-            [sys.executable, "-m", "oomd", "--config", config, "--interval", f"{interval:g}",
-             "--cgroup-fs", cg.cgroup2, "--runtime-dir", os.path.join(work, "run"),
-             "--kmsg-override", kmsg, *extra_args],
-            name="pyoomd", cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+        common = ["--config", config, "--interval", f"{interval:g}", "--cgroup-fs", cg.cgroup2,
+                  "--runtime-dir", os.path.join(work, "run"), "--kmsg-override", kmsg]
+        if oomd_binary is None:
+            argv = [sys.executable, "-m", "oomd", *common, *extra_args]
             # Each log line is written before the tick goes on, so the "has fired" line is on
             # the pipe before the kill starts and its arrival time bounds the detection.
-            env={**os.environ, "INLINE_LOGGING": "1"})
+            env = {**os.environ, "INLINE_LOGGING": "1"}
+            started = "Running pyoomd"
+        else:
+            from oomd.testing.oomd_bin import oomd_env
+
+            argv = [oomd_binary, *common, *extra_args]
+            env = oomd_env(oomd_binary)
+            started = "Running oomd"
+        daemon = cg.start(argv, name="daemon", cwd=REPO, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         reader = threading.Thread(target=_collect_lines, args=(daemon.stdout, run.daemon_log),
                                   daemon=True)
         reader.start()
-        if not wait_for(lambda: run.log_lines("Running pyoomd") or daemon.poll() is not None, 60.0):
+        if not wait_for(lambda: run.log_lines(started) or daemon.poll() is not None, 60.0):
             raise RealCgError("the daemon did not start within 60 s")
         if daemon.poll() is not None:
             reader.join(5)
             raise RealCgError(f"the daemon exited with {daemon.returncode}: "
                               f"{[line for _, line in run.daemon_log][-5:]}")
         bystander = cg.start_sleeper("workload/bystander")
-        hog = cg.start_hog("workload/hog")
-        run.t_hog_started = time.monotonic()
-        run.hog_pid = hog.pid
-        run.hog_cgroup = cg.relpath("workload/hog").lstrip("/")
-        hog_dir = cg.path("workload/hog")
-        end = run.t_hog_started + deadline
-        while time.monotonic() < end:
-            now = time.monotonic()
-            if run.t_over_threshold is None:
-                try:
-                    if read_psi(hog_dir).some[0] > threshold:
-                        run.t_over_threshold = now
-                except (OSError, ValueError, KeyError):
-                    pass
-            if not cgroup_pids(hog_dir):
-                run.t_empty = now
-                break
-            time.sleep(poll)
+        hog_rel = "workload/hog/task" if hog_leaf else "workload/hog"
+        hog_dir = cg.path(hog_rel)
+        if hog_leaf:
+            cg.create(hog_rel)
+        stop_sampling = threading.Event()
+        sampler = threading.Thread(target=_sample_psi, daemon=True,
+                                   args=(hog_dir, poll, stop_sampling, run.psi_samples))
+        sampler.start()
+        try:
+            hog = cg.start_hog(hog_rel, wait_written=not early_hog)
+            run.t_hog_started = time.monotonic()
+            run.hog_pid = hog.pid
+            run.hog_cgroup = cg.relpath("workload/hog").lstrip("/")
+            end = run.t_hog_started + deadline
+            while time.monotonic() < end:
+                if not cgroup_pids(hog_dir):
+                    run.t_empty = time.monotonic()
+                    break
+                time.sleep(poll)
+        finally:
+            stop_sampling.set()
+            sampler.join(5)
+        run.t_over_threshold = next((t for t, _, _, avg in run.psi_samples
+                                     if t >= run.t_hog_started and avg > threshold), None)
+        run.t_window_over = first_window_over([(t, full) for t, _, full, _ in run.psi_samples],
+                                              window, threshold)
         time.sleep(settle)
         fired = [t for t, line in run.daemon_log if FIRED in line]
         run.t_fired = fired[0] if fired else None
@@ -662,7 +745,7 @@ def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int
         run.daemon_alive_at_end = daemon.poll() is None
         for name in XATTRS:
             try:
-                run.xattrs[name] = os.getxattr(hog_dir, name)
+                run.xattrs[name] = os.getxattr(cg.path("workload/hog"), name)
             except OSError:
                 run.xattrs[name] = None
         run.memcg_oom_kills = cg.oom_kills()
@@ -677,6 +760,18 @@ def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int
     if oom_before is not None and after is not None:
         run.host_oom_kill_delta = after - oom_before
     return run
+
+
+def _sample_psi(cgroup_dir: str, every: float, stop: threading.Event, out: list) -> None:
+    """(time, some total, full total, some avg10) of the cgroup's memory.pressure, every
+    ``every`` seconds until ``stop`` is set or the file is gone."""
+    while not stop.is_set():
+        try:
+            p = read_psi(cgroup_dir)
+        except (OSError, ValueError, KeyError):
+            return
+        out.append((time.monotonic(), p.some_total, p.full_total, p.some[0]))
+        stop.wait(every)
 
 
 def _collect_lines(stream, out: list) -> None:
