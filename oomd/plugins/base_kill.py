@@ -49,7 +49,7 @@ import numpy as np
 from oomd import logs, parsing
 from oomd.kill import Killer
 from oomd.engine import report_kill
-from oomd.plugin import Arg, BasePlugin, PluginRet
+from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args
 from oomd.plugins._common import c_div
 
 KILLS_STAT = "oomd.kills"
@@ -57,7 +57,7 @@ PREFERENCE_NAMES = {1: "PREFER", 0: "NORMAL", -1: "AVOID"}
 INT64_MAX = (1 << 63) - 1
 
 BASE_KILL_ARGS = (
-    Arg("cgroup", parsing.cgroup_patterns, required=True),
+    *cgroup_args(),
     Arg("recursive", parsing.bool_parse, default=False),
     Arg("post_action_delay", parsing.non_negative_int, default=None),
     Arg("dry", parsing.bool_parse, default=False),
