@@ -47,6 +47,7 @@ optional arguments:
   --hdd-coeffs COEFFS        Comma-separated HDD io cost coefficients (default: oomd's)
   --kmsg-override PATH       File that receives kill records (default: /dev/kmsg)
   --dry-run                  Make every kill plugin dry: decide and record, never kill
+  --compat MODE              Decide as oomd 0.5.0 (default) or oomd HEAD ("head") where they differ
   --plugin-module MODULE     Import MODULE, whose plugins register themselves (repeatable)
   --metrics-textfile PATH    Write Prometheus metrics to PATH each tick (node-exporter textfile)
   --metrics-listen ADDR      Serve Prometheus metrics on 127.0.0.1:PORT, [::1]:PORT or unix:PATH
@@ -59,7 +60,7 @@ LONG = [
     "help", "version", "config=", "interval=", "cgroup-fs=", "check-config=", "list-plugins",
     "drop-in-dir=", "runtime-dir=", "dump-stats", "reset-stats", "device=", "ssd-coeffs=",
     "hdd-coeffs=", "kmsg-override=", "dry-run", "plugin-module=", "max-ticks=",
-    "metrics-textfile=", "metrics-listen=", "no-protect",
+    "metrics-textfile=", "metrics-listen=", "no-protect", "compat=",
 ]
 
 
@@ -89,6 +90,7 @@ class Options:
     metrics_textfile: str | None = None
     metrics_listen: str | None = None
     protect: bool = True
+    compat: str = "0.5.0"   # oomd.compat mode
 
 
 def parse_interval(text: str) -> float:
@@ -177,6 +179,13 @@ def parse_options(argv: list[str]) -> Options:
             o.metrics_listen = val
         elif opt == "--no-protect":
             o.protect = False
+        elif opt == "--compat":
+            from oomd.compat import parse_mode
+
+            try:
+                o.compat = parse_mode(val).mode
+            except ValueError as e:
+                raise UsageExit(1, f"--compat: {e}") from None
         elif opt == "--max-ticks":
             try:
                 o.max_ticks = int(val)
