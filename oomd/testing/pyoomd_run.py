@@ -59,8 +59,9 @@ def _devices(ids) -> tuple:
 
 
 def run_pyoomd(scenario: Scenario, *, workdir: str | os.PathLike | None = None,
-               interval: float = 1.0, keep: bool = False, compat: str = "0.5.0") -> OomdRun:
-    """``compat``: ``--compat`` (``"head"`` to compare with oomd HEAD)."""
+               interval: float = 1.0, keep: bool = False,
+               compat: str | Compat = "0.5.0") -> OomdRun:
+    """``compat``: ``--compat`` (``"head"`` to compare with oomd HEAD), or a ``Compat``."""
     scenario.validate()
     plugin.load_builtin_plugins()
     own = workdir is None
@@ -77,7 +78,7 @@ def run_pyoomd(scenario: Scenario, *, workdir: str | os.PathLike | None = None,
         cgroup_fs = fake_cgroup_fs(tree, mount) if mount else str(tree)
         run = OomdRun(scenario=scenario.name, implementation=IMPLEMENTATION, cgroup_fs=cgroup_fs,
                       argv=["run_pyoomd", cgroup_fs], started_at=time.monotonic())
-        _drive(scenario, run, cgroup_fs, tree, kmsg_path, interval, Compat.for_mode(compat))
+        _drive(scenario, run, cgroup_fs, tree, kmsg_path, interval, compat if isinstance(compat, Compat) else Compat.for_mode(compat))
         return run
     finally:
         if own and not keep:
