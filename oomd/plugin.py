@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from oomd import logs
+from oomd import logs, parsing
 from oomd.cgpath import CgroupPatterns, prefixed
 from oomd.compat import V050, Compat
 from oomd.errors import PluginArgError, PluginRegistryError
@@ -127,8 +127,6 @@ def cgroup_args() -> tuple[Arg, Arg]:
     ``ruleset_cgroup`` patterns under the ruleset cgroup of its construction context, so
     ``ctx.resolve(self.cgroup)`` is all it needs. oomd 0.5.0 requires ``cgroup``; here it may be
     left out when ``ruleset_cgroup`` is given, or always with ``--compat head``."""
-    from oomd import parsing
-
     return (Arg("cgroup", parsing.cgroup_patterns, default=None),
             Arg("ruleset_cgroup", parsing.ruleset_cgroup_patterns, default=None))
 
@@ -172,6 +170,8 @@ class BasePlugin:
     ARGS: tuple[Arg, ...] | None = ()
     METRICS: tuple[str, ...] = ()
     PLUGIN_NAME = ""  # set by register()
+    # oomd HEAD: the argument that makes ``cgroup`` optional when both are in ARGS
+    CGROUP_ALTERNATIVE = "ruleset_cgroup"
 
     def __init__(self) -> None:
         self.name = self.PLUGIN_NAME
@@ -187,12 +187,12 @@ class BasePlugin:
              context: PluginConstructionContext) -> int:
         try:
             if self.ARGS is not None:
-                relative = any(a.name == "ruleset_cgroup" for a in self.ARGS)
-                if relative:
+                names = {a.name for a in self.ARGS}
+                if "cgroup" in names and self.CGROUP_ALTERNATIVE in names:
                     self._require_cgroup(args, context)
                 for dest, value in parse_args(self.name, self.ARGS, args).items():
                     setattr(self, dest, value)
-                if relative:
+                if "ruleset_cgroup" in names:
                     self._bind_cgroups(args, context)
             self.setup(context)
         except PluginArgError as e:
@@ -205,10 +205,11 @@ class BasePlugin:
         return 0
 
     def _require_cgroup(self, args: Mapping[str, str], context) -> None:
-        """oomd 0.5.0 requires ``cgroup``; ``ruleset_cgroup`` (which 0.5.0 rejects) or
-        ``--compat head`` lifts that."""
+        """oomd 0.5.0 requires ``cgroup``; the HEAD argument that can stand in for it
+        (``CGROUP_ALTERNATIVE``, which 0.5.0 rejects) or ``--compat head`` lifts that."""
         compat = getattr(context, "compat", V050)
-        if "cgroup" not in args and "ruleset_cgroup" not in args and not compat.cgroup_optional:
+        if "cgroup" not in args and self.CGROUP_ALTERNATIVE not in args \
+                and not compat.cgroup_optional:
             raise PluginArgError(f'Required arg "cgroup" missing in plugin "{self.name}"')
 
     def _bind_cgroups(self, args: Mapping[str, str], context) -> None:
@@ -252,32 +253,17 @@ class PrekillHookInvocation:
         """The kill plugin stopped waiting (timeout): release what the hook holds."""
 
 
-def _hook_xattr(text: str) -> str:
-    from oomd import parsing
-
-    return parsing.xattr_name(text)
-
-
 class PrekillHook(BasePlugin):
     """Base of prekill hooks: a ``cgroup`` list matched with the component rule of §2.6, and
     (oomd HEAD) an ``xattr``: a victim whose directory carries it matches too. oomd 0.5.0
     requires ``cgroup``; it may be left out when ``xattr`` is given, or with ``--compat head``."""
 
-    ARGS = (Arg("cgroup", CgroupPatterns.parse, default=None), Arg("xattr", _hook_xattr, default=""))
-
-    def init(self, resources, args, context) -> int:
-        compat = getattr(context, "compat", V050)
-        if "cgroup" not in args and "xattr" not in args and not compat.cgroup_optional:
-            self.init_error = PluginArgError(f'Required arg "cgroup" missing in plugin "{self.name}"')
-            logs.log(self.init_error.reason, logs.ERR)
-            return 1
-        ret = super().init(resources, args, context)
-        if ret == 0 and getattr(self, "cgroup", None) is None:
-            self.cgroup = CgroupPatterns(())
-        return ret
+    ARGS = (Arg("cgroup", CgroupPatterns.parse, default=None),
+            Arg("xattr", parsing.xattr_name, default=""))
+    CGROUP_ALTERNATIVE = "xattr"
 
     def can_run_on(self, relpath: str) -> bool:
-        return self.cgroup.matches_path(relpath)
+        return self.cgroup is not None and self.cgroup.matches_path(relpath)
 
     def matches(self, relpath: str, dir_fd: int | None = None) -> bool:
         """The victim carries the hook's ``xattr`` (read through its directory fd), or its

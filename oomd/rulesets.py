@@ -37,7 +37,8 @@ import os
 from oomd import logs, plugin
 from oomd.cgpath import CgroupPatterns, literal_prefix
 from oomd.engine import DetectorGroup, Ruleset
-from oomd.plugin import MonitoredResources, PluginConstructionContext
+from oomd.errors import ConfigError
+from oomd.plugin import PluginConstructionContext
 from oomd.stats import Stats
 
 # absent attribute / filesystem without xattrs: not a match, no log (as oomd's hasxattrAt)
@@ -49,24 +50,15 @@ class CloneError(Exception):
 
 
 def clone_plugin(template: plugin.BasePlugin, context: PluginConstructionContext):
-    """A fresh instance of ``template``'s plugin with the same arguments (oomd re-creates it
-    through the registry and calls ``init`` with the stored arguments)."""
-    name, args, registry = template.config
-    instance = plugin.create(name, registry)
-    if instance is None:
-        raise CloneError(f"plugin={name} is no longer registered")
-    resources = MonitoredResources()
+    """A fresh instance of ``template``'s plugin with the same arguments, compiled as the
+    template was (oomd re-creates it through the registry and calls ``init`` again)."""
+    from oomd.config.compiler import Compiler
+
+    config, registry = template.config
     try:
-        ret = instance.init(resources, dict(args), context)
-    except Exception as e:  # noqa: BLE001 - a plugin's init must not break the tick
-        raise CloneError(f"Plugin={name} failed to init(): {type(e).__name__}: {e}") from e
-    if ret != 0:
-        err = getattr(instance, "init_error", None)
-        raise CloneError(f"Plugin={name} failed to init()"
-                         + (f": {err.reason}" if err is not None else ""))
-    instance.config = template.config
-    instance.resources = resources
-    return instance
+        return Compiler(context, "<per-cgroup ruleset>").plugin(config, registry)
+    except ConfigError as e:
+        raise CloneError(e.reason) from None
 
 
 class PerCgroupRuleset(Ruleset):

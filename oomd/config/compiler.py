@@ -62,7 +62,7 @@ class Compiler:
                 reason += f": {err.reason}"
             raise self.error(p.arg_path(getattr(err, "arg", None)), reason)
         instance.resources = resources
-        instance.config = (p.name, dict(p.args), registry)  # what a per-cgroup clone re-creates
+        instance.config = (p, registry)  # what a per-cgroup ruleset's clones are compiled from
         return instance
 
     def detector_group(self, dg: ir.DetectorGroup) -> DetectorGroup:

@@ -403,3 +403,21 @@ def test_drop_in_actions_reach_the_clones(tmp_path):
     rig.tick()
     assert RUNS["dropped-in"] == 1           # the drop-in's clone for work/a
     assert victims(rig) == ["work/a/x"]      # the base's clone, still enabled, killed
+
+
+def test_clone_whose_plugin_no_longer_initialises_is_not_built_and_said_once(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:        1048576 kB\n")
+    det = {"name": "memory_above", "args": {"ruleset_cgroup": "/", "threshold": "1%",
+                                            "duration": "0", "meminfo_location": str(meminfo)}}
+    rig = Rig(tmp_path, {"work": cg(), "work/a": cg()}, per_cgroup(detectors=[["g", det]]))
+    meminfo.unlink()
+    first, second = rig.tick(), rig.tick()
+    failed = [ln for ln in first + second if ln.startswith("Could not build the runnable ruleset")]
+    assert failed == [f"Could not build the runnable ruleset for cgroup {rig.abs('work/a')}: "
+                      f"Plugin=memory_above failed to init() with code=1: Could not read meminfo "
+                      f"{meminfo}: No such file or directory"]
+    assert rig.engine.rulesets[0].ruleset.clones == {}
+    meminfo.write_text("MemTotal:        1048576 kB\n")
+    rig.tick()
+    assert list(rig.engine.rulesets[0].ruleset.clones) == ["work/a"]
