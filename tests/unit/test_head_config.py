@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
-from support import FakeClock
+from support import FakeClock, StubContext
 from oomd import logs
 from oomd.cli import UsageExit, main, parse_options
 from oomd.compat import HEAD, V050, Compat, parse_mode
@@ -118,11 +119,9 @@ def test_ruleset_cgroup_outside_a_per_cgroup_ruleset_resolves_nothing_and_says_s
         "actions": [{"name": "continue"}]}]})
     det = engine.rulesets[0].ruleset.detector_groups[0].detectors[0]
     assert det.cgroup.patterns == ()
+    ctx = StubContext()
+    ctx.resolve = lambda patterns: np.empty(0, np.int32)
     with logs.capture() as lines:
-        from support import StubContext
-
-        ctx = StubContext()
-        ctx.resolve = lambda patterns: __import__("numpy").empty(0, "int32")
         engine.tick(ctx)
     assert any("Trying to add empty cgroup set to context cache, is your plugin configured "
                "correctly?" in ln for ln in lines)
@@ -146,11 +145,18 @@ def test_ruleset_cgroup_alone_is_enough_in_0_5_0_mode():
                                                              "args": {"ruleset_cgroup": "*"}}]]))
 
 
+class NoCgroups:
+    """A context in which nothing resolves."""
+
+    def resolve(self, patterns):
+        return np.empty(0, np.int32)
+
+
 def test_compat_head_needs_neither_and_warns_when_run():
     engine = compile_text(plain({"name": "exists", "args": {"negate": "true"}}), HEAD)
     det = engine.rulesets[0].ruleset.detector_groups[0].detectors[0]
     with logs.capture() as lines:
-        ret = det.run(type("C", (), {"resolve": lambda self, p: __import__("numpy").empty(0)})())
+        ret = det.run(NoCgroups())
     assert ret == 0  # CONTINUE: nothing exists, negated
     assert len([ln for ln in lines if "Trying to add empty cgroup set" in ln]) == 1
 
@@ -160,7 +166,7 @@ def test_explicit_empty_cgroup_is_silent_in_0_5_0_mode_and_warned_in_head_mode()
         engine = compile_text(plain({"name": "exists", "args": {"cgroup": ""}}), compat)
         det = engine.rulesets[0].ruleset.detector_groups[0].detectors[0]
         with logs.capture() as lines:
-            det.run(type("C", (), {"resolve": lambda self, p: __import__("numpy").empty(0)})())
+            det.run(NoCgroups())
         assert len([ln for ln in lines if "Trying to add empty cgroup set" in ln]) == warned
 
 

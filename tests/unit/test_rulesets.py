@@ -21,7 +21,6 @@ from oomd.compat import Compat
 from oomd.config.compiler import Compiler, compile_config
 from oomd.config.parser import parse_string
 from oomd.context import OomdContext
-from oomd.errors import ConfigError
 from oomd.kill import KillResult
 from oomd.plugin import PluginConstructionContext, PrekillHook, PrekillHookInvocation, \
     register_prekill_hook
