@@ -25,7 +25,7 @@ cli.import_numpy_single_threaded()      # as the daemon: no idle BLAS threads in
 
 import pytest  # noqa: E402
 
-from benchlib import KILL_RESULTS, KILL_VS_OOMD, RESULTS  # noqa: E402
+from benchlib import KILL_RESULTS, KILL_VS_OOMD, RESULTS, RULESET_RESULTS  # noqa: E402
 from oomd import logs  # noqa: E402
 from oomd.testing import gentree  # noqa: E402
 
@@ -94,7 +94,24 @@ def pytest_terminal_summary(terminalreporter):
         _kill_table(tr)
     if KILL_VS_OOMD:
         _kill_vs_oomd_table(tr)
+    if RULESET_RESULTS:
+        _ruleset_table(tr)
 
+
+def _ruleset_table(tr):
+    tr.section("per-cgroup ruleset vs plain detector instances (CPU seconds per tick)")
+    for run, r in RULESET_RESULTS.items():
+        tr.write_line(f"{'[' + run + '] config':<32}{'median':>12}{'min':>12}{'first tick':>14}"
+                      f"{'compile':>12}{'clones':>8}")
+        for name, v in r.items():
+            tr.write_line(f"{name:<32}{_fmt(v['median']):>12}{_fmt(v['min']):>12}"
+                          f"{_fmt(v['first_tick']):>14}{_fmt(v['compile']):>12}"
+                          f"{v['clones'] if v['clones'] is not None else '-':>8}")
+        for ours in (n for n in r if n.startswith("per-cgroup")):
+            for base in (n for n in r if not n.startswith("per-cgroup")):
+                x = r[ours]["median"] / r[base]["median"]
+                tr.write_line(f"  {ours} / {base} (medians, target <= 2): {x:.3f} "
+                              f"{'OK' if x <= 2 else 'MISSED'}")
 
 def _core_table(tr):
     tr.section("pyoomd core: side by side (CPU seconds per tick, medians)")

@@ -107,3 +107,37 @@ def compile_patterns(patterns: CgroupPatterns) -> tuple[tuple[str, ...], ...]:
         for expanded in brace_expand("/".join(comps)):
             out.setdefault(split_components(expanded), None)
     return tuple(out)
+# -- oomd HEAD: patterns relative to a ruleset cgroup (reference §10) ----------------------------
+
+_ESCAPE = str.maketrans({c: "\\" + c for c in "\\*?[{"})
+
+
+def glob_escape(component: str) -> str:
+    """A cgroup name as a pattern component that matches only that name: glob's special
+    characters are backslash-escaped (fnmatch(3) honours the escapes, brace expansion skips
+    them). Cgroup names are chosen by whoever owns the parent, so a name such as ``*`` must
+    never widen a pattern built from it."""
+    return component.translate(_ESCAPE)
+
+
+def literal_prefix(relpath: str) -> tuple[str, ...]:
+    """The escaped components of a concrete cgroup path, to prefix patterns with."""
+    return tuple(glob_escape(c) for c in split_components(relpath))
+
+
+def parse_relative(text: str) -> CgroupPatterns:
+    """A ``ruleset_cgroup`` argument: ``cgroup``'s syntax, but no ``.`` or ``..`` component,
+    so that no pattern can leave the ruleset cgroup. Raises ValueError."""
+    patterns = CgroupPatterns.parse(text)
+    for pat in patterns:
+        for comp in pat:
+            if comp in (".", ".."):
+                raise ValueError(
+                    f"pattern {'/'.join(pat)!r} has a {comp!r} component: ruleset_cgroup "
+                    "patterns are relative to the ruleset cgroup and may not leave it")
+    return patterns
+
+
+def prefixed(prefixes: CgroupPatterns, patterns: CgroupPatterns) -> list[tuple[str, ...]]:
+    """Every prefix joined with every pattern (``<ruleset cgroup>/<pattern>``)."""
+    return [pre + pat for pre in prefixes for pat in patterns]

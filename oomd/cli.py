@@ -49,6 +49,7 @@ optional arguments:
   --hdd-coeffs COEFFS        Comma-separated HDD io cost coefficients (default: oomd's)
   --kmsg-override PATH       File that receives kill records (default: /dev/kmsg)
   --dry-run                  Make every kill plugin dry: decide and record, never kill
+  --compat MODE              Decide as oomd 0.5.0 (default) or oomd HEAD ("head") where they differ
   --plugin-module MODULE     Import MODULE, whose plugins register themselves (repeatable)
   --metrics-textfile PATH    Write Prometheus metrics to PATH each tick (node-exporter textfile)
   --metrics-listen ADDR      Serve Prometheus metrics on 127.0.0.1:PORT, [::1]:PORT or unix:PATH
@@ -64,6 +65,7 @@ LONG = [
     "drop-in-dir=", "runtime-dir=", "dump-stats", "reset-stats", "device=", "ssd-coeffs=",
     "hdd-coeffs=", "kmsg-override=", "dry-run", "plugin-module=", "max-ticks=",
     "metrics-textfile=", "metrics-listen=", "no-protect", "fast-interval=", "max-psi-triggers=",
+    "compat=",
 ]
 
 
@@ -167,6 +169,13 @@ def parse_options(argv: list[str]) -> Options:
             if not val.isdigit():
                 raise UsageExit(1, f"--max-psi-triggers needs a count of 0 or more, got {val!r}")
             o.max_psi_triggers = int(val)
+        elif opt == "--compat":
+            from oomd.compat import parse_mode
+
+            try:
+                o.compat = parse_mode(val).mode
+            except ValueError as e:
+                raise UsageExit(1, f"--compat: {e}") from None
         elif opt == "--max-ticks":
             try:
                 o.max_ticks = int(val)

@@ -19,6 +19,7 @@ import sys
 import time
 
 from oomd import logs, plugin, protect
+from oomd.compat import Compat
 from oomd.config.compiler import Compiler
 from oomd.config.parser import parse_file
 from oomd.dropins import DropIns
@@ -102,6 +103,7 @@ class Daemon:
             devices=self.o.devices,
             ssd_coeffs=self.o.ssd_coeffs,
             hdd_coeffs=self.o.hdd_coeffs,
+            compat=Compat.for_mode(self.o.compat),
         )
 
     def load_plugins(self) -> None:

@@ -17,9 +17,31 @@ SYSTEMD_MANAGER = "org.freedesktop.systemd1.Manager"
 DEFAULT_TIMEOUT = 5.0
 
 
+MACHINES_DIR = "/run/systemd/machines"
+MACHINE_BUS_SOCKET = "run/dbus/system_bus_socket"
+
+
+def machine_bus_address(machine: str, machines_dir: str = MACHINES_DIR) -> str:
+    """The system bus of a container registered with systemd-machined (oomd HEAD's
+    ``machine_type``; libsystemd's ``sd_bus_open_system_machine``): the bus socket inside the
+    machine's leader's root, reached through ``/proc/<leader>/root``. ``.host`` is this
+    host. Raises OSError/ValueError with the reason."""
+    if machine == ".host":
+        return "SYSTEM"
+    if not machine or "/" in machine or machine.startswith(".") or len(machine) > 255:
+        raise ValueError(f"invalid machine name {machine!r}")
+    with open(os.path.join(machines_dir, machine), encoding="utf-8", errors="replace") as f:
+        for line in f:
+            key, _, value = line.strip().partition("=")
+            if key == "LEADER" and value.isdigit():
+                return f"unix:path=/proc/{int(value)}/root/{MACHINE_BUS_SOCKET}"
+    raise ValueError(f"machine {machine!r} has no leader process")
+
+
 def call_systemd_manager(method: str, unit: str, mode: str = "replace", *,
-                         timeout: float = DEFAULT_TIMEOUT) -> str | None:
-    """Call ``Manager.<method>(unit, mode)`` (signature ``ss``, reply ``o``).
+                         timeout: float = DEFAULT_TIMEOUT, machine: str = "") -> str | None:
+    """Call ``Manager.<method>(unit, mode)`` (signature ``ss``, reply ``o``), on the system
+    bus or, with ``machine``, on that machine's (``machine_bus_address``).
 
     Returns the queued job's object path, or None after logging oomd's failure line.
     """
@@ -31,7 +53,8 @@ def call_systemd_manager(method: str, unit: str, mode: str = "replace", *,
         logs.log(f"Failed to connect to system bus: {e}")
         return None
     try:
-        conn = open_dbus_connection(bus="SYSTEM", auth_timeout=timeout)
+        bus = machine_bus_address(machine) if machine else "SYSTEM"
+        conn = open_dbus_connection(bus=bus, auth_timeout=timeout)
     except (OSError, ValueError, StopIteration) as e:
         logs.log(f"Failed to connect to system bus: {_why(e)}")
         return None
@@ -68,6 +91,8 @@ def _why(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
-def restart_service(service: str, *, timeout: float = DEFAULT_TIMEOUT) -> bool:
-    logs.log(f'Restarting systemd service "{service}"')
-    return call_systemd_manager("RestartUnit", service, timeout=timeout) is not None
+def restart_service(service: str, *, timeout: float = DEFAULT_TIMEOUT, machine: str = "") -> bool:
+    where = f" on machine={machine}" if machine else ""
+    logs.log(f'Restarting systemd service "{service}"{where}')
+    return call_systemd_manager("RestartUnit", service, timeout=timeout,
+                                machine=machine) is not None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from oomd import logs
+from oomd.compat import V050, Compat
 from oomd.plugin import BasePlugin, MonitoredResources, PluginRet, PrekillHook
 
 SILENCE_ENGINE = 1
@@ -132,6 +133,7 @@ class Ruleset:
         post_action_delay: int = DEFAULT_POST_ACTION_DELAY,
         prekill_hook_timeout: int = DEFAULT_PREKILL_HOOK_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
+        compat: Compat = V050,
     ) -> None:
         self.name = name
         self.label = name  # for metrics: drop-in copies say which drop-in they come from
@@ -150,6 +152,8 @@ class Ruleset:
         self._plugin_overrode_delay = False
         self._suspended: _SuspendedChain | None = None
         self.firing_since: float | None = None
+        self.compat = compat
+        self.ruleset_cgroup: str | None = None  # a per-cgroup clone's cgroup (absolute path)
 
     # -- drop-ins (reference §2.5) ------------------------------------------------------------
 
@@ -216,16 +220,39 @@ class Ruleset:
                 suspended, self._suspended = self._suspended, None
                 ctx.action_context = suspended.action_context
                 ctx.invoking_ruleset = self
+                if self.compat.fired_line_cgroup and not self.silenced_logs & SILENCE_ENGINE:
+                    logs.log(self._fired_line(suspended.action_context.detectorgroup,
+                                              "Running action chain from state."))
                 return self._run_chain(suspended.index, ctx)
             if fired is None:
                 return 0
             if not self.silenced_logs & SILENCE_ENGINE:
-                logs.log(f"DetectorGroup={fired.detectorgroup} has fired for Ruleset={self.name}. "
-                         "Running action chain.")
+                logs.log(self._fired_line(fired.detectorgroup, "Running action chain."))
             return self._run_chain(0, ctx)
         finally:
             ctx.action_context = None
             ctx.invoking_ruleset = None
+
+    def _fired_line(self, group: str, tail: str) -> str:
+        """The engine's "has fired" line; oomd HEAD names the ruleset cgroup (empty outside
+        a per-cgroup ruleset)."""
+        where = ""
+        if self.compat.fired_line_cgroup:
+            where = f" with ruleset cgroup `{self.ruleset_cgroup or ''}`"
+        return f"DetectorGroup={group} has fired for Ruleset={self.name}{where}. {tail}"
+
+    def release(self) -> None:
+        """The ruleset is being dropped (a per-cgroup clone whose cgroup went away): let go of
+        what its plugins hold across ticks (a running prekill hook)."""
+        self._suspended = None
+        for p in self.plugins():
+            release = getattr(p, "release", None)
+            if release is not None:
+                try:
+                    release()
+                except Exception as e:  # noqa: BLE001 - dropping must not fail the tick
+                    logs.log(f"Plugin={p.name} in Ruleset={self.name} release() raised "
+                             f"{type(e).__name__}: {e}", logs.ERR, force=True)
 
     def _run_chain(self, start: int, ctx) -> int:
         engine_logs = not self.silenced_logs & SILENCE_ENGINE
@@ -354,9 +381,13 @@ class Engine:
 
     # -- prekill hooks -------------------------------------------------------------------------
 
-    def fire_prekill_hook(self, relpath: str, abspath: str, action_context):
+    def fire_prekill_hook(self, relpath: str, abspath: str, action_context,
+                          dir_fd: int | None = None):
+        """Fire the first hook matching the victim (``dir_fd``: its directory, for hooks
+        that match an xattr)."""
         for _tag, hook in self._hooks:
-            if hook.can_run_on(relpath):
+            matches = getattr(hook, "matches", None)
+            if matches(relpath, dir_fd) if matches is not None else hook.can_run_on(relpath):
                 return hook.fire(relpath, abspath, action_context)
         return None
 

@@ -54,6 +54,7 @@ XATTR_KILL = "trusted.oomd_kill"
 PROCS_FILE = "cgroup.procs"
 EVENTS_FILE = "cgroup.events"
 KILL_FILE = "cgroup.kill"
+FREEZE_FILE = "cgroup.freeze"
 
 DEFAULT_VERIFY_TIMEOUT = 0.5
 _LOG_BATCH = 20  # oomd logs the pids it kills 20 per line
@@ -295,24 +296,41 @@ class Killer:
     # -- the kill ------------------------------------------------------------------------------
 
     def kill(self, abspath: str, dir_fd: int | None = None, *, reap_memory: bool = True,
-             kill_uuid: str | None = None) -> KillResult:
+             kill_uuid: str | None = None, kernel_kill: bool = False,
+             user_xattrs: bool = False) -> KillResult:
         """Kill every process of the cgroup at ``abspath`` (opened through ``dir_fd`` if given,
-        which pins the cgroup's identity) and its descendants."""
-        logs.log(f"Trying to kill {abspath}")
+        which pins the cgroup's identity) and its descendants.
+
+        oomd HEAD: ``kernel_kill`` (the ``kernelkill`` argument) freezes the cgroup first and
+        kills only through ``cgroup.kill``; ``user_xattrs`` writes the three xattrs under
+        ``user.`` too."""
+        if kernel_kill:
+            logs.log(f"Trying to kill {abspath} with cgroup.freeze and cgroup.kill")
+        else:
+            logs.log(f"Trying to kill {abspath}")
         own_fd = dir_fd is None
         if own_fd:
             try:
                 dir_fd = os.open(abspath, _O_DIR)
             except OSError as e:
                 return self._failed(abspath, f"cannot open: {e.strerror}")
+        uuid_names, ooms_names, kill_names = (
+            (n, "user." + n.split(".", 1)[1]) if user_xattrs else (n,)
+            for n in (XATTR_KILL_UUID, XATTR_OOMS, XATTR_KILL))
         try:
-            self._set_xattr(dir_fd, XATTR_KILL_UUID, kill_uuid or new_kill_uuid(), abspath)
-            self._add_to_counter(dir_fd, XATTR_OOMS, 1, abspath)
-            if self._has_cgroup_kill(dir_fd):
+            uuid = kill_uuid or new_kill_uuid()
+            for name in uuid_names:
+                self._set_xattr(dir_fd, name, uuid, abspath)
+            for name in ooms_names:
+                self._add_to_counter(dir_fd, name, 1, abspath)
+            if kernel_kill:
+                result = self._kill_frozen(abspath, dir_fd, reap_memory)
+            elif self._has_cgroup_kill(dir_fd):
                 result = self._kill_with_cgroup_kill(abspath, dir_fd, reap_memory)
             else:
                 result = self._kill_with_pidfds(abspath, dir_fd, reap_memory)
-            self._add_to_counter(dir_fd, XATTR_KILL, result.killed, abspath)
+            for name in kill_names:
+                self._add_to_counter(dir_fd, name, result.killed, abspath)
             return result
         finally:
             if own_fd:
@@ -341,6 +359,33 @@ class Killer:
             return self._failed(abspath, "no process to kill", method=KILL_FILE)
         return self._verify(abspath, dir_fd, KillResult(
             True, killed=killed, method=KILL_FILE, reaped=reaped, pids=pids), None)
+
+    def _kill_frozen(self, abspath: str, dir_fd: int, reap: bool) -> KillResult:
+        """``kernelkill``: freeze (a failure is only logged), then ``cgroup.kill``; no
+        fallback to signals. The cgroup is thawed again afterwards (oomd HEAD leaves it frozen,
+        so whatever is started in it later would freeze too)."""
+        try:
+            self._write_freeze(dir_fd, b"1")
+        except OSError as e:
+            logs.log(f"Failed to freeze cgroup {abspath}, proceed to kill without freezing: "
+                     f"{e.strerror}")
+        try:
+            if not self._has_cgroup_kill(dir_fd):
+                return self._failed(abspath, "Failed to kill cgroup with cgroup.kill: no "
+                                    f"{KILL_FILE}", method=KILL_FILE)
+            return self._kill_with_cgroup_kill(abspath, dir_fd, reap)
+        finally:
+            try:
+                self._write_freeze(dir_fd, b"0")
+            except OSError:
+                pass
+
+    def _write_freeze(self, dir_fd: int, value: bytes) -> None:
+        fd = os.open(FREEZE_FILE, os.O_WRONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+        try:
+            os.write(fd, value)
+        finally:
+            os.close(fd)
 
     def _kill_with_pidfds(self, abspath: str, dir_fd: int, reap: bool) -> KillResult:
         result = KillResult(True, method="pidfd")

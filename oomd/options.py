@@ -39,3 +39,4 @@ class Options:
     protect: bool = True
     fast_interval: float = 0.1  # oomd.wakeup.DEFAULT_FAST_INTERVAL
     max_psi_triggers: int = 32  # oomd.wakeup.DEFAULT_MAX_TRIGGERS
+    compat: str = "0.5.0"   # oomd.compat mode

@@ -12,7 +12,7 @@ import math
 import re
 from decimal import Decimal, InvalidOperation
 
-from oomd.cgpath import CgroupPatterns
+from oomd.cgpath import CgroupPatterns, parse_relative
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -149,6 +149,37 @@ def resource(text: str) -> str:
 def cgroup_patterns(text: str) -> CgroupPatterns:
     """Never fails (reference §3)."""
     return CgroupPatterns.parse(text)
+
+
+def ruleset_cgroup_patterns(text: str) -> CgroupPatterns:
+    """``ruleset_cgroup`` (oomd HEAD): patterns relative to the ruleset cgroup; ``.`` and
+    ``..`` components are refused."""
+    return parse_relative(text)
+
+
+XATTR_NAMESPACES = ("user.", "trusted.", "security.", "system.")
+XATTR_NAME_MAX = 255
+
+
+def xattr_name(text: str) -> str:
+    """An extended attribute name the kernel can look up: a namespace prefix (``user.``,
+    ``trusted.``, ``security.``, ``system.``) and a non-empty name, at most 255 bytes, no NUL.
+    Anything else makes every lookup fail (``EOPNOTSUPP``, ``ERANGE``...)."""
+    raw = text.encode("utf-8", "surrogateescape")
+    if not raw:
+        raise ValueError("an xattr name is empty")
+    if b"\0" in raw:
+        raise ValueError(f"xattr name {text!r} contains a NUL byte")
+    if len(raw) > XATTR_NAME_MAX:
+        raise ValueError(f"xattr name {text[:40]!r}... is {len(raw)} bytes long, "
+                         f"more than {XATTR_NAME_MAX}")
+    for ns in XATTR_NAMESPACES:
+        if text.startswith(ns):
+            if len(text) == len(ns):
+                raise ValueError(f"xattr name {text!r} has no name after its namespace")
+            return text
+    raise ValueError(f"xattr name {text!r} has no namespace prefix "
+                     f"({', '.join(XATTR_NAMESPACES)}): the kernel would never find it")
 
 
 _UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}

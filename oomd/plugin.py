@@ -18,11 +18,13 @@ from __future__ import annotations
 import enum
 import importlib
 import importlib.metadata
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from oomd import logs
-from oomd.cgpath import CgroupPatterns
+from oomd import logs, parsing
+from oomd.cgpath import CgroupPatterns, prefixed
+from oomd.compat import V050, Compat
 from oomd.errors import PluginArgError, PluginRegistryError
 from oomd.stats import Stats
 
@@ -90,6 +92,11 @@ class PluginConstructionContext:
     hdd_coeffs: tuple = DEFAULT_HDD_COEFFS
     proc_root: str = "/proc"
     killer: Any = None  # the kill pipeline for kill plugins (oomd.kill.Killer); None: the real one
+    compat: Compat = V050  # --compat: where oomd 0.5.0 and oomd HEAD differ (oomd.compat)
+    # The ruleset cgroup(s) ``ruleset_cgroup`` patterns are relative to (oomd HEAD): None
+    # outside a per-cgroup ruleset; the ruleset's own patterns for its template; a clone's
+    # cgroup (escaped, literal) for a clone (oomd.rulesets).
+    ruleset_cgroups: CgroupPatterns | None = None
 
     def cgroupFs(self) -> str:  # noqa: N802 - oomd's accessor name, for ported plugins
         return self.cgroup_fs
@@ -111,6 +118,21 @@ class Arg:
     @property
     def dest(self) -> str:
         return self.attr or self.name.replace("-", "_")
+
+
+def cgroup_args() -> tuple[Arg, Arg]:
+    """``cgroup`` and oomd HEAD's ``ruleset_cgroup`` (patterns relative to the ruleset cgroup).
+
+    A plugin listing both gets ``self.cgroup`` as the union of its ``cgroup`` patterns and its
+    ``ruleset_cgroup`` patterns under the ruleset cgroup of its construction context, so
+    ``ctx.resolve(self.cgroup)`` is all it needs. oomd 0.5.0 requires ``cgroup``; here it may be
+    left out when ``ruleset_cgroup`` is given, or always with ``--compat head``."""
+    return (Arg("cgroup", parsing.cgroup_patterns, default=None),
+            Arg("ruleset_cgroup", parsing.ruleset_cgroup_patterns, default=None))
+
+
+EMPTY_CGROUP_MESSAGE = ("Trying to add empty cgroup set to context cache, is your plugin "
+                        "configured correctly?")
 
 
 def parse_args(plugin_name: str, spec: Iterable[Arg], args: Mapping[str, str]) -> dict[str, Any]:
@@ -148,6 +170,8 @@ class BasePlugin:
     ARGS: tuple[Arg, ...] | None = ()
     METRICS: tuple[str, ...] = ()
     PLUGIN_NAME = ""  # set by register()
+    # oomd HEAD: the argument that makes ``cgroup`` optional when both are in ARGS
+    CGROUP_ALTERNATIVE = "ruleset_cgroup"
 
     def __init__(self) -> None:
         self.name = self.PLUGIN_NAME
@@ -163,8 +187,13 @@ class BasePlugin:
              context: PluginConstructionContext) -> int:
         try:
             if self.ARGS is not None:
+                names = {a.name for a in self.ARGS}
+                if "cgroup" in names and self.CGROUP_ALTERNATIVE in names:
+                    self._require_cgroup(args, context)
                 for dest, value in parse_args(self.name, self.ARGS, args).items():
                     setattr(self, dest, value)
+                if "ruleset_cgroup" in names:
+                    self._bind_cgroups(args, context)
             self.setup(context)
         except PluginArgError as e:
             self.init_error = e
@@ -175,6 +204,27 @@ class BasePlugin:
             resources.add(cgroup, *self.METRICS)
         return 0
 
+    def _require_cgroup(self, args: Mapping[str, str], context) -> None:
+        """oomd 0.5.0 requires ``cgroup``; the HEAD argument that can stand in for it
+        (``CGROUP_ALTERNATIVE``, which 0.5.0 rejects) or ``--compat head`` lifts that."""
+        compat = getattr(context, "compat", V050)
+        if "cgroup" not in args and self.CGROUP_ALTERNATIVE not in args \
+                and not compat.cgroup_optional:
+            raise PluginArgError(f'Required arg "cgroup" missing in plugin "{self.name}"')
+
+    def _bind_cgroups(self, args: Mapping[str, str], context) -> None:
+        """``self.cgroup`` := ``cgroup`` ∪ (ruleset cgroup(s) × ``ruleset_cgroup``), as oomd
+        HEAD's ``addToCacheAndGet(cgroups_, ruleset_cgroups_)`` resolves them. With nothing
+        to resolve, HEAD logs a warning each time; so does ``run`` here (oomd 0.5.0 is silent
+        for an explicit ``"cgroup": ""``)."""
+        own = self.cgroup.patterns if self.cgroup is not None else ()
+        bases = getattr(context, "ruleset_cgroups", None)
+        extra = prefixed(bases, self.ruleset_cgroup) if bases and self.ruleset_cgroup else []
+        self.cgroup = CgroupPatterns(tuple(dict.fromkeys((*own, *extra))))
+        compat = getattr(context, "compat", V050)
+        if not self.cgroup.patterns and ("cgroup" not in args or compat.empty_cgroup_message):
+            self.run = _warn_empty(self.run)
+
     def setup(self, context: PluginConstructionContext) -> None:
         """Checks that need more than one argument, or the context. Raise PluginArgError."""
 
@@ -183,6 +233,14 @@ class BasePlugin:
 
     def run(self, ctx) -> PluginRet:
         raise TypeError(f"plugin {self.name!r} ({type(self).__name__}) does not implement run()")
+
+
+def _warn_empty(run: Callable) -> Callable:
+    def warned_run(ctx):
+        logs.log(EMPTY_CGROUP_MESSAGE, logs.WARNING)
+        return run(ctx)
+
+    return warned_run
 
 
 class PrekillHookInvocation:
@@ -196,12 +254,28 @@ class PrekillHookInvocation:
 
 
 class PrekillHook(BasePlugin):
-    """Base of prekill hooks: a ``cgroup`` list matched with the component rule of §2.6."""
+    """Base of prekill hooks: a ``cgroup`` list matched with the component rule of §2.6, and
+    (oomd HEAD) an ``xattr``: a victim whose directory carries it matches too. oomd 0.5.0
+    requires ``cgroup``; it may be left out when ``xattr`` is given, or with ``--compat head``."""
 
-    ARGS = (Arg("cgroup", CgroupPatterns.parse, required=True),)
+    ARGS = (Arg("cgroup", CgroupPatterns.parse, default=None),
+            Arg("xattr", parsing.xattr_name, default=""))
+    CGROUP_ALTERNATIVE = "xattr"
 
     def can_run_on(self, relpath: str) -> bool:
-        return self.cgroup.matches_path(relpath)
+        return self.cgroup is not None and self.cgroup.matches_path(relpath)
+
+    def matches(self, relpath: str, dir_fd: int | None = None) -> bool:
+        """The victim carries the hook's ``xattr`` (read through its directory fd), or its
+        path matches ``cgroup``."""
+        xattr = getattr(self, "xattr", "")
+        if xattr and dir_fd is not None and dir_fd >= 0:
+            try:
+                os.getxattr(dir_fd, xattr)
+                return True
+            except OSError:
+                pass  # absent, unsupported or unreadable: as oomd, not a match
+        return self.can_run_on(relpath)
 
     def fire(self, relpath: str, abspath: str, action_context) -> PrekillHookInvocation:
         raise TypeError(f"prekill hook {self.name!r} does not implement fire()")

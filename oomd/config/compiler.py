@@ -7,10 +7,12 @@ reason, located by JSON path; nothing is left half-built. Where oomd aborts (a n
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Callable
 
 from oomd import logs, parsing, plugin
+from oomd.cgpath import CgroupPatterns
 from oomd.config import ir
 from oomd.config.jsonc import key_path
 from oomd.engine import (
@@ -60,6 +62,7 @@ class Compiler:
                 reason += f": {err.reason}"
             raise self.error(p.arg_path(getattr(err, "arg", None)), reason)
         instance.resources = resources
+        instance.config = (p, registry)  # what a per-cgroup ruleset's clones are compiled from
         return instance
 
     def detector_group(self, dg: ir.DetectorGroup) -> DetectorGroup:
@@ -83,7 +86,32 @@ class Compiler:
             raise self.error(path, f"Ruleset {key} must be non-negative")
         return value
 
-    def ruleset(self, rs: ir.Ruleset, dropin: bool = False) -> Ruleset:
+    def _ruleset_cgroups(self, rs: ir.Ruleset) -> tuple[CgroupPatterns | None, str]:
+        """oomd HEAD's ruleset keys ``cgroup`` and ``xattr_filter``, checked."""
+        if not rs.cgroup:
+            if rs.xattr_filter:
+                raise self.error(key_path(rs.path, "xattr_filter"),
+                                 'xattr_filter needs the ruleset key "cgroup" (it filters the '
+                                 "cgroups that get a copy of the ruleset)")
+            return None, ""
+        path = key_path(rs.path, "cgroup")
+        try:
+            patterns = parsing.ruleset_cgroup_patterns(rs.cgroup)
+        except ValueError as e:
+            raise self.error(path, f"Ruleset cgroup {rs.cgroup!r}: {e}") from None
+        if not patterns.patterns:
+            raise self.error(path, f"Ruleset cgroup {rs.cgroup!r} has no pattern")
+        if rs.xattr_filter:
+            try:
+                parsing.xattr_name(rs.xattr_filter)
+            except ValueError as e:
+                raise self.error(key_path(rs.path, "xattr_filter"), str(e)) from None
+        return patterns, rs.xattr_filter
+
+    def ruleset(self, rs: ir.Ruleset, dropin: bool = False,
+                ruleset_cgroups: CgroupPatterns | None = None) -> Ruleset:
+        """Compile one ruleset; with a ``cgroup`` key, a ``PerCgroupRuleset`` (oomd HEAD).
+        ``ruleset_cgroups``: a drop-in's, the patterns of the ruleset it targets."""
         if not rs.name:
             raise self.error(rs.path, "Ruleset is missing name")
         silenced = 0
@@ -104,9 +132,18 @@ class Compiler:
                                           DEFAULT_POST_ACTION_DELAY)
         prekill_hook_timeout = self._seconds(rs, "prekill_hook_timeout", rs.prekill_hook_timeout,
                                              DEFAULT_PREKILL_HOOK_TIMEOUT)
-        groups = [self.detector_group(dg) for dg in rs.detector_groups]
-        actions = [self.plugin(a) for a in rs.actions]
-        return Ruleset(
+        patterns, xattr_filter = self._ruleset_cgroups(rs)
+        if patterns is not None or ruleset_cgroups is not None:
+            # the template's plugins bind ruleset_cgroup to the ruleset's patterns: what they
+            # monitor covers every clone's
+            own = Compiler(dataclasses.replace(self.context,
+                                               ruleset_cgroups=patterns or ruleset_cgroups),
+                           self.file, self.clock)
+        else:
+            own = self
+        groups = [own.detector_group(dg) for dg in rs.detector_groups]
+        actions = [own.plugin(a) for a in rs.actions]
+        compiled = Ruleset(
             rs.name,
             groups,
             actions,
@@ -117,7 +154,14 @@ class Compiler:
             post_action_delay=post_action_delay,
             prekill_hook_timeout=prekill_hook_timeout,
             clock=self.clock,
+            compat=self.context.compat,
         )
+        if patterns is None:
+            return compiled
+        from oomd.rulesets import PerCgroupRuleset
+
+        return PerCgroupRuleset(compiled, patterns, xattr_filter, self.context,
+                                compile_clone_plugin)
 
     def prekill_hooks(self, hooks) -> list:
         return [self.plugin(h, plugin.PREKILL_HOOK_REGISTRY) for h in hooks]
@@ -142,7 +186,8 @@ class Compiler:
             if target is None:
                 raise own.error(key_path(drs.path, "name"), f"Could not locate targeted ruleset={drs.name}")
             copy = base_compiler.ruleset(target)
-            why = copy.merge_with_drop_in(own.ruleset(drs, dropin=True))
+            why = copy.merge_with_drop_in(
+                own.ruleset(drs, dropin=True, ruleset_cgroups=getattr(copy, "patterns", None)))
             if why is not None:
                 raise own.error(drs.path, f"{why}; Could not merge drop in ruleset={drs.name}")
             rulesets.append(copy)
@@ -164,3 +209,8 @@ def load_engine(path: str, context: PluginConstructionContext,
     engine.config_ir = root
     logs.log(f"Compiled config {path}: {len(root.rulesets)} ruleset(s)", logs.DEBUG)
     return engine
+
+
+def compile_clone_plugin(config: ir.Plugin, registry, context) -> plugin.BasePlugin:
+    """One plugin of a per-cgroup ruleset's clone, compiled as its template was."""
+    return Compiler(context, "<per-cgroup ruleset>").plugin(config, registry)

@@ -41,6 +41,8 @@ class Ruleset:
     silence_logs: str = ""
     post_action_delay: str = ""
     prekill_hook_timeout: str = ""
+    cgroup: str = ""        # oomd HEAD: a clone of the ruleset per matching cgroup
+    xattr_filter: str = ""  # oomd HEAD: ... that carries this xattr
     detector_groups: tuple[DetectorGroup, ...] = ()
     actions: tuple[Plugin, ...] = ()
     path: str = "$"
@@ -57,6 +59,10 @@ class Root:
         out = []
         for rs in self.rulesets:
             out.append(f"Ruleset={rs.name}")
+            if rs.cgroup:
+                out.append(f"  Cgroup={rs.cgroup}")
+            if rs.xattr_filter:
+                out.append(f"  XattrFilter={rs.xattr_filter}")
             for dg in rs.detector_groups:
                 out.append(f"  DetectorGroup={dg.name}")
                 for d in dg.detectors:

@@ -128,6 +128,8 @@ class _Walker:
             prekill_hook_timeout=self.string(
                 v.get("prekill_hook_timeout"), key_path(path, "prekill_hook_timeout")
             ),
+            cgroup=self.string(v.get("cgroup"), key_path(path, "cgroup")),
+            xattr_filter=self.string(v.get("xattr_filter"), key_path(path, "xattr_filter")),
             detector_groups=tuple(
                 self.detector_group(x, p)
                 for x, p in self.iterate(v.get("detectors"), key_path(path, "detectors"))

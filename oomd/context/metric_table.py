@@ -66,6 +66,8 @@ def _metric_table() -> dict[str, Metric]:
         add(stat_names.get(key, key), _k("mem_stat"), _V["stat0"] + i, "memory_stat", i)
     # oomd's anon_usage is 0 (not missing) when memory.stat or its anon key is missing
     t["anon_usage"] = Metric("anon_usage", _k("mem_stat"), -1, "memory_stat", 0)
+    # oomd HEAD's: missing (not 0) when memory.stat or its anon key is missing
+    add("anon_usage_strict", _k("mem_stat"), _V["stat0"], "memory_stat", 0)
     add("io_cost_cumulative", _k("io_stat"), _V["iocost"], "io_cost_cumulative",
         derive="iocost", dtype="float64")
     add("io_cost_rate", _k("io_stat"), _V["iorate"], "io_cost_rate", derive="iocost",

@@ -41,15 +41,17 @@ detectorgroup:[..] killer:[(dry)]<name> v2``, ``oomd.kills`` +1 unless dry; then
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from oomd import logs, parsing
+from oomd.compat import V050
 from oomd.kill import Killer
 from oomd.engine import report_kill
-from oomd.plugin import Arg, BasePlugin, PluginRet
+from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args
 from oomd.plugins._common import c_div
 
 KILLS_STAT = "oomd.kills"
@@ -57,14 +59,18 @@ PREFERENCE_NAMES = {1: "PREFER", 0: "NORMAL", -1: "AVOID"}
 INT64_MAX = (1 << 63) - 1
 
 BASE_KILL_ARGS = (
-    Arg("cgroup", parsing.cgroup_patterns, required=True),
+    *cgroup_args(),
     Arg("recursive", parsing.bool_parse, default=False),
     Arg("post_action_delay", parsing.non_negative_int, default=None),
     Arg("dry", parsing.bool_parse, default=False),
     Arg("always_continue", parsing.bool_parse, default=False),
     Arg("debug", parsing.bool_parse, default=False),
     Arg("reap_memory", parsing.bool_parse, default=True),
+    Arg("kernelkill", parsing.bool_parse, default=False),              # oomd HEAD
+    Arg("log_kmemalloc_prekill", parsing.bool_parse, default=False),   # oomd HEAD
 )
+# log_kmemalloc_prekill: these lines go to kmsg after the kill record (oomd HEAD's fixed path)
+KMEMALLOC_PROFILER = "/tmp/oomd_kmemalloc_profiler"
 
 # what the dump prints, read in one batch per ranking step
 DUMP_METRICS = (
@@ -170,6 +176,36 @@ def _dump_lines(values) -> Iterator[str]:
         yield f"  kill_preference={PREFERENCE_NAMES.get(pref, 'NORMAL')}"
 
 
+def _log_memory_stat(relpath: str, abspath: str, dir_fd: int) -> None:
+    """oomd HEAD logs the victim's memory.stat before killing it."""
+    try:
+        fd = os.open("memory.stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+        try:
+            data = os.read(fd, 1 << 16)
+        finally:
+            os.close(fd)
+    except OSError:
+        logs.log(f"Failed to open {abspath}/memory.stat")
+        return
+    logs.log(f"memory.stat for {relpath}: ")
+    for line in data.decode(errors="replace").splitlines():
+        logs.log(line)
+
+
+def _copy_kmemalloc_profile(kmsg) -> None:
+    """``log_kmemalloc_prekill``: each line of the profiler's output file goes to kmsg as is
+    (and to the log), right after the kill record; a missing file is not an error."""
+    try:
+        with open(KMEMALLOC_PROFILER, "rb") as f:
+            data = f.read(1 << 20)
+    except OSError:
+        return
+    for line in data.decode(errors="replace").splitlines():
+        if kmsg is not None and line:
+            kmsg.write(line)
+        logs.log(line, force=True)
+
+
 class BaseKillPlugin(BasePlugin):
     ARGS = BASE_KILL_ARGS
     METRICS = ("kill_preference", "oom_group")
@@ -199,6 +235,13 @@ class BaseKillPlugin(BasePlugin):
             proc_root=context.proc_root)
         self._hook_state: _HookState | None = None
         self._dumps: list[np.ndarray] = []
+        self.compat = getattr(context, "compat", V050)
+
+    def release(self) -> None:
+        """The plugin's ruleset is dropped: stop waiting for a prekill hook."""
+        state, self._hook_state = self._hook_state, None
+        if state is not None and not state.invocation.finished():
+            state.invocation.cancel()
 
     # -- ranking -------------------------------------------------------------------------------
 
@@ -352,6 +395,8 @@ class BaseKillPlugin(BasePlugin):
             populated = ctx.value("is_populated", row)
             if populated is not None and not populated:
                 continue
+            if self.compat.skip_zero_anon and ctx.value("anon_usage_strict", row) == 0:
+                continue  # oomd HEAD: nothing left to free (memory.stat says anon 0)
             self.log_kill_target(ctx, row, cand.peers)
             if not self._past_prekill_deadline(ctx):
                 invocation = self._fire_prekill_hook(ctx, row)
@@ -370,8 +415,20 @@ class BaseKillPlugin(BasePlugin):
         if self.dry:
             logs.log(f"OOMD: In dry-run mode; would have tried to kill {abspath}")
         else:
-            result = self.killer.kill(abspath, ctx.dir_fd(row), reap_memory=self.reap_memory)
+            dir_fd = ctx.dir_fd(row)
+            if self.compat.kill_logs:
+                _log_memory_stat(ctx.relpath(row), abspath, dir_fd)
+            extra = {}
+            if self.kernelkill:
+                extra["kernel_kill"] = True
+            if self.compat.user_xattrs:
+                extra["user_xattrs"] = True
+            result = self.killer.kill(abspath, dir_fd, reap_memory=self.reap_memory, **extra)
             if not result.success:
+                if self.compat.kill_logs:
+                    why = getattr(result, "reason", "")
+                    logs.log(f"Failed to kill cgroup {ctx.relpath(row)}: {why}" if why
+                             else f"No processed killed from {ctx.relpath(row)}")
                 report_kill(ctx, self.name, "failed")
                 return False
         report_kill(ctx, self.name, "dry" if self.dry else "killed")
@@ -391,6 +448,8 @@ class BaseKillPlugin(BasePlugin):
             kmsg.kill_record(body)
         else:
             logs.log(body, force=True)
+        if self.log_kmemalloc_prekill:
+            _copy_kmemalloc_profile(kmsg)
         return True
 
     # -- prekill hooks (reference §2.6) ----------------------------------------------------------
@@ -406,7 +465,8 @@ class BaseKillPlugin(BasePlugin):
         engine = getattr(ctx, "engine", None)
         if engine is None:
             return None
-        return engine.fire_prekill_hook(ctx.relpath(row), ctx.abspath(row), ctx.action_context)
+        return engine.fire_prekill_hook(ctx.relpath(row), ctx.abspath(row), ctx.action_context,
+                                        ctx.dir_fd(row))
 
     @staticmethod
     def _ref(ctx, row: int) -> _SavedRef:

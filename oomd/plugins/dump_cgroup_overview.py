@@ -8,14 +8,14 @@ from __future__ import annotations
 import numpy as np
 
 from oomd import logs, parsing
-from oomd.plugin import Arg, BasePlugin, PluginRet, register
+from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
 from oomd.plugins._common import mb
 
 
 @register("dump_cgroup_overview")
 class DumpCgroupOverview(BasePlugin):
     ARGS = (
-        Arg("cgroup", parsing.cgroup_patterns, required=True),
+        *cgroup_args(),
         Arg("always", parsing.bool_parse, default=False),
     )
     METRICS = ("mem_pressure",)

@@ -2,8 +2,9 @@
 
 pyoomd's own hook (oomd's open-source build has only ``dummy_prekill_hook``, reference §2.6).
 
-Args: ``cgroup`` (required; victims it applies to, matched with the prekill-hook rule of §2.6)
-and ``command`` (required; the executable and its arguments, split like a shell would but never
+Args: ``cgroup`` (victims it applies to, matched with the prekill-hook rule of §2.6), ``xattr``
+(oomd HEAD: victims whose directory carries this extended attribute; one of the two is
+required unless ``--compat head``) and ``command`` (required; the executable and its arguments, split like a shell would but never
 run through one). On a matching victim the hook starts the command in its own session with
 stdin on /dev/null and, in its environment:
 
@@ -25,7 +26,6 @@ import signal
 import subprocess
 
 from oomd import logs
-from oomd.cgpath import CgroupPatterns
 from oomd.errors import PluginArgError
 from oomd.plugin import Arg, PrekillHook, PrekillHookInvocation, register_prekill_hook
 
@@ -76,7 +76,7 @@ class ExecPrekillInvocation(PrekillHookInvocation):
 @register_prekill_hook("exec_prekill_hook")
 class ExecPrekillHook(PrekillHook):
     ARGS = (
-        Arg("cgroup", CgroupPatterns.parse, required=True),
+        *PrekillHook.ARGS,
         Arg("command", _command, required=True),
     )
 

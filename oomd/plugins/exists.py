@@ -5,13 +5,13 @@
 from __future__ import annotations
 
 from oomd import parsing
-from oomd.plugin import Arg, BasePlugin, PluginRet, register
+from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
 
 
 @register("exists")
 class Exists(BasePlugin):
     ARGS = (
-        Arg("cgroup", parsing.cgroup_patterns, required=True),
+        *cgroup_args(),
         Arg("negate", parsing.bool_parse, default=False),
         Arg("debug", parsing.bool_parse, default=False),
     )

@@ -3,6 +3,8 @@
 Extra args: ``size_threshold`` (percent, default 50), ``growing_size_percentile`` (default 80,
 must be below 100 as in oomd HEAD: 100 reads out of range in 0.5.0), ``min_growth_ratio``
 (a real number, default 1.25; oomd 0.5.0 truncates explicit values to integers, Appendix B).
+With ``--compat head``: a percentile of 0 makes the growth threshold 0, and the "Picked" lines
+say ``% of sibling total`` (SIZE) and ``based on effective usage of <bytes>MB`` (REST).
 
 Ranking of a peer set: ``size_thr = int(Σ current × size_threshold/100)``; ``growth_thr`` = the
 effective usage at index ``ceil(n × (100 − percentile)/100) − 1`` of the peers sorted by
@@ -85,7 +87,7 @@ class KillMemoryGrowth(BaseKillPlugin):
         size_thr = int(float(total) * (self.size_threshold / 100.0))
         n = len(rows)
         growth_thr = 0
-        if n:
+        if n and not (self.compat.growth_percentile_zero and self.growing_size_percentile == 0):
             nth = math.ceil(n * (100 - float(self.growing_size_percentile)) / 100) - 1
             kth = n - 1 - nth  # the nth largest is the (n-1-nth)th smallest
             growth_thr = int(np.partition(eff, kth)[kth])
@@ -112,6 +114,12 @@ class KillMemoryGrowth(BaseKillPlugin):
             logs.log(f'Picked "{rel}" ({mb(cur[i])}MB) based on growth rate {float(growth):.2f} '
                      f"(min growth rate {float(np.float32(self.min_growth_ratio)):.2f}) among "
                      f"P{self.growing_size_percentile} largest, with kill preference {pref}")
+            return
+        if self.compat.growth_log_texts:  # oomd HEAD's wording (REST's "MB" are bytes)
+            reason = (f"effective usage of {int(c.effective[i])}MB" if phase == REST else
+                      f"size > {self.size_threshold}% of sibling total {mb(total)}MB")
+            logs.log(f'Picked "{rel}" ({mb(cur[i])}MB) based on {reason} with kill preference '
+                     f"{pref}")
             return
         overridden = " (size threshold overridden)" if phase == REST else ""
         logs.log(f'Picked "{rel}" ({mb(cur[i])}MB) based on size > {self.size_threshold}% of '

@@ -3,7 +3,8 @@
 No extra args. A two-tick kill: every ``run`` computes ``pg_scan_rate`` for the candidates (and
 their descendants with ``recursive``); unless it also did on the tick just before, it returns
 ASYNC_PAUSE and the chain resumes here next tick. Then it kills the cgroup with the highest
-rate (missing rates count 0; zero rates stay eligible, as in 0.5.0).
+rate (missing rates count 0; zero rates stay eligible, as in 0.5.0; with ``--compat head``
+candidates whose rate is not above 0 are left out, as in oomd HEAD).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 from oomd import logs
 from oomd.plugin import PluginRet, register
 from oomd.plugins._common import mb
-from oomd.plugins.base_kill import BaseKillPlugin, PREFERENCE_NAMES
+from oomd.plugins.base_kill import BaseKillPlugin, PREFERENCE_NAMES, column
 
 
 @register("kill_by_pg_scan")
@@ -31,6 +32,11 @@ class KillPgScan(BaseKillPlugin):
         if not has_previous:
             return PluginRet.ASYNC_PAUSE
         return super().run(ctx)
+
+    def rank_filter(self, ctx, rows):
+        if not self.compat.filter_zero_pg_scan:
+            return None
+        return column(ctx, "pg_scan_rate", rows, 0) > 0  # oomd HEAD
 
     def rank_keys(self, ctx, rows):
         values, valid = ctx.get("pg_scan_rate", rows)

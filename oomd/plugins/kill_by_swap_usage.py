@@ -1,8 +1,10 @@
 """``kill_by_swap_usage`` (oomd ``plugins/KillSwapUsage-inl.h``, reference §4.13).
 
 Extra args: ``threshold`` (size or ``N%`` of SwapTotal; default 1 byte when absent, while an
-explicit ``"1"`` means 1 MiB) and ``meminfo_location`` (where SwapTotal is read at init; default
-``/proc/meminfo``). Candidates with ``swap_usage >= threshold`` are ranked by swap usage. The
+explicit ``"1"`` means 1 MiB), ``meminfo_location`` (where SwapTotal is read at init; default
+``/proc/meminfo``) and oomd HEAD's ``biased_swap_kill``. Candidates with ``swap_usage >=
+threshold`` (``>`` with ``--compat head``) are ranked by swap usage, or with
+``biased_swap_kill`` by the swap beyond ``SwapTotal/MemTotal × memory_protection``. The
 percentage uses the full 64-bit SwapTotal (oomd 0.5.0 truncates it to 32 bits, Appendix B).
 """
 
@@ -25,6 +27,7 @@ class KillSwapUsage(BaseKillPlugin):
     ARGS = BASE_KILL_ARGS + (
         Arg("threshold", str, default=None, attr="threshold_text"),
         Arg("meminfo_location", str, default=None),
+        Arg("biased_swap_kill", parsing.bool_parse, default=False),  # oomd HEAD
     )
     RANK_METRICS = ("swap_usage",)
 
@@ -36,6 +39,13 @@ class KillSwapUsage(BaseKillPlugin):
         except OSError:
             meminfo = {}  # as oomd: no meminfo, SwapTotal 0
         self.swap_total = int(meminfo.get("SwapTotal", 0))
+        # biased_swap_kill: swap allowed in proportion to protected memory; oomd HEAD forms
+        # the ratio in float32 from int32-truncated totals (no ratio if MemTotal is not > 0)
+        swap32, mem32 = _int32(self.swap_total), _int32(int(meminfo.get("MemTotal", 0)))
+        self.swap_ratio = (np.float32(swap32) / np.float32(mem32) if "MemTotal" in meminfo
+                           and mem32 > 0 else np.float32(0))
+        if self.biased_swap_kill:
+            self.RANK_METRICS = ("swap_usage", "memory_protection")
         self.threshold = 1
         if self.threshold_text is not None:
             try:
@@ -46,11 +56,34 @@ class KillSwapUsage(BaseKillPlugin):
                     arg="threshold") from None
 
     def rank_filter(self, ctx, rows):
-        return column(ctx, "swap_usage", rows, 0) >= self.threshold
+        swap = column(ctx, "swap_usage", rows, 0)
+        if self.compat.strict_swap_filter:
+            return swap > self.threshold  # oomd HEAD
+        return swap >= self.threshold
+
+    def swap_excess(self, ctx, rows) -> np.ndarray:
+        """``biased_swap_kill``'s key: swap beyond ``swapRatio × memory_protection`` (at least
+        0), or the whole swap usage where the protection is unknown."""
+        swap = column(ctx, "swap_usage", rows, 0)
+        prot, valid = ctx.get("memory_protection", rows)
+        low = (self.swap_ratio * np.asarray(prot).astype(np.float32)).astype(np.int64)
+        return np.where(np.asarray(valid, dtype=bool), np.maximum(swap - low, 0), swap)
 
     def rank_keys(self, ctx, rows):
+        if self.biased_swap_kill:
+            return (self.swap_excess(ctx, rows),)
         return (column(ctx, "swap_usage", rows, 0),)
 
     def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
-        logs.log(f'Picked "{ctx.relpath(row)}" ({mb(ctx.value("current_usage", row) or 0)}MB) '
-                 f"based on swap usage at {mb(ctx.value('swap_usage', row) or 0)}MB")
+        line = (f'Picked "{ctx.relpath(row)}" ({mb(ctx.value("current_usage", row) or 0)}MB) '
+                f"based on swap usage at {mb(ctx.value('swap_usage', row) or 0)}MB")
+        if self.biased_swap_kill:
+            excess = int(self.swap_excess(ctx, np.asarray([row], dtype=np.int32))[0])
+            line += f" exceeding swapLow value by {mb(excess)}MB"
+        logs.log(line)
+
+
+def _int32(v: int) -> int:
+    """C++'s ``int x = <int64>``: the low 32 bits, signed."""
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v

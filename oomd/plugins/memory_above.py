@@ -13,7 +13,7 @@ import numpy as np
 
 from oomd import fs, logs, parsing
 from oomd.errors import PluginArgError
-from oomd.plugin import Arg, BasePlugin, PluginRet, register
+from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
 from oomd.plugins._common import HoldTimer, mb
 
 
@@ -41,7 +41,7 @@ class MemoryAbove(BasePlugin):
             args.pop("threshold", None)
             self.is_anon = True
         self.ARGS = (
-            Arg("cgroup", parsing.cgroup_patterns, required=True),
+            *cgroup_args(),
             Arg(name, lambda s: parsing.parse_size_or_percent(s, mem_total), required=True,
                 attr="threshold"),
             Arg("duration", parsing.int_parse, required=True),

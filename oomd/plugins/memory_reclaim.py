@@ -9,14 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 from oomd import parsing
-from oomd.plugin import Arg, BasePlugin, PluginRet, register
+from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
 from oomd.plugins._common import whole_seconds
 
 
 @register("memory_reclaim")
 class MemoryReclaim(BasePlugin):
     ARGS = (
-        Arg("cgroup", parsing.cgroup_patterns, required=True),
+        *cgroup_args(),
         Arg("duration", parsing.int_parse, required=True),
     )
     METRICS = ("pgscan",)

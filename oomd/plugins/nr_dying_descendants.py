@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from oomd import logs, parsing
-from oomd.plugin import Arg, BasePlugin, PluginRet, register
+from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
 
 
 @register("nr_dying_descendants")
 class NrDyingDescendants(BasePlugin):
     ARGS = (
-        Arg("cgroup", parsing.cgroup_patterns, required=True),
+        *cgroup_args(),
         Arg("count", parsing.non_negative_int, required=True),
         Arg("lte", parsing.bool_parse, default=True),
         Arg("negate", parsing.bool_parse, default=False),

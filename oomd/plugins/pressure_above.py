@@ -15,14 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from oomd import logs, parsing
-from oomd.plugin import Arg, BasePlugin, PluginRet, register
+from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
 from oomd.plugins._common import HoldTimer, mb, pick_pressure, pressure_metric, wake_triggers
 
 
 @register("pressure_above")
 class PressureAbove(BasePlugin):
     ARGS = (
-        Arg("cgroup", parsing.cgroup_patterns, required=True),
+        *cgroup_args(),
         Arg("resource", parsing.resource, required=True),
         Arg("threshold", parsing.int_parse, required=True),
         Arg("duration", parsing.int_parse, required=True),

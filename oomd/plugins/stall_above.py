@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from oomd import logs, parsing
-from oomd.plugin import Arg, BasePlugin, PluginRet, register
+from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
 from oomd.plugins._stall import StallWindow, avgs_metric, total_metric
 from oomd.wakeup import TriggerWant
 
@@ -100,7 +100,7 @@ class StallSampler:
 @register("stall_above")
 class StallAbove(BasePlugin):
     ARGS = (
-        Arg("cgroup", parsing.cgroup_patterns, required=True),
+        *cgroup_args(),
         Arg("resource", parsing.resource, required=True),
         Arg("line", psi_line, default="full"),
         Arg("threshold", stall_percent, required=True),

@@ -2,7 +2,8 @@
 reference §4.19).
 
 Args: ``service`` (required, non-empty), ``post_action_delay`` (non-negative int, default 15),
-``dry`` (bool; ``--dry-run`` forces it). Init sets the stat ``oomd.restarts`` to 0.
+``dry`` (bool; ``--dry-run`` forces it), oomd HEAD's ``machine_type`` (restart the service in
+that systemd-machined container, through its system bus). Init sets ``oomd.restarts`` to 0.
 
 Run: dry logs ``DRY-RUN: restarting service <svc>``; otherwise ``RestartUnit(<svc>, "replace")``
 on the system bus (``oomd.dbus``). On success: the kmsg record
@@ -36,6 +37,7 @@ class SystemdRestart(BasePlugin):
         Arg("service", _service, required=True),
         Arg("post_action_delay", non_negative_int, default=15),
         Arg("dry", bool_parse, default=False),
+        Arg("machine_type", str, default=""),  # oomd HEAD: a machined container's bus
     )
 
     def setup(self, context) -> None:
@@ -43,6 +45,8 @@ class SystemdRestart(BasePlugin):
         context.stats.set(RESTARTS_STAT, 0)
 
     def restart(self) -> bool:
+        if self.machine_type:
+            return dbus.restart_service(self.service, machine=self.machine_type)
         return dbus.restart_service(self.service)
 
     def run(self, ctx) -> PluginRet:

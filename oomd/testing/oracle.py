@@ -69,10 +69,13 @@ _BEGIN_RE = re.compile(
     r'^cgroup "' + re.escape(TICK_PATTERN) + r'" memory\.current=(-?\d+)memory\.stat \(anon\)=-?\d+$'
 )
 # "[File.cpp:123] message" (oomd), "[module.py:45] message" or "[module] message" (pyoomd;
-# "<6>" first when it logs for journald).
-_LOG_RE = re.compile(r"^(?:\(inl\) |<\d>)?\[([^\]\s]+)\] (.*)$", re.S)
+# "<6>" first when it logs for journald); oomd HEAD puts "MMDD HH:MM:SS " before the "[".
+_LOG_RE = re.compile(
+    r"^(?:\(inl\) |<\d>)?(?:\d{4} \d\d:\d\d:\d\d )?\[([^\]\s]+)\] (.*)$", re.S)
+# oomd HEAD's "has fired" line names the ruleset cgroup and, for a resumed chain, says so.
 ENGINE_RE = re.compile(
-    r"^(?:DetectorGroup=(?P<dg>.*) has fired for Ruleset=(?P<rs>.*)\. Running action chain\."
+    r"^(?:DetectorGroup=(?P<dg>.*) has fired for Ruleset=(?P<rs>.*?)"
+    r"(?: with ruleset cgroup `(?P<rscg>[^`]*)`)?\. Running action chain(?P<state> from state)?\."
     r"|Running Action=(?P<run>.*)"
     r"|Action=(?P<act>.*) returned (?P<ret>CONTINUE|STOP|ASYNC)\. "
     r"(?:Continuing|Terminating|Yielding) action chain\.)$"
@@ -88,12 +91,37 @@ _binary_lock = threading.Lock()
 _binary_cache: list = []
 
 
+def _is_end_marker(message: str) -> bool:
+    """The end marker's "has fired" line, in oomd 0.5.0's form or HEAD's (which adds
+    `` with ruleset cgroup ``""`` before the full stop)."""
+    if message == END_LINES[0]:
+        return True
+    m = ENGINE_RE.match(message)
+    return bool(m and m["dg"] == END and m["rs"] == END and m["rscg"] == "" and not m["state"])
+
+
 def oracle_binary() -> Path | None:
     """find_oomd_binary(), checked once per process (it runs ``oomd --version``)."""
     with _binary_lock:
         if not _binary_cache:
             _binary_cache.append(find_oomd_binary())
         return _binary_cache[0]
+
+
+HEAD_IMPLEMENTATION = "oomd HEAD"
+HEAD_COMMIT = "88c28fd"
+
+
+def head_binary() -> Path | None:
+    """An oomd built from upstream main at 88c28fd (docs/reliability.md says how):
+    ``$PYOOMD_OOMD_HEAD_BIN``, else ``../oomd-head-build/build/oomd`` beside the checkout.
+    None when neither exists and runs."""
+    env = os.environ.get("PYOOMD_OOMD_HEAD_BIN")
+    repo = Path(__file__).resolve().parents[2]
+    for c in ([Path(env)] if env else [repo.parent / "oomd-head-build" / "build" / "oomd"]):
+        if c.is_file() and os.access(c, os.X_OK):
+            return c
+    return None
 
 
 def scratch_dir() -> str:
@@ -220,7 +248,7 @@ class Tick:
         out = []
         for msg in self.engine:
             m = ENGINE_RE.match(msg)
-            if m["dg"] is not None:
+            if m["dg"] is not None and not m["state"]:
                 out.append((m["rs"], m["dg"]))
         return out
 
@@ -477,8 +505,13 @@ def run_oomd(
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
     on_tick: Callable[[Tick], None] | None = None,
     keep: bool = False,
+    implementation: str = IMPLEMENTATION,
 ) -> OomdRun:
     """Run oomd 0.5.0 on ``scenario`` for ``scenario.ticks`` ticks; see the module docstring.
+
+    ``binary`` runs another oomd build instead (``head_binary()`` for oomd HEAD, whose log
+    lines carry a timestamp and whose "has fired" lines name the ruleset cgroup: the harness
+    reads both forms); ``implementation`` names it in the run.
 
     ``workdir``: where the tree (``tree/``), the tick cgroup (``oracle_tick/``), the config and
     the kmsg file go; by default a fresh temporary directory, removed afterwards unless
@@ -526,7 +559,8 @@ def run_oomd(
             argv += ["--device", ",".join(scenario.devices)]
         env = oomd_env(binary)
         env["INLINE_LOGGING"] = "1"
-        run = OomdRun(scenario=scenario.name, cgroup_fs=cgroup_fs, argv=argv)
+        run = OomdRun(scenario=scenario.name, implementation=implementation,
+                      cgroup_fs=cgroup_fs, argv=argv)
         return _drive(scenario, run, argv, env, work, tree, tickdir, kmsg_path,
                       tick_timeout, startup_timeout, on_tick)
     finally:
@@ -638,7 +672,7 @@ def _ticks(scenario, run, lines, kmsg, tree, tickdir, tick_timeout, on_tick, fai
                            f"the step for tick {k} was not in place when the tick started)")
             begin_seen = True
             continue
-        if ll.message == END_LINES[0]:
+        if _is_end_marker(ll.message):
             end_stage = 1
             continue
         cur.log.append(ll)
@@ -882,7 +916,7 @@ def measure_cpu(tree_root: str | os.PathLike, config: dict | None, ticks: int, *
 __all__ = [
     "CpuMeasurement", "DiffItem", "KillRecord", "LockstepError", "LogLine", "OomdRun",
     "OracleError", "OracleTimeout", "OracleUnavailable", "RunDiff", "Tick", "cgroup2_mount",
-    "compare", "default_jobs", "fake_cgroup_fs", "marker_rulesets", "measure_cpu",
+    "compare", "default_jobs", "fake_cgroup_fs", "head_binary", "marker_rulesets", "measure_cpu",
     "measure_cpu_detail", "oracle_binary", "oracle_config", "parse_kmsg", "parse_log_line", "run_many",
     "run_oomd", "scratch_dir", "unavailable_reason",
 ]

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from oomd import logs, plugin
+from oomd.compat import Compat
 from oomd.config.compiler import Compiler
 from oomd.config.parser import parse_string
 from oomd.errors import ConfigError
@@ -58,7 +59,9 @@ def _devices(ids) -> tuple:
 
 
 def run_pyoomd(scenario: Scenario, *, workdir: str | os.PathLike | None = None,
-               interval: float = 1.0, keep: bool = False) -> OomdRun:
+               interval: float = 1.0, keep: bool = False,
+               compat: str | Compat = "0.5.0") -> OomdRun:
+    """``compat``: ``--compat`` (``"head"`` to compare with oomd HEAD), or a ``Compat``."""
     scenario.validate()
     plugin.load_builtin_plugins()
     own = workdir is None
@@ -75,7 +78,7 @@ def run_pyoomd(scenario: Scenario, *, workdir: str | os.PathLike | None = None,
         cgroup_fs = fake_cgroup_fs(tree, mount) if mount else str(tree)
         run = OomdRun(scenario=scenario.name, implementation=IMPLEMENTATION, cgroup_fs=cgroup_fs,
                       argv=["run_pyoomd", cgroup_fs], started_at=time.monotonic())
-        _drive(scenario, run, cgroup_fs, tree, kmsg_path, interval)
+        _drive(scenario, run, cgroup_fs, tree, kmsg_path, interval, compat if isinstance(compat, Compat) else Compat.for_mode(compat))
         return run
     finally:
         if own and not keep:
@@ -83,7 +86,7 @@ def run_pyoomd(scenario: Scenario, *, workdir: str | os.PathLike | None = None,
 
 
 def _drive(scenario: Scenario, run: OomdRun, cgroup_fs: str, tree: Path, kmsg_path: Path,
-           interval: float) -> None:
+           interval: float, compat: Compat) -> None:
     from oomd.context import OomdContext
 
     logs.setup(inline=True)
@@ -92,7 +95,8 @@ def _drive(scenario: Scenario, run: OomdRun, cgroup_fs: str, tree: Path, kmsg_pa
     stats.init_core()
     devices = _devices(scenario.devices)
     pctx = plugin.PluginConstructionContext(cgroup_fs=cgroup_fs, stats=stats,
-                                            kmsg_path=str(kmsg_path), devices=devices)
+                                            kmsg_path=str(kmsg_path), devices=devices,
+                                            compat=compat)
     text = scenario.config if isinstance(scenario.config, str) else json.dumps(scenario.config)
     kmsg = Kmsg(str(kmsg_path))
     try:

@@ -11,7 +11,8 @@ Both sides (``oomd.testing.oracle.run_oomd`` and the pyoomd runner) materialise 
 * ``trajectory``: ``{tick: step}``; a step is applied *before* that tick is evaluated (the step
   for tick 1 is applied before oomd starts). A step is ``{relpath: {file: content | None}}``:
   ``None`` as a file's content deletes the file, ``None`` instead of the file map removes the
-  whole cgroup directory, and a relpath that does not exist yet is created;
+  whole cgroup directory, and a relpath that does not exist yet is created; a "file" named
+  ``xattr:<name>`` sets that extended attribute on the directory (``None`` removes it);
 * ``config``: a dict (written as JSON) or, for start-up tests only (``ticks == 0``), raw text;
 * ``ticks``: how many ticks to observe (0: start-up only).
 
@@ -35,6 +36,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from oomd.testing import faketree
+
+# A step's "file" with this prefix is an extended attribute of the cgroup's directory.
+XATTR_KEY = "xattr:"
 
 # Ruleset names the oracle harness reserves for its tick markers.
 RESERVED_RULESETS = ("__oracle_begin__", "__oracle_end__")
@@ -212,6 +216,8 @@ class Scenario:
                 raise ScenarioError(
                     f"{self.name}: ruleset {i} uses the reserved name {rs.get('name')!r}"
                 )
+            if isinstance(rs, dict) and "cgroup" in rs:
+                self._check_pattern(f"ruleset {i}", "ruleset", _coerce(rs["cgroup"]))
             for plugin in _plugins_of(rs):
                 self._check_plugin(f"ruleset {i}", plugin)
         hooks = cfg.get("prekill_hooks")
@@ -233,15 +239,19 @@ class Scenario:
             raise ScenarioError(
                 f"{self.name}: {where}: systemd_restart without dry restarts a real service"
             )
-        if "cgroup" in args:
-            for piece in _coerce(args["cgroup"]).split(","):
-                for comp in piece.split("/"):
-                    if comp.startswith(".") or "{." in comp or "\\" in comp:
-                        raise ScenarioError(
-                            f"{self.name}: {where}: {name} cgroup pattern {piece!r} could leave "
-                            "the fake tree (components must not start with '.', nor contain "
-                            "'{.' or a backslash)"
-                        )
+        for key in ("cgroup", "ruleset_cgroup"):
+            if key in args:
+                self._check_pattern(where, name, _coerce(args[key]))
+
+    def _check_pattern(self, where: str, name, text: str) -> None:
+        for piece in text.split(","):
+            for comp in piece.split("/"):
+                if comp.startswith(".") or "{." in comp or "\\" in comp:
+                    raise ScenarioError(
+                        f"{self.name}: {where}: {name} cgroup pattern {piece!r} could leave "
+                        "the fake tree (components must not start with '.', nor contain "
+                        "'{.' or a backslash)"
+                    )
 
     def lint(self) -> list[str]:
         """Ways the tree departs from the reference's advice for fake trees (Appendix C).
@@ -260,6 +270,8 @@ class Scenario:
                     continue
                 cur = final.setdefault(rel, {})
                 for fname, content in files.items():
+                    if fname.startswith(XATTR_KEY):
+                        continue
                     if content is None:
                         cur.pop(fname, None)
                     else:
@@ -319,7 +331,9 @@ class Scenario:
             d.mkdir(parents=True, exist_ok=True)
             writes = {}
             for fname, content in files.items():
-                if content is None:
+                if fname.startswith(XATTR_KEY):
+                    _set_xattr(d, fname[len(XATTR_KEY):], content)
+                elif content is None:
                     try:
                         os.unlink(d / fname)
                     except FileNotFoundError:
@@ -328,6 +342,16 @@ class Scenario:
                     writes[fname] = content
             if writes:
                 faketree.update_files(d, {"": writes})
+
+
+def _set_xattr(d: Path, name: str, value: str | None) -> None:
+    if value is None:
+        try:
+            os.removexattr(d, name)
+        except OSError:
+            pass  # not set
+    else:
+        os.setxattr(d, name, value.encode())
 
 
 def _coerce(value) -> str:

@@ -237,3 +237,26 @@ def test_sigterm_exits_cleanly_between_ticks_and_removes_the_socket(start):
     assert d.stop() == 0
     assert any("Received signal 15. Exiting!" in line for line in d.lines)
     assert not (d.runtime / "oomd-stats.socket").exists()
+
+
+def test_compat_head_daemon_runs_a_per_cgroup_ruleset_and_follows_new_cgroups(start):
+    config = {"rulesets": [{
+        "name": "each",
+        "cgroup": "workload/*",
+        "post_action_delay": 60,
+        "detectors": [["hot", {"name": "pressure_above", "args": {
+            "ruleset_cgroup": "/", "resource": "memory", "threshold": 50, "duration": 0}}]],
+        "actions": [{"name": "kill_by_pressure",
+                     "args": {"ruleset_cgroup": "/", "resource": "memory", "dry": True}}],
+    }]}
+    d = start(config, extra_args=("--compat", "head"))
+    first = d.wait_for(d.records, "the hot cgroup's clone killing it")
+    assert first == ["oomd kill: 60.00 40.00 10.00 workload/hog 52428800 ruleset:[each] "
+                     "detectorgroup:[hot] killer:(dry)kill_by_pressure v2"]
+    assert any("has fired for Ruleset=each with ruleset cgroup `" in line
+               and line.endswith("/workload/hog`. Running action chain.") for line in d.lines)
+    faketree.write_tree(d.tree, {"workload/new": faketree.cgroup(20 << 20, mem_pressure=(70.0, 50.0, 1.0))})
+    d.wait_for(lambda: len(d.records()) == 2, "the new cgroup's own clone killing it")
+    assert d.records()[1].split()[5] == "workload/new"
+    assert any("Adding runnable ruleset for cgroup: " in line and line.endswith("/workload/new")
+               for line in d.lines)

@@ -253,3 +253,25 @@ def test_kill_plugin_kills_chosen_cgroup_with_descendants_and_records_it(sandbox
     msgs = logs.messages(lines)
     assert any(m.startswith(f'Picked "{base}/victim" (0MB) based on pressure generation at')
                for m in msgs)
+
+
+def test_kernelkill_freezes_kills_the_subtree_and_leaves_it_thawed(sandbox):
+    """oomd HEAD's ``kernelkill``: cgroup.freeze, then cgroup.kill; pyoomd thaws afterwards."""
+    if not _has_cgroup_kill(sandbox) or not (sandbox.root / "cgroup.freeze").exists():
+        pytest.skip("this kernel has no cgroup.kill or cgroup.freeze")
+    victim = sandbox.mkcg("victim")
+    child = sandbox.mkcg("victim/child")
+    bystander_cg = sandbox.mkcg("bystander")
+    top = sandbox.spawn(victim)
+    forking = sandbox.spawn(child, SHELL_WITH_CHILDREN)
+    bystander = sandbox.spawn(bystander_cg)
+    _wait_procs(child, 3)
+
+    with logs.capture() as lines:
+        result = Killer().kill(str(victim), reap_memory=True, kernel_kill=True)
+
+    assert result.success and result.verified and result.method == "cgroup.kill"
+    assert sandbox.wait_dead(top) and sandbox.wait_dead(forking)
+    assert sandbox.alive(bystander)
+    assert (victim / "cgroup.freeze").read_text().strip() == "0"
+    assert logs.messages(lines)[0] == f"Trying to kill {victim} with cgroup.freeze and cgroup.kill"
