@@ -4,11 +4,11 @@
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 from oomd._reader.defs cimport *
+from oomd._reader.sysfiles cimport SystemFiles
 
 
 cdef class Reader:
     cdef readonly bytes cgroup_fs
-    cdef readonly bytes proc_root
     cdef readonly int capacity
     cdef readonly int nrows
     cdef readonly int root_row
@@ -19,6 +19,7 @@ cdef class Reader:
     cdef readonly int open_fds
     cdef public uint32_t cacheable
     cdef readonly dict cols
+    cdef readonly SystemFiles sysf   # /proc files (meminfo, vmstat, swaps, root PSI)
 
     cdef list _free
     cdef readonly int ino_fd
@@ -54,16 +55,6 @@ cdef class Reader:
     cdef int nplog
     cdef int64_t plog_dropped
     cdef int64_t n_fd_exhausted
-    cdef SysState sys
-    cdef char* meminfo_raw
-    cdef size_t meminfo_len
-    cdef char* vmstat_raw
-    cdef size_t vmstat_len
-    cdef uint32_t sys_have
-    cdef const char* sys_path[7]
-    cdef list _sys_paths
-    cdef PendingLog sysprob[32]
-    cdef int nsysprob
 
     # columns (views of the numpy arrays in `cols`)
     cdef int32_t[::1] dirfd
@@ -149,7 +140,6 @@ cdef class Reader:
     cdef int _wmap_get(self, int32_t key) noexcept nogil
     cdef int _wmap_put(self, int32_t key, int32_t val) noexcept
     cdef void _wmap_del(self, int32_t key) noexcept nogil
-    cdef Py_ssize_t _read_path(self, const char* path) noexcept nogil
     cdef int _dfd(self, int row) noexcept nogil
     cdef void _park(self, int row) noexcept nogil
     cdef int _make_room(self) noexcept nogil
@@ -160,6 +150,3 @@ cdef class Reader:
                          uint64_t st, uint64_t ft) noexcept nogil
     cdef void _load_root(self, int row, int kind) noexcept nogil
     cdef int _has_xattr(self, int fd, const char* name) noexcept nogil
-    cdef void _sys_problem(self, int which, int kind, int err) noexcept nogil
-    cdef void _ensure_sys(self, uint32_t need) noexcept nogil
-    cdef void _keep_raw(self, int which, Py_ssize_t n) noexcept nogil
