@@ -59,11 +59,6 @@ STATUS_NAMES = ("ok", "malformed", "unreadable", "vanished")
 ERROR_NAMES = ("ok", "malformed", "unreadable", "vanished", "missing")
 
 cdef size_t MAX_FILE_BYTES = 1 << 24   # 16 MiB: far beyond any cgroup control file
-cdef const char* CFILE[15]
-CFILE[:] = [b"memory.current", b"memory.min", b"memory.low", b"memory.high", b"memory.high.tmp",
-            b"memory.max", b"memory.swap.current", b"memory.swap.max", b"memory.pressure",
-            b"io.pressure", b"memory.stat", b"io.stat", b"cgroup.events", b"cgroup.stat",
-            b"memory.oom.group"]
 
 # Exported constants (the Python side names them; values come from _fastcg.pxd).
 K = dict(current=K_CURRENT, min=K_MIN, low=K_LOW, high=K_HIGH, high_tmp=K_HIGH_TMP, max=K_MAX,
@@ -212,9 +207,6 @@ cdef class Reader:
     def __cinit__(self):
         self.buf = NULL
         self.dbuf = NULL
-        self.lst = NULL
-        self.lstlen = NULL
-        self.rname = NULL
         self.plog = NULL
         self.dev_major = NULL
         self.dev_minor = NULL
@@ -234,16 +226,17 @@ cdef class Reader:
         (tests on hosts whose cgroup2 lacks the memory controller)."""
         self.cgroup_fs = cgroup_fs
         self.sysf = SystemFiles(proc_root)
-        self.fd_budget = fd_budget
-        self.capacity = 0
-        self.nrows = 0
-        self.root_row = -1
-        self.tick = 0
-        self.open_fds = 0
-        self.cacheable = 0
-        self.is_cgroup2 = False
-        self._cache_arg = cache_files
-        self.cache_files = bool(cache_files)
+        names = {}
+        for name, fn in (file_names or {}).items():
+            k = K[name]
+            if k >= NFILE:
+                raise ValueError(f"{name!r} is not read from a file")
+            fn = bytes(fn)
+            if not fn or b"/" in fn or b"\0" in fn:
+                raise ValueError(f"bad file name {fn!r} for {name!r}")
+            names[k] = fn
+        self.t = RowTable(fd_budget=fd_budget, cache_files=cache_files, file_names=names,
+                          capacity=capacity)
         self._keep_arg = keep_config
         self.cache_row = True
         self.keep_config = False
@@ -252,22 +245,6 @@ cdef class Reader:
         self.watch_full = False
         self.n_watch_refused = 0
         self.n_invalidations = 0
-        self._fname_refs = []
-        for k in range(NFILE):
-            self.fname[k] = CFILE[k]
-        for name, fn in (file_names or {}).items():
-            k = K[name]
-            if k >= NFILE:
-                raise ValueError(f"{name!r} is not read from a file")
-            fn = bytes(fn)
-            if not fn or b"/" in fn or b"\0" in fn:
-                raise ValueError(f"bad file name {fn!r} for {name!r}")
-            self._fname_refs.append(fn)
-            self.fname[k] = <const char*>fn
-        for k in range(NFILE):
-            self.fnamelen[k] = strlen(self.fname[k])
-        self._free = []
-        self.cols = {}
         self.ino_fd = -1
         self.wmap_cap = 0
         self.wmap_used = 0
@@ -289,29 +266,12 @@ cdef class Reader:
         for i in range(NERR):
             for j in range(NKIND):
                 self.counts[i][j] = 0
-        self.n_reads = self.n_preads = self.n_opens = self.n_listings = self.n_alive_checks = 0
+        self.n_reads = self.n_preads = self.n_opens = self.n_listings = 0
         self.set_devices(devices, ssd_coeffs, hdd_coeffs)
-        self._alloc(max(capacity, 16))
 
     def __dealloc__(self):
-        cdef int r, k
         if self.ino_fd >= 0:
             c_close(self.ino_fd)
-        if self.capacity > 0 and self.lst != NULL:
-            for r in range(self.capacity):
-                if self.live[r]:
-                    for k in range(NFILE):
-                        if self.ffd[r, k] >= 0:
-                            c_close(self.ffd[r, k])
-                    if self.dirfd[r] >= 0:
-                        c_close(self.dirfd[r])
-                if self.lst[r] != NULL:
-                    free(self.lst[r])
-                if self.rname[r] != NULL:
-                    free(self.rname[r])
-        free(self.lst)
-        free(self.rname)
-        free(self.lstlen)
         free(self.buf)
         free(self.dbuf)
         free(self.plog)
@@ -344,261 +304,108 @@ cdef class Reader:
             self.ssd[i] = ssd_coeffs[i]
             self.hdd[i] = hdd_coeffs[i]
 
-    # ---- storage ----------------------------------------------------------------------------
+    # ---- the row table (oomd._reader.table) -------------------------------------------------
 
-    def _alloc(self, int cap):
-        old = self.cols
-        oldcap = self.capacity
-        spec = {
-            "dirfd": (np.int32, ()), "live": (np.uint8, ()), "nkids": (np.int32, ()),
-            "parent": (np.int32, ()), "depth": (np.int32, ()),
-            "ffd": (np.int32, (NFILE,)), "cgid": (np.uint64, ()), "valid": (np.uint64, ()),
-            "loaded": (np.uint32, ()), "logged": (np.uint32, ()), "status": (np.uint8, ()),
-            "alive_checked": (np.uint8, ()), "scanned": (np.int64, ()), "gen": (np.uint32, ()),
-            "wd": (np.int32, ()), "dirty": (np.uint8, ()), "keep": (np.uint32, ()),
-            "fwd": (np.int32, (NFILE,)), "dirty_attr": (np.uint8, ()),
-            "current": (np.int64, ()), "memory_min": (np.int64, ()), "memory_low": (np.int64, ()),
-            "memory_high": (np.int64, ()), "memory_high_tmp": (np.int64, ()),
-            "memory_max": (np.int64, ()), "swap_current": (np.int64, ()),
-            "swap_max": (np.int64, ()), "mem_some": (np.float32, (3,)),
-            "mem_full": (np.float32, (3,)), "io_some": (np.float32, (3,)),
-            "io_full": (np.float32, (3,)), "psi_total": (np.int64, (4,)),
-            "memory_stat": (np.int64, (NSTAT,)), "populated": (np.uint8, ()),
-            "nr_dying_descendants": (np.int64, ()), "oom_group": (np.uint8, ()),
-            "kill_preference": (np.int8, ()), "average_usage": (np.int64, ()),
-            "arch_avg": (np.int64, ()), "io_cost_cumulative": (np.float64, ()),
-            "arch_iocost": (np.float64, ()), "io_cost_rate": (np.float64, ()),
-            "pg_scan_cumulative": (np.int64, ()), "arch_pgscan": (np.int64, ()),
-            "pg_scan_rate": (np.int64, ()), "archived": (np.uint8, ()),
-            "raw_protection": (np.int64, ()), "memory_protection": (np.int64, ()),
-            "effective_swap_max": (np.int64, ()), "effective_swap_free": (np.int64, ()),
-            "effective_swap_util_pct": (np.float64, ()),
-        }
-        new = {}
-        for name, (dt, shape) in spec.items():
-            a = np.zeros((cap,) + shape, dtype=dt)
-            if name in ("dirfd", "ffd", "parent", "wd", "fwd"):
-                a.fill(-1)
-            if oldcap:
-                a[:oldcap] = old[name]
-            new[name] = a
-        self.cols = new
-        cdef char** nl = <char**>realloc(self.lst, cap * sizeof(char*))
-        if nl == NULL:
-            raise MemoryError()
-        self.lst = nl
-        cdef size_t* nll = <size_t*>realloc(self.lstlen, cap * sizeof(size_t))
-        if nll == NULL:
-            raise MemoryError()
-        self.lstlen = nll
-        cdef char** nn = <char**>realloc(self.rname, cap * sizeof(char*))
-        if nn == NULL:
-            raise MemoryError()
-        self.rname = nn
-        for r in range(oldcap, cap):
-            self.lst[r] = NULL
-            self.lstlen[r] = 0
-            self.rname[r] = NULL
-        self._free.extend(range(cap - 1, oldcap - 1, -1))
-        self.capacity = cap
-        self._bind()
+    @property
+    def capacity(self):
+        return self.t.capacity
 
-    cdef void _bind(self):
-        c = self.cols
-        self.dirfd = c["dirfd"]
-        self.live = c["live"]
-        self.nkids = c["nkids"]
-        self.parent = c["parent"]
-        self.depth = c["depth"]
-        self.ffd = c["ffd"]
-        self.cgid = c["cgid"]
-        self.valid = c["valid"]
-        self.loaded = c["loaded"]
-        self.logged = c["logged"]
-        self.status = c["status"]
-        self.alive_checked = c["alive_checked"]
-        self.scanned = c["scanned"]
-        self.gen = c["gen"]
-        self.wd = c["wd"]
-        self.dirty = c["dirty"]
-        self.keep = c["keep"]
-        self.fwd = c["fwd"]
-        self.dirty_attr = c["dirty_attr"]
-        self.current = c["current"]
-        self.mem_min = c["memory_min"]
-        self.mem_low = c["memory_low"]
-        self.mem_high = c["memory_high"]
-        self.mem_high_tmp = c["memory_high_tmp"]
-        self.mem_max = c["memory_max"]
-        self.swap_cur = c["swap_current"]
-        self.swap_max = c["swap_max"]
-        self.mem_some = c["mem_some"]
-        self.mem_full = c["mem_full"]
-        self.io_some = c["io_some"]
-        self.io_full = c["io_full"]
-        self.psi_total = c["psi_total"]
-        self.mstat = c["memory_stat"]
-        self.populated = c["populated"]
-        self.dying = c["nr_dying_descendants"]
-        self.oom_group = c["oom_group"]
-        self.kill_pref = c["kill_preference"]
-        self.avg = c["average_usage"]
-        self.arch_avg = c["arch_avg"]
-        self.iocost = c["io_cost_cumulative"]
-        self.arch_iocost = c["arch_iocost"]
-        self.iorate = c["io_cost_rate"]
-        self.pgscan = c["pg_scan_cumulative"]
-        self.arch_pgscan = c["arch_pgscan"]
-        self.pgrate = c["pg_scan_rate"]
-        self.archived = c["archived"]
-        self.rawprot = c["raw_protection"]
-        self.prot = c["memory_protection"]
-        self.eswap_max = c["effective_swap_max"]
-        self.eswap_free = c["effective_swap_free"]
-        self.eswap_util = c["effective_swap_util_pct"]
+    @property
+    def nrows(self):
+        return self.t.nrows
 
-    cdef int _grow(self) except -1:
-        self._alloc(self.capacity * 2)
-        return 0
+    @property
+    def root_row(self):
+        """-1 while cgroup-fs cannot be opened."""
+        return self.t.root_row
 
-    cdef int _new_row(self) except -1:
-        if not self._free:
-            self._grow()
-        cdef int r = self._free.pop()
-        self.nrows += 1
-        return r
+    @property
+    def tick(self):
+        return self.t.tick
+
+    @property
+    def cols(self):
+        """Columns, indexed by row; rebuilt when capacity grows."""
+        return self.t.cols
+
+    @property
+    def cache_files(self):
+        return self.t.cache_files
+
+    @property
+    def is_cgroup2(self):
+        return self.t.is_cgroup2
+
+    @property
+    def fd_budget(self):
+        return self.t.fd_budget
+
+    @property
+    def open_fds(self):
+        """Directory + cached file fds held."""
+        return self.t.open_fds
+
+    @property
+    def fd_tight(self):
+        """The budget refused a cache last tick: leaves park."""
+        return self.t.fd_tight
+
+    @property
+    def cacheable(self):
+        """File kinds whose fds may be kept (the monitored ones)."""
+        return self.t.cacheable
+
+    @cacheable.setter
+    def cacheable(self, uint32_t kinds):
+        self.t.cacheable = kinds
+
+    @property
+    def n_parks(self):
+        return self.t.n_parks
+
+    @property
+    def n_unparks(self):
+        return self.t.n_unparks
 
     # ---- rows -------------------------------------------------------------------------------
 
     def open_root(self):
         """Open cgroup-fs itself as a row. Returns the row, or -errno."""
-        cdef int fd = c_open(self.cgroup_fs, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        cdef int fd = self.t.open_root_dir(self.cgroup_fs)
         if fd < 0:
-            return -errno()
-        cdef statfs sfs
-        if c_fstatfs(fd, &sfs) == 0:
-            self.is_cgroup2 = (<unsigned long>sfs.f_type & 0xffffffff) == CGROUP2_SUPER_MAGIC
-        if self._cache_arg is None:
-            self.cache_files = self.is_cgroup2
-        if self.cache_files and self.ino_fd < 0:
+            return fd
+        if self.t.cache_files and self.ino_fd < 0:
             self.ino_fd = c_inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
         self.keep_config = self.ino_fd >= 0 and (
-            self.cache_files if self._keep_arg is None else bool(self._keep_arg))
-        cdef int r = self._setup_row(fd, -1, 0, b"")
+            self.t.cache_files if self._keep_arg is None else bool(self._keep_arg))
+        cdef int r = self.t.setup_row(fd, -1, 0, b"")
         if r < 0:
             return r
-        self.root_row = r
+        self.t.root_row = r
         return r
 
     def open_child(self, int parent_row, bytes name):
         """Open directory `name` below the parent row. Returns the new row, or -errno (EMFILE
         or ENFILE: out of fds, which says nothing about the directory). At the fd budget,
         leaves whose per-tick files are all cached are parked first, to make room."""
-        cdef int pfd = self._dfd(parent_row)
-        cdef const char* cname = name
-        cdef int fd
-        if pfd < 0:
-            return -self.dfd_err
-        if self.open_fds >= self.fd_budget:
-            with nogil:
-                self._make_room()
-        with nogil:
-            fd = c_openat(pfd, cname, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd < 0:
-            return -errno()
-        return self._setup_row(fd, parent_row, self.depth[parent_row] + 1, name)
-
-    def _setup_row(self, int fd, int parent_row, int depth, bytes name):
-        cdef stat st
-        if c_fstat(fd, &st) != 0:
-            e = errno()
-            c_close(fd)
-            return -e
-        cdef int r = self._new_row()
-        cdef int k
-        cdef char* nm = <char*>malloc(len(name) + 1)
-        if nm == NULL:
-            c_close(fd)
-            self.close_row(r)
-            raise MemoryError()
-        memcpy(nm, <const char*>name, len(name))
-        nm[len(name)] = 0
-        if self.rname[r] != NULL:
-            free(self.rname[r])
-        self.rname[r] = nm
-        self.dirfd[r] = fd
-        self.live[r] = 1
-        self.nkids[r] = 0
-        if parent_row >= 0:
-            self.nkids[parent_row] += 1
-        self.open_fds += 1
-        self.parent[r] = parent_row
-        self.depth[r] = depth
-        self.cgid[r] = st.st_ino
-        for k in range(NFILE):
-            self.ffd[r, k] = -1
-        self.valid[r] = 0
-        self.loaded[r] = 0
-        self.logged[r] = 0
-        self.status[r] = ST_OK
-        self.alive_checked[r] = 0
-        self.scanned[r] = -1
-        self.gen[r] = 0
-        self.wd[r] = WD_NONE
-        for k in range(NFILE):
-            self.fwd[r, k] = WD_NONE
-        self.dirty[r] = 0
-        self.keep[r] = 0
-        self.archived[r] = 0
-        self.avg[r] = 0
-        if self.lst[r] != NULL:
-            free(self.lst[r])
-            self.lst[r] = NULL
-        self.lstlen[r] = 0
-        return r
+        return self.t.open_child(parent_row, name)
 
     def close_row(self, int r):
         """Close the row's fds and free its slot."""
         cdef int k
-        if not self.live[r]:
+        if not self.t.live[r]:
             return
-        for k in range(NFILE):
-            if self.ffd[r, k] >= 0:
-                c_close(self.ffd[r, k])
-                self.ffd[r, k] = -1
-                self.open_fds -= 1
         self._unwatch(r, WATCH_DIR)
         for k in range(NFILE):
             self._unwatch(r, k)
-        self.keep[r] = 0
-        if self.dirfd[r] >= 0:
-            c_close(self.dirfd[r])
-            self.open_fds -= 1
-        self.dirfd[r] = -1
-        self.live[r] = 0
-        if self.parent[r] >= 0 and self.live[self.parent[r]]:
-            self.nkids[self.parent[r]] -= 1
-        self.parent[r] = -1
-        if self.rname[r] != NULL:
-            free(self.rname[r])
-            self.rname[r] = NULL
-        if self.lst[r] != NULL:
-            free(self.lst[r])
-            self.lst[r] = NULL
-        self.lstlen[r] = 0
-        self.status[r] = ST_VANISHED
-        self.valid[r] = 0
-        if r == self.root_row:
-            self.root_row = -1
-        self.nrows -= 1
-        self._free.append(r)
+        self.t.close_row(r)
 
     def close(self):
         """Close every row and the inotify fd (the reader stays usable: rows can be opened
         again)."""
         cdef int r
-        for r in range(self.capacity):
-            if self.live[r]:
+        for r in range(self.t.capacity):
+            if self.t.live[r]:
                 self.close_row(r)
         if self.ino_fd >= 0:
             c_close(self.ino_fd)
@@ -612,101 +419,16 @@ cdef class Reader:
 
     def set_parent(self, int r, int p):
         """Re-link a row (-2: detached, its parent was evicted)."""
-        cdef int old = self.parent[r]
-        if old >= 0 and self.live[old]:
-            self.nkids[old] -= 1
-        if p >= 0:
-            self.nkids[p] += 1
-        self.parent[r] = p
+        self.t.set_parent(r, p)
         self._invalidate(r, CONFIG_KINDS)    # kept only under a watched parent
 
     def dirfd_of(self, int r):
         """The row's directory fd, re-opened if it was parked (-1 if it is gone)."""
-        return self._dfd(r)
-
-    # ---- parking: under a tight fd budget a leaf whose per-tick files all have cached fds
-    # gives up its directory fd; it is re-opened (and its inode checked) when needed.
-
-    cdef int _dfd(self, int r) noexcept nogil:
-        cdef int pfd, fd
-        cdef stat st
-        if self.dirfd[r] >= 0:
-            return self.dirfd[r]
-        self.dfd_err = ENOENT
-        if not self.live[r] or self.parent[r] < 0 or self.rname[r] == NULL:
-            return -1
-        pfd = self._dfd(self.parent[r])
-        if pfd < 0:
-            return -1
-        fd = c_openat(pfd, self.rname[r], O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd < 0:
-            self.dfd_err = errno()   # EMFILE/ENFILE: out of fds, not gone
-            return -1
-        if c_fstat(fd, &st) != 0 or st.st_ino != self.cgid[r]:
-            c_close(fd)              # a different directory now has this name
-            self.dfd_err = ENOENT
-            return -1
-        self.dirfd[r] = fd
-        self.open_fds += 1
-        self.n_unparks += 1
-        return fd
-
-    cdef bint _parkable(self, int r) noexcept nogil:
-        cdef int k
-        cdef uint32_t need
-        if not self.fd_tight or not self.cache_files or r == self.root_row \
-                or self.nkids[r] != 0 or self.dirfd[r] < 0:
-            return False
-        # kept configuration values are read through the directory only after an event
-        need = self.cacheable & self.loaded[r] & ~self.keep[r] & ((1u << NFILE) - 1)
-        if need == 0:
-            return False
-        for k in range(NFILE):
-            if (need >> k) & 1 and self.ffd[r, k] < 0:
-                return False
-        return True
-
-    cdef bint _over_budget_leaf(self, int r) noexcept nogil:
-        """Past the budget, a leaf gives its directory fd back even though some of its files
-        are read through it (it is re-opened, and its inode checked, when next needed): a
-        transient fd per such row instead of one held per row, which would run the process
-        out of fds."""
-        return (self.open_fds > self.fd_budget and self.cache_files and r != self.root_row
-                and self.nkids[r] == 0 and self.dirfd[r] >= 0)
-
-    cdef void _park(self, int r) noexcept nogil:
-        c_close(self.dirfd[r])
-        self.dirfd[r] = -1
-        self.open_fds -= 1
-        self.n_parks += 1
-
-    cdef int _make_room(self) noexcept nogil:
-        """The budget is reached while rows are being opened: park every leaf that can be (the
-        budget is tight from now on). Scans the rows only if some were loaded with all their
-        files cached while the budget was not yet tight (the others parked right away)."""
-        cdef int r, n = 0
-        self.fd_tight = True
-        self.refused_now = True
-        if self.n_unparked_cached == 0:
-            return 0
-        self.n_unparked_cached = 0
-        for r in range(self.capacity):
-            if self.live[r] and self._parkable(r):
-                self._park(r)
-                n += 1
-        return n
+        return self.t.dfd(r)
 
     def close_file_fds(self, uint32_t kinds):
         """Close cached file fds of the given kinds in every row (e.g. after set_monitored)."""
-        cdef int r, k
-        for r in range(self.capacity):
-            if not self.live[r]:
-                continue
-            for k in range(NFILE):
-                if (kinds >> k) & 1 and self.ffd[r, k] >= 0:
-                    c_close(self.ffd[r, k])
-                    self.ffd[r, k] = -1
-                    self.open_fds -= 1
+        self.t.close_file_fds(kinds)
 
     # ---- the tick boundary ------------------------------------------------------------------
 
@@ -716,68 +438,58 @@ cdef class Reader:
         cdef uint64_t v
         cdef uint32_t ld
         cdef uint8_t a
-        self.tick += 1
+        self.t.tick += 1
         self.sysf.begin_tick()
-        self.fd_tight = self.refused_now
-        self.refused_now = False
+        self.t.fd_tight = self.t.refused_now
+        self.t.refused_now = False
         if self.ino_fd >= 0:
             self.poll_watches()
         with nogil:
-            for r in range(self.capacity):
-                if not self.live[r]:
+            for r in range(self.t.capacity):
+                if not self.t.live[r]:
                     continue
-                v = self.valid[r]
-                ld = self.loaded[r]
+                v = self.t.valid[r]
+                ld = self.t.loaded[r]
                 a = 0
                 if (ld >> D_AVG) & 1 and (v >> V_AVG) & 1:
                     a |= A_AVG
-                    self.arch_avg[r] = self.avg[r]
+                    self.t.arch_avg[r] = self.t.avg[r]
                 if (ld >> D_IOCOST) & 1 and (v >> V_IOCOST) & 1:
                     a |= A_IOCOST
-                    self.arch_iocost[r] = self.iocost[r]
+                    self.t.arch_iocost[r] = self.t.iocost[r]
                 if (ld >> D_PGSCAN) & 1 and (v >> V_PGSCAN) & 1:
                     a |= A_PGSCAN
-                    self.arch_pgscan[r] = self.pgscan[r]
-                self.archived[r] = a
-                ld = self.keep[r]
-                self.valid[r] = (v & kept_valid_bits(ld)) if ld else 0
-                self.loaded[r] = ld
-                self.status[r] = ST_OK
-                self.alive_checked[r] = 0
+                    self.t.arch_pgscan[r] = self.t.pgscan[r]
+                self.t.archived[r] = a
+                ld = self.t.keep[r]
+                self.t.valid[r] = (v & kept_valid_bits(ld)) if ld else 0
+                self.t.loaded[r] = ld
+                self.t.status[r] = ST_OK
+                self.t.alive_checked[r] = 0
 
     def check_alive(self, const int32_t[::1] rows):
         """faccessat(dir, "cgroup.controllers") per row (oomd's eviction rule, §5.2).
         Returns a bool array: True = keep."""
-        cdef Py_ssize_t i, n = rows.shape[0]
+        cdef Py_ssize_t n = rows.shape[0]
         out = np.zeros(n, dtype=np.bool_)
         cdef uint8_t[::1] o = out.view(np.uint8)
-        cdef int r, fd
-        with nogil:
-            for i in range(n):
-                r = rows[i]
-                self.n_alive_checks += 1
-                fd = self._dfd(r)
-                if fd < 0:
-                    # out of fds says nothing about the cgroup: keep it
-                    o[i] = self.dfd_err == EMFILE or self.dfd_err == ENFILE
-                else:
-                    o[i] = c_faccessat(fd, b"cgroup.controllers", F_OK, 0) == 0
-                if self._parkable(r) or self._over_budget_leaf(r):
-                    self._park(r)
+        if n:
+            with nogil:
+                self.t.check_alive(&rows[0], n, &o[0])
         return out
 
     def unlisted_rows(self):
         """Live rows other than the root whose parent was not listed this tick (cache mode:
         the others' liveness comes from that listing), as int32."""
         cdef int r, p, n = 0
-        out = np.empty(max(1, self.nrows), dtype=np.int32)
+        out = np.empty(max(1, self.t.nrows), dtype=np.int32)
         cdef int32_t[::1] o = out
         with nogil:
-            for r in range(self.capacity):
-                if not self.live[r] or r == self.root_row:
+            for r in range(self.t.capacity):
+                if not self.t.live[r] or r == self.t.root_row:
                     continue
-                p = self.parent[r]
-                if p >= 0 and self.scanned[p] == self.tick:
+                p = self.t.parent[r]
+                if p >= 0 and self.t.scanned[p] == self.t.tick:
                     continue
                 o[n] = r
                 n += 1
@@ -790,7 +502,7 @@ cdef class Reader:
         cdef uint8_t[::1] o = out.view(np.uint8)
         with nogil:
             for i in range(n):
-                o[i] = (self.valid[rows[i]] & mask) == mask
+                o[i] = (self.t.valid[rows[i]] & mask) == mask
         return out
 
     def same_gens(self, const int32_t[::1] rows, const uint32_t[::1] gens):
@@ -800,11 +512,12 @@ cdef class Reader:
         if gens.shape[0] != n:
             return False
         for i in range(n):
-            if self.gen[rows[i]] != gens[i]:
+            if self.t.gen[rows[i]] != gens[i]:
                 return False
         return True
 
     @property
+
     def pending(self):
         """Whether drain_logs()/drain_system_problems() have anything to report."""
         return bool(self.nplog or self.plog_dropped or self.n_fd_exhausted
@@ -827,18 +540,18 @@ cdef class Reader:
             # watch a directory before its first listing, so no change can fall between
             for i in range(n):
                 r = rows[i]
-                if self.live[r] and self.gen[r] == 0 and self.wd[r] < 0:
+                if self.t.live[r] and self.t.gen[r] == 0 and self.t.wd[r] < 0:
                     self._add_watch(r, WATCH_DIR)
         with nogil:
             for i in range(n):
                 r = rows[i]
-                if self.scanned[r] == self.tick or not self.live[r]:
+                if self.t.scanned[r] == self.t.tick or not self.t.live[r]:
                     continue
-                self.scanned[r] = self.tick
-                if self.wd[r] >= 0 and not self.dirty[r] and self.gen[r] != 0:
+                self.t.scanned[r] = self.t.tick
+                if self.t.wd[r] >= 0 and not self.t.dirty[r] and self.t.gen[r] != 0:
                     continue             # watched and no event since the last listing
-                self.dirty[r] = 0
-                fd = self._dfd(r)
+                self.t.dirty[r] = 0
+                fd = self.t.dfd(r)
                 self.n_listings += 1
                 tot = 0
                 if fd < 0 or c_lseek(fd, 0, SEEK_SET) < 0:
@@ -859,16 +572,16 @@ cdef class Reader:
                         tot += got
                 if got < 0:
                     tot = 0          # an unreadable directory lists as empty
-                if self.gen[r] != 0 and tot == self.lstlen[r] and (
-                        tot == 0 or memcmp(self.lst[r], self.dbuf, tot) == 0):
+                if self.t.gen[r] != 0 and tot == self.t.lstlen[r] and (
+                        tot == 0 or memcmp(self.t.lst[r], self.dbuf, tot) == 0):
                     continue
-                nb = <char*>realloc(self.lst[r], tot if tot > 0 else 1)
+                nb = <char*>realloc(self.t.lst[r], tot if tot > 0 else 1)
                 if nb == NULL:
                     continue
-                self.lst[r] = nb
+                self.t.lst[r] = nb
                 memcpy(nb, self.dbuf, tot)
-                self.lstlen[r] = tot
-                self.gen[r] += 1
+                self.t.lstlen[r] = tot
+                self.t.gen[r] += 1
                 ch[nch] = r
                 nch += 1
         return changed[:nch]
@@ -880,7 +593,7 @@ cdef class Reader:
         cdef int w, fd, e, cur
         cdef uint32_t mask
         cdef bytes path
-        cur = self.wd[r] if kind == WATCH_DIR else self.fwd[r, kind]
+        cur = self.t.wd[r] if kind == WATCH_DIR else self.t.fwd[r, kind]
         if cur >= 0:
             return 1
         if self.ino_fd < 0 or cur == WD_SHARED or cur == WD_MISSING or (
@@ -891,7 +604,7 @@ cdef class Reader:
             self._set_wd(r, kind, WD_REFUSED)
             self.n_watch_refused += 1
             return 0
-        fd = self._dfd(r)
+        fd = self.t.dfd(r)
         if fd < 0:
             return 0
         if kind == WATCH_DIR:
@@ -905,7 +618,7 @@ cdef class Reader:
                 # this way unless they are listed
                 mask |= IN_MODIFY | IN_ATTRIB
         else:
-            path = b"/proc/self/fd/%d/%s" % (fd, <bytes>self.fname[kind])
+            path = b"/proc/self/fd/%d/%s" % (fd, <bytes>self.t.fname[kind])
             mask = IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF
         w = c_inotify_add_watch(self.ino_fd, path, mask)
         if w < 0:
@@ -926,19 +639,19 @@ cdef class Reader:
             raise MemoryError()
         self._set_wd(r, kind, w)
         self.n_watches += 1
-        if kind == WATCH_DIR and self.gen[r] != 0:
-            self.dirty[r] = 1            # listed before it was watched: list it again
+        if kind == WATCH_DIR and self.t.gen[r] != 0:
+            self.t.dirty[r] = 1            # listed before it was watched: list it again
         return 1
 
     cdef void _set_wd(self, int r, int kind, int w):
         if kind == WATCH_DIR:
-            self.wd[r] = w
+            self.t.wd[r] = w
         else:
-            self.fwd[r, kind] = w
+            self.t.fwd[r, kind] = w
 
     cdef void _unwatch(self, int r, int kind):
         """Release row r's watch of `kind` (WATCH_DIR or a file kind)."""
-        cdef int w = self.wd[r] if kind == WATCH_DIR else self.fwd[r, kind]
+        cdef int w = self.t.wd[r] if kind == WATCH_DIR else self.t.fwd[r, kind]
         if w >= 0 and self._wmap_get(w) == (r << 5) | kind:
             self._wmap_del(w)
             c_inotify_rm_watch(self.ino_fd, w)
@@ -953,22 +666,22 @@ cdef class Reader:
         cdef int p
         if not self.keep_config:
             return False
-        p = self.parent[row]
-        if p < 0 or self.wd[p] < 0:
+        p = self.t.parent[row]
+        if p < 0 or self.t.wd[p] < 0:
             return False
-        return kind == K_XATTR or self.fwd[row, kind] >= 0 or self.wd[row] >= 0
+        return kind == K_XATTR or self.t.fwd[row, kind] >= 0 or self.t.wd[row] >= 0
 
     cdef void _keep(self, int row, int kind) noexcept nogil:
         """A configuration value read fine on a watched row: keep it until an event."""
-        self.keep[row] |= 1u << kind
-        if kind < NFILE and self.ffd[row, kind] >= 0:
-            c_close(self.ffd[row, kind])     # never pread again: re-read only after an event
-            self.ffd[row, kind] = -1
-            self.open_fds -= 1
+        self.t.keep[row] |= 1u << kind
+        if kind < NFILE and self.t.ffd[row, kind] >= 0:
+            c_close(self.t.ffd[row, kind])     # never pread again: re-read only after an event
+            self.t.ffd[row, kind] = -1
+            self.t.open_fds -= 1
 
     cdef void _invalidate(self, int row, uint32_t kinds) noexcept nogil:
-        if self.keep[row] & kinds:
-            self.keep[row] &= ~kinds
+        if self.t.keep[row] & kinds:
+            self.t.keep[row] &= ~kinds
             self.n_invalidations += 1
 
     cdef int _event_kind(self, const char* name) noexcept nogil:
@@ -977,8 +690,8 @@ cdef class Reader:
         cdef size_t L = strlen(name)
         cdef int k
         for k in range(NFILE):
-            if (CONFIG_KINDS >> k) & 1 and L == self.fnamelen[k] and \
-                    memcmp(name, self.fname[k], L) == 0:
+            if (CONFIG_KINDS >> k) & 1 and L == self.t.fnamelen[k] and \
+                    memcmp(name, self.t.fname[k], L) == 0:
                 return k
         if (L == 22 and memcmp(name, b"cgroup.subtree_control", 22) == 0) or (
                 L == 11 and memcmp(name, b"cgroup.type", 11) == 0):
@@ -1018,9 +731,9 @@ cdef class Reader:
                 m = ev.mask
                 if m & IN_Q_OVERFLOW:
                     self.n_overflows += 1
-                    for r in range(self.capacity):
-                        if self.live[r]:
-                            self.dirty[r] = 1
+                    for r in range(self.t.capacity):
+                        if self.t.live[r]:
+                            self.t.dirty[r] = 1
                             self._invalidate(r, CONFIG_KINDS)
                     continue
                 c = self._wmap_get(ev.wd)
@@ -1032,12 +745,12 @@ cdef class Reader:
                     self._invalidate(r, 1u << kind)
                     if m & IN_IGNORED:
                         self._wmap_del(ev.wd)
-                        self.fwd[r, kind] = WD_NONE
+                        self.t.fwd[r, kind] = WD_NONE
                         self.n_watches -= 1
                         self.watch_full = False
                     continue
                 if m & structure:
-                    self.dirty[r] = 1
+                    self.t.dirty[r] = 1
                 name = <char*>ev + sizeof(inotify_event)
                 if ev.len > 0 and name[0] != 0:
                     k = self._event_kind(name)
@@ -1054,7 +767,7 @@ cdef class Reader:
                             if k >= 0:
                                 self._invalidate(k, 1u << K_XATTR)
                         else:
-                            self.dirty_attr[r] = 1
+                            self.t.dirty_attr[r] = 1
                             attr_all = True
                 elif m & IN_ATTRIB:
                     self._invalidate(r, 1u << K_XATTR)
@@ -1062,24 +775,24 @@ cdef class Reader:
                     self._invalidate_family(r)
                 if m & IN_IGNORED:
                     self._wmap_del(ev.wd)
-                    self.wd[r] = WD_NONE
+                    self.t.wd[r] = WD_NONE
                     self.n_watches -= 1
                     self.watch_full = False
         if attr_all:
-            for r in range(self.capacity):
-                if self.live[r] and self.parent[r] >= 0 and self.dirty_attr[self.parent[r]]:
+            for r in range(self.t.capacity):
+                if self.t.live[r] and self.t.parent[r] >= 0 and self.t.dirty_attr[self.t.parent[r]]:
                     self._invalidate(r, 1u << K_XATTR)
-            for r in range(self.capacity):
-                self.dirty_attr[r] = 0
+            for r in range(self.t.capacity):
+                self.t.dirty_attr[r] = 0
         self.n_events += count
         return count
 
     cdef int _child_named(self, int p, const char* name) noexcept nogil:
         """The live row below row p called `name`, or -1."""
         cdef int r
-        for r in range(self.capacity):
-            if self.live[r] and self.parent[r] == p and self.rname[r] != NULL and \
-                    strcmp(self.rname[r], name) == 0:
+        for r in range(self.t.capacity):
+            if self.t.live[r] and self.t.parent[r] == p and self.t.rname[r] != NULL and \
+                    strcmp(self.t.rname[r], name) == 0:
                 return r
         return -1
 
@@ -1153,8 +866,8 @@ cdef class Reader:
         """Drop the kept values of row r and of its children."""
         cdef int k
         self._invalidate(r, CONFIG_KINDS)
-        for k in range(self.capacity):
-            if self.live[k] and self.parent[k] == r:
+        for k in range(self.t.capacity):
+            if self.t.live[k] and self.t.parent[k] == r:
                 self._invalidate(k, CONFIG_KINDS)
 
     def watch_rows(self, const int32_t[::1] rows, uint32_t kinds):
@@ -1171,35 +884,35 @@ cdef class Reader:
             return 0
         for i in range(n):
             r = rows[i]
-            if r < 0 or r >= self.capacity or not self.live[r] or self.wd[r] >= 0:
+            if r < 0 or r >= self.t.capacity or not self.t.live[r] or self.t.wd[r] >= 0:
                 continue
-            need = kinds & ~self.loaded[r]
+            need = kinds & ~self.t.loaded[r]
             if need == 0:
                 continue
-            p = self.parent[r]
-            if p < 0 or self.wd[p] < 0:
+            p = self.t.parent[r]
+            if p < 0 or self.t.wd[p] < 0:
                 continue
-            parked = self.dirfd[r] < 0
+            parked = self.t.dirfd[r] < 0
             for k in range(NFILE):
-                if (need >> k) & 1 and self.fwd[r, k] < 0:
-                    if self.fwd[r, k] == WD_REFUSED and self.watch_full:
+                if (need >> k) & 1 and self.t.fwd[r, k] < 0:
+                    if self.t.fwd[r, k] == WD_REFUSED and self.watch_full:
                         continue
                     got += self._add_watch(r, k)
-            if parked and self.dirfd[r] >= 0:
+            if parked and self.t.dirfd[r] >= 0:
                 # _add_watch re-opened the directory to name the file: give it back, or a
                 # pass over many parked rows would hold one fd per row past the budget
-                self._park(r)
+                self.t.park(r)
         return got
 
     def dir_listing_raw(self, int r):
         """The row's last raw getdents64 output (for diagnostics)."""
-        return b"" if self.lst[r] == NULL else self.lst[r][:self.lstlen[r]]
+        return b"" if self.t.lst[r] == NULL else self.t.lst[r][:self.t.lstlen[r]]
 
     def dir_entries(self, int r):
         """The row's last listing: [(name bytes, inode, d_type)], without "." and ".."."""
         out = []
-        cdef const char* p = self.lst[r]
-        cdef const char* e = p + self.lstlen[r]
+        cdef const char* p = self.t.lst[r]
+        cdef const char* e = p + self.t.lstlen[r]
         cdef uint64_t ino
         cdef unsigned short reclen
         cdef unsigned char dtype
@@ -1234,16 +947,16 @@ cdef class Reader:
     cdef void _note(self, int row, int kind, int err, int errnum) noexcept nogil:
         """Count an outcome, raise the row's status, queue one log line per row+file."""
         self.counts[err][kind] += 1
-        if err <= ST_VANISHED and err > self.status[row]:
-            self.status[row] = err
+        if err <= ST_VANISHED and err > self.t.status[row]:
+            self.t.status[row] = err
         if err == E_MISSING:
             return
         if errnum == EMFILE or errnum == ENFILE:
             self.n_fd_exhausted += 1     # process-wide: one log line per tick, not per row
             return
-        if (self.logged[row] >> kind) & 1:
+        if (self.t.logged[row] >> kind) & 1:
             return
-        self.logged[row] |= 1u << kind
+        self.t.logged[row] |= 1u << kind
         if self.nplog < 256:
             self.plog[self.nplog].row = row
             self.plog[self.nplog].kind = kind
@@ -1257,25 +970,25 @@ cdef class Reader:
         """A file was not found: did the whole cgroup go away (its cgroup.controllers is gone
         and, off cgroup2, the directory is unlinked) or is just this file absent?"""
         cdef stat st
-        if c_faccessat(self.dirfd[row], b"cgroup.controllers", F_OK, 0) == 0:
+        if c_faccessat(self.t.dirfd[row], b"cgroup.controllers", F_OK, 0) == 0:
             return E_MISSING
-        if self.is_cgroup2:
+        if self.t.is_cgroup2:
             return ST_VANISHED
-        if c_fstat(self.dirfd[row], &st) != 0 or st.st_nlink == 0:
+        if c_fstat(self.t.dirfd[row], &st) != 0 or st.st_nlink == 0:
             return ST_VANISHED
         return E_MISSING
 
     cdef Py_ssize_t _read_kind(self, int row, int kind) noexcept nogil:
         """Read one file of a row into self.buf (NUL-terminated). Returns its length, or
         -(1 + error kind) after noting the error."""
-        cdef int fd = self.ffd[row, kind]
+        cdef int fd = self.t.ffd[row, kind]
         cdef bint cached = fd >= 0
         cdef ssize_t got
         cdef size_t tot = 0
         cdef int e
         if not cached:
             self.n_opens += 1
-            fd = c_openat(self.dirfd[row], self.fname[kind], O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+            fd = c_openat(self.t.dirfd[row], self.t.fname[kind], O_RDONLY | O_CLOEXEC | O_NONBLOCK)
             if fd < 0:
                 e = errno()
                 if e == ENOENT:
@@ -1316,12 +1029,12 @@ cdef class Reader:
             c_close(fd)
             if cached:
                 # never read through this fd again: the file or the whole cgroup is gone
-                self.ffd[row, kind] = -1
-                self.open_fds -= 1
+                self.t.ffd[row, kind] = -1
+                self.t.open_fds -= 1
             if e == ENODEV or e == ESTALE or e == ENOENT:
-                if self._dfd(row) >= 0:
+                if self.t.dfd(row) >= 0:
                     e = self._vanished_or_missing(row)
-                elif self.dfd_err == EMFILE or self.dfd_err == ENFILE:
+                elif self.t.dfd_err == EMFILE or self.t.dfd_err == ENFILE:
                     e = ST_UNREADABLE
                 else:
                     e = ST_VANISHED
@@ -1330,15 +1043,15 @@ cdef class Reader:
             self._note(row, kind, ST_UNREADABLE, e)
             return -(1 + ST_UNREADABLE)
         if not cached:
-            if self.cache_files and self.cache_row and (self.cacheable >> kind) & 1 and not (
+            if self.t.cache_files and self.cache_row and (self.t.cacheable >> kind) & 1 and not (
                     (CONFIG_KINDS >> kind) & 1 and self._keepable(row, kind)):
                 # (a configuration file of a watched row is kept as a value, not as an fd)
-                if self.open_fds < self.fd_budget:
-                    self.ffd[row, kind] = fd
-                    self.open_fds += 1
+                if self.t.open_fds < self.t.fd_budget:
+                    self.t.ffd[row, kind] = fd
+                    self.t.open_fds += 1
                 else:
-                    self.refused_now = True      # the budget is tight: start parking
-                    self.fd_tight = True
+                    self.t.refused_now = True      # the budget is tight: start parking
+                    self.t.fd_tight = True
                     c_close(fd)
             else:
                 c_close(fd)
@@ -1355,7 +1068,7 @@ cdef class Reader:
         cdef const char* e
         cdef bint prefer = False
         cdef bint avoid = False
-        cdef int fd = self.dirfd[row]
+        cdef int fd = self.t.dirfd[row]
         cdef int err
         self.n_reads += 1
         n = c_flistxattr(fd, self.buf, self.bufcap - 1)
@@ -1390,8 +1103,8 @@ cdef class Reader:
                 if not prefer:
                     avoid = self._has_xattr(fd, b"trusted.oomd_avoid") == 1 or \
                         self._has_xattr(fd, b"user.oomd_avoid") == 1
-        self.kill_pref[row] = 1 if prefer else (-1 if avoid else 0)
-        self.valid[row] |= (<uint64_t>1) << V_KILL_PREF
+        self.t.kill_pref[row] = 1 if prefer else (-1 if avoid else 0)
+        self.t.valid[row] |= (<uint64_t>1) << V_KILL_PREF
         self.counts[ST_OK][K_XATTR] += 1
         if self._keepable(row, K_XATTR):
             self._keep(row, K_XATTR)
@@ -1422,7 +1135,7 @@ cdef class Reader:
         cdef uint64_t vbits = 0
         cdef int tbase
 
-        if row == self.root_row and (kind == K_CURRENT or kind == K_MEM_PSI or kind == K_IO_PSI):
+        if row == self.t.root_row and (kind == K_CURRENT or kind == K_MEM_PSI or kind == K_IO_PSI):
             self._load_root(row, kind)
             return
         if kind == K_XATTR:
@@ -1436,35 +1149,35 @@ cdef class Reader:
         if kind == K_CURRENT or kind == K_SWAP_CUR:
             if parse_first_line_ll(s, e, &v) == 0:
                 if kind == K_CURRENT:
-                    self.current[row] = v
+                    self.t.current[row] = v
                     vbits = (<uint64_t>1) << V_CURRENT
                 else:
-                    self.swap_cur[row] = v
+                    self.t.swap_cur[row] = v
                     vbits = (<uint64_t>1) << V_SWAP_CUR
             else:
                 self._note(row, kind, ST_MALFORMED, 0)
         elif kind == K_MIN or kind == K_LOW or kind == K_HIGH or kind == K_MAX or kind == K_SWAP_MAX:
             if parse_limit(s, e, &v) == 0:
                 if kind == K_MIN:
-                    self.mem_min[row] = v
+                    self.t.mem_min[row] = v
                     vbits = (<uint64_t>1) << V_MIN
                 elif kind == K_LOW:
-                    self.mem_low[row] = v
+                    self.t.mem_low[row] = v
                     vbits = (<uint64_t>1) << V_LOW
                 elif kind == K_HIGH:
-                    self.mem_high[row] = v
+                    self.t.mem_high[row] = v
                     vbits = (<uint64_t>1) << V_HIGH
                 elif kind == K_MAX:
-                    self.mem_max[row] = v
+                    self.t.mem_max[row] = v
                     vbits = (<uint64_t>1) << V_MAX
                 else:
-                    self.swap_max[row] = v
+                    self.t.swap_max[row] = v
                     vbits = (<uint64_t>1) << V_SWAP_MAX
             else:
                 self._note(row, kind, ST_MALFORMED, 0)
         elif kind == K_HIGH_TMP:
             if parse_high_tmp(s, e, &v) == 0:
-                self.mem_high_tmp[row] = v
+                self.t.mem_high_tmp[row] = v
                 vbits = (<uint64_t>1) << V_HIGH_TMP
             else:
                 self._note(row, kind, ST_MALFORMED, 0)
@@ -1480,9 +1193,9 @@ cdef class Reader:
             have = parse_memstat(s, e, sv)
             for i in range(NSTAT):
                 if (have >> i) & 1:
-                    self.mstat[row, i] = sv[i]
+                    self.t.mstat[row, i] = sv[i]
                 else:
-                    self.mstat[row, i] = 0
+                    self.t.mstat[row, i] = 0
             vbits = ((<uint64_t>1) << V_MEM_STAT) | ((<uint64_t>have) << V_STAT0)
         elif kind == K_IO_STAT:
             cost = 0.0
@@ -1500,31 +1213,32 @@ cdef class Reader:
                         break
                 s = le + 1
             if got == 0:
-                self.iocost[row] = cost
+                self.t.iocost[row] = cost
                 vbits = (<uint64_t>1) << V_IO_STAT
             else:
                 self._note(row, kind, ST_MALFORMED, 0)
         elif kind == K_EVENTS:
             if parse_events(s, e, &b) == 0:
-                self.populated[row] = b
+                self.t.populated[row] = b
                 vbits = (<uint64_t>1) << V_POPULATED
             else:
                 self._note(row, kind, ST_MALFORMED, 0)
         elif kind == K_CG_STAT:
             if memstat_lookup(s, e, b"nr_dying_descendants", &v) != 0:
                 v = 0
-            self.dying[row] = v
+            self.t.dying[row] = v
             vbits = (<uint64_t>1) << V_DYING
         elif kind == K_OOM_GROUP:
-            self.oom_group[row] = 1 if (n == 1 and s[0] == b'1') or (
+            self.t.oom_group[row] = 1 if (n == 1 and s[0] == b'1') or (
                 n == 2 and s[0] == b'1' and s[1] == b'\n') else 0
             vbits = (<uint64_t>1) << V_OOM_GROUP
-        self.valid[row] |= vbits
+        self.t.valid[row] |= vbits
         if vbits and (CONFIG_KINDS >> kind) & 1:
             if self._keepable(row, kind):
                 self._keep(row, kind)
-            elif self.fwd[row, kind] == WD_MISSING:
-                self.fwd[row, kind] = WD_NONE    # the file exists now: watch it next time
+            elif self.t.fwd[row, kind] == WD_MISSING:
+                self.t.fwd[row, kind] = WD_NONE    # the file exists now: watch it next time
+
     cdef void _store_psi(self, int row, int kind, int got, float* some, float* full,
                          uint64_t st, uint64_t ft) noexcept nogil:
         cdef int i
@@ -1534,24 +1248,24 @@ cdef class Reader:
         if got & 1:
             for i in range(3):
                 if kind == K_MEM_PSI:
-                    self.mem_some[row, i] = some[i]
+                    self.t.mem_some[row, i] = some[i]
                 else:
-                    self.io_some[row, i] = some[i]
+                    self.t.io_some[row, i] = some[i]
             vb |= (<uint64_t>1) << base
         if got & 2:
             for i in range(3):
                 if kind == K_MEM_PSI:
-                    self.mem_full[row, i] = full[i]
+                    self.t.mem_full[row, i] = full[i]
                 else:
-                    self.io_full[row, i] = full[i]
+                    self.t.io_full[row, i] = full[i]
             vb |= (<uint64_t>1) << (base + 1)
         if got & 4:
-            self.psi_total[row, tb] = <int64_t>st
+            self.t.psi_total[row, tb] = <int64_t>st
             vb |= (<uint64_t>1) << (base + 2)
         if got & 8:
-            self.psi_total[row, tb + 1] = <int64_t>ft
+            self.t.psi_total[row, tb + 1] = <int64_t>ft
             vb |= (<uint64_t>1) << (base + 3)
-        self.valid[row] |= vb
+        self.t.valid[row] |= vb
 
     cdef void _load_root(self, int row, int kind) noexcept nogil:
         """Root-cgroup values come from proc (reference §5.5)."""
@@ -1562,8 +1276,8 @@ cdef class Reader:
         if kind == K_CURRENT:
             self.sysf.ensure(SYS_MEMINFO)
             if self.sysf.sys.meminfo_ok and (self.sysf.sys.meminfo_have & 3) == 3:
-                self.current[row] = self.sysf.sys.mem_total - self.sysf.sys.mem_free
-                self.valid[row] |= (<uint64_t>1) << V_CURRENT
+                self.t.current[row] = self.sysf.sys.mem_total - self.sysf.sys.mem_free
+                self.t.valid[row] |= (<uint64_t>1) << V_CURRENT
             return
         self.sysf.ensure(SYS_PSI_MEM if kind == K_MEM_PSI else SYS_PSI_IO)
         cdef uint32_t pv = self.sysf.sys.psi_valid
@@ -1588,10 +1302,10 @@ cdef class Reader:
         cdef int k
         if (need >> K_XATTR) & 1:
             return True
-        if r == self.root_row:
+        if r == self.t.root_row:
             return True
         for k in range(NFILE):
-            if (need >> k) & 1 and self.ffd[r, k] < 0:
+            if (need >> k) & 1 and self.t.ffd[r, k] < 0:
                 return True
         return False
 
@@ -1601,41 +1315,41 @@ cdef class Reader:
         cdef uint32_t need
         for i in range(n):
             r = rows[i]
-            if r < 0 or not self.live[r]:
+            if r < 0 or not self.t.live[r]:
                 continue
-            need = kinds & ~self.loaded[r] & ((1u << NKIND) - 1)
+            need = kinds & ~self.t.loaded[r] & ((1u << NKIND) - 1)
             if need == 0:
                 continue
-            self.loaded[r] |= need
+            self.t.loaded[r] |= need
             # Cache a row's files all or nothing: a row with some files cached still holds its
             # directory fd for the others, so the budget goes further on whole rows (parked).
             self.cache_row = True
-            if self.cache_files and r != self.root_row:
+            if self.t.cache_files and r != self.t.root_row:
                 missing = 0
                 for k in range(NFILE):
-                    if (need >> k) & 1 and (self.cacheable >> k) & 1 and self.ffd[r, k] < 0 \
+                    if (need >> k) & 1 and (self.t.cacheable >> k) & 1 and self.t.ffd[r, k] < 0 \
                             and not ((CONFIG_KINDS >> k) & 1 and self._keepable(r, k)):
                         missing += 1
-                if missing and self.open_fds + missing > self.fd_budget:
+                if missing and self.t.open_fds + missing > self.t.fd_budget:
                     self.cache_row = False
-                    self.refused_now = True      # the budget is tight: start parking
-                    self.fd_tight = True
-            if self.dirfd[r] < 0 and self._needs_dir(r, need) and self._dfd(r) < 0:
-                if self.dfd_err == EMFILE or self.dfd_err == ENFILE:
-                    self._note(r, K_CURRENT, ST_UNREADABLE, self.dfd_err)
+                    self.t.refused_now = True      # the budget is tight: start parking
+                    self.t.fd_tight = True
+            if self.t.dirfd[r] < 0 and self._needs_dir(r, need) and self.t.dfd(r) < 0:
+                if self.t.dfd_err == EMFILE or self.t.dfd_err == ENFILE:
+                    self._note(r, K_CURRENT, ST_UNREADABLE, self.t.dfd_err)
                 else:
                     self._note(r, K_CURRENT, ST_VANISHED, ENOENT)
                 continue
             for k in range(NKIND):
                 if (need >> k) & 1:
-                    if self.status[r] == ST_VANISHED:
+                    if self.t.status[r] == ST_VANISHED:
                         break
                     self._load_one(r, k)
-            if self._parkable(r) or self._over_budget_leaf(r):
-                self._park(r)
-            elif not self.fd_tight and self.cache_files and self.dirfd[r] >= 0 \
-                    and r != self.root_row:
-                self.n_unparked_cached += 1      # may be parkable once the budget is tight
+            if self.t.parkable(r) or self.t.over_budget_leaf(r):
+                self.t.park(r)
+            elif not self.t.fd_tight and self.t.cache_files and self.t.dirfd[r] >= 0 \
+                    and r != self.t.root_row:
+                self.t.n_unparked_cached += 1      # may be parkable once the budget is tight
 
     def load(self, const int32_t[::1] rows, uint32_t kinds):
         """Read the given file kinds (bitmask of K_*) for every row not yet loaded this tick
@@ -1660,14 +1374,14 @@ cdef class Reader:
             self._load_rows(&rows[0], n, 1u << K_CURRENT)
             for i in range(n):
                 r = rows[i]
-                if r < 0 or not self.live[r] or (self.loaded[r] >> D_AVG) & 1:
+                if r < 0 or not self.t.live[r] or (self.t.loaded[r] >> D_AVG) & 1:
                     continue
-                self.loaded[r] |= 1u << D_AVG
-                if (self.valid[r] >> V_CURRENT) & 1:
-                    self.avg[r] = <int64_t>(
-                        <double>(self.arch_avg[r] if self.archived[r] & A_AVG else 0) * 0.75
-                        + <double>self.current[r] / 4.0)
-                    self.valid[r] |= (<uint64_t>1) << V_AVG
+                self.t.loaded[r] |= 1u << D_AVG
+                if (self.t.valid[r] >> V_CURRENT) & 1:
+                    self.t.avg[r] = <int64_t>(
+                        <double>(self.t.arch_avg[r] if self.t.archived[r] & A_AVG else 0) * 0.75
+                        + <double>self.t.current[r] / 4.0)
+                    self.t.valid[r] |= (<uint64_t>1) << V_AVG
 
     def compute_iocost(self, const int32_t[::1] rows):
         """io_cost_cumulative (parsed with io.stat) and io_cost_rate (0.0 without archive)."""
@@ -1679,15 +1393,15 @@ cdef class Reader:
             self._load_rows(&rows[0], n, 1u << K_IO_STAT)
             for i in range(n):
                 r = rows[i]
-                if r < 0 or not self.live[r] or (self.loaded[r] >> D_IOCOST) & 1:
+                if r < 0 or not self.t.live[r] or (self.t.loaded[r] >> D_IOCOST) & 1:
                     continue
-                self.loaded[r] |= 1u << D_IOCOST
-                if (self.valid[r] >> V_IO_STAT) & 1:
-                    self.valid[r] |= ((<uint64_t>1) << V_IOCOST) | ((<uint64_t>1) << V_IORATE)
-                    if self.archived[r] & A_IOCOST:
-                        self.iorate[r] = self.iocost[r] - self.arch_iocost[r]
+                self.t.loaded[r] |= 1u << D_IOCOST
+                if (self.t.valid[r] >> V_IO_STAT) & 1:
+                    self.t.valid[r] |= ((<uint64_t>1) << V_IOCOST) | ((<uint64_t>1) << V_IORATE)
+                    if self.t.archived[r] & A_IOCOST:
+                        self.t.iorate[r] = self.t.iocost[r] - self.t.arch_iocost[r]
                     else:
-                        self.iorate[r] = 0.0
+                        self.t.iorate[r] = 0.0
 
     def compute_pgscan(self, const int32_t[::1] rows):
         """pg_scan_cumulative (memory.stat pgscan) and pg_scan_rate (needs last tick's)."""
@@ -1699,20 +1413,20 @@ cdef class Reader:
             self._load_rows(&rows[0], n, 1u << K_MEM_STAT)
             for i in range(n):
                 r = rows[i]
-                if r < 0 or not self.live[r] or (self.loaded[r] >> D_PGSCAN) & 1:
+                if r < 0 or not self.t.live[r] or (self.t.loaded[r] >> D_PGSCAN) & 1:
                     continue
-                self.loaded[r] |= 1u << D_PGSCAN
-                if not (self.valid[r] >> V_MEM_STAT) & 1:
+                self.t.loaded[r] |= 1u << D_PGSCAN
+                if not (self.t.valid[r] >> V_MEM_STAT) & 1:
                     continue
-                if not (self.valid[r] >> (V_STAT0 + S_PGSCAN)) & 1:
+                if not (self.t.valid[r] >> (V_STAT0 + S_PGSCAN)) & 1:
                     # oomd aborts ("Bad memory.stat format: missing pgscan entry")
                     self._note(r, K_MEM_STAT, ST_MALFORMED, 0)
                     continue
-                self.pgscan[r] = self.mstat[r, S_PGSCAN]
-                self.valid[r] |= (<uint64_t>1) << V_PGSCAN
-                if self.archived[r] & A_PGSCAN:
-                    self.pgrate[r] = self.pgscan[r] - self.arch_pgscan[r]
-                    self.valid[r] |= (<uint64_t>1) << V_PGRATE
+                self.t.pgscan[r] = self.t.mstat[r, S_PGSCAN]
+                self.t.valid[r] |= (<uint64_t>1) << V_PGSCAN
+                if self.t.archived[r] & A_PGSCAN:
+                    self.t.pgrate[r] = self.t.pgscan[r] - self.t.arch_pgscan[r]
+                    self.t.valid[r] |= (<uint64_t>1) << V_PGRATE
 
     def compute_rawprot(self, const int32_t[::1] rows):
         """R(c) = min(current, max(memory.min, memory.low)); invalid unless all three are."""
@@ -1728,13 +1442,13 @@ cdef class Reader:
             self._load_rows(&rows[0], n, (1u << K_CURRENT) | (1u << K_MIN) | (1u << K_LOW))
             for i in range(n):
                 r = rows[i]
-                if r < 0 or not self.live[r] or (self.loaded[r] >> D_RAWPROT) & 1:
+                if r < 0 or not self.t.live[r] or (self.t.loaded[r] >> D_RAWPROT) & 1:
                     continue
-                self.loaded[r] |= 1u << D_RAWPROT
-                if (self.valid[r] & need) == need:
-                    m = self.mem_min[r] if self.mem_min[r] > self.mem_low[r] else self.mem_low[r]
-                    self.rawprot[r] = self.current[r] if self.current[r] < m else m
-                    self.valid[r] |= (<uint64_t>1) << V_RAWPROT
+                self.t.loaded[r] |= 1u << D_RAWPROT
+                if (self.t.valid[r] & need) == need:
+                    m = self.t.mem_min[r] if self.t.mem_min[r] > self.t.mem_low[r] else self.t.mem_low[r]
+                    self.t.rawprot[r] = self.t.current[r] if self.t.current[r] < m else m
+                    self.t.valid[r] |= (<uint64_t>1) << V_RAWPROT
 
     def compute_protection(self, const int32_t[::1] order, const int32_t[::1] sib_rows,
                            const int32_t[::1] sib_parent):
@@ -1747,7 +1461,7 @@ cdef class Reader:
         cdef int64_t s
         # sums of R over siblings, per parent row (scratch: the eswap_free column is not
         # touched here; use a dict-free C array sized to capacity)
-        cdef int64_t* sums = <int64_t*>calloc(self.capacity, sizeof(int64_t))
+        cdef int64_t* sums = <int64_t*>calloc(self.t.capacity, sizeof(int64_t))
         if sums == NULL:
             raise MemoryError()
         try:
@@ -1758,36 +1472,36 @@ cdef class Reader:
             with nogil:
                 for i in range(ns):
                     r = sib_rows[i]
-                    if (self.valid[r] >> V_RAWPROT) & 1:
-                        sums[sib_parent[i]] += self.rawprot[r]
+                    if (self.t.valid[r] >> V_RAWPROT) & 1:
+                        sums[sib_parent[i]] += self.t.rawprot[r]
                 for i in range(n):
                     r = order[i]
-                    if r < 0 or not self.live[r] or (self.loaded[r] >> D_PROT) & 1:
+                    if r < 0 or not self.t.live[r] or (self.t.loaded[r] >> D_PROT) & 1:
                         continue
-                    self.loaded[r] |= 1u << D_PROT
-                    if self.depth[r] == 0:
+                    self.t.loaded[r] |= 1u << D_PROT
+                    if self.t.depth[r] == 0:
                         self._load_rows(&order[i], 1, 1u << K_CURRENT)
-                        if (self.valid[r] >> V_CURRENT) & 1:
-                            self.prot[r] = self.current[r]
-                            self.valid[r] |= (<uint64_t>1) << V_PROT
-                    elif self.depth[r] == 1:
-                        if (self.valid[r] >> V_RAWPROT) & 1:
-                            self.prot[r] = self.rawprot[r]
-                            self.valid[r] |= (<uint64_t>1) << V_PROT
+                        if (self.t.valid[r] >> V_CURRENT) & 1:
+                            self.t.prot[r] = self.t.current[r]
+                            self.t.valid[r] |= (<uint64_t>1) << V_PROT
+                    elif self.t.depth[r] == 1:
+                        if (self.t.valid[r] >> V_RAWPROT) & 1:
+                            self.t.prot[r] = self.t.rawprot[r]
+                            self.t.valid[r] |= (<uint64_t>1) << V_PROT
                     else:
-                        p = self.parent[r]
+                        p = self.t.parent[r]
                         if p < 0:
                             continue
                         s = sums[p]
                         if s == 0:
-                            self.prot[r] = 0
-                            self.valid[r] |= (<uint64_t>1) << V_PROT
-                        elif (self.valid[r] >> V_RAWPROT) & 1 and (self.valid[p] >> V_PROT) & 1:
-                            ratio = 1.0 * <double>self.prot[p] / <double>s
+                            self.t.prot[r] = 0
+                            self.t.valid[r] |= (<uint64_t>1) << V_PROT
+                        elif (self.t.valid[r] >> V_RAWPROT) & 1 and (self.t.valid[p] >> V_PROT) & 1:
+                            ratio = 1.0 * <double>self.t.prot[p] / <double>s
                             if ratio > 1.0:
                                 ratio = 1.0
-                            self.prot[r] = <int64_t>(<double>self.rawprot[r] * ratio)
-                            self.valid[r] |= (<uint64_t>1) << V_PROT
+                            self.t.prot[r] = <int64_t>(<double>self.t.rawprot[r] * ratio)
+                            self.t.valid[r] |= (<uint64_t>1) << V_PROT
         finally:
             free(sums)
 
@@ -1806,42 +1520,43 @@ cdef class Reader:
             self._load_rows(&order[0], n, (1u << K_SWAP_CUR) | (1u << K_SWAP_MAX))
             for i in range(n):
                 r = order[i]
-                if r < 0 or not self.live[r] or (self.loaded[r] >> D_ESWAP) & 1:
+                if r < 0 or not self.t.live[r] or (self.t.loaded[r] >> D_ESWAP) & 1:
                     continue
-                self.loaded[r] |= 1u << D_ESWAP
-                if self.depth[r] == 0:
+                self.t.loaded[r] |= 1u << D_ESWAP
+                if self.t.depth[r] == 0:
                     self.sysf.ensure(SYS_SWAPS)
-                    self.eswap_max[r] = self.sysf.sys.swap_total
-                    self.eswap_free[r] = self.sysf.sys.swap_total - self.sysf.sys.swap_used
-                    self.eswap_util[r] = 0.0 if self.sysf.sys.swap_total == 0 else \
+                    self.t.eswap_max[r] = self.sysf.sys.swap_total
+                    self.t.eswap_free[r] = self.sysf.sys.swap_total - self.sysf.sys.swap_used
+                    self.t.eswap_util[r] = 0.0 if self.sysf.sys.swap_total == 0 else \
                         <double>self.sysf.sys.swap_used / <double>self.sysf.sys.swap_total
-                    self.valid[r] |= ((<uint64_t>1) << V_ESWAP_MAX) | \
+                    self.t.valid[r] |= ((<uint64_t>1) << V_ESWAP_MAX) | \
                         ((<uint64_t>1) << V_ESWAP_FREE) | ((<uint64_t>1) << V_ESWAP_UTIL)
                     continue
-                p = self.parent[r]
-                vmax = (self.valid[r] >> V_SWAP_MAX) & 1
-                vcur = (self.valid[r] >> V_SWAP_CUR) & 1
+                p = self.t.parent[r]
+                vmax = (self.t.valid[r] >> V_SWAP_MAX) & 1
+                vcur = (self.t.valid[r] >> V_SWAP_CUR) & 1
                 if p < 0:
                     continue
-                if vmax and (self.valid[p] >> V_ESWAP_MAX) & 1:
-                    self.eswap_max[r] = self.eswap_max[p] if self.eswap_max[p] < self.swap_max[r] \
-                        else self.swap_max[r]
-                    self.valid[r] |= (<uint64_t>1) << V_ESWAP_MAX
-                if vmax and vcur and (self.valid[p] >> V_ESWAP_FREE) & 1:
-                    local = self.swap_max[r] - self.swap_cur[r]
-                    self.eswap_free[r] = self.eswap_free[p] if self.eswap_free[p] < local else local
-                    self.valid[r] |= (<uint64_t>1) << V_ESWAP_FREE
-                if vmax and self.swap_max[r] == 0:
-                    self.eswap_util[r] = 0.0
-                    self.valid[r] |= (<uint64_t>1) << V_ESWAP_UTIL
-                elif vmax and vcur and (self.valid[p] >> V_ESWAP_UTIL) & 1:
-                    lu = <double>self.swap_cur[r] / <double>self.swap_max[r]
-                    self.eswap_util[r] = self.eswap_util[p] if self.eswap_util[p] > lu else lu
-                    self.valid[r] |= (<uint64_t>1) << V_ESWAP_UTIL
+                if vmax and (self.t.valid[p] >> V_ESWAP_MAX) & 1:
+                    self.t.eswap_max[r] = self.t.eswap_max[p] if self.t.eswap_max[p] < self.t.swap_max[r] \
+                        else self.t.swap_max[r]
+                    self.t.valid[r] |= (<uint64_t>1) << V_ESWAP_MAX
+                if vmax and vcur and (self.t.valid[p] >> V_ESWAP_FREE) & 1:
+                    local = self.t.swap_max[r] - self.t.swap_cur[r]
+                    self.t.eswap_free[r] = self.t.eswap_free[p] if self.t.eswap_free[p] < local else local
+                    self.t.valid[r] |= (<uint64_t>1) << V_ESWAP_FREE
+                if vmax and self.t.swap_max[r] == 0:
+                    self.t.eswap_util[r] = 0.0
+                    self.t.valid[r] |= (<uint64_t>1) << V_ESWAP_UTIL
+                elif vmax and vcur and (self.t.valid[p] >> V_ESWAP_UTIL) & 1:
+                    lu = <double>self.t.swap_cur[r] / <double>self.t.swap_max[r]
+                    self.t.eswap_util[r] = self.t.eswap_util[p] if self.t.eswap_util[p] > lu else lu
+                    self.t.valid[r] |= (<uint64_t>1) << V_ESWAP_UTIL
 
     # ---- system files (oomd._reader.sysfiles) ----------------------------------------------
 
     @property
+
     def proc_root(self):
         return self.sysf.proc_root
 
@@ -1896,24 +1611,18 @@ cdef class Reader:
         out["preads"] = self.n_preads
         out["opens"] = self.n_opens
         out["listings"] = self.n_listings
-        out["alive_checks"] = self.n_alive_checks
+        out["alive_checks"] = self.t.n_alive_checks
         out["dir_events"] = self.n_events
         out["dir_event_overflows"] = self.n_overflows
         out["watches"] = self.wmap_n
         out["watch_refused"] = self.n_watch_refused
         out["config_invalidations"] = self.n_invalidations
-        live = self.cols["live"] != 0
-        out["kept_values"] = int(np.unpackbits(self.cols["keep"][live].view(np.uint8)).sum())
-        out["parks"] = self.n_parks
-        out["unparks"] = self.n_unparks
-        out["parked"] = int(np.count_nonzero(live & (self.cols["dirfd"] < 0)))
+        live = self.t.cols["live"] != 0
+        out["kept_values"] = int(np.unpackbits(self.t.cols["keep"][live].view(np.uint8)).sum())
+        out["parks"] = self.t.n_parks
+        out["unparks"] = self.t.n_unparks
+        out["parked"] = int(np.count_nonzero(live & (self.t.cols["dirfd"] < 0)))
         return out
 
     def file_fd_count(self):
-        cdef int r, k, n = 0
-        for r in range(self.capacity):
-            if self.live[r]:
-                for k in range(NFILE):
-                    if self.ffd[r, k] >= 0:
-                        n += 1
-        return n
+        return self.t.file_fd_count()
