@@ -19,6 +19,8 @@ directory fd, ``read``, ``close``.
 import numpy as np
 cimport numpy as cnp
 
+from oomd._reader cimport derived
+
 from libc.errno cimport ENOENT, ENODEV, ERANGE
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memset, strcmp, strlen
@@ -167,28 +169,6 @@ cdef void zero_dirent_padding(char* p, ssize_t n) noexcept nogil:
         if 19 + L + 1 < reclen:
             memset(p + 19 + L + 1, 0, reclen - (19 + L + 1))
         p += reclen
-
-
-cdef inline uint64_t kept_valid_bits(uint32_t k) noexcept nogil:
-    """The `valid` bits of the values behind the kept kinds `k` (CONFIG_KINDS bits)."""
-    cdef uint64_t v = 0
-    if (k >> K_MIN) & 1:
-        v |= (<uint64_t>1) << V_MIN
-    if (k >> K_LOW) & 1:
-        v |= (<uint64_t>1) << V_LOW
-    if (k >> K_HIGH) & 1:
-        v |= (<uint64_t>1) << V_HIGH
-    if (k >> K_HIGH_TMP) & 1:
-        v |= (<uint64_t>1) << V_HIGH_TMP
-    if (k >> K_MAX) & 1:
-        v |= (<uint64_t>1) << V_MAX
-    if (k >> K_SWAP_MAX) & 1:
-        v |= (<uint64_t>1) << V_SWAP_MAX
-    if (k >> K_OOM_GROUP) & 1:
-        v |= (<uint64_t>1) << V_OOM_GROUP
-    if (k >> K_XATTR) & 1:
-        v |= (<uint64_t>1) << V_KILL_PREF
-    return v
 
 
 def default_watch_budget():
@@ -434,10 +414,6 @@ cdef class Reader:
 
     def begin_tick(self):
         """Archive the temporal values computed last tick (reference §5.4), drop the cache."""
-        cdef int r
-        cdef uint64_t v
-        cdef uint32_t ld
-        cdef uint8_t a
         self.t.tick += 1
         self.sysf.begin_tick()
         self.t.fd_tight = self.t.refused_now
@@ -445,27 +421,7 @@ cdef class Reader:
         if self.ino_fd >= 0:
             self.poll_watches()
         with nogil:
-            for r in range(self.t.capacity):
-                if not self.t.live[r]:
-                    continue
-                v = self.t.valid[r]
-                ld = self.t.loaded[r]
-                a = 0
-                if (ld >> D_AVG) & 1 and (v >> V_AVG) & 1:
-                    a |= A_AVG
-                    self.t.arch_avg[r] = self.t.avg[r]
-                if (ld >> D_IOCOST) & 1 and (v >> V_IOCOST) & 1:
-                    a |= A_IOCOST
-                    self.t.arch_iocost[r] = self.t.iocost[r]
-                if (ld >> D_PGSCAN) & 1 and (v >> V_PGSCAN) & 1:
-                    a |= A_PGSCAN
-                    self.t.arch_pgscan[r] = self.t.pgscan[r]
-                self.t.archived[r] = a
-                ld = self.t.keep[r]
-                self.t.valid[r] = (v & kept_valid_bits(ld)) if ld else 0
-                self.t.loaded[r] = ld
-                self.t.status[r] = ST_OK
-                self.t.alive_checked[r] = 0
+            derived.start_tick(&self.t.c, self.t.capacity)
 
     def check_alive(self, const int32_t[::1] rows):
         """faccessat(dir, "cgroup.controllers") per row (oomd's eviction rule, §5.2).
@@ -1366,89 +1322,48 @@ cdef class Reader:
 
     def compute_average(self, const int32_t[::1] rows):
         """average_usage = int64(prev × 3/4 + current / 4), prev = last tick's value or 0."""
-        cdef Py_ssize_t i, n = rows.shape[0]
-        cdef int r
+        cdef Py_ssize_t n = rows.shape[0]
         if n == 0:
             return
         with nogil:
             self._load_rows(&rows[0], n, 1u << K_CURRENT)
-            for i in range(n):
-                r = rows[i]
-                if r < 0 or not self.t.live[r] or (self.t.loaded[r] >> D_AVG) & 1:
-                    continue
-                self.t.loaded[r] |= 1u << D_AVG
-                if (self.t.valid[r] >> V_CURRENT) & 1:
-                    self.t.avg[r] = <int64_t>(
-                        <double>(self.t.arch_avg[r] if self.t.archived[r] & A_AVG else 0) * 0.75
-                        + <double>self.t.current[r] / 4.0)
-                    self.t.valid[r] |= (<uint64_t>1) << V_AVG
+            derived.average(&self.t.c, &rows[0], n)
 
     def compute_iocost(self, const int32_t[::1] rows):
         """io_cost_cumulative (parsed with io.stat) and io_cost_rate (0.0 without archive)."""
-        cdef Py_ssize_t i, n = rows.shape[0]
-        cdef int r
+        cdef Py_ssize_t n = rows.shape[0]
         if n == 0:
             return
         with nogil:
             self._load_rows(&rows[0], n, 1u << K_IO_STAT)
-            for i in range(n):
-                r = rows[i]
-                if r < 0 or not self.t.live[r] or (self.t.loaded[r] >> D_IOCOST) & 1:
-                    continue
-                self.t.loaded[r] |= 1u << D_IOCOST
-                if (self.t.valid[r] >> V_IO_STAT) & 1:
-                    self.t.valid[r] |= ((<uint64_t>1) << V_IOCOST) | ((<uint64_t>1) << V_IORATE)
-                    if self.t.archived[r] & A_IOCOST:
-                        self.t.iorate[r] = self.t.iocost[r] - self.t.arch_iocost[r]
-                    else:
-                        self.t.iorate[r] = 0.0
+            derived.iocost(&self.t.c, &rows[0], n)
 
     def compute_pgscan(self, const int32_t[::1] rows):
         """pg_scan_cumulative (memory.stat pgscan) and pg_scan_rate (needs last tick's)."""
-        cdef Py_ssize_t i, n = rows.shape[0]
-        cdef int r
+        cdef Py_ssize_t i, nmissing, n = rows.shape[0]
+        cdef int32_t* missing
         if n == 0:
             return
+        missing = <int32_t*>malloc(n * sizeof(int32_t))
+        if missing == NULL:
+            raise MemoryError()
         with nogil:
             self._load_rows(&rows[0], n, 1u << K_MEM_STAT)
-            for i in range(n):
-                r = rows[i]
-                if r < 0 or not self.t.live[r] or (self.t.loaded[r] >> D_PGSCAN) & 1:
-                    continue
-                self.t.loaded[r] |= 1u << D_PGSCAN
-                if not (self.t.valid[r] >> V_MEM_STAT) & 1:
-                    continue
-                if not (self.t.valid[r] >> (V_STAT0 + S_PGSCAN)) & 1:
-                    # oomd aborts ("Bad memory.stat format: missing pgscan entry")
-                    self._note(r, K_MEM_STAT, ST_MALFORMED, 0)
-                    continue
-                self.t.pgscan[r] = self.t.mstat[r, S_PGSCAN]
-                self.t.valid[r] |= (<uint64_t>1) << V_PGSCAN
-                if self.t.archived[r] & A_PGSCAN:
-                    self.t.pgrate[r] = self.t.pgscan[r] - self.t.arch_pgscan[r]
-                    self.t.valid[r] |= (<uint64_t>1) << V_PGRATE
+            nmissing = derived.pgscan(&self.t.c, &rows[0], n, missing)
+            for i in range(nmissing):
+                # oomd aborts ("Bad memory.stat format: missing pgscan entry")
+                self._note(missing[i], K_MEM_STAT, ST_MALFORMED, 0)
+        free(missing)
 
     def compute_rawprot(self, const int32_t[::1] rows):
         """R(c) = min(current, max(memory.min, memory.low)); invalid unless all three are."""
-        cdef Py_ssize_t i, n = rows.shape[0]
-        cdef int r
-        cdef uint64_t need = ((<uint64_t>1) << V_CURRENT) | ((<uint64_t>1) << V_MIN) | \
-            ((<uint64_t>1) << V_LOW)
-        cdef int64_t m
+        cdef Py_ssize_t n = rows.shape[0]
         if n == 0:
             return
         self.watch_rows(rows, (1u << K_MIN) | (1u << K_LOW))
         with nogil:
             self._load_rows(&rows[0], n, (1u << K_CURRENT) | (1u << K_MIN) | (1u << K_LOW))
-            for i in range(n):
-                r = rows[i]
-                if r < 0 or not self.t.live[r] or (self.t.loaded[r] >> D_RAWPROT) & 1:
-                    continue
-                self.t.loaded[r] |= 1u << D_RAWPROT
-                if (self.t.valid[r] & need) == need:
-                    m = self.t.mem_min[r] if self.t.mem_min[r] > self.t.mem_low[r] else self.t.mem_low[r]
-                    self.t.rawprot[r] = self.t.current[r] if self.t.current[r] < m else m
-                    self.t.valid[r] |= (<uint64_t>1) << V_RAWPROT
+            derived.rawprot(&self.t.c, &rows[0], n)
 
     def compute_protection(self, const int32_t[::1] order, const int32_t[::1] sib_rows,
                            const int32_t[::1] sib_parent):
@@ -1456,11 +1371,8 @@ cdef class Reader:
         when the parent is needed). sib_rows/sib_parent: every child of every parent whose
         children share protection, with that parent. O(N) (reference §5.3)."""
         cdef Py_ssize_t i, n = order.shape[0], ns = sib_rows.shape[0]
-        cdef int r, p
-        cdef double ratio
-        cdef int64_t s
-        # sums of R over siblings, per parent row (scratch: the eswap_free column is not
-        # touched here; use a dict-free C array sized to capacity)
+        cdef int r
+        # sums of R over siblings, per parent row
         cdef int64_t* sums = <int64_t*>calloc(self.t.capacity, sizeof(int64_t))
         if sums == NULL:
             raise MemoryError()
@@ -1470,38 +1382,14 @@ cdef class Reader:
             if n:
                 self.compute_rawprot(order)
             with nogil:
-                for i in range(ns):
-                    r = sib_rows[i]
-                    if (self.t.valid[r] >> V_RAWPROT) & 1:
-                        sums[sib_parent[i]] += self.t.rawprot[r]
                 for i in range(n):
-                    r = order[i]
-                    if r < 0 or not self.t.live[r] or (self.t.loaded[r] >> D_PROT) & 1:
-                        continue
-                    self.t.loaded[r] |= 1u << D_PROT
-                    if self.t.depth[r] == 0:
+                    r = order[i]         # a root still to compute: its protection is current
+                    if r >= 0 and self.t.live[r] and not (self.t.loaded[r] >> D_PROT) & 1 \
+                            and self.t.depth[r] == 0:
                         self._load_rows(&order[i], 1, 1u << K_CURRENT)
-                        if (self.t.valid[r] >> V_CURRENT) & 1:
-                            self.t.prot[r] = self.t.current[r]
-                            self.t.valid[r] |= (<uint64_t>1) << V_PROT
-                    elif self.t.depth[r] == 1:
-                        if (self.t.valid[r] >> V_RAWPROT) & 1:
-                            self.t.prot[r] = self.t.rawprot[r]
-                            self.t.valid[r] |= (<uint64_t>1) << V_PROT
-                    else:
-                        p = self.t.parent[r]
-                        if p < 0:
-                            continue
-                        s = sums[p]
-                        if s == 0:
-                            self.t.prot[r] = 0
-                            self.t.valid[r] |= (<uint64_t>1) << V_PROT
-                        elif (self.t.valid[r] >> V_RAWPROT) & 1 and (self.t.valid[p] >> V_PROT) & 1:
-                            ratio = 1.0 * <double>self.t.prot[p] / <double>s
-                            if ratio > 1.0:
-                                ratio = 1.0
-                            self.t.prot[r] = <int64_t>(<double>self.t.rawprot[r] * ratio)
-                            self.t.valid[r] |= (<uint64_t>1) << V_PROT
+                derived.protection(&self.t.c, &order[0] if n else NULL, n,
+                                   &sib_rows[0] if ns else NULL,
+                                   &sib_parent[0] if ns else NULL, ns, sums)
         finally:
             free(sums)
 
@@ -1509,49 +1397,20 @@ cdef class Reader:
         """effective_swap_max/free/util_pct for `order` (ancestors first, root included when
         needed), reference §5.5."""
         cdef Py_ssize_t i, n = order.shape[0]
-        cdef int r, p
-        cdef bint vmax, vcur
-        cdef int64_t local
-        cdef double lu
+        cdef int r
         if n == 0:
             return
         self.watch_rows(order, 1u << K_SWAP_MAX)
         with nogil:
             self._load_rows(&order[0], n, (1u << K_SWAP_CUR) | (1u << K_SWAP_MAX))
             for i in range(n):
-                r = order[i]
-                if r < 0 or not self.t.live[r] or (self.t.loaded[r] >> D_ESWAP) & 1:
-                    continue
-                self.t.loaded[r] |= 1u << D_ESWAP
-                if self.t.depth[r] == 0:
+                r = order[i]             # a root still to compute: it needs /proc/swaps
+                if r >= 0 and self.t.live[r] and not (self.t.loaded[r] >> D_ESWAP) & 1 \
+                        and self.t.depth[r] == 0:
                     self.sysf.ensure(SYS_SWAPS)
-                    self.t.eswap_max[r] = self.sysf.sys.swap_total
-                    self.t.eswap_free[r] = self.sysf.sys.swap_total - self.sysf.sys.swap_used
-                    self.t.eswap_util[r] = 0.0 if self.sysf.sys.swap_total == 0 else \
-                        <double>self.sysf.sys.swap_used / <double>self.sysf.sys.swap_total
-                    self.t.valid[r] |= ((<uint64_t>1) << V_ESWAP_MAX) | \
-                        ((<uint64_t>1) << V_ESWAP_FREE) | ((<uint64_t>1) << V_ESWAP_UTIL)
-                    continue
-                p = self.t.parent[r]
-                vmax = (self.t.valid[r] >> V_SWAP_MAX) & 1
-                vcur = (self.t.valid[r] >> V_SWAP_CUR) & 1
-                if p < 0:
-                    continue
-                if vmax and (self.t.valid[p] >> V_ESWAP_MAX) & 1:
-                    self.t.eswap_max[r] = self.t.eswap_max[p] if self.t.eswap_max[p] < self.t.swap_max[r] \
-                        else self.t.swap_max[r]
-                    self.t.valid[r] |= (<uint64_t>1) << V_ESWAP_MAX
-                if vmax and vcur and (self.t.valid[p] >> V_ESWAP_FREE) & 1:
-                    local = self.t.swap_max[r] - self.t.swap_cur[r]
-                    self.t.eswap_free[r] = self.t.eswap_free[p] if self.t.eswap_free[p] < local else local
-                    self.t.valid[r] |= (<uint64_t>1) << V_ESWAP_FREE
-                if vmax and self.t.swap_max[r] == 0:
-                    self.t.eswap_util[r] = 0.0
-                    self.t.valid[r] |= (<uint64_t>1) << V_ESWAP_UTIL
-                elif vmax and vcur and (self.t.valid[p] >> V_ESWAP_UTIL) & 1:
-                    lu = <double>self.t.swap_cur[r] / <double>self.t.swap_max[r]
-                    self.t.eswap_util[r] = self.t.eswap_util[p] if self.t.eswap_util[p] > lu else lu
-                    self.t.valid[r] |= (<uint64_t>1) << V_ESWAP_UTIL
+                    break
+            derived.eswap(&self.t.c, &order[0], n, self.sysf.sys.swap_total,
+                          self.sysf.sys.swap_used)
 
     # ---- system files (oomd._reader.sysfiles) ----------------------------------------------
 

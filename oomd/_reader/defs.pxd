@@ -152,3 +152,36 @@ cdef struct SysState:
     float io_full[3]
     int64_t mem_some_total, mem_full_total, io_some_total, io_full_total
 
+
+
+# Raw pointers to the row table's columns (RowTable.c, rebound when capacity grows): what the
+# derived-metric kernels of derived.pyx read and write. Indexed by row; mstat is (N, NSTAT).
+cdef struct Columns:
+    uint8_t* live
+    int32_t* parent
+    int32_t* depth
+    uint64_t* valid
+    uint32_t* loaded
+    uint32_t* keep
+    uint8_t* status
+    uint8_t* alive_checked
+    uint8_t* archived
+    int64_t* current
+    int64_t* mem_min
+    int64_t* mem_low
+    int64_t* swap_cur
+    int64_t* swap_max
+    int64_t* mstat
+    int64_t* avg
+    int64_t* arch_avg
+    double* iocost
+    double* arch_iocost
+    double* iorate
+    int64_t* pgscan
+    int64_t* arch_pgscan
+    int64_t* pgrate
+    int64_t* rawprot
+    int64_t* prot
+    int64_t* eswap_max
+    int64_t* eswap_free
+    double* eswap_util

@@ -3,7 +3,7 @@
 
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
-from oomd._reader.defs cimport NFILE
+from oomd._reader.defs cimport NFILE, Columns
 
 
 cdef class RowTable:
@@ -35,7 +35,8 @@ cdef class RowTable:
     cdef int64_t n_parks, n_unparks, n_alive_checks
     cdef int dfd_err                 # why dfd() returned -1 (an errno)
 
-    # columns (views of the numpy arrays in `cols`)
+    # columns (views of the numpy arrays in `cols`; `c` holds raw pointers to the same data)
+    cdef Columns c
     cdef int32_t[::1] dirfd
     cdef uint8_t[::1] live
     cdef int32_t[::1] nkids
