@@ -4,6 +4,7 @@
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 from oomd._reader.defs cimport *
+from oomd._reader.problems cimport ProblemLog
 from oomd._reader.sysfiles cimport SystemFiles
 from oomd._reader.table cimport RowTable
 
@@ -11,6 +12,7 @@ from oomd._reader.table cimport RowTable
 cdef class Reader:
     cdef readonly bytes cgroup_fs
     cdef RowTable t                  # rows, columns, fds and the fd budget
+    cdef ProblemLog problems         # outcome counters, the queue of read problems
     cdef SystemFiles sysf            # /proc files (meminfo, vmstat, swaps, root PSI)
 
     cdef readonly int ino_fd
@@ -34,16 +36,10 @@ cdef class Reader:
     cdef uint8_t* dev_hdd
     cdef double ssd[6]
     cdef double hdd[6]
-    cdef int64_t counts[NERR][NKIND]
     cdef int64_t n_reads, n_preads, n_opens, n_listings
-    cdef PendingLog* plog
-    cdef int nplog
-    cdef int64_t plog_dropped
-    cdef int64_t n_fd_exhausted
     cdef bint cache_row          # _load_rows: the row being loaded may cache file fds
 
     cdef int _ensure_buf(self, size_t need) noexcept nogil
-    cdef void _note(self, int row, int kind, int err, int errnum) noexcept nogil
     cdef int _vanished_or_missing(self, int row) noexcept nogil
     cdef Py_ssize_t _read_kind(self, int row, int kind) noexcept nogil
     cdef void _load_one(self, int row, int kind) noexcept nogil

@@ -187,7 +187,6 @@ cdef class Reader:
     def __cinit__(self):
         self.buf = NULL
         self.dbuf = NULL
-        self.plog = NULL
         self.dev_major = NULL
         self.dev_minor = NULL
         self.dev_hdd = NULL
@@ -217,6 +216,7 @@ cdef class Reader:
             names[k] = fn
         self.t = RowTable(fd_budget=fd_budget, cache_files=cache_files, file_names=names,
                           capacity=capacity)
+        self.problems = ProblemLog(self.t)
         self._keep_arg = keep_config
         self.cache_row = True
         self.keep_config = False
@@ -237,15 +237,8 @@ cdef class Reader:
         self.buf = <char*>malloc(self.bufcap)
         self.dbufcap = 65536
         self.dbuf = <char*>malloc(self.dbufcap)
-        self.plog = <PendingLog*>malloc(256 * sizeof(PendingLog))
-        if self.buf == NULL or self.dbuf == NULL or self.plog == NULL:
+        if self.buf == NULL or self.dbuf == NULL:
             raise MemoryError()
-        self.nplog = 0
-        self.plog_dropped = 0
-        self.n_fd_exhausted = 0
-        for i in range(NERR):
-            for j in range(NKIND):
-                self.counts[i][j] = 0
         self.n_reads = self.n_preads = self.n_opens = self.n_listings = 0
         self.set_devices(devices, ssd_coeffs, hdd_coeffs)
 
@@ -254,7 +247,6 @@ cdef class Reader:
             c_close(self.ino_fd)
         free(self.buf)
         free(self.dbuf)
-        free(self.plog)
         free(self.dev_major)
         free(self.dev_minor)
         free(self.dev_hdd)
@@ -476,8 +468,7 @@ cdef class Reader:
 
     def pending(self):
         """Whether drain_logs()/drain_system_problems() have anything to report."""
-        return bool(self.nplog or self.plog_dropped or self.n_fd_exhausted
-                    or self.sysf.nsysprob)
+        return bool(self.problems.pending or self.sysf.nsysprob)
 
     # ---- directory listings -----------------------------------------------------------------
 
@@ -900,28 +891,6 @@ cdef class Reader:
         self.bufcap = need
         return 0
 
-    cdef void _note(self, int row, int kind, int err, int errnum) noexcept nogil:
-        """Count an outcome, raise the row's status, queue one log line per row+file."""
-        self.counts[err][kind] += 1
-        if err <= ST_VANISHED and err > self.t.status[row]:
-            self.t.status[row] = err
-        if err == E_MISSING:
-            return
-        if errnum == EMFILE or errnum == ENFILE:
-            self.n_fd_exhausted += 1     # process-wide: one log line per tick, not per row
-            return
-        if (self.t.logged[row] >> kind) & 1:
-            return
-        self.t.logged[row] |= 1u << kind
-        if self.nplog < 256:
-            self.plog[self.nplog].row = row
-            self.plog[self.nplog].kind = kind
-            self.plog[self.nplog].err = err
-            self.plog[self.nplog].errnum = errnum
-            self.nplog += 1
-        else:
-            self.plog_dropped += 1
-
     cdef int _vanished_or_missing(self, int row) noexcept nogil:
         """A file was not found: did the whole cgroup go away (its cgroup.controllers is gone
         and, off cgroup2, the directory is unlinked) or is just this file absent?"""
@@ -949,12 +918,12 @@ cdef class Reader:
                 e = errno()
                 if e == ENOENT:
                     e = self._vanished_or_missing(row)
-                    self._note(row, kind, e, ENOENT)
+                    self.problems.note(row, kind, e, ENOENT)
                     return -(1 + e)
                 if e == ENODEV or e == ESTALE:
-                    self._note(row, kind, ST_VANISHED, e)
+                    self.problems.note(row, kind, ST_VANISHED, e)
                     return -(1 + ST_VANISHED)
-                self._note(row, kind, ST_UNREADABLE, e)
+                self.problems.note(row, kind, ST_UNREADABLE, e)
                 return -(1 + ST_UNREADABLE)
         self.n_reads += 1
         while True:
@@ -964,7 +933,7 @@ cdef class Reader:
                     # /dev/zero) must not grow the buffer without bound
                     if not cached:
                         c_close(fd)
-                    self._note(row, kind, ST_MALFORMED, 0)
+                    self.problems.note(row, kind, ST_MALFORMED, 0)
                     return -(1 + ST_MALFORMED)
                 if self._ensure_buf(self.bufcap * 2) != 0:
                     got = -1
@@ -994,9 +963,9 @@ cdef class Reader:
                     e = ST_UNREADABLE
                 else:
                     e = ST_VANISHED
-                self._note(row, kind, e, ENODEV)
+                self.problems.note(row, kind, e, ENODEV)
                 return -(1 + e)
-            self._note(row, kind, ST_UNREADABLE, e)
+            self.problems.note(row, kind, ST_UNREADABLE, e)
             return -(1 + ST_UNREADABLE)
         if not cached:
             if self.t.cache_files and self.cache_row and (self.t.cacheable >> kind) & 1 and not (
@@ -1012,7 +981,7 @@ cdef class Reader:
             else:
                 c_close(fd)
         self.buf[tot] = 0
-        self.counts[ST_OK][kind] += 1
+        self.problems.ok(kind)
         return <Py_ssize_t>tot
 
     cdef void _read_xattr(self, int row) noexcept nogil:
@@ -1050,7 +1019,7 @@ cdef class Reader:
             if err == ENOTSUP or err == EOPNOTSUPP:
                 n = 0
             elif err == ENODEV or err == ENOENT or err == ESTALE:
-                self._note(row, K_XATTR, ST_VANISHED, err)
+                self.problems.note(row, K_XATTR, ST_VANISHED, err)
                 return
             else:
                 # listing refused: probe each name as oomd does
@@ -1061,7 +1030,7 @@ cdef class Reader:
                         self._has_xattr(fd, b"user.oomd_avoid") == 1
         self.t.kill_pref[row] = 1 if prefer else (-1 if avoid else 0)
         self.t.valid[row] |= (<uint64_t>1) << V_KILL_PREF
-        self.counts[ST_OK][K_XATTR] += 1
+        self.problems.ok(K_XATTR)
         if self._keepable(row, K_XATTR):
             self._keep(row, K_XATTR)
 
@@ -1111,7 +1080,7 @@ cdef class Reader:
                     self.t.swap_cur[row] = v
                     vbits = (<uint64_t>1) << V_SWAP_CUR
             else:
-                self._note(row, kind, ST_MALFORMED, 0)
+                self.problems.note(row, kind, ST_MALFORMED, 0)
         elif kind == K_MIN or kind == K_LOW or kind == K_HIGH or kind == K_MAX or kind == K_SWAP_MAX:
             if parse_limit(s, e, &v) == 0:
                 if kind == K_MIN:
@@ -1130,19 +1099,19 @@ cdef class Reader:
                     self.t.swap_max[row] = v
                     vbits = (<uint64_t>1) << V_SWAP_MAX
             else:
-                self._note(row, kind, ST_MALFORMED, 0)
+                self.problems.note(row, kind, ST_MALFORMED, 0)
         elif kind == K_HIGH_TMP:
             if parse_high_tmp(s, e, &v) == 0:
                 self.t.mem_high_tmp[row] = v
                 vbits = (<uint64_t>1) << V_HIGH_TMP
             else:
-                self._note(row, kind, ST_MALFORMED, 0)
+                self.problems.note(row, kind, ST_MALFORMED, 0)
         elif kind == K_MEM_PSI or kind == K_IO_PSI:
             got = parse_psi(s, e, some, full, &st, &ft)
             if got != (1 | 2 | 4 | 8):
                 # legacy files have no totals: that is their format, not an error
                 if got < 0 or (got & 3) != 3:
-                    self._note(row, kind, ST_MALFORMED, 0)
+                    self.problems.note(row, kind, ST_MALFORMED, 0)
             if got > 0:
                 self._store_psi(row, kind, got, some, full, st, ft)
         elif kind == K_MEM_STAT:
@@ -1172,13 +1141,13 @@ cdef class Reader:
                 self.t.iocost[row] = cost
                 vbits = (<uint64_t>1) << V_IO_STAT
             else:
-                self._note(row, kind, ST_MALFORMED, 0)
+                self.problems.note(row, kind, ST_MALFORMED, 0)
         elif kind == K_EVENTS:
             if parse_events(s, e, &b) == 0:
                 self.t.populated[row] = b
                 vbits = (<uint64_t>1) << V_POPULATED
             else:
-                self._note(row, kind, ST_MALFORMED, 0)
+                self.problems.note(row, kind, ST_MALFORMED, 0)
         elif kind == K_CG_STAT:
             if memstat_lookup(s, e, b"nr_dying_descendants", &v) != 0:
                 v = 0
@@ -1292,9 +1261,9 @@ cdef class Reader:
                     self.t.fd_tight = True
             if self.t.dirfd[r] < 0 and self._needs_dir(r, need) and self.t.dfd(r) < 0:
                 if self.t.dfd_err == EMFILE or self.t.dfd_err == ENFILE:
-                    self._note(r, K_CURRENT, ST_UNREADABLE, self.t.dfd_err)
+                    self.problems.note(r, K_CURRENT, ST_UNREADABLE, self.t.dfd_err)
                 else:
-                    self._note(r, K_CURRENT, ST_VANISHED, ENOENT)
+                    self.problems.note(r, K_CURRENT, ST_VANISHED, ENOENT)
                 continue
             for k in range(NKIND):
                 if (need >> k) & 1:
@@ -1352,7 +1321,7 @@ cdef class Reader:
             nmissing = derived.pgscan(&self.t.c, &rows[0], n, missing)
             for i in range(nmissing):
                 # oomd aborts ("Bad memory.stat format: missing pgscan entry")
-                self._note(missing[i], K_MEM_STAT, ST_MALFORMED, 0)
+                self.problems.note(missing[i], K_MEM_STAT, ST_MALFORMED, 0)
         free(missing)
 
     def compute_rawprot(self, const int32_t[::1] rows):
@@ -1450,22 +1419,12 @@ cdef class Reader:
     def drain_logs(self):
         """[(row, file kind, error kind, errno)] queued since the last call, how many were
         dropped because the queue was full, and how many reads failed for lack of fds."""
-        out = [(self.plog[i].row, self.plog[i].kind, self.plog[i].err, self.plog[i].errnum)
-               for i in range(self.nplog)]
-        dropped = self.plog_dropped
-        exhausted = self.n_fd_exhausted
-        self.nplog = 0
-        self.plog_dropped = 0
-        self.n_fd_exhausted = 0
-        return out, dropped, exhausted
+        return self.problems.drain()
 
     def counters(self):
         """Per error kind and file: {"malformed": {"memory.stat": 3}, ...} plus I/O totals."""
-        out = {}
-        for e in range(1, NERR):
-            per = {FILE_NAMES[k]: self.counts[e][k] for k in range(NKIND) if self.counts[e][k]}
-            out[ERROR_NAMES[e]] = per
-        out["ok"] = sum(self.counts[0][k] for k in range(NKIND))
+        out, ok = self.problems.by_outcome(FILE_NAMES, ERROR_NAMES)
+        out["ok"] = ok
         out["reads"] = self.n_reads
         out["preads"] = self.n_preads
         out["opens"] = self.n_opens
