@@ -465,7 +465,6 @@ cdef class Reader:
         return True
 
     @property
-
     def pending(self):
         """Whether drain_logs()/drain_system_problems() have anything to report."""
         return bool(self.problems.pending or self.sysf.nsysprob)
@@ -1384,7 +1383,6 @@ cdef class Reader:
     # ---- system files (oomd._reader.sysfiles) ----------------------------------------------
 
     @property
-
     def proc_root(self):
         return self.sysf.proc_root
 
