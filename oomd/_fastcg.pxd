@@ -7,25 +7,16 @@ from oomd._reader.defs cimport *
 from oomd._reader.problems cimport ProblemLog
 from oomd._reader.sysfiles cimport SystemFiles
 from oomd._reader.table cimport RowTable
+from oomd._reader.watch cimport Watcher
 
 
 cdef class Reader:
     cdef readonly bytes cgroup_fs
     cdef RowTable t                  # rows, columns, fds and the fd budget
+    cdef Watcher watch               # inotify: listings to redo, kept values to drop
     cdef ProblemLog problems         # outcome counters, the queue of read problems
     cdef SystemFiles sysf            # /proc files (meminfo, vmstat, swaps, root PSI)
 
-    cdef readonly int ino_fd
-    cdef int32_t* wmap_keys         # inotify wd -> (row << 5) | kind (WATCH_DIR or a file)
-    cdef int32_t* wmap_vals
-    cdef int wmap_cap, wmap_used, wmap_n
-    cdef readonly int64_t n_events, n_overflows
-    cdef readonly bint keep_config
-    cdef object _keep_arg
-    cdef readonly int watch_budget
-    cdef readonly int n_watches
-    cdef readonly bint watch_full
-    cdef readonly int64_t n_watch_refused, n_invalidations
     cdef char* buf
     cdef size_t bufcap
     cdef char* dbuf
@@ -45,20 +36,6 @@ cdef class Reader:
     cdef void _load_one(self, int row, int kind) noexcept nogil
     cdef void _load_rows(self, const int32_t* rows, Py_ssize_t n, uint32_t kinds) noexcept nogil
     cdef void _read_xattr(self, int row) noexcept nogil
-    cdef void _keep(self, int row, int kind) noexcept nogil
-    cdef void _invalidate(self, int row, uint32_t kinds) noexcept nogil
-    cdef int _event_kind(self, const char* name) noexcept nogil
-    cdef int _add_watch(self, int r, int kind) except -2
-    cdef void _set_wd(self, int r, int kind, int w)
-    cdef void _unwatch(self, int r, int kind)
-    cdef bint _keepable(self, int row, int kind) noexcept nogil
-    cdef void _invalidate_family(self, int r)
-    cdef int _child_named(self, int p, const char* name) noexcept nogil
-    cdef int _wmap_resize(self, int cap) noexcept
-    cdef int _wmap_slot(self, int32_t key) noexcept nogil
-    cdef int _wmap_get(self, int32_t key) noexcept nogil
-    cdef int _wmap_put(self, int32_t key, int32_t val) noexcept
-    cdef void _wmap_del(self, int32_t key) noexcept nogil
     cdef bint _needs_dir(self, int r, uint32_t need) noexcept nogil
     cdef void _store_psi(self, int row, int kind, int got, float* some, float* full,
                          uint64_t st, uint64_t ft) noexcept nogil

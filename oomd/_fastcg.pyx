@@ -190,9 +190,6 @@ cdef class Reader:
         self.dev_major = NULL
         self.dev_minor = NULL
         self.dev_hdd = NULL
-        self.wmap_keys = NULL
-        self.wmap_vals = NULL
-        self.wmap_cap = 0
 
     def __init__(self, bytes cgroup_fs, bytes proc_root, *, int fd_budget, cache_files=None,
                  devices=(), ssd_coeffs=(0, 0, 0, 0, 0, 0), hdd_coeffs=(0, 0, 0, 0, 0, 0),
@@ -217,22 +214,9 @@ cdef class Reader:
         self.t = RowTable(fd_budget=fd_budget, cache_files=cache_files, file_names=names,
                           capacity=capacity)
         self.problems = ProblemLog(self.t)
-        self._keep_arg = keep_config
+        self.watch = Watcher(self.t, keep_config=keep_config, watch_budget=(
+            default_watch_budget() if watch_budget is None else watch_budget))
         self.cache_row = True
-        self.keep_config = False
-        self.watch_budget = default_watch_budget() if watch_budget is None else watch_budget
-        self.n_watches = 0
-        self.watch_full = False
-        self.n_watch_refused = 0
-        self.n_invalidations = 0
-        self.ino_fd = -1
-        self.wmap_cap = 0
-        self.wmap_used = 0
-        self.wmap_n = 0
-        if self._wmap_resize(64) != 0:
-            raise MemoryError()
-        self.n_events = 0
-        self.n_overflows = 0
         self.bufcap = 65536
         self.buf = <char*>malloc(self.bufcap)
         self.dbufcap = 65536
@@ -243,15 +227,11 @@ cdef class Reader:
         self.set_devices(devices, ssd_coeffs, hdd_coeffs)
 
     def __dealloc__(self):
-        if self.ino_fd >= 0:
-            c_close(self.ino_fd)
         free(self.buf)
         free(self.dbuf)
         free(self.dev_major)
         free(self.dev_minor)
         free(self.dev_hdd)
-        free(self.wmap_keys)
-        free(self.wmap_vals)
 
     def set_devices(self, devices, ssd_coeffs, hdd_coeffs):
         """devices: iterable of (major, minor, is_hdd); coefficients: 6 floats each (read_iops,
@@ -339,6 +319,48 @@ cdef class Reader:
     def n_unparks(self):
         return self.t.n_unparks
 
+    # ---- inotify (oomd._reader.watch) ------------------------------------------------------
+
+    @property
+    def ino_fd(self):
+        return self.watch.ino_fd
+
+    @property
+    def keep_config(self):
+        """Configuration values of watched rows are kept across ticks."""
+        return self.watch.keep_config
+
+    @property
+    def watch_budget(self):
+        """Most inotify watches held."""
+        return self.watch.watch_budget
+
+    @property
+    def n_watches(self):
+        return self.watch.n_watches
+
+    @property
+    def watch_full(self):
+        """The budget or the kernel refused a watch; retried when one frees."""
+        return self.watch.watch_full
+
+    @property
+    def n_watch_refused(self):
+        return self.watch.n_watch_refused
+
+    @property
+    def n_invalidations(self):
+        """Kept values dropped by an event."""
+        return self.watch.n_invalidations
+
+    @property
+    def n_events(self):
+        return self.watch.n_events
+
+    @property
+    def n_overflows(self):
+        return self.watch.n_overflows
+
     # ---- rows -------------------------------------------------------------------------------
 
     def open_root(self):
@@ -346,10 +368,7 @@ cdef class Reader:
         cdef int fd = self.t.open_root_dir(self.cgroup_fs)
         if fd < 0:
             return fd
-        if self.t.cache_files and self.ino_fd < 0:
-            self.ino_fd = c_inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
-        self.keep_config = self.ino_fd >= 0 and (
-            self.t.cache_files if self._keep_arg is None else bool(self._keep_arg))
+        self.watch.start(self.t.cache_files)
         cdef int r = self.t.setup_row(fd, -1, 0, b"")
         if r < 0:
             return r
@@ -364,12 +383,9 @@ cdef class Reader:
 
     def close_row(self, int r):
         """Close the row's fds and free its slot."""
-        cdef int k
         if not self.t.live[r]:
             return
-        self._unwatch(r, WATCH_DIR)
-        for k in range(NFILE):
-            self._unwatch(r, k)
+        self.watch.unwatch_row(r)
         self.t.close_row(r)
 
     def close(self):
@@ -379,20 +395,12 @@ cdef class Reader:
         for r in range(self.t.capacity):
             if self.t.live[r]:
                 self.close_row(r)
-        if self.ino_fd >= 0:
-            c_close(self.ino_fd)
-            self.ino_fd = -1
-        for r in range(self.wmap_cap):
-            self.wmap_keys[r] = -1
-        self.wmap_used = 0
-        self.wmap_n = 0
-        self.n_watches = 0
-        self.watch_full = False
+        self.watch.close()
 
     def set_parent(self, int r, int p):
         """Re-link a row (-2: detached, its parent was evicted)."""
         self.t.set_parent(r, p)
-        self._invalidate(r, CONFIG_KINDS)    # kept only under a watched parent
+        self.watch.invalidate(r, CONFIG_KINDS)    # kept only under a watched parent
 
     def dirfd_of(self, int r):
         """The row's directory fd, re-opened if it was parked (-1 if it is gone)."""
@@ -410,8 +418,8 @@ cdef class Reader:
         self.sysf.begin_tick()
         self.t.fd_tight = self.t.refused_now
         self.t.refused_now = False
-        if self.ino_fd >= 0:
-            self.poll_watches()
+        if self.watch.ino_fd >= 0:
+            self.watch.poll()
         with nogil:
             derived.start_tick(&self.t.c, self.t.capacity)
 
@@ -487,7 +495,7 @@ cdef class Reader:
             for i in range(n):
                 r = rows[i]
                 if self.t.live[r] and self.t.gen[r] == 0 and self.t.wd[r] < 0:
-                    self._add_watch(r, WATCH_DIR)
+                    self.watch.add(r, WATCH_DIR)
         with nogil:
             for i in range(n):
                 r = rows[i]
@@ -532,323 +540,18 @@ cdef class Reader:
                 nch += 1
         return changed[:nch]
 
-    cdef int _add_watch(self, int r, int kind) except -2:
-        """Add an inotify watch for row r: its directory (kind WATCH_DIR) or one of its files.
-        Returns 1 if watched. Refusals by the budget or the kernel (ENOSPC: the user's
-        max_user_watches is used up) are retried once a watch has been released."""
-        cdef int w, fd, e, cur
-        cdef uint32_t mask
-        cdef bytes path
-        cur = self.t.wd[r] if kind == WATCH_DIR else self.t.fwd[r, kind]
-        if cur >= 0:
-            return 1
-        if self.ino_fd < 0 or cur == WD_SHARED or cur == WD_MISSING or (
-                cur == WD_REFUSED and self.watch_full):
-            return 0
-        if self.n_watches >= self.watch_budget:
-            self.watch_full = True
-            self._set_wd(r, kind, WD_REFUSED)
-            self.n_watch_refused += 1
-            return 0
-        fd = self.t.dfd(r)
-        if fd < 0:
-            return 0
-        if kind == WATCH_DIR:
-            path = b"/proc/self/fd/%d" % fd
-            mask = (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF
-                    | IN_MOVE_SELF | IN_ONLYDIR)
-            if self.keep_config:
-                # its own files' writes (IN_MODIFY + name), its own and its children's xattrs
-                # (IN_ATTRIB, + name for a child); this makes every read of a file of this
-                # directory take the kernel's slower fsnotify path, so leaves are not watched
-                # this way unless they are listed
-                mask |= IN_MODIFY | IN_ATTRIB
-        else:
-            path = b"/proc/self/fd/%d/%s" % (fd, <bytes>self.t.fname[kind])
-            mask = IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF
-        w = c_inotify_add_watch(self.ino_fd, path, mask)
-        if w < 0:
-            e = errno()
-            if e == ENOENT and kind != WATCH_DIR:
-                self._set_wd(r, kind, WD_MISSING)    # tried again once the file is read
-                return 0
-            if e == ENOSPC:
-                self.watch_full = True
-            self._set_wd(r, kind, WD_REFUSED)
-            self.n_watch_refused += 1
-            return 0
-        if self._wmap_get(w) >= 0:
-            self._set_wd(r, kind, WD_SHARED)   # the same inode as another row's (a symlink)
-            return 0
-        if self._wmap_put(w, (r << 5) | kind) != 0:
-            c_inotify_rm_watch(self.ino_fd, w)
-            raise MemoryError()
-        self._set_wd(r, kind, w)
-        self.n_watches += 1
-        if kind == WATCH_DIR and self.t.gen[r] != 0:
-            self.t.dirty[r] = 1            # listed before it was watched: list it again
-        return 1
-
-    cdef void _set_wd(self, int r, int kind, int w):
-        if kind == WATCH_DIR:
-            self.t.wd[r] = w
-        else:
-            self.t.fwd[r, kind] = w
-
-    cdef void _unwatch(self, int r, int kind):
-        """Release row r's watch of `kind` (WATCH_DIR or a file kind)."""
-        cdef int w = self.t.wd[r] if kind == WATCH_DIR else self.t.fwd[r, kind]
-        if w >= 0 and self._wmap_get(w) == (r << 5) | kind:
-            self._wmap_del(w)
-            c_inotify_rm_watch(self.ino_fd, w)
-            self.n_watches -= 1
-            self.watch_full = False
-        self._set_wd(r, kind, WD_NONE)
-
-    cdef bint _keepable(self, int row, int kind) noexcept nogil:
-        """Whether a change of this value would be reported: the parent directory is watched
-        (controller changes, and the row's xattrs as IN_ATTRIB + name) and, for a file, the
-        file itself or the row's own directory is watched."""
-        cdef int p
-        if not self.keep_config:
-            return False
-        p = self.t.parent[row]
-        if p < 0 or self.t.wd[p] < 0:
-            return False
-        return kind == K_XATTR or self.t.fwd[row, kind] >= 0 or self.t.wd[row] >= 0
-
-    cdef void _keep(self, int row, int kind) noexcept nogil:
-        """A configuration value read fine on a watched row: keep it until an event."""
-        self.t.keep[row] |= 1u << kind
-        if kind < NFILE and self.t.ffd[row, kind] >= 0:
-            c_close(self.t.ffd[row, kind])     # never pread again: re-read only after an event
-            self.t.ffd[row, kind] = -1
-            self.t.open_fds -= 1
-
-    cdef void _invalidate(self, int row, uint32_t kinds) noexcept nogil:
-        if self.t.keep[row] & kinds:
-            self.t.keep[row] &= ~kinds
-            self.n_invalidations += 1
-
-    cdef int _event_kind(self, const char* name) noexcept nogil:
-        """The configuration kind read from file `name`, -2 for a file whose write can make
-        the row's (or its children's) control files appear or vanish, else -1."""
-        cdef size_t L = strlen(name)
-        cdef int k
-        for k in range(NFILE):
-            if (CONFIG_KINDS >> k) & 1 and L == self.t.fnamelen[k] and \
-                    memcmp(name, self.t.fname[k], L) == 0:
-                return k
-        if (L == 22 and memcmp(name, b"cgroup.subtree_control", 22) == 0) or (
-                L == 11 and memcmp(name, b"cgroup.type", 11) == 0):
-            return -2
-        return -1
-
     def poll_watches(self):
-        """Drain inotify.
-
-        A directory watch: entries added, removed or moved mark the row's listing dirty; with
-        keep_config, an event naming one of its configuration files (a write, or a create,
-        delete or rename of that name) drops that kept value, IN_ATTRIB names a child whose
-        xattrs changed (or, without a name, the row's own), and a write to its
-        cgroup.subtree_control or cgroup.type drops every kept value of the row and its
-        children (controller files may come or go). A file watch: any event drops the value.
-        A queue overflow drops everything and marks every listing dirty.
-        Returns the number of events."""
-        cdef char buf[16384]
-        cdef ssize_t n
-        cdef size_t off
-        cdef inotify_event* ev
-        cdef int r, k, c, kind, count = 0, nscan = 0
-        cdef bint attr_all = False
-        cdef uint32_t m
-        cdef const char* name
-        cdef uint32_t structure = (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO
-                                   | IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)
-        while True:
-            n = c_read(self.ino_fd, buf, sizeof(buf))
-            if n <= 0:
-                break
-            off = 0
-            while off + sizeof(inotify_event) <= <size_t>n:
-                ev = <inotify_event*>(buf + off)
-                off += sizeof(inotify_event) + ev.len
-                count += 1
-                m = ev.mask
-                if m & IN_Q_OVERFLOW:
-                    self.n_overflows += 1
-                    for r in range(self.t.capacity):
-                        if self.t.live[r]:
-                            self.t.dirty[r] = 1
-                            self._invalidate(r, CONFIG_KINDS)
-                    continue
-                c = self._wmap_get(ev.wd)
-                if c < 0:
-                    continue
-                r = c >> 5
-                kind = c & 31
-                if kind != WATCH_DIR:
-                    self._invalidate(r, 1u << kind)
-                    if m & IN_IGNORED:
-                        self._wmap_del(ev.wd)
-                        self.t.fwd[r, kind] = WD_NONE
-                        self.n_watches -= 1
-                        self.watch_full = False
-                    continue
-                if m & structure:
-                    self.t.dirty[r] = 1
-                name = <char*>ev + sizeof(inotify_event)
-                if ev.len > 0 and name[0] != 0:
-                    k = self._event_kind(name)
-                    if k >= 0:
-                        self._invalidate(r, 1u << k)
-                    elif k == -2 and m & IN_MODIFY:
-                        self._invalidate_family(r)
-                    elif m & IN_ATTRIB:
-                        # a child's xattrs (or an entry's mode): find the child by name; past
-                        # 64 such events in one drain, every child of the row instead
-                        if nscan < 64:
-                            nscan += 1
-                            k = self._child_named(r, name)
-                            if k >= 0:
-                                self._invalidate(k, 1u << K_XATTR)
-                        else:
-                            self.t.dirty_attr[r] = 1
-                            attr_all = True
-                elif m & IN_ATTRIB:
-                    self._invalidate(r, 1u << K_XATTR)
-                if m & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED):
-                    self._invalidate_family(r)
-                if m & IN_IGNORED:
-                    self._wmap_del(ev.wd)
-                    self.t.wd[r] = WD_NONE
-                    self.n_watches -= 1
-                    self.watch_full = False
-        if attr_all:
-            for r in range(self.t.capacity):
-                if self.t.live[r] and self.t.parent[r] >= 0 and self.t.dirty_attr[self.t.parent[r]]:
-                    self._invalidate(r, 1u << K_XATTR)
-            for r in range(self.t.capacity):
-                self.t.dirty_attr[r] = 0
-        self.n_events += count
-        return count
-
-    cdef int _child_named(self, int p, const char* name) noexcept nogil:
-        """The live row below row p called `name`, or -1."""
-        cdef int r
-        for r in range(self.t.capacity):
-            if self.t.live[r] and self.t.parent[r] == p and self.t.rname[r] != NULL and \
-                    strcmp(self.t.rname[r], name) == 0:
-                return r
-        return -1
-
-    # ---- wd -> (row << 5 | kind): open addressing, no Python object per watch --------------
-
-    cdef int _wmap_resize(self, int cap) noexcept:
-        cdef int32_t* ok = self.wmap_keys
-        cdef int32_t* ov = self.wmap_vals
-        cdef int ocap = self.wmap_cap, i
-        cdef int32_t* nk = <int32_t*>malloc(cap * sizeof(int32_t))
-        cdef int32_t* nv = <int32_t*>malloc(cap * sizeof(int32_t))
-        if nk == NULL or nv == NULL:
-            free(nk)
-            free(nv)
-            return -1
-        for i in range(cap):
-            nk[i] = -1
-        self.wmap_keys = nk
-        self.wmap_vals = nv
-        self.wmap_cap = cap
-        self.wmap_used = 0
-        self.wmap_n = 0
-        for i in range(ocap):
-            if ok[i] >= 0:
-                self._wmap_put(ok[i], ov[i])
-        free(ok)
-        free(ov)
-        return 0
-
-    cdef inline int _wmap_slot(self, int32_t key) noexcept nogil:
-        return <int>((<uint32_t>key * <uint32_t>2654435761u) & <uint32_t>(self.wmap_cap - 1))
-
-    cdef int _wmap_get(self, int32_t key) noexcept nogil:
-        cdef int i = self._wmap_slot(key)
-        while self.wmap_keys[i] != -1:
-            if self.wmap_keys[i] == key:
-                return self.wmap_vals[i]
-            i = (i + 1) & (self.wmap_cap - 1)
-        return -1
-
-    cdef int _wmap_put(self, int32_t key, int32_t val) noexcept:
-        """Insert an absent key (watch descriptors are unique while they live)."""
-        cdef int i
-        if 2 * (self.wmap_used + 1) > self.wmap_cap:
-            if self._wmap_resize(self.wmap_cap * 2 if 2 * (self.wmap_n + 1) > self.wmap_cap // 2
-                                 else self.wmap_cap) != 0:
-                return -1
-        i = self._wmap_slot(key)
-        while self.wmap_keys[i] != -1 and self.wmap_keys[i] != -2:
-            if self.wmap_keys[i] == key:
-                self.wmap_vals[i] = val
-                return 0
-            i = (i + 1) & (self.wmap_cap - 1)
-        if self.wmap_keys[i] == -1:
-            self.wmap_used += 1
-        self.wmap_keys[i] = key
-        self.wmap_vals[i] = val
-        self.wmap_n += 1
-        return 0
-
-    cdef void _wmap_del(self, int32_t key) noexcept nogil:
-        cdef int i = self._wmap_slot(key)
-        while self.wmap_keys[i] != -1:
-            if self.wmap_keys[i] == key:
-                self.wmap_keys[i] = -2           # tombstone
-                self.wmap_n -= 1
-                return
-            i = (i + 1) & (self.wmap_cap - 1)
-
-    cdef void _invalidate_family(self, int r):
-        """Drop the kept values of row r and of its children."""
-        cdef int k
-        self._invalidate(r, CONFIG_KINDS)
-        for k in range(self.t.capacity):
-            if self.t.live[k] and self.t.parent[k] == r:
-                self._invalidate(k, CONFIG_KINDS)
+        """Drain inotify (see oomd._reader.watch). Returns the number of events."""
+        return self.watch.poll()
 
     def watch_rows(self, const int32_t[::1] rows, uint32_t kinds):
         """Before rows read configuration kinds (`kinds`) they have not read this tick: watch
         each such file of a row that has no watched directory of its own (load() does this
         itself). Rows whose parent directory is not watched keep nothing. Returns how many
         watches were added."""
-        cdef Py_ssize_t i, n = rows.shape[0]
-        cdef int r, k, p, got = 0
-        cdef uint32_t need
-        cdef bint parked
-        kinds &= CONFIG_KINDS & ((1u << NFILE) - 1)
-        if not self.keep_config or kinds == 0:
+        if rows.shape[0] == 0:
             return 0
-        for i in range(n):
-            r = rows[i]
-            if r < 0 or r >= self.t.capacity or not self.t.live[r] or self.t.wd[r] >= 0:
-                continue
-            need = kinds & ~self.t.loaded[r]
-            if need == 0:
-                continue
-            p = self.t.parent[r]
-            if p < 0 or self.t.wd[p] < 0:
-                continue
-            parked = self.t.dirfd[r] < 0
-            for k in range(NFILE):
-                if (need >> k) & 1 and self.t.fwd[r, k] < 0:
-                    if self.t.fwd[r, k] == WD_REFUSED and self.watch_full:
-                        continue
-                    got += self._add_watch(r, k)
-            if parked and self.t.dirfd[r] >= 0:
-                # _add_watch re-opened the directory to name the file: give it back, or a
-                # pass over many parked rows would hold one fd per row past the budget
-                self.t.park(r)
-        return got
+        return self.watch.watch_rows(&rows[0], rows.shape[0], kinds)
 
     def dir_listing_raw(self, int r):
         """The row's last raw getdents64 output (for diagnostics)."""
@@ -968,7 +671,7 @@ cdef class Reader:
             return -(1 + ST_UNREADABLE)
         if not cached:
             if self.t.cache_files and self.cache_row and (self.t.cacheable >> kind) & 1 and not (
-                    (CONFIG_KINDS >> kind) & 1 and self._keepable(row, kind)):
+                    (CONFIG_KINDS >> kind) & 1 and self.watch.keepable(row, kind)):
                 # (a configuration file of a watched row is kept as a value, not as an fd)
                 if self.t.open_fds < self.t.fd_budget:
                     self.t.ffd[row, kind] = fd
@@ -1030,8 +733,8 @@ cdef class Reader:
         self.t.kill_pref[row] = 1 if prefer else (-1 if avoid else 0)
         self.t.valid[row] |= (<uint64_t>1) << V_KILL_PREF
         self.problems.ok(K_XATTR)
-        if self._keepable(row, K_XATTR):
-            self._keep(row, K_XATTR)
+        if self.watch.keepable(row, K_XATTR):
+            self.watch.keep_value(row, K_XATTR)
 
     cdef int _has_xattr(self, int fd, const char* name) noexcept nogil:
         if c_fgetxattr(fd, name, NULL, 0) >= 0:
@@ -1158,8 +861,8 @@ cdef class Reader:
             vbits = (<uint64_t>1) << V_OOM_GROUP
         self.t.valid[row] |= vbits
         if vbits and (CONFIG_KINDS >> kind) & 1:
-            if self._keepable(row, kind):
-                self._keep(row, kind)
+            if self.watch.keepable(row, kind):
+                self.watch.keep_value(row, kind)
             elif self.t.fwd[row, kind] == WD_MISSING:
                 self.t.fwd[row, kind] = WD_NONE    # the file exists now: watch it next time
 
@@ -1252,7 +955,7 @@ cdef class Reader:
                 missing = 0
                 for k in range(NFILE):
                     if (need >> k) & 1 and (self.t.cacheable >> k) & 1 and self.t.ffd[r, k] < 0 \
-                            and not ((CONFIG_KINDS >> k) & 1 and self._keepable(r, k)):
+                            and not ((CONFIG_KINDS >> k) & 1 and self.watch.keepable(r, k)):
                         missing += 1
                 if missing and self.t.open_fds + missing > self.t.fd_budget:
                     self.cache_row = False
@@ -1281,8 +984,8 @@ cdef class Reader:
         for the first time gets its inotify watch first."""
         if rows.shape[0] == 0:
             return
-        if self.keep_config and kinds & CONFIG_KINDS:
-            self.watch_rows(rows, kinds)
+        if self.watch.keep_config and kinds & CONFIG_KINDS:
+            self.watch.watch_rows(&rows[0], rows.shape[0], kinds)
         with nogil:
             self._load_rows(&rows[0], rows.shape[0], kinds)
 
@@ -1328,7 +1031,7 @@ cdef class Reader:
         cdef Py_ssize_t n = rows.shape[0]
         if n == 0:
             return
-        self.watch_rows(rows, (1u << K_MIN) | (1u << K_LOW))
+        self.watch.watch_rows(&rows[0], n, (1u << K_MIN) | (1u << K_LOW))
         with nogil:
             self._load_rows(&rows[0], n, (1u << K_CURRENT) | (1u << K_MIN) | (1u << K_LOW))
             derived.rawprot(&self.t.c, &rows[0], n)
@@ -1368,7 +1071,7 @@ cdef class Reader:
         cdef int r
         if n == 0:
             return
-        self.watch_rows(order, 1u << K_SWAP_MAX)
+        self.watch.watch_rows(&order[0], n, 1u << K_SWAP_MAX)
         with nogil:
             self._load_rows(&order[0], n, (1u << K_SWAP_CUR) | (1u << K_SWAP_MAX))
             for i in range(n):
@@ -1428,11 +1131,11 @@ cdef class Reader:
         out["opens"] = self.n_opens
         out["listings"] = self.n_listings
         out["alive_checks"] = self.t.n_alive_checks
-        out["dir_events"] = self.n_events
-        out["dir_event_overflows"] = self.n_overflows
-        out["watches"] = self.wmap_n
-        out["watch_refused"] = self.n_watch_refused
-        out["config_invalidations"] = self.n_invalidations
+        out["dir_events"] = self.watch.n_events
+        out["dir_event_overflows"] = self.watch.n_overflows
+        out["watches"] = self.watch.wmap_n
+        out["watch_refused"] = self.watch.n_watch_refused
+        out["config_invalidations"] = self.watch.n_invalidations
         live = self.t.cols["live"] != 0
         out["kept_values"] = int(np.unpackbits(self.t.cols["keep"][live].view(np.uint8)).sum())
         out["parks"] = self.t.n_parks
