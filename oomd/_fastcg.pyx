@@ -490,7 +490,7 @@ cdef class Reader:
         cdef ssize_t got
         cdef size_t tot
         cdef char* nb
-        if self.ino_fd >= 0:
+        if self.watch.ino_fd >= 0:
             # watch a directory before its first listing, so no change can fall between
             for i in range(n):
                 r = rows[i]
