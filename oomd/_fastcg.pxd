@@ -4,6 +4,7 @@
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 from oomd._reader.defs cimport *
+from oomd._reader.listing cimport Lister
 from oomd._reader.problems cimport ProblemLog
 from oomd._reader.sysfiles cimport SystemFiles
 from oomd._reader.table cimport RowTable
@@ -14,20 +15,19 @@ cdef class Reader:
     cdef readonly bytes cgroup_fs
     cdef RowTable t                  # rows, columns, fds and the fd budget
     cdef Watcher watch               # inotify: listings to redo, kept values to drop
+    cdef Lister lister               # directory listings and their generations
     cdef ProblemLog problems         # outcome counters, the queue of read problems
     cdef SystemFiles sysf            # /proc files (meminfo, vmstat, swaps, root PSI)
 
     cdef char* buf
     cdef size_t bufcap
-    cdef char* dbuf
-    cdef size_t dbufcap
     cdef int ndev
     cdef int* dev_major
     cdef int* dev_minor
     cdef uint8_t* dev_hdd
     cdef double ssd[6]
     cdef double hdd[6]
-    cdef int64_t n_reads, n_preads, n_opens, n_listings
+    cdef int64_t n_reads, n_preads, n_opens
     cdef bint cache_row          # _load_rows: the row being loaded may cache file fds
 
     cdef int _ensure_buf(self, size_t need) noexcept nogil

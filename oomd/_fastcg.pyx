@@ -155,22 +155,6 @@ def fnmatch_name(bytes pattern, bytes name):
 # ---------------------------------------------------------------------------------------------
 # The reader
 
-cdef void zero_dirent_padding(char* p, ssize_t n) noexcept nogil:
-    """getdents64 writes each name and its NUL but not the record's alignment padding: clear
-    it so that two listings of an unchanged directory compare equal byte for byte."""
-    cdef char* e = p + n
-    cdef unsigned short reclen
-    cdef size_t L
-    while p + 19 < e:
-        memcpy(&reclen, p + 16, 2)
-        if reclen < 20 or p + reclen > e:
-            return
-        L = strlen(p + 19)
-        if 19 + L + 1 < reclen:
-            memset(p + 19 + L + 1, 0, reclen - (19 + L + 1))
-        p += reclen
-
-
 def default_watch_budget():
     """Half of /proc/sys/fs/inotify/max_user_watches (the limit is shared by every process of
     the user, root's included: leave the other half to them); 0 if it cannot be read."""
@@ -186,7 +170,6 @@ cdef class Reader:
 
     def __cinit__(self):
         self.buf = NULL
-        self.dbuf = NULL
         self.dev_major = NULL
         self.dev_minor = NULL
         self.dev_hdd = NULL
@@ -216,19 +199,17 @@ cdef class Reader:
         self.problems = ProblemLog(self.t)
         self.watch = Watcher(self.t, keep_config=keep_config, watch_budget=(
             default_watch_budget() if watch_budget is None else watch_budget))
+        self.lister = Lister(self.t, self.watch)
         self.cache_row = True
         self.bufcap = 65536
         self.buf = <char*>malloc(self.bufcap)
-        self.dbufcap = 65536
-        self.dbuf = <char*>malloc(self.dbufcap)
-        if self.buf == NULL or self.dbuf == NULL:
+        if self.buf == NULL:
             raise MemoryError()
-        self.n_reads = self.n_preads = self.n_opens = self.n_listings = 0
+        self.n_reads = self.n_preads = self.n_opens = 0
         self.set_devices(devices, ssd_coeffs, hdd_coeffs)
 
     def __dealloc__(self):
         free(self.buf)
-        free(self.dbuf)
         free(self.dev_major)
         free(self.dev_minor)
         free(self.dev_hdd)
@@ -437,18 +418,11 @@ cdef class Reader:
     def unlisted_rows(self):
         """Live rows other than the root whose parent was not listed this tick (cache mode:
         the others' liveness comes from that listing), as int32."""
-        cdef int r, p, n = 0
         out = np.empty(max(1, self.t.nrows), dtype=np.int32)
         cdef int32_t[::1] o = out
+        cdef Py_ssize_t n
         with nogil:
-            for r in range(self.t.capacity):
-                if not self.t.live[r] or r == self.t.root_row:
-                    continue
-                p = self.t.parent[r]
-                if p >= 0 and self.t.scanned[p] == self.t.tick:
-                    continue
-                o[n] = r
-                n += 1
+            n = self.lister.unlisted(&o[0])
         return out[:n]
 
     def take_valid(self, const int32_t[::1] rows, uint64_t mask):
@@ -482,63 +456,12 @@ cdef class Reader:
     def scan_dirs(self, const int32_t[::1] rows):
         """List each row's directory (once per tick) and compare with the previous listing.
         Returns the rows whose listing changed (their `gen` was bumped)."""
-        cdef Py_ssize_t i, n = rows.shape[0]
+        cdef Py_ssize_t n = rows.shape[0]
         changed = np.empty(n, dtype=np.int32)
         cdef int32_t[::1] ch = changed
-        cdef Py_ssize_t nch = 0
-        cdef int r, fd, w
-        cdef ssize_t got
-        cdef size_t tot
-        cdef char* nb
-        if self.watch.ino_fd >= 0:
-            # watch a directory before its first listing, so no change can fall between
-            for i in range(n):
-                r = rows[i]
-                if self.t.live[r] and self.t.gen[r] == 0 and self.t.wd[r] < 0:
-                    self.watch.add(r, WATCH_DIR)
-        with nogil:
-            for i in range(n):
-                r = rows[i]
-                if self.t.scanned[r] == self.t.tick or not self.t.live[r]:
-                    continue
-                self.t.scanned[r] = self.t.tick
-                if self.t.wd[r] >= 0 and not self.t.dirty[r] and self.t.gen[r] != 0:
-                    continue             # watched and no event since the last listing
-                self.t.dirty[r] = 0
-                fd = self.t.dfd(r)
-                self.n_listings += 1
-                tot = 0
-                if fd < 0 or c_lseek(fd, 0, SEEK_SET) < 0:
-                    got = -1
-                else:
-                    while True:
-                        if self.dbufcap - tot < 32768:
-                            nb = <char*>realloc(self.dbuf, self.dbufcap * 2)
-                            if nb == NULL:
-                                got = -1
-                                break
-                            self.dbuf = nb
-                            self.dbufcap *= 2
-                        got = c_getdents64(fd, self.dbuf + tot, self.dbufcap - tot)
-                        if got <= 0:
-                            break
-                        zero_dirent_padding(self.dbuf + tot, got)
-                        tot += got
-                if got < 0:
-                    tot = 0          # an unreadable directory lists as empty
-                if self.t.gen[r] != 0 and tot == self.t.lstlen[r] and (
-                        tot == 0 or memcmp(self.t.lst[r], self.dbuf, tot) == 0):
-                    continue
-                nb = <char*>realloc(self.t.lst[r], tot if tot > 0 else 1)
-                if nb == NULL:
-                    continue
-                self.t.lst[r] = nb
-                memcpy(nb, self.dbuf, tot)
-                self.t.lstlen[r] = tot
-                self.t.gen[r] += 1
-                ch[nch] = r
-                nch += 1
-        return changed[:nch]
+        if n == 0:
+            return changed
+        return changed[:self.lister.scan(&rows[0], n, &ch[0])]
 
     def poll_watches(self):
         """Drain inotify (see oomd._reader.watch). Returns the number of events."""
@@ -555,30 +478,11 @@ cdef class Reader:
 
     def dir_listing_raw(self, int r):
         """The row's last raw getdents64 output (for diagnostics)."""
-        return b"" if self.t.lst[r] == NULL else self.t.lst[r][:self.t.lstlen[r]]
+        return self.lister.raw(r)
 
     def dir_entries(self, int r):
         """The row's last listing: [(name bytes, inode, d_type)], without "." and ".."."""
-        out = []
-        cdef const char* p = self.t.lst[r]
-        cdef const char* e = p + self.t.lstlen[r]
-        cdef uint64_t ino
-        cdef unsigned short reclen
-        cdef unsigned char dtype
-        cdef const char* name
-        if p == NULL:
-            return out
-        while p + 19 < e:
-            memcpy(&ino, p, 8)
-            memcpy(&reclen, p + 16, 2)
-            dtype = <unsigned char>p[18]
-            name = p + 19
-            if reclen == 0:
-                break
-            if not (name[0] == b'.' and (name[1] == 0 or (name[1] == b'.' and name[2] == 0))):
-                out.append((<bytes>name, ino, dtype))
-            p += reclen
-        return out
+        return self.lister.entries(r)
 
     # ---- file reads -------------------------------------------------------------------------
 
@@ -1129,7 +1033,7 @@ cdef class Reader:
         out["reads"] = self.n_reads
         out["preads"] = self.n_preads
         out["opens"] = self.n_opens
-        out["listings"] = self.n_listings
+        out["listings"] = self.lister.n_listings
         out["alive_checks"] = self.t.n_alive_checks
         out["dir_events"] = self.watch.n_events
         out["dir_event_overflows"] = self.watch.n_overflows
