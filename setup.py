@@ -24,7 +24,7 @@ directives = {
 
 # Every compiled module: the face first, then oomd/_reader/<name>.pyx.
 MODULES = ["oomd._fastcg"] + [f"oomd._reader.{name}" for name in (
-    "baseline", "derived", "listing", "problems", "sysfiles", "table", "watch",
+    "baseline", "derived", "listing", "load", "problems", "sysfiles", "table", "watch",
 )]
 
 extensions = [
