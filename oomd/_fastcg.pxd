@@ -1,7 +1,5 @@
-# The per-tick cgroupfs reader: the Reader's fields (see _fastcg.pyx). Constants and structs
-# are in oomd/_reader/defs.pxd.
-
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
+# The per-tick cgroupfs reader's face (see _fastcg.pyx): the Reader holds the parts of
+# oomd/_reader. Constants and structs are in oomd/_reader/defs.pxd.
 
 from oomd._reader.defs cimport *
 from oomd._reader.listing cimport Lister

@@ -6,9 +6,20 @@ for every counter oomd reads. ``load(rows, kinds)`` reads and parses the request
 rows in one nogil loop; the ``compute_*`` methods derive oomd's temporal and hierarchical metrics
 over the arrays. Python (``oomd.context``) owns path names, pattern resolution and policy.
 
-Parsers follow oomd 0.5.0's rules exactly (``src/oomd/util/Fs.cpp``); where oomd aborts or has
-undefined behaviour on a malformed file, the value is marked invalid and the row's status says
-``malformed`` instead.
+This module is the reader's face: the Python API (``Reader``, the constants, the pure parsers
+the Python side uses) over the Cython modules of ``oomd/_reader`` that do the work, each
+cimported, so that a tick's loops run in C from end to end (docs/design.md, "Reading"):
+
+- ``table``: the rows, the numpy columns, the fds they hold, the fd budget and parking;
+- ``watch``: inotify (listings to redo, configuration values kept across ticks);
+- ``listing``: directory listings and their generations;
+- ``load``: reading files into columns, the per-tick hot loop;
+- ``derived``: the derived-metric kernels (average, rates, protection, effective swap);
+- ``sysfiles``: /proc/meminfo, vmstat, swaps, swappiness, the root's PSI;
+- ``problems``: outcome counters and the queue of read problems;
+- ``parse.pxd``: the file parsers, inline, following oomd 0.5.0's rules exactly
+  (``src/oomd/util/Fs.cpp``); where oomd aborts or has undefined behaviour on a malformed
+  file, the value is marked invalid and the row's status says ``malformed`` instead.
 
 Syscall economy: directory fds stay open for the life of a row; file fds are kept open and
 re-read with ``pread(fd, 0)`` when ``cache_files`` is set (files that are never replaced, as on
@@ -19,24 +30,12 @@ directory fd, ``read``, ``close``.
 import numpy as np
 cimport numpy as cnp
 
+from libc.stdlib cimport calloc, free, malloc
+
 from oomd._reader cimport derived
-
-from libc.errno cimport ENOENT, ENODEV, ERANGE
-from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcmp, memcpy, memset, strcmp, strlen
-
 from oomd._reader.parse cimport (
-    count_lines, cstr_end, find_key_line, iostat_line, line_end, memstat_lookup,
-    meminfo_line, parse_events, parse_first_line_ll, parse_high_tmp, parse_limit,
-    parse_memstat, parse_psi, parse_stoll, psi_upstream_line, split_tokens, tok_eq,
-    vmstat_line)
-from oomd._reader.syscalls cimport (
-    EMFILE, ENFILE, ENOSPC, ENOTSUP, EOPNOTSUPP, ESTALE, F_OK, FNM_PERIOD, IN_ATTRIB, IN_CLOEXEC,
-    IN_CREATE, IN_DELETE, IN_DELETE_SELF, IN_IGNORED, IN_MODIFY, IN_MOVE_SELF, IN_MOVED_FROM,
-    IN_MOVED_TO, IN_NONBLOCK, IN_ONLYDIR, IN_Q_OVERFLOW, O_CLOEXEC, O_DIRECTORY, O_NONBLOCK,
-    O_RDONLY, SEEK_SET, c_close, c_faccessat, c_fgetxattr, c_flistxattr, c_fnmatch, c_fstat,
-    c_fstatfs, c_getdents64, c_inotify_add_watch, c_inotify_init1, c_inotify_rm_watch, c_lseek,
-    c_open, c_openat, c_pread, c_read, errno, inotify_event, set_errno, stat, statfs)
+    line_end, meminfo_line, psi_upstream_line, split_tokens, vmstat_line)
+from oomd._reader.syscalls cimport FNM_PERIOD, c_fnmatch
 
 from oomd._reader.baseline import RawFds, RawPaths, raw_read_loop  # noqa: F401 (bench)
 
@@ -60,9 +59,7 @@ STAT_KEYS = (
 STATUS_NAMES = ("ok", "malformed", "unreadable", "vanished")
 ERROR_NAMES = ("ok", "malformed", "unreadable", "vanished", "missing")
 
-cdef size_t MAX_FILE_BYTES = 1 << 24   # 16 MiB: far beyond any cgroup control file
-
-# Exported constants (the Python side names them; values come from _fastcg.pxd).
+# Exported constants (the Python side names them; values come from oomd/_reader/defs.pxd).
 K = dict(current=K_CURRENT, min=K_MIN, low=K_LOW, high=K_HIGH, high_tmp=K_HIGH_TMP, max=K_MAX,
          swap_cur=K_SWAP_CUR, swap_max=K_SWAP_MAX, mem_psi=K_MEM_PSI, io_psi=K_IO_PSI,
          mem_stat=K_MEM_STAT, io_stat=K_IO_STAT, events=K_EVENTS, cg_stat=K_CG_STAT,
@@ -166,7 +163,9 @@ def default_watch_budget():
 
 
 cdef class Reader:
-    """Rows of open cgroup directories and their per-tick columns."""
+    """Rows of open cgroup directories and their per-tick columns: the Python API over the
+    reader's parts (their C fields are in _fastcg.pxd), each call handed to the part that
+    owns it, in C."""
 
     def __init__(self, bytes cgroup_fs, bytes proc_root, *, int fd_budget, cache_files=None,
                  devices=(), ssd_coeffs=(0, 0, 0, 0, 0, 0), hdd_coeffs=(0, 0, 0, 0, 0, 0),

@@ -1,7 +1,7 @@
 # Constants and plain structs shared by the reader's Cython modules (see oomd/_fastcg.pyx and
 # docs/design.md, "Reading"). No code: every module of the reader cimports this one.
 
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 # File kinds: one bit each in `loaded`, one fd slot each (except K_XATTR, read via the dir fd).
 cdef enum:
