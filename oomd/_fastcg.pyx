@@ -193,8 +193,8 @@ cdef class Reader:
         self.watch = Watcher(self.t, keep_config=keep_config, watch_budget=(
             default_watch_budget() if watch_budget is None else watch_budget))
         self.lister = Lister(self.t, self.watch)
-        self.loader = Loader(self.t, self.watch, self.sysf, self.problems)
-        self.loader.set_devices(devices, ssd_coeffs, hdd_coeffs)
+        self.loader = Loader(self.t, self.watch, self.sysf, self.problems, devices, ssd_coeffs,
+                             hdd_coeffs)
 
     def set_devices(self, devices, ssd_coeffs, hdd_coeffs):
         """devices: iterable of (major, minor, is_hdd); coefficients: 6 floats each (read_iops,

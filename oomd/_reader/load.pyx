@@ -36,7 +36,8 @@ cdef class Loader:
         self.dev_minor = NULL
         self.dev_hdd = NULL
 
-    def __init__(self, RowTable t, Watcher watch, SystemFiles sysf, ProblemLog problems):
+    def __init__(self, RowTable t, Watcher watch, SystemFiles sysf, ProblemLog problems,
+                 devices, ssd_coeffs, hdd_coeffs):
         self.t = t
         self.watch = watch
         self.sysf = sysf
@@ -47,7 +48,7 @@ cdef class Loader:
         if self.buf == NULL:
             raise MemoryError()
         self.n_reads = self.n_preads = self.n_opens = 0
-        self.set_devices((), (0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0))
+        self.set_devices(devices, ssd_coeffs, hdd_coeffs)
 
     def __dealloc__(self):
         free(self.buf)
@@ -279,7 +280,8 @@ cdef class Loader:
                     vbits = (<uint64_t>1) << V_SWAP_CUR
             else:
                 self.problems.note(row, kind, ST_MALFORMED, 0)
-        elif kind == K_MIN or kind == K_LOW or kind == K_HIGH or kind == K_MAX or kind == K_SWAP_MAX:
+        elif kind == K_MIN or kind == K_LOW or kind == K_HIGH or kind == K_MAX \
+                or kind == K_SWAP_MAX:
             if parse_limit(s, e, &v) == 0:
                 if kind == K_MIN:
                     self.t.mem_min[row] = v
