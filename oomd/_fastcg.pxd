@@ -1,6 +1,8 @@
 # The per-tick cgroupfs reader's face (see _fastcg.pyx): the Reader holds the parts of
 # oomd/_reader. Constants and structs are in oomd/_reader/defs.pxd.
 
+from libc.stdint cimport int32_t
+
 from oomd._reader.defs cimport *
 from oomd._reader.listing cimport Lister
 from oomd._reader.load cimport Loader
@@ -18,3 +20,5 @@ cdef class Reader:
     cdef Lister lister               # directory listings and their generations
     cdef ProblemLog problems         # outcome counters, the queue of read problems
     cdef SystemFiles sysf            # /proc files (meminfo, vmstat, swaps, root PSI)
+
+    cdef int _rawprot(self, const int32_t* rows, Py_ssize_t n) except -1

@@ -498,13 +498,15 @@ cdef class Reader:
 
     def compute_rawprot(self, const int32_t[::1] rows):
         """R(c) = min(current, max(memory.min, memory.low)); invalid unless all three are."""
-        cdef Py_ssize_t n = rows.shape[0]
-        if n == 0:
-            return
-        self.watch.watch_rows(&rows[0], n, (1u << K_MIN) | (1u << K_LOW))
+        if rows.shape[0]:
+            self._rawprot(&rows[0], rows.shape[0])
+
+    cdef int _rawprot(self, const int32_t* rows, Py_ssize_t n) except -1:
+        self.watch.watch_rows(rows, n, (1u << K_MIN) | (1u << K_LOW))
         with nogil:
-            self.loader.load_rows(&rows[0], n, (1u << K_CURRENT) | (1u << K_MIN) | (1u << K_LOW))
-            derived.rawprot(&self.t.c, &rows[0], n)
+            self.loader.load_rows(rows, n, (1u << K_CURRENT) | (1u << K_MIN) | (1u << K_LOW))
+            derived.rawprot(&self.t.c, rows, n)
+        return 0
 
     def compute_protection(self, const int32_t[::1] order, const int32_t[::1] sib_rows,
                            const int32_t[::1] sib_parent):
@@ -519,9 +521,9 @@ cdef class Reader:
             raise MemoryError()
         try:
             if ns:
-                self.compute_rawprot(sib_rows)
+                self._rawprot(&sib_rows[0], ns)
             if n:
-                self.compute_rawprot(order)
+                self._rawprot(&order[0], n)
             with nogil:
                 for i in range(n):
                     r = order[i]         # a root still to compute: its protection is current

@@ -22,16 +22,16 @@ cdef class Watcher:
     cdef int start(self, bint cache_files) except -1
     cdef void close(self) noexcept
     cdef int add(self, int r, int kind) except -2
-    cdef void _set_wd(self, int r, int kind, int w)
-    cdef void unwatch(self, int r, int kind)
-    cdef void unwatch_row(self, int r)
+    cdef void _set_wd(self, int r, int kind, int w) noexcept nogil
+    cdef void unwatch(self, int r, int kind) noexcept nogil
+    cdef void unwatch_row(self, int r) noexcept nogil
     cdef bint keepable(self, int row, int kind) noexcept nogil
     cdef void keep_value(self, int row, int kind) noexcept nogil
     cdef void invalidate(self, int row, uint32_t kinds) noexcept nogil
     cdef int _event_kind(self, const char* name) noexcept nogil
     cdef int poll(self) except -1
     cdef int _child_named(self, int p, const char* name) noexcept nogil
-    cdef void _invalidate_family(self, int r)
+    cdef void _invalidate_family(self, int r) noexcept nogil
     cdef int watch_rows(self, const int32_t* rows, Py_ssize_t n, uint32_t kinds) except -1
     cdef int _wmap_resize(self, int cap) noexcept
     cdef int _wmap_slot(self, int32_t key) noexcept nogil

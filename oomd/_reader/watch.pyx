@@ -134,13 +134,13 @@ cdef class Watcher:
             self.t.dirty[r] = 1            # listed before it was watched: list it again
         return 1
 
-    cdef void _set_wd(self, int r, int kind, int w):
+    cdef void _set_wd(self, int r, int kind, int w) noexcept nogil:
         if kind == WATCH_DIR:
             self.t.wd[r] = w
         else:
             self.t.fwd[r, kind] = w
 
-    cdef void unwatch(self, int r, int kind):
+    cdef void unwatch(self, int r, int kind) noexcept nogil:
         """Release row r's watch of `kind` (WATCH_DIR or a file kind)."""
         cdef int w = self.t.wd[r] if kind == WATCH_DIR else self.t.fwd[r, kind]
         if w >= 0 and self._wmap_get(w) == (r << 5) | kind:
@@ -150,7 +150,7 @@ cdef class Watcher:
             self.watch_full = False
         self._set_wd(r, kind, WD_NONE)
 
-    cdef void unwatch_row(self, int r):
+    cdef void unwatch_row(self, int r) noexcept nogil:
         """Release every watch of row r (it is being closed)."""
         cdef int k
         self.unwatch(r, WATCH_DIR)
@@ -296,7 +296,7 @@ cdef class Watcher:
                 return r
         return -1
 
-    cdef void _invalidate_family(self, int r):
+    cdef void _invalidate_family(self, int r) noexcept nogil:
         """Drop the kept values of row r and of its children."""
         cdef int k
         self.invalidate(r, CONFIG_KINDS)
