@@ -13,12 +13,11 @@ as gone. Past the budget, any leaf parks after use (a transient fd instead of a 
 import numpy as np
 cimport numpy as cnp
 
+from libc.errno cimport ENOENT
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, strlen
 
 from oomd._reader.defs cimport *
-from libc.errno cimport ENOENT
-
 from oomd._reader.syscalls cimport (
     EMFILE, ENFILE, F_OK, O_CLOEXEC, O_DIRECTORY, O_RDONLY, c_close, c_faccessat,
     c_fstat, c_fstatfs, c_open, c_openat, errno, stat, statfs)
