@@ -93,7 +93,7 @@ cdef class RowTable:
     cdef int _alloc(self, int cap) except -1
     cdef void _bind(self)
     cdef int new_row(self) except -1
-    cdef int open_root_dir(self, bytes cgroup_fs) noexcept
+    cdef int open_root_dir(self, bytes cgroup_fs) except? -1
     cdef int open_child(self, int parent_row, bytes name) except? -1
     cdef int setup_row(self, int fd, int parent_row, int depth, bytes name) except? -1
     cdef int close_row(self, int r) except -1

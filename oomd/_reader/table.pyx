@@ -237,7 +237,7 @@ cdef class RowTable:
 
     # ---- rows -------------------------------------------------------------------------------
 
-    cdef int open_root_dir(self, bytes cgroup_fs) noexcept:
+    cdef int open_root_dir(self, bytes cgroup_fs) except? -1:
         """Open cgroup-fs itself (the caller makes it a row with setup_row) and learn its
         filesystem: on cgroup2, file fds are cached unless the Reader was told otherwise.
         Returns the fd, or -errno."""
