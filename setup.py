@@ -1,6 +1,7 @@
-"""Build the one compiled module, oomd._fastcg (see pyproject.toml for metadata).
+"""Build the compiled modules: oomd._fastcg, the reader's face, and the modules of oomd/_reader
+that it cimports (see docs/design.md, "Reading"; pyproject.toml holds the metadata).
 
-Set PYOOMD_ANNOTATE=1 to get Cython's HTML annotation next to the .pyx, and
+Set PYOOMD_ANNOTATE=1 to get Cython's HTML annotation next to each .pyx, and
 PYOOMD_DEBUG=1 to build without optimisation and with bounds checks.
 """
 
@@ -21,14 +22,20 @@ directives = {
     "embedsignature": True,
 }
 
+# Every compiled module: the face first, then oomd/_reader/<name>.pyx.
+MODULES = ["oomd._fastcg"] + [f"oomd._reader.{name}" for name in (
+    "baseline", "derived", "listing", "load", "problems", "sysfiles", "table", "watch",
+)]
+
 extensions = [
     Extension(
-        "oomd._fastcg",
-        ["oomd/_fastcg.pyx"],
+        name,
+        [name.replace(".", "/") + ".pyx"],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("_GNU_SOURCE", "1")],
         extra_compile_args=["-O0", "-g"] if DEBUG else ["-O2"],
     )
+    for name in MODULES
 ]
 
 setup(

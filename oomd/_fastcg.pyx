@@ -6,9 +6,20 @@ for every counter oomd reads. ``load(rows, kinds)`` reads and parses the request
 rows in one nogil loop; the ``compute_*`` methods derive oomd's temporal and hierarchical metrics
 over the arrays. Python (``oomd.context``) owns path names, pattern resolution and policy.
 
-Parsers follow oomd 0.5.0's rules exactly (``src/oomd/util/Fs.cpp``); where oomd aborts or has
-undefined behaviour on a malformed file, the value is marked invalid and the row's status says
-``malformed`` instead.
+This module is the reader's face: the Python API (``Reader``, the constants, the pure parsers
+the Python side uses) over the Cython modules of ``oomd/_reader`` that do the work, each
+cimported, so that a tick's loops run in C from end to end (docs/design.md, "Reading"):
+
+- ``table``: the rows, the numpy columns, the fds they hold, the fd budget and parking;
+- ``watch``: inotify (listings to redo, configuration values kept across ticks);
+- ``listing``: directory listings and their generations;
+- ``load``: reading files into columns, the per-tick hot loop;
+- ``derived``: the derived-metric kernels (average, rates, protection, effective swap);
+- ``sysfiles``: /proc/meminfo, vmstat, swaps, swappiness, the root's PSI;
+- ``problems``: outcome counters and the queue of read problems;
+- ``parse.pxd``: the file parsers, inline, following oomd 0.5.0's rules exactly
+  (``src/oomd/util/Fs.cpp``); where oomd aborts or has undefined behaviour on a malformed
+  file, the value is marked invalid and the row's status says ``malformed`` instead.
 
 Syscall economy: directory fds stay open for the life of a row; file fds are kept open and
 re-read with ``pread(fd, 0)`` when ``cache_files`` is set (files that are never replaced, as on
@@ -19,87 +30,16 @@ directory fd, ``read``, ``close``.
 import numpy as np
 cimport numpy as cnp
 
-from libc.errno cimport ENOENT, ENODEV, ERANGE
-from libc.math cimport HUGE_VALF
-from libc.stdint cimport INT64_MAX, INT64_MIN, UINT64_MAX
-from libc.stdlib cimport calloc, free, malloc, realloc, strtof
-from libc.string cimport memchr, memcmp, memcpy, memset, strcmp, strlen
+from libc.stdlib cimport calloc, free, malloc
+
+from oomd._reader cimport derived
+from oomd._reader.parse cimport (
+    line_end, meminfo_line, psi_upstream_line, split_tokens, vmstat_line)
+from oomd._reader.syscalls cimport FNM_PERIOD, c_fnmatch
+
+from oomd._reader.baseline import RawFds, RawPaths, raw_read_loop  # noqa: F401 (bench)
 
 cnp.import_array()
-
-
-cdef extern from "<fcntl.h>" nogil:
-    int c_openat "openat"(int dirfd, const char* path, int flags, ...)
-    int c_open "open"(const char* path, int flags, ...)
-    int O_RDONLY, O_DIRECTORY, O_CLOEXEC, O_NONBLOCK
-
-cdef extern from "<unistd.h>" nogil:
-    ssize_t c_pread "pread"(int fd, void* buf, size_t n, long off)
-    ssize_t c_read "read"(int fd, void* buf, size_t n)
-    int c_close "close"(int fd)
-    long c_lseek "lseek"(int fd, long off, int whence)
-    int c_faccessat "faccessat"(int dirfd, const char* path, int mode, int flags)
-    int F_OK, SEEK_SET
-
-cdef extern from "<dirent.h>" nogil:
-    ssize_t c_getdents64 "getdents64"(int fd, void* buf, size_t n)
-
-cdef extern from "<sys/xattr.h>" nogil:
-    ssize_t c_flistxattr "flistxattr"(int fd, char* lst, size_t size)
-    ssize_t c_fgetxattr "fgetxattr"(int fd, const char* name, void* value, size_t size)
-
-cdef extern from "<sys/stat.h>" nogil:
-    cdef struct stat:
-        unsigned long st_ino
-        unsigned int st_mode
-        unsigned long st_nlink
-    int c_fstat "fstat"(int fd, stat* st)
-
-cdef extern from "<sys/vfs.h>" nogil:
-    cdef struct statfs:
-        long f_type
-    int c_fstatfs "fstatfs"(int fd, statfs* st)
-
-cdef extern from "<sys/inotify.h>" nogil:
-    int c_inotify_init1 "inotify_init1"(int flags)
-    int c_inotify_add_watch "inotify_add_watch"(int fd, const char* path, uint32_t mask)
-    int c_inotify_rm_watch "inotify_rm_watch"(int fd, int wd)
-    int IN_NONBLOCK, IN_CLOEXEC, IN_CREATE, IN_DELETE, IN_MOVED_FROM, IN_MOVED_TO
-    int IN_DELETE_SELF, IN_MOVE_SELF, IN_ONLYDIR, IN_Q_OVERFLOW, IN_IGNORED, IN_MODIFY, IN_ATTRIB
-    cdef struct inotify_event:
-        int wd
-        uint32_t mask
-        uint32_t cookie
-        uint32_t len
-
-cdef extern from "<fnmatch.h>" nogil:
-    int c_fnmatch "fnmatch"(const char* pattern, const char* name, int flags)
-    int FNM_PERIOD
-
-cdef extern from * nogil:
-    """
-    #ifndef ENODATA
-    #define ENODATA 61
-    #endif
-    #ifndef ESTALE
-    #define ESTALE 116
-    #endif
-    #ifndef EOPNOTSUPP
-    #define EOPNOTSUPP 95
-    #endif
-    #ifndef ENOTSUP
-    #define ENOTSUP EOPNOTSUPP
-    #endif
-    #include <errno.h>
-    #include <stdint.h>
-    static inline int pyoomd_errno(void) { return errno; }
-    static inline void pyoomd_set_errno(int e) { errno = e; }
-    #define PYOOMD_I64MAX_U ((uint64_t)INT64_MAX)
-    """
-    int ENODATA, ESTALE, EOPNOTSUPP, ENOTSUP, EMFILE, ENFILE, ENOSPC
-    int errno "pyoomd_errno"()
-    void set_errno "pyoomd_set_errno"(int e)
-    uint64_t I64MAX_U "PYOOMD_I64MAX_U"
 
 
 CGROUP2_SUPER_MAGIC = 0x63677270
@@ -119,21 +59,7 @@ STAT_KEYS = (
 STATUS_NAMES = ("ok", "malformed", "unreadable", "vanished")
 ERROR_NAMES = ("ok", "malformed", "unreadable", "vanished", "missing")
 
-cdef size_t MAX_FILE_BYTES = 1 << 24   # 16 MiB: far beyond any cgroup control file
-cdef const char* CFILE[15]
-CFILE[:] = [b"memory.current", b"memory.min", b"memory.low", b"memory.high", b"memory.high.tmp",
-            b"memory.max", b"memory.swap.current", b"memory.swap.max", b"memory.pressure",
-            b"io.pressure", b"memory.stat", b"io.stat", b"cgroup.events", b"cgroup.stat",
-            b"memory.oom.group"]
-cdef const char* CSTAT[12]
-CSTAT[:] = [b"anon", b"file", b"shmem", b"pgscan", b"active_file", b"inactive_file",
-            b"active_anon", b"inactive_anon", b"workingset_refault_anon",
-            b"workingset_refault_file", b"workingset_refault", b"pgsteal"]
-cdef size_t CSTATLEN[12]
-for _i in range(12):
-    CSTATLEN[_i] = strlen(CSTAT[_i])
-
-# Exported constants (the Python side names them; values come from _fastcg.pxd).
+# Exported constants (the Python side names them; values come from oomd/_reader/defs.pxd).
 K = dict(current=K_CURRENT, min=K_MIN, low=K_LOW, high=K_HIGH, high_tmp=K_HIGH_TMP, max=K_MAX,
          swap_cur=K_SWAP_CUR, swap_max=K_SWAP_MAX, mem_psi=K_MEM_PSI, io_psi=K_IO_PSI,
          mem_stat=K_MEM_STAT, io_stat=K_IO_STAT, events=K_EVENTS, cg_stat=K_CG_STAT,
@@ -156,576 +82,6 @@ ST_VANISHED_ = ST_VANISHED
 SYS = dict(meminfo=SYS_MEMINFO, vmstat=SYS_VMSTAT, swaps=SYS_SWAPS, swappiness=SYS_SWAPPINESS,
            psi_mem=SYS_PSI_MEM, psi_io=SYS_PSI_IO, all=SYS_ALL)
 NFILE_ = NFILE
-
-
-# ---------------------------------------------------------------------------------------------
-# C++-compatible number parsing on byte ranges [s, e)
-
-cdef inline bint is_space(char c) noexcept nogil:
-    return c == b' ' or c == b'\t' or c == b'\n' or c == b'\v' or c == b'\f' or c == b'\r'
-
-
-cdef inline bint is_digit(char c) noexcept nogil:
-    return 48 <= c <= 57
-
-
-cdef int parse_stoll(const char* s, const char* e, int64_t* out) noexcept nogil:
-    """std::stoll: leading whitespace, sign, decimal digits, trailing garbage ignored.
-    0 ok, -1 no digits, -2 out of range."""
-    cdef bint neg = False
-    cdef uint64_t acc = 0
-    cdef uint64_t lim
-    cdef int d
-    cdef bint over = False
-    while s < e and is_space(s[0]):
-        s += 1
-    if s < e and (s[0] == b'+' or s[0] == b'-'):
-        neg = s[0] == b'-'
-        s += 1
-    if s >= e or not is_digit(s[0]):
-        return -1
-    lim = I64MAX_U
-    if neg:
-        lim += 1
-    while s < e and is_digit(s[0]):
-        d = s[0] - 48
-        if acc > (lim - d) // 10:
-            over = True
-        else:
-            acc = acc * 10 + d
-        s += 1
-    if over:
-        return -2
-    out[0] = <int64_t>(0 - acc) if neg else <int64_t>acc
-    return 0
-
-
-cdef int parse_stoull(const char* s, const char* e, uint64_t* out) noexcept nogil:
-    """std::stoull / strtoull base 10: a leading '-' negates modulo 2^64."""
-    cdef bint neg = False
-    cdef uint64_t acc = 0
-    cdef int d
-    while s < e and is_space(s[0]):
-        s += 1
-    if s < e and (s[0] == b'+' or s[0] == b'-'):
-        neg = s[0] == b'-'
-        s += 1
-    if s >= e or not is_digit(s[0]):
-        return -1
-    while s < e and is_digit(s[0]):
-        d = s[0] - 48
-        if acc > (UINT64_MAX - d) // 10:
-            return -2
-        acc = acc * 10 + d
-        s += 1
-    out[0] = (0 - acc) if neg else acc
-    return 0
-
-
-cdef int scan_ulong(const char** ps, const char* e, uint64_t* out) noexcept nogil:
-    """scanf %lu: whitespace, sign, digits; overflow saturates (glibc stores ULONG_MAX)."""
-    cdef const char* s = ps[0]
-    cdef bint neg = False
-    cdef bint over = False
-    cdef uint64_t acc = 0
-    cdef int d
-    while s < e and is_space(s[0]):
-        s += 1
-    if s < e and (s[0] == b'+' or s[0] == b'-'):
-        neg = s[0] == b'-'
-        s += 1
-    if s >= e or not is_digit(s[0]):
-        return -1
-    while s < e and is_digit(s[0]):
-        d = s[0] - 48
-        if not over and acc > (UINT64_MAX - d) // 10:
-            over = True
-        elif not over:
-            acc = acc * 10 + d
-        s += 1
-    ps[0] = s
-    if over:
-        out[0] = UINT64_MAX
-    else:
-        out[0] = (0 - acc) if neg else acc
-    return 0
-
-
-cdef int scan_long(const char** ps, const char* e, int64_t* out) noexcept nogil:
-    """scanf %ld / %d: whitespace, sign, digits; overflow saturates like strtol."""
-    cdef const char* s = ps[0]
-    cdef bint neg = False
-    cdef bint over = False
-    cdef uint64_t acc = 0
-    cdef uint64_t lim
-    cdef int d
-    while s < e and is_space(s[0]):
-        s += 1
-    if s < e and (s[0] == b'+' or s[0] == b'-'):
-        neg = s[0] == b'-'
-        s += 1
-    if s >= e or not is_digit(s[0]):
-        return -1
-    lim = I64MAX_U
-    if neg:
-        lim += 1
-    while s < e and is_digit(s[0]):
-        d = s[0] - 48
-        if not over and acc > (lim - d) // 10:
-            over = True
-        elif not over:
-            acc = acc * 10 + d
-        s += 1
-    ps[0] = s
-    if over:
-        out[0] = INT64_MIN if neg else INT64_MAX
-    else:
-        out[0] = <int64_t>(0 - acc) if neg else <int64_t>acc
-    return 0
-
-
-cdef double POW10[9]
-POW10[:] = [1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0, 10000000.0, 100000000.0]
-
-
-cdef int parse_stof(const char* s, const char* e, float* out) noexcept nogil:
-    """std::stof on the token [s, e). Fast path for plain decimals as the kernel prints them
-    ("12.34"): n / 10^k in double is correctly rounded, and with at most 15 digits and 8
-    decimals rounding that double to float gives the same float as strtof. Otherwise strtof on
-    a NUL-terminated copy; ERANGE is an error, as in std::stof."""
-    cdef const char* p = s
-    cdef uint64_t n = 0
-    cdef int nd = 0
-    cdef int nf = 0
-    cdef char tmp[128]
-    cdef char* heap = NULL
-    cdef char* t
-    cdef char* end
-    cdef size_t L
-    cdef float v
-    while p < e and is_digit(p[0]):
-        n = n * 10 + <uint64_t>(p[0] - 48)
-        nd += 1
-        p += 1
-        if nd > 15:
-            break
-    if nd > 0 and nd <= 15:
-        if p < e and p[0] == b'.':
-            p += 1
-            while p < e and is_digit(p[0]) and nd <= 15 and nf <= 8:
-                n = n * 10 + <uint64_t>(p[0] - 48)
-                nd += 1
-                nf += 1
-                p += 1
-        if nd <= 15 and nf <= 8 and (p >= e or not (is_digit(p[0]) or p[0] == b'e'
-                                                    or p[0] == b'E' or p[0] == b'x'
-                                                    or p[0] == b'X')):
-            out[0] = <float>(<double>n / POW10[nf])
-            return 0
-    L = <size_t>(e - s)
-    if L < sizeof(tmp):
-        t = tmp
-    else:
-        heap = <char*>malloc(L + 1)
-        if heap == NULL:
-            return -1
-        t = heap
-    memcpy(t, s, L)
-    t[L] = 0
-    set_errno(0)
-    v = strtof(t, &end)
-    cdef int rc = 0
-    if end == t:
-        rc = -1
-    elif errno() == ERANGE:
-        rc = -2
-    else:
-        out[0] = v
-    if heap != NULL:
-        free(heap)
-    return rc
-
-
-# ---------------------------------------------------------------------------------------------
-# Lines and tokens (std::getline / Util::split semantics)
-
-cdef inline const char* line_end(const char* s, const char* e) noexcept nogil:
-    cdef const char* p = <const char*>memchr(s, b'\n', <size_t>(e - s))
-    return p if p != NULL else e
-
-
-cdef const char* find_key_line(const char* s, const char* e, const char* key) noexcept nogil:
-    """Start of the first line that begins with `key`, or NULL."""
-    cdef size_t L = strlen(key)
-    cdef const char* p = s
-    while p + L <= e:
-        if memcmp(p, key, L) == 0:
-            return p
-        p = <const char*>memchr(p, b'\n', <size_t>(e - p))
-        if p == NULL:
-            return NULL
-        p += 1
-    return NULL
-
-
-cdef int count_lines(const char* s, const char* e) noexcept nogil:
-    """Number of lines getline yields: a final newline does not start an empty line."""
-    cdef int n = 0
-    while s < e:
-        s = line_end(s, e) + 1
-        n += 1
-    return n
-
-
-cdef inline const char* cstr_end(const char* s, const char* e) noexcept nogil:
-    """Where a C function reading line.c_str() stops: the first NUL, else e."""
-    cdef const char* p = <const char*>memchr(s, 0, <size_t>(e - s))
-    return p if p != NULL else e
-
-
-cdef int split_tokens(const char* s, const char* e, char delim, const char** ts,
-                      const char** te, int maxtok) noexcept nogil:
-    """Util::split: pieces between `delim`, empty pieces dropped. Returns the number of
-    pieces (may exceed maxtok; only the first maxtok are stored)."""
-    cdef int n = 0
-    cdef const char* p
-    while s < e:
-        p = <const char*>memchr(s, delim, <size_t>(e - s))
-        if p == NULL:
-            p = e
-        if p > s:
-            if n < maxtok:
-                ts[n] = s
-                te[n] = p
-            n += 1
-        s = p + 1
-    return n
-
-
-cdef inline bint tok_eq(const char* s, const char* e, const char* lit) noexcept nogil:
-    cdef size_t L = strlen(lit)
-    return <size_t>(e - s) == L and memcmp(s, lit, L) == 0
-
-
-# ---------------------------------------------------------------------------------------------
-# File-format parsers. Each returns 0 on success, -1 when the content is malformed.
-
-cdef int parse_first_line_ll(const char* s, const char* e, int64_t* out) noexcept nogil:
-    """memory.current, memory.swap.current: std::stoll of the first line."""
-    if s >= e:
-        return -1                    # empty file: oomd dereferences lines[0] of nothing
-    cdef const char* le = line_end(s, e)
-    return 0 if parse_stoll(s, cstr_end(s, le), out) == 0 else -1
-
-
-cdef int parse_limit(const char* s, const char* e, int64_t* out) noexcept nogil:
-    """memory.min/low/high/max, memory.swap.max: exactly one line, "max" or a number."""
-    if count_lines(s, e) != 1:
-        return -1
-    cdef const char* le = line_end(s, e)
-    if tok_eq(s, le, b"max"):
-        out[0] = INT64_MAX
-        return 0
-    return 0 if parse_stoll(s, cstr_end(s, le), out) == 0 else -1
-
-
-cdef int parse_high_tmp(const char* s, const char* e, int64_t* out) noexcept nogil:
-    """memory.high.tmp: one line of exactly two space-separated tokens, "max"/number first."""
-    cdef const char* ts[2]
-    cdef const char* te[2]
-    if count_lines(s, e) != 1:
-        return -1
-    cdef const char* le = line_end(s, e)
-    if split_tokens(s, le, b' ', ts, te, 2) != 2:
-        return -1
-    if tok_eq(ts[0], te[0], b"max"):
-        out[0] = INT64_MAX
-        return 0
-    return 0 if parse_stoll(ts[0], cstr_end(ts[0], te[0]), out) == 0 else -1
-
-
-cdef int psi_kv(const char* s, const char* e, const char* key, const char** vs,
-                const char** ve) noexcept nogil:
-    """Split a token on '=' (empty pieces dropped): the first piece must be `key` and a second
-    piece must exist (oomd indexes [1] without checking: undefined, here malformed)."""
-    cdef const char* ps[2]
-    cdef const char* pe[2]
-    cdef int n = split_tokens(s, e, b'=', ps, pe, 2)
-    if n < 1 or not tok_eq(ps[0], pe[0], key) or n < 2:
-        return -1
-    vs[0] = ps[1]
-    ve[0] = pe[1]
-    return 0
-
-
-cdef int psi_upstream_line(const char* s, const char* e, const char* label, float* avgs,
-                           uint64_t* total) noexcept nogil:
-    """'<label> avg10=a avg60=b avg300=c total=t' (extra tokens ignored)."""
-    cdef const char* ts[5]
-    cdef const char* te[5]
-    cdef const char* vs
-    cdef const char* ve
-    if split_tokens(s, e, b' ', ts, te, 5) < 5:
-        return -1
-    if not tok_eq(ts[0], te[0], label):
-        return -1
-    if psi_kv(ts[1], te[1], b"avg10", &vs, &ve) != 0 or parse_stof(vs, ve, &avgs[0]) != 0:
-        return -1
-    if psi_kv(ts[2], te[2], b"avg60", &vs, &ve) != 0 or parse_stof(vs, ve, &avgs[1]) != 0:
-        return -1
-    if psi_kv(ts[3], te[3], b"avg300", &vs, &ve) != 0 or parse_stof(vs, ve, &avgs[2]) != 0:
-        return -1
-    if psi_kv(ts[4], te[4], b"total", &vs, &ve) != 0:
-        return -1
-    if parse_stoull(vs, cstr_end(vs, ve), total) != 0:
-        return -1
-    return 0
-
-
-cdef int psi_legacy_line(const char* s, const char* e, const char* label,
-                         float* avgs) noexcept nogil:
-    """'<label> a b c' of the experimental format (no total)."""
-    cdef const char* ts[4]
-    cdef const char* te[4]
-    if split_tokens(s, e, b' ', ts, te, 4) < 4:
-        return -1
-    if not tok_eq(ts[0], te[0], label):
-        return -1
-    cdef int i
-    for i in range(3):
-        if parse_stof(ts[i + 1], te[i + 1], &avgs[i]) != 0:
-            return -1
-    return 0
-
-
-cdef inline int scan_lit(const char** ps, const char* e, const char* lit) noexcept nogil:
-    """A run of ordinary characters in a scanf format: each must match exactly."""
-    cdef const char* s = ps[0]
-    while lit[0] != 0:
-        if s >= e or s[0] != lit[0]:
-            return -1
-        s += 1
-        lit += 1
-    ps[0] = s
-    return 0
-
-
-cdef inline void scan_ws(const char** ps, const char* e) noexcept nogil:
-    while ps[0] < e and is_space(ps[0][0]):
-        ps[0] += 1
-
-
-cdef inline int psi_fast_num(const char** ps, const char* e, float* out) noexcept nogil:
-    """'<digits>.<two digits>' exactly as the kernel prints an average."""
-    cdef const char* p = ps[0]
-    cdef uint64_t n = 0
-    cdef int nd = 0
-    while p < e and is_digit(p[0]) and nd < 10:
-        n = n * 10 + <uint64_t>(p[0] - 48)
-        p += 1
-        nd += 1
-    if nd == 0 or p + 3 > e or p[0] != b'.' or not is_digit(p[1]) or not is_digit(p[2]):
-        return -1
-    n = n * 100 + <uint64_t>((p[1] - 48) * 10 + (p[2] - 48))
-    out[0] = <float>(<double>n / 100.0)
-    ps[0] = p + 3
-    return 0
-
-
-cdef inline int psi_fast_line(const char** ps, const char* e, const char* label, float* avgs,
-                              uint64_t* total) noexcept nogil:
-    cdef const char* p = ps[0]
-    cdef uint64_t t = 0
-    cdef int nd = 0
-    if scan_lit(&p, e, label) != 0 or scan_lit(&p, e, b" avg10=") != 0 \
-            or psi_fast_num(&p, e, &avgs[0]) != 0 or scan_lit(&p, e, b" avg60=") != 0 \
-            or psi_fast_num(&p, e, &avgs[1]) != 0 or scan_lit(&p, e, b" avg300=") != 0 \
-            or psi_fast_num(&p, e, &avgs[2]) != 0 or scan_lit(&p, e, b" total=") != 0:
-        return -1
-    while p < e and is_digit(p[0]) and nd < 19:
-        t = t * 10 + <uint64_t>(p[0] - 48)
-        p += 1
-        nd += 1
-    if nd == 0 or p >= e or p[0] != b'\n':
-        return -1
-    total[0] = t
-    ps[0] = p + 1
-    return 0
-
-
-cdef int parse_psi(const char* s, const char* e, float* some, float* full, uint64_t* some_t,
-                   uint64_t* full_t) noexcept nogil:
-    """A PSI file. Returns a bitmask: 1 some avgs, 2 full avgs, 4 some total, 8 full total;
-    -1 when the format is not recognised at all. The kernel's exact output takes a fast path
-    that gives the same values as the general parser below."""
-    cdef const char* q = s
-    if psi_fast_line(&q, e, b"some", some, some_t) == 0 and \
-            psi_fast_line(&q, e, b"full", full, full_t) == 0 and q == e:
-        return 1 | 2 | 4 | 8
-    cdef const char* l0 = s
-    cdef const char* l0e
-    cdef const char* l1
-    cdef const char* l1e
-    cdef const char* l2
-    cdef const char* l2e
-    cdef int n = count_lines(s, e)
-    cdef int got = 0
-    if n == 0:
-        return -1
-    l0e = line_end(l0, e)
-    if n >= 2 and (l0e - l0) >= 4 and memcmp(l0, b"some", 4) == 0:
-        l1 = l0e + 1
-        l1e = line_end(l1, e)
-        if psi_upstream_line(l0, l0e, b"some", some, some_t) == 0:
-            got |= 1 | 4
-        if psi_upstream_line(l1, l1e, b"full", full, full_t) == 0:
-            got |= 2 | 8
-        return got
-    if n >= 3 and (l0e - l0) >= 4 and memcmp(l0, b"aggr", 4) == 0:
-        l1 = l0e + 1
-        l1e = line_end(l1, e)
-        l2 = l1e + 1
-        l2e = line_end(l2, e)
-        if psi_legacy_line(l1, l1e, b"some", some) == 0:
-            got |= 1
-        if psi_legacy_line(l2, l2e, b"full", full) == 0:
-            got |= 2
-        return got
-    return -1
-
-
-cdef int memstat_line(const char* s, const char* e, const char** ks, const char** ke,
-                      uint64_t* val) noexcept nogil:
-    """sscanf(line, "%255s %lu") == 2."""
-    e = cstr_end(s, e)
-    while s < e and is_space(s[0]):
-        s += 1
-    if s >= e:
-        return -1
-    ks[0] = s
-    while s < e and not is_space(s[0]) and s - ks[0] < 255:
-        s += 1
-    ke[0] = s
-    return scan_ulong(&s, e, val)
-
-
-cdef uint32_t parse_memstat(const char* s, const char* e, int64_t* vals) noexcept nogil:
-    """memory.stat: the keys of CSTAT found (bitmask), values into vals[NSTAT]."""
-    cdef uint32_t have = 0
-    cdef const char* le
-    cdef const char* ks
-    cdef const char* ke
-    cdef uint64_t v
-    cdef size_t L
-    cdef int i
-    while s < e:
-        le = line_end(s, e)
-        if memstat_line(s, le, &ks, &ke, &v) == 0:
-            L = <size_t>(ke - ks)
-            for i in range(NSTAT):
-                if L == CSTATLEN[i] and memcmp(ks, CSTAT[i], L) == 0:
-                    vals[i] = <int64_t>v
-                    have |= 1u << i
-                    break
-        s = le + 1
-    return have
-
-
-cdef int memstat_lookup(const char* s, const char* e, const char* key, int64_t* out) noexcept nogil:
-    """Value of one key of a memory.stat-like file; 0 found, -1 absent."""
-    cdef const char* le
-    cdef const char* ks
-    cdef const char* ke
-    cdef uint64_t v
-    cdef int found = -1
-    while s < e:
-        le = line_end(s, e)
-        if memstat_line(s, le, &ks, &ke, &v) == 0 and tok_eq(ks, ke, key):
-            out[0] = <int64_t>v
-            found = 0
-        s = le + 1
-    return found
-
-
-cdef int iostat_line(const char* s, const char* e, int* major, int* minor,
-                     int64_t* f) noexcept nogil:
-    """sscanf("%d:%d rbytes=%ld wbytes=%ld rios=%ld wios=%ld dbytes=%ld dios=%ld") == 8;
-    f = [rbytes, wbytes, rios, wios, dbytes, dios]."""
-    cdef int64_t a
-    cdef int i
-    cdef const char* names[6]
-    names[0] = b"rbytes="
-    names[1] = b"wbytes="
-    names[2] = b"rios="
-    names[3] = b"wios="
-    names[4] = b"dbytes="
-    names[5] = b"dios="
-    e = cstr_end(s, e)
-    if scan_long(&s, e, &a) != 0:
-        return -1
-    major[0] = <int>a
-    if scan_lit(&s, e, b":") != 0 or scan_long(&s, e, &a) != 0:
-        return -1
-    minor[0] = <int>a
-    for i in range(6):
-        scan_ws(&s, e)
-        if scan_lit(&s, e, names[i]) != 0 or scan_long(&s, e, &f[i]) != 0:
-            return -1
-    return 0
-
-
-cdef int parse_events(const char* s, const char* e, uint8_t* out) noexcept nogil:
-    """cgroup.events: the first line that splits into exactly `populated` + value decides."""
-    cdef const char* ts[2]
-    cdef const char* te[2]
-    cdef const char* le
-    while s < e:
-        le = line_end(s, e)
-        if split_tokens(s, le, b' ', ts, te, 2) == 2 and tok_eq(ts[0], te[0], b"populated"):
-            if tok_eq(ts[1], te[1], b"1"):
-                out[0] = 1
-                return 0
-            if tok_eq(ts[1], te[1], b"0"):
-                out[0] = 0
-                return 0
-            return -1
-        s = le + 1
-    return -1
-
-
-cdef int meminfo_line(const char* s, const char* e, const char** ks, const char** ke,
-                      uint64_t* val) noexcept nogil:
-    """sscanf(line, "%255[^:]:%*[ \\t]%lu%*s") == 2."""
-    e = cstr_end(s, e)
-    ks[0] = s
-    while s < e and s[0] != b':' and s - ks[0] < 255:
-        s += 1
-    if s == ks[0]:
-        return -1
-    ke[0] = s
-    if s >= e or s[0] != b':':
-        return -1
-    s += 1
-    if s >= e or not (s[0] == b' ' or s[0] == b'\t'):
-        return -1
-    while s < e and (s[0] == b' ' or s[0] == b'\t'):
-        s += 1
-    return scan_ulong(&s, e, val)
-
-
-cdef int vmstat_line(const char* s, const char* e, const char** ks, const char** ke,
-                     int64_t* val) noexcept nogil:
-    """'key value': key up to the first space, value up to the next (std::stoll)."""
-    cdef const char* sp = <const char*>memchr(s, b' ', <size_t>(e - s))
-    cdef const char* ve
-    if sp == NULL:
-        return -1
-    ks[0] = s
-    ke[0] = sp
-    ve = <const char*>memchr(sp + 1, b' ', <size_t>(e - sp - 1))
-    if ve == NULL:
-        ve = e
-    return 0 if parse_stoll(sp + 1, cstr_end(sp + 1, ve), val) == 0 else -1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -796,47 +152,6 @@ def fnmatch_name(bytes pattern, bytes name):
 # ---------------------------------------------------------------------------------------------
 # The reader
 
-cdef void zero_dirent_padding(char* p, ssize_t n) noexcept nogil:
-    """getdents64 writes each name and its NUL but not the record's alignment padding: clear
-    it so that two listings of an unchanged directory compare equal byte for byte."""
-    cdef char* e = p + n
-    cdef unsigned short reclen
-    cdef size_t L
-    while p + 19 < e:
-        memcpy(&reclen, p + 16, 2)
-        if reclen < 20 or p + reclen > e:
-            return
-        L = strlen(p + 19)
-        if 19 + L + 1 < reclen:
-            memset(p + 19 + L + 1, 0, reclen - (19 + L + 1))
-        p += reclen
-
-
-cdef int64_t I64MAX = INT64_MAX
-
-
-cdef inline uint64_t kept_valid_bits(uint32_t k) noexcept nogil:
-    """The `valid` bits of the values behind the kept kinds `k` (CONFIG_KINDS bits)."""
-    cdef uint64_t v = 0
-    if (k >> K_MIN) & 1:
-        v |= (<uint64_t>1) << V_MIN
-    if (k >> K_LOW) & 1:
-        v |= (<uint64_t>1) << V_LOW
-    if (k >> K_HIGH) & 1:
-        v |= (<uint64_t>1) << V_HIGH
-    if (k >> K_HIGH_TMP) & 1:
-        v |= (<uint64_t>1) << V_HIGH_TMP
-    if (k >> K_MAX) & 1:
-        v |= (<uint64_t>1) << V_MAX
-    if (k >> K_SWAP_MAX) & 1:
-        v |= (<uint64_t>1) << V_SWAP_MAX
-    if (k >> K_OOM_GROUP) & 1:
-        v |= (<uint64_t>1) << V_OOM_GROUP
-    if (k >> K_XATTR) & 1:
-        v |= (<uint64_t>1) << V_KILL_PREF
-    return v
-
-
 def default_watch_budget():
     """Half of /proc/sys/fs/inotify/max_user_watches (the limit is shared by every process of
     the user, root's included: leave the other half to them); 0 if it cannot be read."""
@@ -848,23 +163,9 @@ def default_watch_budget():
 
 
 cdef class Reader:
-    """Rows of open cgroup directories and their per-tick columns."""
-
-    def __cinit__(self):
-        self.buf = NULL
-        self.dbuf = NULL
-        self.lst = NULL
-        self.lstlen = NULL
-        self.rname = NULL
-        self.plog = NULL
-        self.dev_major = NULL
-        self.dev_minor = NULL
-        self.dev_hdd = NULL
-        self.meminfo_raw = NULL
-        self.vmstat_raw = NULL
-        self.wmap_keys = NULL
-        self.wmap_vals = NULL
-        self.wmap_cap = 0
+    """Rows of open cgroup directories and their per-tick columns: the Python API over the
+    reader's parts (their C fields are in _fastcg.pxd), each call handed to the part that
+    owns it, in C."""
 
     def __init__(self, bytes cgroup_fs, bytes proc_root, *, int fd_budget, cache_files=None,
                  devices=(), ssd_coeffs=(0, 0, 0, 0, 0, 0), hdd_coeffs=(0, 0, 0, 0, 0, 0),
@@ -876,28 +177,8 @@ cdef class Reader:
         file_names: {kind name: file name} read instead of the kernel's name for that kind
         (tests on hosts whose cgroup2 lacks the memory controller)."""
         self.cgroup_fs = cgroup_fs
-        self.proc_root = proc_root
-        self.fd_budget = fd_budget
-        self.capacity = 0
-        self.nrows = 0
-        self.root_row = -1
-        self.tick = 0
-        self.open_fds = 0
-        self.cacheable = 0
-        self.is_cgroup2 = False
-        self._cache_arg = cache_files
-        self.cache_files = bool(cache_files)
-        self._keep_arg = keep_config
-        self.cache_row = True
-        self.keep_config = False
-        self.watch_budget = default_watch_budget() if watch_budget is None else watch_budget
-        self.n_watches = 0
-        self.watch_full = False
-        self.n_watch_refused = 0
-        self.n_invalidations = 0
-        self._fname_refs = []
-        for k in range(NFILE):
-            self.fname[k] = CFILE[k]
+        self.sysf = SystemFiles(proc_root)
+        names = {}
         for name, fn in (file_names or {}).items():
             k = K[name]
             if k >= NFILE:
@@ -905,531 +186,207 @@ cdef class Reader:
             fn = bytes(fn)
             if not fn or b"/" in fn or b"\0" in fn:
                 raise ValueError(f"bad file name {fn!r} for {name!r}")
-            self._fname_refs.append(fn)
-            self.fname[k] = <const char*>fn
-        for k in range(NFILE):
-            self.fnamelen[k] = strlen(self.fname[k])
-        self._free = []
-        self.cols = {}
-        self.ino_fd = -1
-        self.wmap_cap = 0
-        self.wmap_used = 0
-        self.wmap_n = 0
-        if self._wmap_resize(64) != 0:
-            raise MemoryError()
-        self.n_events = 0
-        self.n_overflows = 0
-        self.bufcap = 65536
-        self.buf = <char*>malloc(self.bufcap)
-        self.dbufcap = 65536
-        self.dbuf = <char*>malloc(self.dbufcap)
-        self.plog = <PendingLog*>malloc(256 * sizeof(PendingLog))
-        if self.buf == NULL or self.dbuf == NULL or self.plog == NULL:
-            raise MemoryError()
-        self.nplog = 0
-        self.plog_dropped = 0
-        self.n_fd_exhausted = 0
-        for i in range(NERR):
-            for j in range(NKIND):
-                self.counts[i][j] = 0
-        self.n_reads = self.n_preads = self.n_opens = self.n_listings = self.n_alive_checks = 0
-        self.set_devices(devices, ssd_coeffs, hdd_coeffs)
-        self.nsysprob = 0
-        self.sys_have = 0
-        self.set_proc_paths()
-        self._alloc(max(capacity, 16))
-
-    def __dealloc__(self):
-        cdef int r, k
-        if self.ino_fd >= 0:
-            c_close(self.ino_fd)
-        if self.capacity > 0 and self.lst != NULL:
-            for r in range(self.capacity):
-                if self.live[r]:
-                    for k in range(NFILE):
-                        if self.ffd[r, k] >= 0:
-                            c_close(self.ffd[r, k])
-                    if self.dirfd[r] >= 0:
-                        c_close(self.dirfd[r])
-                if self.lst[r] != NULL:
-                    free(self.lst[r])
-                if self.rname[r] != NULL:
-                    free(self.rname[r])
-        free(self.lst)
-        free(self.rname)
-        free(self.lstlen)
-        free(self.buf)
-        free(self.dbuf)
-        free(self.plog)
-        free(self.dev_major)
-        free(self.dev_minor)
-        free(self.dev_hdd)
-        free(self.meminfo_raw)
-        free(self.vmstat_raw)
-        free(self.wmap_keys)
-        free(self.wmap_vals)
+            names[k] = fn
+        self.t = RowTable(fd_budget=fd_budget, cache_files=cache_files, file_names=names,
+                          capacity=capacity)
+        self.problems = ProblemLog(self.t)
+        self.watch = Watcher(self.t, keep_config=keep_config, watch_budget=(
+            default_watch_budget() if watch_budget is None else watch_budget))
+        self.lister = Lister(self.t, self.watch)
+        self.loader = Loader(self.t, self.watch, self.sysf, self.problems, devices, ssd_coeffs,
+                             hdd_coeffs)
 
     def set_devices(self, devices, ssd_coeffs, hdd_coeffs):
         """devices: iterable of (major, minor, is_hdd); coefficients: 6 floats each (read_iops,
         readbw, write_iops, writebw, trim_iops, trimbw)."""
-        devices = list(devices)
-        free(self.dev_major)
-        free(self.dev_minor)
-        free(self.dev_hdd)
-        self.ndev = len(devices)
-        self.dev_major = <int*>malloc(max(1, self.ndev) * sizeof(int))
-        self.dev_minor = <int*>malloc(max(1, self.ndev) * sizeof(int))
-        self.dev_hdd = <uint8_t*>malloc(max(1, self.ndev))
-        for i, (ma, mi, hdd) in enumerate(devices):
-            self.dev_major[i] = ma
-            self.dev_minor[i] = mi
-            self.dev_hdd[i] = 1 if hdd else 0
-        ssd_coeffs = list(ssd_coeffs)
-        hdd_coeffs = list(hdd_coeffs)
-        if len(ssd_coeffs) != 6 or len(hdd_coeffs) != 6:
-            raise ValueError("io cost coefficients need 6 values each")
-        for i in range(6):
-            self.ssd[i] = ssd_coeffs[i]
-            self.hdd[i] = hdd_coeffs[i]
+        self.loader.set_devices(devices, ssd_coeffs, hdd_coeffs)
 
-    # ---- storage ----------------------------------------------------------------------------
+    # ---- the row table (oomd._reader.table) -------------------------------------------------
 
-    def _alloc(self, int cap):
-        old = self.cols
-        oldcap = self.capacity
-        spec = {
-            "dirfd": (np.int32, ()), "live": (np.uint8, ()), "nkids": (np.int32, ()),
-            "parent": (np.int32, ()), "depth": (np.int32, ()),
-            "ffd": (np.int32, (NFILE,)), "cgid": (np.uint64, ()), "valid": (np.uint64, ()),
-            "loaded": (np.uint32, ()), "logged": (np.uint32, ()), "status": (np.uint8, ()),
-            "alive_checked": (np.uint8, ()), "scanned": (np.int64, ()), "gen": (np.uint32, ()),
-            "wd": (np.int32, ()), "dirty": (np.uint8, ()), "keep": (np.uint32, ()),
-            "fwd": (np.int32, (NFILE,)), "dirty_attr": (np.uint8, ()),
-            "current": (np.int64, ()), "memory_min": (np.int64, ()), "memory_low": (np.int64, ()),
-            "memory_high": (np.int64, ()), "memory_high_tmp": (np.int64, ()),
-            "memory_max": (np.int64, ()), "swap_current": (np.int64, ()),
-            "swap_max": (np.int64, ()), "mem_some": (np.float32, (3,)),
-            "mem_full": (np.float32, (3,)), "io_some": (np.float32, (3,)),
-            "io_full": (np.float32, (3,)), "psi_total": (np.int64, (4,)),
-            "memory_stat": (np.int64, (NSTAT,)), "populated": (np.uint8, ()),
-            "nr_dying_descendants": (np.int64, ()), "oom_group": (np.uint8, ()),
-            "kill_preference": (np.int8, ()), "average_usage": (np.int64, ()),
-            "arch_avg": (np.int64, ()), "io_cost_cumulative": (np.float64, ()),
-            "arch_iocost": (np.float64, ()), "io_cost_rate": (np.float64, ()),
-            "pg_scan_cumulative": (np.int64, ()), "arch_pgscan": (np.int64, ()),
-            "pg_scan_rate": (np.int64, ()), "archived": (np.uint8, ()),
-            "raw_protection": (np.int64, ()), "memory_protection": (np.int64, ()),
-            "effective_swap_max": (np.int64, ()), "effective_swap_free": (np.int64, ()),
-            "effective_swap_util_pct": (np.float64, ()),
-        }
-        new = {}
-        for name, (dt, shape) in spec.items():
-            a = np.zeros((cap,) + shape, dtype=dt)
-            if name in ("dirfd", "ffd", "parent", "wd", "fwd"):
-                a.fill(-1)
-            if oldcap:
-                a[:oldcap] = old[name]
-            new[name] = a
-        self.cols = new
-        cdef char** nl = <char**>realloc(self.lst, cap * sizeof(char*))
-        if nl == NULL:
-            raise MemoryError()
-        self.lst = nl
-        cdef size_t* nll = <size_t*>realloc(self.lstlen, cap * sizeof(size_t))
-        if nll == NULL:
-            raise MemoryError()
-        self.lstlen = nll
-        cdef char** nn = <char**>realloc(self.rname, cap * sizeof(char*))
-        if nn == NULL:
-            raise MemoryError()
-        self.rname = nn
-        for r in range(oldcap, cap):
-            self.lst[r] = NULL
-            self.lstlen[r] = 0
-            self.rname[r] = NULL
-        self._free.extend(range(cap - 1, oldcap - 1, -1))
-        self.capacity = cap
-        self._bind()
+    @property
+    def capacity(self):
+        return self.t.capacity
 
-    cdef void _bind(self):
-        c = self.cols
-        self.dirfd = c["dirfd"]
-        self.live = c["live"]
-        self.nkids = c["nkids"]
-        self.parent = c["parent"]
-        self.depth = c["depth"]
-        self.ffd = c["ffd"]
-        self.cgid = c["cgid"]
-        self.valid = c["valid"]
-        self.loaded = c["loaded"]
-        self.logged = c["logged"]
-        self.status = c["status"]
-        self.alive_checked = c["alive_checked"]
-        self.scanned = c["scanned"]
-        self.gen = c["gen"]
-        self.wd = c["wd"]
-        self.dirty = c["dirty"]
-        self.keep = c["keep"]
-        self.fwd = c["fwd"]
-        self.dirty_attr = c["dirty_attr"]
-        self.current = c["current"]
-        self.mem_min = c["memory_min"]
-        self.mem_low = c["memory_low"]
-        self.mem_high = c["memory_high"]
-        self.mem_high_tmp = c["memory_high_tmp"]
-        self.mem_max = c["memory_max"]
-        self.swap_cur = c["swap_current"]
-        self.swap_max = c["swap_max"]
-        self.mem_some = c["mem_some"]
-        self.mem_full = c["mem_full"]
-        self.io_some = c["io_some"]
-        self.io_full = c["io_full"]
-        self.psi_total = c["psi_total"]
-        self.mstat = c["memory_stat"]
-        self.populated = c["populated"]
-        self.dying = c["nr_dying_descendants"]
-        self.oom_group = c["oom_group"]
-        self.kill_pref = c["kill_preference"]
-        self.avg = c["average_usage"]
-        self.arch_avg = c["arch_avg"]
-        self.iocost = c["io_cost_cumulative"]
-        self.arch_iocost = c["arch_iocost"]
-        self.iorate = c["io_cost_rate"]
-        self.pgscan = c["pg_scan_cumulative"]
-        self.arch_pgscan = c["arch_pgscan"]
-        self.pgrate = c["pg_scan_rate"]
-        self.archived = c["archived"]
-        self.rawprot = c["raw_protection"]
-        self.prot = c["memory_protection"]
-        self.eswap_max = c["effective_swap_max"]
-        self.eswap_free = c["effective_swap_free"]
-        self.eswap_util = c["effective_swap_util_pct"]
+    @property
+    def nrows(self):
+        return self.t.nrows
 
-    cdef int _grow(self) except -1:
-        self._alloc(self.capacity * 2)
-        return 0
+    @property
+    def root_row(self):
+        """-1 while cgroup-fs cannot be opened."""
+        return self.t.root_row
 
-    cdef int _new_row(self) except -1:
-        if not self._free:
-            self._grow()
-        cdef int r = self._free.pop()
-        self.nrows += 1
-        return r
+    @property
+    def tick(self):
+        return self.t.tick
+
+    @property
+    def cols(self):
+        """Columns, indexed by row; rebuilt when capacity grows."""
+        return self.t.cols
+
+    @property
+    def cache_files(self):
+        return self.t.cache_files
+
+    @property
+    def is_cgroup2(self):
+        return self.t.is_cgroup2
+
+    @property
+    def fd_budget(self):
+        return self.t.fd_budget
+
+    @property
+    def open_fds(self):
+        """Directory + cached file fds held."""
+        return self.t.open_fds
+
+    @property
+    def fd_tight(self):
+        """The budget refused a cache last tick: leaves park."""
+        return self.t.fd_tight
+
+    @property
+    def cacheable(self):
+        """File kinds whose fds may be kept (the monitored ones)."""
+        return self.t.cacheable
+
+    @cacheable.setter
+    def cacheable(self, uint32_t kinds):
+        self.t.cacheable = kinds
+
+    @property
+    def n_parks(self):
+        return self.t.n_parks
+
+    @property
+    def n_unparks(self):
+        return self.t.n_unparks
+
+    # ---- inotify (oomd._reader.watch) ------------------------------------------------------
+
+    @property
+    def ino_fd(self):
+        return self.watch.ino_fd
+
+    @property
+    def keep_config(self):
+        """Configuration values of watched rows are kept across ticks."""
+        return self.watch.keep_config
+
+    @property
+    def watch_budget(self):
+        """Most inotify watches held."""
+        return self.watch.watch_budget
+
+    @property
+    def n_watches(self):
+        return self.watch.n_watches
+
+    @property
+    def watch_full(self):
+        """The budget or the kernel refused a watch; retried when one frees."""
+        return self.watch.watch_full
+
+    @property
+    def n_watch_refused(self):
+        return self.watch.n_watch_refused
+
+    @property
+    def n_invalidations(self):
+        """Kept values dropped by an event."""
+        return self.watch.n_invalidations
+
+    @property
+    def n_events(self):
+        return self.watch.n_events
+
+    @property
+    def n_overflows(self):
+        return self.watch.n_overflows
 
     # ---- rows -------------------------------------------------------------------------------
 
     def open_root(self):
         """Open cgroup-fs itself as a row. Returns the row, or -errno."""
-        cdef int fd = c_open(self.cgroup_fs, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        cdef int fd = self.t.open_root_dir(self.cgroup_fs)
         if fd < 0:
-            return -errno()
-        cdef statfs sfs
-        if c_fstatfs(fd, &sfs) == 0:
-            self.is_cgroup2 = (<unsigned long>sfs.f_type & 0xffffffff) == CGROUP2_SUPER_MAGIC
-        if self._cache_arg is None:
-            self.cache_files = self.is_cgroup2
-        if self.cache_files and self.ino_fd < 0:
-            self.ino_fd = c_inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
-        self.keep_config = self.ino_fd >= 0 and (
-            self.cache_files if self._keep_arg is None else bool(self._keep_arg))
-        cdef int r = self._setup_row(fd, -1, 0, b"")
+            return fd
+        self.watch.start(self.t.cache_files)
+        cdef int r = self.t.setup_row(fd, -1, 0, b"")
         if r < 0:
             return r
-        self.root_row = r
+        self.t.root_row = r
         return r
 
     def open_child(self, int parent_row, bytes name):
         """Open directory `name` below the parent row. Returns the new row, or -errno (EMFILE
         or ENFILE: out of fds, which says nothing about the directory). At the fd budget,
         leaves whose per-tick files are all cached are parked first, to make room."""
-        cdef int pfd = self._dfd(parent_row)
-        cdef const char* cname = name
-        cdef int fd
-        if pfd < 0:
-            return -self.dfd_err
-        if self.open_fds >= self.fd_budget:
-            with nogil:
-                self._make_room()
-        with nogil:
-            fd = c_openat(pfd, cname, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd < 0:
-            return -errno()
-        return self._setup_row(fd, parent_row, self.depth[parent_row] + 1, name)
-
-    def _setup_row(self, int fd, int parent_row, int depth, bytes name):
-        cdef stat st
-        if c_fstat(fd, &st) != 0:
-            e = errno()
-            c_close(fd)
-            return -e
-        cdef int r = self._new_row()
-        cdef int k
-        cdef char* nm = <char*>malloc(len(name) + 1)
-        if nm == NULL:
-            c_close(fd)
-            self.close_row(r)
-            raise MemoryError()
-        memcpy(nm, <const char*>name, len(name))
-        nm[len(name)] = 0
-        if self.rname[r] != NULL:
-            free(self.rname[r])
-        self.rname[r] = nm
-        self.dirfd[r] = fd
-        self.live[r] = 1
-        self.nkids[r] = 0
-        if parent_row >= 0:
-            self.nkids[parent_row] += 1
-        self.open_fds += 1
-        self.parent[r] = parent_row
-        self.depth[r] = depth
-        self.cgid[r] = st.st_ino
-        for k in range(NFILE):
-            self.ffd[r, k] = -1
-        self.valid[r] = 0
-        self.loaded[r] = 0
-        self.logged[r] = 0
-        self.status[r] = ST_OK
-        self.alive_checked[r] = 0
-        self.scanned[r] = -1
-        self.gen[r] = 0
-        self.wd[r] = WD_NONE
-        for k in range(NFILE):
-            self.fwd[r, k] = WD_NONE
-        self.dirty[r] = 0
-        self.keep[r] = 0
-        self.archived[r] = 0
-        self.avg[r] = 0
-        if self.lst[r] != NULL:
-            free(self.lst[r])
-            self.lst[r] = NULL
-        self.lstlen[r] = 0
-        return r
+        return self.t.open_child(parent_row, name)
 
     def close_row(self, int r):
         """Close the row's fds and free its slot."""
-        cdef int k
-        if not self.live[r]:
+        if not self.t.live[r]:
             return
-        for k in range(NFILE):
-            if self.ffd[r, k] >= 0:
-                c_close(self.ffd[r, k])
-                self.ffd[r, k] = -1
-                self.open_fds -= 1
-        self._unwatch(r, WATCH_DIR)
-        for k in range(NFILE):
-            self._unwatch(r, k)
-        self.keep[r] = 0
-        if self.dirfd[r] >= 0:
-            c_close(self.dirfd[r])
-            self.open_fds -= 1
-        self.dirfd[r] = -1
-        self.live[r] = 0
-        if self.parent[r] >= 0 and self.live[self.parent[r]]:
-            self.nkids[self.parent[r]] -= 1
-        self.parent[r] = -1
-        if self.rname[r] != NULL:
-            free(self.rname[r])
-            self.rname[r] = NULL
-        if self.lst[r] != NULL:
-            free(self.lst[r])
-            self.lst[r] = NULL
-        self.lstlen[r] = 0
-        self.status[r] = ST_VANISHED
-        self.valid[r] = 0
-        if r == self.root_row:
-            self.root_row = -1
-        self.nrows -= 1
-        self._free.append(r)
+        self.watch.unwatch_row(r)
+        self.t.close_row(r)
 
     def close(self):
         """Close every row and the inotify fd (the reader stays usable: rows can be opened
         again)."""
         cdef int r
-        for r in range(self.capacity):
-            if self.live[r]:
+        for r in range(self.t.capacity):
+            if self.t.live[r]:
                 self.close_row(r)
-        if self.ino_fd >= 0:
-            c_close(self.ino_fd)
-            self.ino_fd = -1
-        for r in range(self.wmap_cap):
-            self.wmap_keys[r] = -1
-        self.wmap_used = 0
-        self.wmap_n = 0
-        self.n_watches = 0
-        self.watch_full = False
+        self.watch.close()
 
     def set_parent(self, int r, int p):
         """Re-link a row (-2: detached, its parent was evicted)."""
-        cdef int old = self.parent[r]
-        if old >= 0 and self.live[old]:
-            self.nkids[old] -= 1
-        if p >= 0:
-            self.nkids[p] += 1
-        self.parent[r] = p
-        self._invalidate(r, CONFIG_KINDS)    # kept only under a watched parent
+        self.t.set_parent(r, p)
+        self.watch.invalidate(r, CONFIG_KINDS)    # kept only under a watched parent
 
     def dirfd_of(self, int r):
         """The row's directory fd, re-opened if it was parked (-1 if it is gone)."""
-        return self._dfd(r)
-
-    # ---- parking: under a tight fd budget a leaf whose per-tick files all have cached fds
-    # gives up its directory fd; it is re-opened (and its inode checked) when needed.
-
-    cdef int _dfd(self, int r) noexcept nogil:
-        cdef int pfd, fd
-        cdef stat st
-        if self.dirfd[r] >= 0:
-            return self.dirfd[r]
-        self.dfd_err = ENOENT
-        if not self.live[r] or self.parent[r] < 0 or self.rname[r] == NULL:
-            return -1
-        pfd = self._dfd(self.parent[r])
-        if pfd < 0:
-            return -1
-        fd = c_openat(pfd, self.rname[r], O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd < 0:
-            self.dfd_err = errno()   # EMFILE/ENFILE: out of fds, not gone
-            return -1
-        if c_fstat(fd, &st) != 0 or st.st_ino != self.cgid[r]:
-            c_close(fd)              # a different directory now has this name
-            self.dfd_err = ENOENT
-            return -1
-        self.dirfd[r] = fd
-        self.open_fds += 1
-        self.n_unparks += 1
-        return fd
-
-    cdef bint _parkable(self, int r) noexcept nogil:
-        cdef int k
-        cdef uint32_t need
-        if not self.fd_tight or not self.cache_files or r == self.root_row \
-                or self.nkids[r] != 0 or self.dirfd[r] < 0:
-            return False
-        # kept configuration values are read through the directory only after an event
-        need = self.cacheable & self.loaded[r] & ~self.keep[r] & ((1u << NFILE) - 1)
-        if need == 0:
-            return False
-        for k in range(NFILE):
-            if (need >> k) & 1 and self.ffd[r, k] < 0:
-                return False
-        return True
-
-    cdef bint _over_budget_leaf(self, int r) noexcept nogil:
-        """Past the budget, a leaf gives its directory fd back even though some of its files
-        are read through it (it is re-opened, and its inode checked, when next needed): a
-        transient fd per such row instead of one held per row, which would run the process
-        out of fds."""
-        return (self.open_fds > self.fd_budget and self.cache_files and r != self.root_row
-                and self.nkids[r] == 0 and self.dirfd[r] >= 0)
-
-    cdef void _park(self, int r) noexcept nogil:
-        c_close(self.dirfd[r])
-        self.dirfd[r] = -1
-        self.open_fds -= 1
-        self.n_parks += 1
-
-    cdef int _make_room(self) noexcept nogil:
-        """The budget is reached while rows are being opened: park every leaf that can be (the
-        budget is tight from now on). Scans the rows only if some were loaded with all their
-        files cached while the budget was not yet tight (the others parked right away)."""
-        cdef int r, n = 0
-        self.fd_tight = True
-        self.refused_now = True
-        if self.n_unparked_cached == 0:
-            return 0
-        self.n_unparked_cached = 0
-        for r in range(self.capacity):
-            if self.live[r] and self._parkable(r):
-                self._park(r)
-                n += 1
-        return n
+        return self.t.dfd(r)
 
     def close_file_fds(self, uint32_t kinds):
         """Close cached file fds of the given kinds in every row (e.g. after set_monitored)."""
-        cdef int r, k
-        for r in range(self.capacity):
-            if not self.live[r]:
-                continue
-            for k in range(NFILE):
-                if (kinds >> k) & 1 and self.ffd[r, k] >= 0:
-                    c_close(self.ffd[r, k])
-                    self.ffd[r, k] = -1
-                    self.open_fds -= 1
+        self.t.close_file_fds(kinds)
 
     # ---- the tick boundary ------------------------------------------------------------------
 
     def begin_tick(self):
         """Archive the temporal values computed last tick (reference §5.4), drop the cache."""
-        cdef int r
-        cdef uint64_t v
-        cdef uint32_t ld
-        cdef uint8_t a
-        self.tick += 1
-        self.sys_have = 0
-        self._ensure_sys(SYS_VMSTAT)
-        self.fd_tight = self.refused_now
-        self.refused_now = False
-        if self.ino_fd >= 0:
-            self.poll_watches()
+        self.t.tick += 1
+        self.sysf.begin_tick()
+        self.t.fd_tight = self.t.refused_now
+        self.t.refused_now = False
+        if self.watch.ino_fd >= 0:
+            self.watch.poll()
         with nogil:
-            for r in range(self.capacity):
-                if not self.live[r]:
-                    continue
-                v = self.valid[r]
-                ld = self.loaded[r]
-                a = 0
-                if (ld >> D_AVG) & 1 and (v >> V_AVG) & 1:
-                    a |= A_AVG
-                    self.arch_avg[r] = self.avg[r]
-                if (ld >> D_IOCOST) & 1 and (v >> V_IOCOST) & 1:
-                    a |= A_IOCOST
-                    self.arch_iocost[r] = self.iocost[r]
-                if (ld >> D_PGSCAN) & 1 and (v >> V_PGSCAN) & 1:
-                    a |= A_PGSCAN
-                    self.arch_pgscan[r] = self.pgscan[r]
-                self.archived[r] = a
-                ld = self.keep[r]
-                self.valid[r] = (v & kept_valid_bits(ld)) if ld else 0
-                self.loaded[r] = ld
-                self.status[r] = ST_OK
-                self.alive_checked[r] = 0
+            derived.start_tick(&self.t.c, self.t.capacity)
 
     def check_alive(self, const int32_t[::1] rows):
         """faccessat(dir, "cgroup.controllers") per row (oomd's eviction rule, §5.2).
         Returns a bool array: True = keep."""
-        cdef Py_ssize_t i, n = rows.shape[0]
+        cdef Py_ssize_t n = rows.shape[0]
         out = np.zeros(n, dtype=np.bool_)
         cdef uint8_t[::1] o = out.view(np.uint8)
-        cdef int r, fd
-        with nogil:
-            for i in range(n):
-                r = rows[i]
-                self.n_alive_checks += 1
-                fd = self._dfd(r)
-                if fd < 0:
-                    # out of fds says nothing about the cgroup: keep it
-                    o[i] = self.dfd_err == EMFILE or self.dfd_err == ENFILE
-                else:
-                    o[i] = c_faccessat(fd, b"cgroup.controllers", F_OK, 0) == 0
-                if self._parkable(r) or self._over_budget_leaf(r):
-                    self._park(r)
+        if n:
+            with nogil:
+                self.t.check_alive(&rows[0], n, &o[0])
         return out
 
     def unlisted_rows(self):
         """Live rows other than the root whose parent was not listed this tick (cache mode:
         the others' liveness comes from that listing), as int32."""
-        cdef int r, p, n = 0
-        out = np.empty(max(1, self.nrows), dtype=np.int32)
+        out = np.empty(max(1, self.t.nrows), dtype=np.int32)
         cdef int32_t[::1] o = out
+        cdef Py_ssize_t n
         with nogil:
-            for r in range(self.capacity):
-                if not self.live[r] or r == self.root_row:
-                    continue
-                p = self.parent[r]
-                if p >= 0 and self.scanned[p] == self.tick:
-                    continue
-                o[n] = r
-                n += 1
+            n = self.lister.unlisted(&o[0])
         return out[:n]
 
     def take_valid(self, const int32_t[::1] rows, uint64_t mask):
@@ -1439,7 +396,7 @@ cdef class Reader:
         cdef uint8_t[::1] o = out.view(np.uint8)
         with nogil:
             for i in range(n):
-                o[i] = (self.valid[rows[i]] & mask) == mask
+                o[i] = (self.t.valid[rows[i]] & mask) == mask
         return out
 
     def same_gens(self, const int32_t[::1] rows, const uint32_t[::1] gens):
@@ -1449,839 +406,47 @@ cdef class Reader:
         if gens.shape[0] != n:
             return False
         for i in range(n):
-            if self.gen[rows[i]] != gens[i]:
+            if self.t.gen[rows[i]] != gens[i]:
                 return False
         return True
 
     @property
     def pending(self):
         """Whether drain_logs()/drain_system_problems() have anything to report."""
-        return bool(self.nplog or self.plog_dropped or self.n_fd_exhausted or self.nsysprob)
+        return bool(self.problems.pending or self.sysf.nsysprob)
 
     # ---- directory listings -----------------------------------------------------------------
 
     def scan_dirs(self, const int32_t[::1] rows):
         """List each row's directory (once per tick) and compare with the previous listing.
         Returns the rows whose listing changed (their `gen` was bumped)."""
-        cdef Py_ssize_t i, n = rows.shape[0]
+        cdef Py_ssize_t n = rows.shape[0]
         changed = np.empty(n, dtype=np.int32)
         cdef int32_t[::1] ch = changed
-        cdef Py_ssize_t nch = 0
-        cdef int r, fd, w
-        cdef ssize_t got
-        cdef size_t tot
-        cdef char* nb
-        if self.ino_fd >= 0:
-            # watch a directory before its first listing, so no change can fall between
-            for i in range(n):
-                r = rows[i]
-                if self.live[r] and self.gen[r] == 0 and self.wd[r] < 0:
-                    self._add_watch(r, WATCH_DIR)
-        with nogil:
-            for i in range(n):
-                r = rows[i]
-                if self.scanned[r] == self.tick or not self.live[r]:
-                    continue
-                self.scanned[r] = self.tick
-                if self.wd[r] >= 0 and not self.dirty[r] and self.gen[r] != 0:
-                    continue             # watched and no event since the last listing
-                self.dirty[r] = 0
-                fd = self._dfd(r)
-                self.n_listings += 1
-                tot = 0
-                if fd < 0 or c_lseek(fd, 0, SEEK_SET) < 0:
-                    got = -1
-                else:
-                    while True:
-                        if self.dbufcap - tot < 32768:
-                            nb = <char*>realloc(self.dbuf, self.dbufcap * 2)
-                            if nb == NULL:
-                                got = -1
-                                break
-                            self.dbuf = nb
-                            self.dbufcap *= 2
-                        got = c_getdents64(fd, self.dbuf + tot, self.dbufcap - tot)
-                        if got <= 0:
-                            break
-                        zero_dirent_padding(self.dbuf + tot, got)
-                        tot += got
-                if got < 0:
-                    tot = 0          # an unreadable directory lists as empty
-                if self.gen[r] != 0 and tot == self.lstlen[r] and (
-                        tot == 0 or memcmp(self.lst[r], self.dbuf, tot) == 0):
-                    continue
-                nb = <char*>realloc(self.lst[r], tot if tot > 0 else 1)
-                if nb == NULL:
-                    continue
-                self.lst[r] = nb
-                memcpy(nb, self.dbuf, tot)
-                self.lstlen[r] = tot
-                self.gen[r] += 1
-                ch[nch] = r
-                nch += 1
-        return changed[:nch]
-
-    cdef int _add_watch(self, int r, int kind) except -2:
-        """Add an inotify watch for row r: its directory (kind WATCH_DIR) or one of its files.
-        Returns 1 if watched. Refusals by the budget or the kernel (ENOSPC: the user's
-        max_user_watches is used up) are retried once a watch has been released."""
-        cdef int w, fd, e, cur
-        cdef uint32_t mask
-        cdef bytes path
-        cur = self.wd[r] if kind == WATCH_DIR else self.fwd[r, kind]
-        if cur >= 0:
-            return 1
-        if self.ino_fd < 0 or cur == WD_SHARED or cur == WD_MISSING or (
-                cur == WD_REFUSED and self.watch_full):
-            return 0
-        if self.n_watches >= self.watch_budget:
-            self.watch_full = True
-            self._set_wd(r, kind, WD_REFUSED)
-            self.n_watch_refused += 1
-            return 0
-        fd = self._dfd(r)
-        if fd < 0:
-            return 0
-        if kind == WATCH_DIR:
-            path = b"/proc/self/fd/%d" % fd
-            mask = (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF
-                    | IN_MOVE_SELF | IN_ONLYDIR)
-            if self.keep_config:
-                # its own files' writes (IN_MODIFY + name), its own and its children's xattrs
-                # (IN_ATTRIB, + name for a child); this makes every read of a file of this
-                # directory take the kernel's slower fsnotify path, so leaves are not watched
-                # this way unless they are listed
-                mask |= IN_MODIFY | IN_ATTRIB
-        else:
-            path = b"/proc/self/fd/%d/%s" % (fd, <bytes>self.fname[kind])
-            mask = IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF
-        w = c_inotify_add_watch(self.ino_fd, path, mask)
-        if w < 0:
-            e = errno()
-            if e == ENOENT and kind != WATCH_DIR:
-                self._set_wd(r, kind, WD_MISSING)    # tried again once the file is read
-                return 0
-            if e == ENOSPC:
-                self.watch_full = True
-            self._set_wd(r, kind, WD_REFUSED)
-            self.n_watch_refused += 1
-            return 0
-        if self._wmap_get(w) >= 0:
-            self._set_wd(r, kind, WD_SHARED)   # the same inode as another row's (a symlink)
-            return 0
-        if self._wmap_put(w, (r << 5) | kind) != 0:
-            c_inotify_rm_watch(self.ino_fd, w)
-            raise MemoryError()
-        self._set_wd(r, kind, w)
-        self.n_watches += 1
-        if kind == WATCH_DIR and self.gen[r] != 0:
-            self.dirty[r] = 1            # listed before it was watched: list it again
-        return 1
-
-    cdef void _set_wd(self, int r, int kind, int w):
-        if kind == WATCH_DIR:
-            self.wd[r] = w
-        else:
-            self.fwd[r, kind] = w
-
-    cdef void _unwatch(self, int r, int kind):
-        """Release row r's watch of `kind` (WATCH_DIR or a file kind)."""
-        cdef int w = self.wd[r] if kind == WATCH_DIR else self.fwd[r, kind]
-        if w >= 0 and self._wmap_get(w) == (r << 5) | kind:
-            self._wmap_del(w)
-            c_inotify_rm_watch(self.ino_fd, w)
-            self.n_watches -= 1
-            self.watch_full = False
-        self._set_wd(r, kind, WD_NONE)
-
-    cdef bint _keepable(self, int row, int kind) noexcept nogil:
-        """Whether a change of this value would be reported: the parent directory is watched
-        (controller changes, and the row's xattrs as IN_ATTRIB + name) and, for a file, the
-        file itself or the row's own directory is watched."""
-        cdef int p
-        if not self.keep_config:
-            return False
-        p = self.parent[row]
-        if p < 0 or self.wd[p] < 0:
-            return False
-        return kind == K_XATTR or self.fwd[row, kind] >= 0 or self.wd[row] >= 0
-
-    cdef void _keep(self, int row, int kind) noexcept nogil:
-        """A configuration value read fine on a watched row: keep it until an event."""
-        self.keep[row] |= 1u << kind
-        if kind < NFILE and self.ffd[row, kind] >= 0:
-            c_close(self.ffd[row, kind])     # never pread again: re-read only after an event
-            self.ffd[row, kind] = -1
-            self.open_fds -= 1
-
-    cdef void _invalidate(self, int row, uint32_t kinds) noexcept nogil:
-        if self.keep[row] & kinds:
-            self.keep[row] &= ~kinds
-            self.n_invalidations += 1
-
-    cdef int _event_kind(self, const char* name) noexcept nogil:
-        """The configuration kind read from file `name`, -2 for a file whose write can make
-        the row's (or its children's) control files appear or vanish, else -1."""
-        cdef size_t L = strlen(name)
-        cdef int k
-        for k in range(NFILE):
-            if (CONFIG_KINDS >> k) & 1 and L == self.fnamelen[k] and \
-                    memcmp(name, self.fname[k], L) == 0:
-                return k
-        if (L == 22 and memcmp(name, b"cgroup.subtree_control", 22) == 0) or (
-                L == 11 and memcmp(name, b"cgroup.type", 11) == 0):
-            return -2
-        return -1
+        if n == 0:
+            return changed
+        return changed[:self.lister.scan(&rows[0], n, &ch[0])]
 
     def poll_watches(self):
-        """Drain inotify.
-
-        A directory watch: entries added, removed or moved mark the row's listing dirty; with
-        keep_config, an event naming one of its configuration files (a write, or a create,
-        delete or rename of that name) drops that kept value, IN_ATTRIB names a child whose
-        xattrs changed (or, without a name, the row's own), and a write to its
-        cgroup.subtree_control or cgroup.type drops every kept value of the row and its
-        children (controller files may come or go). A file watch: any event drops the value.
-        A queue overflow drops everything and marks every listing dirty.
-        Returns the number of events."""
-        cdef char buf[16384]
-        cdef ssize_t n
-        cdef size_t off
-        cdef inotify_event* ev
-        cdef int r, k, c, kind, count = 0, nscan = 0
-        cdef bint attr_all = False
-        cdef uint32_t m
-        cdef const char* name
-        cdef uint32_t structure = (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO
-                                   | IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)
-        while True:
-            n = c_read(self.ino_fd, buf, sizeof(buf))
-            if n <= 0:
-                break
-            off = 0
-            while off + sizeof(inotify_event) <= <size_t>n:
-                ev = <inotify_event*>(buf + off)
-                off += sizeof(inotify_event) + ev.len
-                count += 1
-                m = ev.mask
-                if m & IN_Q_OVERFLOW:
-                    self.n_overflows += 1
-                    for r in range(self.capacity):
-                        if self.live[r]:
-                            self.dirty[r] = 1
-                            self._invalidate(r, CONFIG_KINDS)
-                    continue
-                c = self._wmap_get(ev.wd)
-                if c < 0:
-                    continue
-                r = c >> 5
-                kind = c & 31
-                if kind != WATCH_DIR:
-                    self._invalidate(r, 1u << kind)
-                    if m & IN_IGNORED:
-                        self._wmap_del(ev.wd)
-                        self.fwd[r, kind] = WD_NONE
-                        self.n_watches -= 1
-                        self.watch_full = False
-                    continue
-                if m & structure:
-                    self.dirty[r] = 1
-                name = <char*>ev + sizeof(inotify_event)
-                if ev.len > 0 and name[0] != 0:
-                    k = self._event_kind(name)
-                    if k >= 0:
-                        self._invalidate(r, 1u << k)
-                    elif k == -2 and m & IN_MODIFY:
-                        self._invalidate_family(r)
-                    elif m & IN_ATTRIB:
-                        # a child's xattrs (or an entry's mode): find the child by name; past
-                        # 64 such events in one drain, every child of the row instead
-                        if nscan < 64:
-                            nscan += 1
-                            k = self._child_named(r, name)
-                            if k >= 0:
-                                self._invalidate(k, 1u << K_XATTR)
-                        else:
-                            self.dirty_attr[r] = 1
-                            attr_all = True
-                elif m & IN_ATTRIB:
-                    self._invalidate(r, 1u << K_XATTR)
-                if m & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED):
-                    self._invalidate_family(r)
-                if m & IN_IGNORED:
-                    self._wmap_del(ev.wd)
-                    self.wd[r] = WD_NONE
-                    self.n_watches -= 1
-                    self.watch_full = False
-        if attr_all:
-            for r in range(self.capacity):
-                if self.live[r] and self.parent[r] >= 0 and self.dirty_attr[self.parent[r]]:
-                    self._invalidate(r, 1u << K_XATTR)
-            for r in range(self.capacity):
-                self.dirty_attr[r] = 0
-        self.n_events += count
-        return count
-
-    cdef int _child_named(self, int p, const char* name) noexcept nogil:
-        """The live row below row p called `name`, or -1."""
-        cdef int r
-        for r in range(self.capacity):
-            if self.live[r] and self.parent[r] == p and self.rname[r] != NULL and \
-                    strcmp(self.rname[r], name) == 0:
-                return r
-        return -1
-
-    # ---- wd -> (row << 5 | kind): open addressing, no Python object per watch --------------
-
-    cdef int _wmap_resize(self, int cap) noexcept:
-        cdef int32_t* ok = self.wmap_keys
-        cdef int32_t* ov = self.wmap_vals
-        cdef int ocap = self.wmap_cap, i
-        cdef int32_t* nk = <int32_t*>malloc(cap * sizeof(int32_t))
-        cdef int32_t* nv = <int32_t*>malloc(cap * sizeof(int32_t))
-        if nk == NULL or nv == NULL:
-            free(nk)
-            free(nv)
-            return -1
-        for i in range(cap):
-            nk[i] = -1
-        self.wmap_keys = nk
-        self.wmap_vals = nv
-        self.wmap_cap = cap
-        self.wmap_used = 0
-        self.wmap_n = 0
-        for i in range(ocap):
-            if ok[i] >= 0:
-                self._wmap_put(ok[i], ov[i])
-        free(ok)
-        free(ov)
-        return 0
-
-    cdef inline int _wmap_slot(self, int32_t key) noexcept nogil:
-        return <int>((<uint32_t>key * <uint32_t>2654435761u) & <uint32_t>(self.wmap_cap - 1))
-
-    cdef int _wmap_get(self, int32_t key) noexcept nogil:
-        cdef int i = self._wmap_slot(key)
-        while self.wmap_keys[i] != -1:
-            if self.wmap_keys[i] == key:
-                return self.wmap_vals[i]
-            i = (i + 1) & (self.wmap_cap - 1)
-        return -1
-
-    cdef int _wmap_put(self, int32_t key, int32_t val) noexcept:
-        """Insert an absent key (watch descriptors are unique while they live)."""
-        cdef int i
-        if 2 * (self.wmap_used + 1) > self.wmap_cap:
-            if self._wmap_resize(self.wmap_cap * 2 if 2 * (self.wmap_n + 1) > self.wmap_cap // 2
-                                 else self.wmap_cap) != 0:
-                return -1
-        i = self._wmap_slot(key)
-        while self.wmap_keys[i] != -1 and self.wmap_keys[i] != -2:
-            if self.wmap_keys[i] == key:
-                self.wmap_vals[i] = val
-                return 0
-            i = (i + 1) & (self.wmap_cap - 1)
-        if self.wmap_keys[i] == -1:
-            self.wmap_used += 1
-        self.wmap_keys[i] = key
-        self.wmap_vals[i] = val
-        self.wmap_n += 1
-        return 0
-
-    cdef void _wmap_del(self, int32_t key) noexcept nogil:
-        cdef int i = self._wmap_slot(key)
-        while self.wmap_keys[i] != -1:
-            if self.wmap_keys[i] == key:
-                self.wmap_keys[i] = -2           # tombstone
-                self.wmap_n -= 1
-                return
-            i = (i + 1) & (self.wmap_cap - 1)
-
-    cdef void _invalidate_family(self, int r):
-        """Drop the kept values of row r and of its children."""
-        cdef int k
-        self._invalidate(r, CONFIG_KINDS)
-        for k in range(self.capacity):
-            if self.live[k] and self.parent[k] == r:
-                self._invalidate(k, CONFIG_KINDS)
+        """Drain inotify (see oomd._reader.watch). Returns the number of events."""
+        return self.watch.poll()
 
     def watch_rows(self, const int32_t[::1] rows, uint32_t kinds):
         """Before rows read configuration kinds (`kinds`) they have not read this tick: watch
         each such file of a row that has no watched directory of its own (load() does this
         itself). Rows whose parent directory is not watched keep nothing. Returns how many
         watches were added."""
-        cdef Py_ssize_t i, n = rows.shape[0]
-        cdef int r, k, p, got = 0
-        cdef uint32_t need
-        cdef bint parked
-        kinds &= CONFIG_KINDS & ((1u << NFILE) - 1)
-        if not self.keep_config or kinds == 0:
+        if rows.shape[0] == 0:
             return 0
-        for i in range(n):
-            r = rows[i]
-            if r < 0 or r >= self.capacity or not self.live[r] or self.wd[r] >= 0:
-                continue
-            need = kinds & ~self.loaded[r]
-            if need == 0:
-                continue
-            p = self.parent[r]
-            if p < 0 or self.wd[p] < 0:
-                continue
-            parked = self.dirfd[r] < 0
-            for k in range(NFILE):
-                if (need >> k) & 1 and self.fwd[r, k] < 0:
-                    if self.fwd[r, k] == WD_REFUSED and self.watch_full:
-                        continue
-                    got += self._add_watch(r, k)
-            if parked and self.dirfd[r] >= 0:
-                # _add_watch re-opened the directory to name the file: give it back, or a
-                # pass over many parked rows would hold one fd per row past the budget
-                self._park(r)
-        return got
+        return self.watch.watch_rows(&rows[0], rows.shape[0], kinds)
 
     def dir_listing_raw(self, int r):
         """The row's last raw getdents64 output (for diagnostics)."""
-        return b"" if self.lst[r] == NULL else self.lst[r][:self.lstlen[r]]
+        return self.lister.raw(r)
 
     def dir_entries(self, int r):
         """The row's last listing: [(name bytes, inode, d_type)], without "." and ".."."""
-        out = []
-        cdef const char* p = self.lst[r]
-        cdef const char* e = p + self.lstlen[r]
-        cdef uint64_t ino
-        cdef unsigned short reclen
-        cdef unsigned char dtype
-        cdef const char* name
-        if p == NULL:
-            return out
-        while p + 19 < e:
-            memcpy(&ino, p, 8)
-            memcpy(&reclen, p + 16, 2)
-            dtype = <unsigned char>p[18]
-            name = p + 19
-            if reclen == 0:
-                break
-            if not (name[0] == b'.' and (name[1] == 0 or (name[1] == b'.' and name[2] == 0))):
-                out.append((<bytes>name, ino, dtype))
-            p += reclen
-        return out
-
-    # ---- file reads -------------------------------------------------------------------------
-
-    cdef int _ensure_buf(self, size_t need) noexcept nogil:
-        cdef char* nb
-        if need <= self.bufcap:
-            return 0
-        nb = <char*>realloc(self.buf, need)
-        if nb == NULL:
-            return -1
-        self.buf = nb
-        self.bufcap = need
-        return 0
-
-    cdef void _note(self, int row, int kind, int err, int errnum) noexcept nogil:
-        """Count an outcome, raise the row's status, queue one log line per row+file."""
-        self.counts[err][kind] += 1
-        if err <= ST_VANISHED and err > self.status[row]:
-            self.status[row] = err
-        if err == E_MISSING:
-            return
-        if errnum == EMFILE or errnum == ENFILE:
-            self.n_fd_exhausted += 1     # process-wide: one log line per tick, not per row
-            return
-        if (self.logged[row] >> kind) & 1:
-            return
-        self.logged[row] |= 1u << kind
-        if self.nplog < 256:
-            self.plog[self.nplog].row = row
-            self.plog[self.nplog].kind = kind
-            self.plog[self.nplog].err = err
-            self.plog[self.nplog].errnum = errnum
-            self.nplog += 1
-        else:
-            self.plog_dropped += 1
-
-    cdef int _vanished_or_missing(self, int row) noexcept nogil:
-        """A file was not found: did the whole cgroup go away (its cgroup.controllers is gone
-        and, off cgroup2, the directory is unlinked) or is just this file absent?"""
-        cdef stat st
-        if c_faccessat(self.dirfd[row], b"cgroup.controllers", F_OK, 0) == 0:
-            return E_MISSING
-        if self.is_cgroup2:
-            return ST_VANISHED
-        if c_fstat(self.dirfd[row], &st) != 0 or st.st_nlink == 0:
-            return ST_VANISHED
-        return E_MISSING
-
-    cdef Py_ssize_t _read_kind(self, int row, int kind) noexcept nogil:
-        """Read one file of a row into self.buf (NUL-terminated). Returns its length, or
-        -(1 + error kind) after noting the error."""
-        cdef int fd = self.ffd[row, kind]
-        cdef bint cached = fd >= 0
-        cdef ssize_t got
-        cdef size_t tot = 0
-        cdef int e
-        if not cached:
-            self.n_opens += 1
-            fd = c_openat(self.dirfd[row], self.fname[kind], O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-            if fd < 0:
-                e = errno()
-                if e == ENOENT:
-                    e = self._vanished_or_missing(row)
-                    self._note(row, kind, e, ENOENT)
-                    return -(1 + e)
-                if e == ENODEV or e == ESTALE:
-                    self._note(row, kind, ST_VANISHED, e)
-                    return -(1 + ST_VANISHED)
-                self._note(row, kind, ST_UNREADABLE, e)
-                return -(1 + ST_UNREADABLE)
-        self.n_reads += 1
-        while True:
-            if self.bufcap - tot < 4096:
-                if self.bufcap >= MAX_FILE_BYTES:
-                    # no control file is this big: an endless file (a fake tree's link to
-                    # /dev/zero) must not grow the buffer without bound
-                    if not cached:
-                        c_close(fd)
-                    self._note(row, kind, ST_MALFORMED, 0)
-                    return -(1 + ST_MALFORMED)
-                if self._ensure_buf(self.bufcap * 2) != 0:
-                    got = -1
-                    set_errno(12)
-                    break
-            if cached:
-                self.n_preads += 1
-                got = c_pread(fd, self.buf + tot, self.bufcap - 1 - tot, <long>tot)
-            else:
-                got = c_read(fd, self.buf + tot, self.bufcap - 1 - tot)
-            if got < 0:
-                break
-            tot += got
-            if got == 0 or tot < self.bufcap - 1:
-                break                    # a short read is the end of a kernfs/proc file
-        e = errno() if got < 0 else 0
-        if got < 0:
-            c_close(fd)
-            if cached:
-                # never read through this fd again: the file or the whole cgroup is gone
-                self.ffd[row, kind] = -1
-                self.open_fds -= 1
-            if e == ENODEV or e == ESTALE or e == ENOENT:
-                if self._dfd(row) >= 0:
-                    e = self._vanished_or_missing(row)
-                elif self.dfd_err == EMFILE or self.dfd_err == ENFILE:
-                    e = ST_UNREADABLE
-                else:
-                    e = ST_VANISHED
-                self._note(row, kind, e, ENODEV)
-                return -(1 + e)
-            self._note(row, kind, ST_UNREADABLE, e)
-            return -(1 + ST_UNREADABLE)
-        if not cached:
-            if self.cache_files and self.cache_row and (self.cacheable >> kind) & 1 and not (
-                    (CONFIG_KINDS >> kind) & 1 and self._keepable(row, kind)):
-                # (a configuration file of a watched row is kept as a value, not as an fd)
-                if self.open_fds < self.fd_budget:
-                    self.ffd[row, kind] = fd
-                    self.open_fds += 1
-                else:
-                    self.refused_now = True      # the budget is tight: start parking
-                    self.fd_tight = True
-                    c_close(fd)
-            else:
-                c_close(fd)
-        self.buf[tot] = 0
-        self.counts[ST_OK][kind] += 1
-        return <Py_ssize_t>tot
-
-    cdef void _read_xattr(self, int row) noexcept nogil:
-        """kill_preference from the directory's xattrs (§5.3): presence of
-        trusted./user.oomd_prefer → 1, else trusted./user.oomd_avoid → -1, else 0.
-        One flistxattr; fgetxattr probes if listing is not possible."""
-        cdef ssize_t n
-        cdef const char* p
-        cdef const char* e
-        cdef bint prefer = False
-        cdef bint avoid = False
-        cdef int fd = self.dirfd[row]
-        cdef int err
-        self.n_reads += 1
-        n = c_flistxattr(fd, self.buf, self.bufcap - 1)
-        if n < 0 and errno() == ERANGE:
-            n = c_flistxattr(fd, NULL, 0)
-            if n >= 0 and self._ensure_buf(<size_t>n + 4097) == 0:
-                n = c_flistxattr(fd, self.buf, self.bufcap - 1)
-        if n >= 0:
-            p = self.buf
-            e = p + n
-            while p < e:
-                if strlen(p) == 19 and (memcmp(p, b"trusted.oomd_prefer", 19) == 0):
-                    prefer = True
-                elif strlen(p) == 16 and memcmp(p, b"user.oomd_prefer", 16) == 0:
-                    prefer = True
-                elif strlen(p) == 18 and memcmp(p, b"trusted.oomd_avoid", 18) == 0:
-                    avoid = True
-                elif strlen(p) == 15 and memcmp(p, b"user.oomd_avoid", 15) == 0:
-                    avoid = True
-                p += strlen(p) + 1
-        else:
-            err = errno()
-            if err == ENOTSUP or err == EOPNOTSUPP:
-                n = 0
-            elif err == ENODEV or err == ENOENT or err == ESTALE:
-                self._note(row, K_XATTR, ST_VANISHED, err)
-                return
-            else:
-                # listing refused: probe each name as oomd does
-                prefer = self._has_xattr(fd, b"trusted.oomd_prefer") == 1 or \
-                    self._has_xattr(fd, b"user.oomd_prefer") == 1
-                if not prefer:
-                    avoid = self._has_xattr(fd, b"trusted.oomd_avoid") == 1 or \
-                        self._has_xattr(fd, b"user.oomd_avoid") == 1
-        self.kill_pref[row] = 1 if prefer else (-1 if avoid else 0)
-        self.valid[row] |= (<uint64_t>1) << V_KILL_PREF
-        self.counts[ST_OK][K_XATTR] += 1
-        if self._keepable(row, K_XATTR):
-            self._keep(row, K_XATTR)
-
-    cdef int _has_xattr(self, int fd, const char* name) noexcept nogil:
-        if c_fgetxattr(fd, name, NULL, 0) >= 0:
-            return 1
-        return 0
-
-    cdef void _load_one(self, int row, int kind) noexcept nogil:
-        cdef Py_ssize_t n
-        cdef const char* s
-        cdef const char* e
-        cdef int64_t v
-        cdef float some[3]
-        cdef float full[3]
-        cdef uint64_t st, ft
-        cdef int got
-        cdef uint32_t have
-        cdef int64_t sv[NSTAT]
-        cdef int i, j
-        cdef uint8_t b
-        cdef int major, minor
-        cdef int64_t f[6]
-        cdef double cost
-        cdef double* c
-        cdef const char* le
-        cdef uint64_t vbits = 0
-        cdef int tbase
-
-        if row == self.root_row and (kind == K_CURRENT or kind == K_MEM_PSI or kind == K_IO_PSI):
-            self._load_root(row, kind)
-            return
-        if kind == K_XATTR:
-            self._read_xattr(row)
-            return
-        n = self._read_kind(row, kind)
-        if n < 0:
-            return
-        s = self.buf
-        e = s + n
-        if kind == K_CURRENT or kind == K_SWAP_CUR:
-            if parse_first_line_ll(s, e, &v) == 0:
-                if kind == K_CURRENT:
-                    self.current[row] = v
-                    vbits = (<uint64_t>1) << V_CURRENT
-                else:
-                    self.swap_cur[row] = v
-                    vbits = (<uint64_t>1) << V_SWAP_CUR
-            else:
-                self._note(row, kind, ST_MALFORMED, 0)
-        elif kind == K_MIN or kind == K_LOW or kind == K_HIGH or kind == K_MAX or kind == K_SWAP_MAX:
-            if parse_limit(s, e, &v) == 0:
-                if kind == K_MIN:
-                    self.mem_min[row] = v
-                    vbits = (<uint64_t>1) << V_MIN
-                elif kind == K_LOW:
-                    self.mem_low[row] = v
-                    vbits = (<uint64_t>1) << V_LOW
-                elif kind == K_HIGH:
-                    self.mem_high[row] = v
-                    vbits = (<uint64_t>1) << V_HIGH
-                elif kind == K_MAX:
-                    self.mem_max[row] = v
-                    vbits = (<uint64_t>1) << V_MAX
-                else:
-                    self.swap_max[row] = v
-                    vbits = (<uint64_t>1) << V_SWAP_MAX
-            else:
-                self._note(row, kind, ST_MALFORMED, 0)
-        elif kind == K_HIGH_TMP:
-            if parse_high_tmp(s, e, &v) == 0:
-                self.mem_high_tmp[row] = v
-                vbits = (<uint64_t>1) << V_HIGH_TMP
-            else:
-                self._note(row, kind, ST_MALFORMED, 0)
-        elif kind == K_MEM_PSI or kind == K_IO_PSI:
-            got = parse_psi(s, e, some, full, &st, &ft)
-            if got != (1 | 2 | 4 | 8):
-                # legacy files have no totals: that is their format, not an error
-                if got < 0 or (got & 3) != 3:
-                    self._note(row, kind, ST_MALFORMED, 0)
-            if got > 0:
-                self._store_psi(row, kind, got, some, full, st, ft)
-        elif kind == K_MEM_STAT:
-            have = parse_memstat(s, e, sv)
-            for i in range(NSTAT):
-                if (have >> i) & 1:
-                    self.mstat[row, i] = sv[i]
-                else:
-                    self.mstat[row, i] = 0
-            vbits = ((<uint64_t>1) << V_MEM_STAT) | ((<uint64_t>have) << V_STAT0)
-        elif kind == K_IO_STAT:
-            cost = 0.0
-            got = 0
-            while s < e:
-                le = line_end(s, e)
-                if iostat_line(s, le, &major, &minor, f) != 0:
-                    got = -1
-                    break
-                for j in range(self.ndev):
-                    if self.dev_major[j] == major and self.dev_minor[j] == minor:
-                        c = &self.hdd[0] if self.dev_hdd[j] else &self.ssd[0]
-                        cost += (f[2] * c[0] + f[0] * c[1] + f[3] * c[2] + f[1] * c[3]
-                                 + f[5] * c[4] + f[4] * c[5])
-                        break
-                s = le + 1
-            if got == 0:
-                self.iocost[row] = cost
-                vbits = (<uint64_t>1) << V_IO_STAT
-            else:
-                self._note(row, kind, ST_MALFORMED, 0)
-        elif kind == K_EVENTS:
-            if parse_events(s, e, &b) == 0:
-                self.populated[row] = b
-                vbits = (<uint64_t>1) << V_POPULATED
-            else:
-                self._note(row, kind, ST_MALFORMED, 0)
-        elif kind == K_CG_STAT:
-            if memstat_lookup(s, e, b"nr_dying_descendants", &v) != 0:
-                v = 0
-            self.dying[row] = v
-            vbits = (<uint64_t>1) << V_DYING
-        elif kind == K_OOM_GROUP:
-            self.oom_group[row] = 1 if (n == 1 and s[0] == b'1') or (
-                n == 2 and s[0] == b'1' and s[1] == b'\n') else 0
-            vbits = (<uint64_t>1) << V_OOM_GROUP
-        self.valid[row] |= vbits
-        if vbits and (CONFIG_KINDS >> kind) & 1:
-            if self._keepable(row, kind):
-                self._keep(row, kind)
-            elif self.fwd[row, kind] == WD_MISSING:
-                self.fwd[row, kind] = WD_NONE    # the file exists now: watch it next time
-    cdef void _store_psi(self, int row, int kind, int got, float* some, float* full,
-                         uint64_t st, uint64_t ft) noexcept nogil:
-        cdef int i
-        cdef int base = V_MEM_SOME if kind == K_MEM_PSI else V_IO_SOME
-        cdef int tb = 0 if kind == K_MEM_PSI else 2
-        cdef uint64_t vb = 0
-        if got & 1:
-            for i in range(3):
-                if kind == K_MEM_PSI:
-                    self.mem_some[row, i] = some[i]
-                else:
-                    self.io_some[row, i] = some[i]
-            vb |= (<uint64_t>1) << base
-        if got & 2:
-            for i in range(3):
-                if kind == K_MEM_PSI:
-                    self.mem_full[row, i] = full[i]
-                else:
-                    self.io_full[row, i] = full[i]
-            vb |= (<uint64_t>1) << (base + 1)
-        if got & 4:
-            self.psi_total[row, tb] = <int64_t>st
-            vb |= (<uint64_t>1) << (base + 2)
-        if got & 8:
-            self.psi_total[row, tb + 1] = <int64_t>ft
-            vb |= (<uint64_t>1) << (base + 3)
-        self.valid[row] |= vb
-
-    cdef void _load_root(self, int row, int kind) noexcept nogil:
-        """Root-cgroup values come from proc (reference §5.5)."""
-        cdef int got = 0
-        cdef float some[3]
-        cdef float full[3]
-        cdef int i
-        if kind == K_CURRENT:
-            self._ensure_sys(SYS_MEMINFO)
-            if self.sys.meminfo_ok and (self.sys.meminfo_have & 3) == 3:
-                self.current[row] = self.sys.mem_total - self.sys.mem_free
-                self.valid[row] |= (<uint64_t>1) << V_CURRENT
-            return
-        self._ensure_sys(SYS_PSI_MEM if kind == K_MEM_PSI else SYS_PSI_IO)
-        cdef uint32_t pv = self.sys.psi_valid
-        if kind == K_MEM_PSI:
-            got = pv & 15
-            for i in range(3):
-                some[i] = self.sys.mem_some[i]
-                full[i] = self.sys.mem_full[i]
-            self._store_psi(row, kind, got, some, full, <uint64_t>self.sys.mem_some_total,
-                            <uint64_t>self.sys.mem_full_total)
-        else:
-            got = (pv >> 4) & 15
-            for i in range(3):
-                some[i] = self.sys.io_some[i]
-                full[i] = self.sys.io_full[i]
-            self._store_psi(row, kind, got, some, full, <uint64_t>self.sys.io_some_total,
-                            <uint64_t>self.sys.io_full_total)
-
-    cdef bint _needs_dir(self, int r, uint32_t need) noexcept nogil:
-        cdef int k
-        if (need >> K_XATTR) & 1:
-            return True
-        if r == self.root_row:
-            return True
-        for k in range(NFILE):
-            if (need >> k) & 1 and self.ffd[r, k] < 0:
-                return True
-        return False
-
-    cdef void _load_rows(self, const int32_t* rows, Py_ssize_t n, uint32_t kinds) noexcept nogil:
-        cdef Py_ssize_t i
-        cdef int r, k, missing
-        cdef uint32_t need
-        for i in range(n):
-            r = rows[i]
-            if r < 0 or not self.live[r]:
-                continue
-            need = kinds & ~self.loaded[r] & ((1u << NKIND) - 1)
-            if need == 0:
-                continue
-            self.loaded[r] |= need
-            # Cache a row's files all or nothing: a row with some files cached still holds its
-            # directory fd for the others, so the budget goes further on whole rows (parked).
-            self.cache_row = True
-            if self.cache_files and r != self.root_row:
-                missing = 0
-                for k in range(NFILE):
-                    if (need >> k) & 1 and (self.cacheable >> k) & 1 and self.ffd[r, k] < 0 \
-                            and not ((CONFIG_KINDS >> k) & 1 and self._keepable(r, k)):
-                        missing += 1
-                if missing and self.open_fds + missing > self.fd_budget:
-                    self.cache_row = False
-                    self.refused_now = True      # the budget is tight: start parking
-                    self.fd_tight = True
-            if self.dirfd[r] < 0 and self._needs_dir(r, need) and self._dfd(r) < 0:
-                if self.dfd_err == EMFILE or self.dfd_err == ENFILE:
-                    self._note(r, K_CURRENT, ST_UNREADABLE, self.dfd_err)
-                else:
-                    self._note(r, K_CURRENT, ST_VANISHED, ENOENT)
-                continue
-            for k in range(NKIND):
-                if (need >> k) & 1:
-                    if self.status[r] == ST_VANISHED:
-                        break
-                    self._load_one(r, k)
-            if self._parkable(r) or self._over_budget_leaf(r):
-                self._park(r)
-            elif not self.fd_tight and self.cache_files and self.dirfd[r] >= 0 \
-                    and r != self.root_row:
-                self.n_unparked_cached += 1      # may be parkable once the budget is tight
+        return self.lister.entries(r)
 
     def load(self, const int32_t[::1] rows, uint32_t kinds):
         """Read the given file kinds (bitmask of K_*) for every row not yet loaded this tick
@@ -2289,98 +454,59 @@ cdef class Reader:
         for the first time gets its inotify watch first."""
         if rows.shape[0] == 0:
             return
-        if self.keep_config and kinds & CONFIG_KINDS:
-            self.watch_rows(rows, kinds)
+        if self.watch.keep_config and kinds & CONFIG_KINDS:
+            self.watch.watch_rows(&rows[0], rows.shape[0], kinds)
         with nogil:
-            self._load_rows(&rows[0], rows.shape[0], kinds)
+            self.loader.load_rows(&rows[0], rows.shape[0], kinds)
 
     # ---- derived metrics --------------------------------------------------------------------
 
     def compute_average(self, const int32_t[::1] rows):
         """average_usage = int64(prev × 3/4 + current / 4), prev = last tick's value or 0."""
-        cdef Py_ssize_t i, n = rows.shape[0]
-        cdef int r
+        cdef Py_ssize_t n = rows.shape[0]
         if n == 0:
             return
         with nogil:
-            self._load_rows(&rows[0], n, 1u << K_CURRENT)
-            for i in range(n):
-                r = rows[i]
-                if r < 0 or not self.live[r] or (self.loaded[r] >> D_AVG) & 1:
-                    continue
-                self.loaded[r] |= 1u << D_AVG
-                if (self.valid[r] >> V_CURRENT) & 1:
-                    self.avg[r] = <int64_t>(
-                        <double>(self.arch_avg[r] if self.archived[r] & A_AVG else 0) * 0.75
-                        + <double>self.current[r] / 4.0)
-                    self.valid[r] |= (<uint64_t>1) << V_AVG
+            self.loader.load_rows(&rows[0], n, 1u << K_CURRENT)
+            derived.average(&self.t.c, &rows[0], n)
 
     def compute_iocost(self, const int32_t[::1] rows):
         """io_cost_cumulative (parsed with io.stat) and io_cost_rate (0.0 without archive)."""
-        cdef Py_ssize_t i, n = rows.shape[0]
-        cdef int r
+        cdef Py_ssize_t n = rows.shape[0]
         if n == 0:
             return
         with nogil:
-            self._load_rows(&rows[0], n, 1u << K_IO_STAT)
-            for i in range(n):
-                r = rows[i]
-                if r < 0 or not self.live[r] or (self.loaded[r] >> D_IOCOST) & 1:
-                    continue
-                self.loaded[r] |= 1u << D_IOCOST
-                if (self.valid[r] >> V_IO_STAT) & 1:
-                    self.valid[r] |= ((<uint64_t>1) << V_IOCOST) | ((<uint64_t>1) << V_IORATE)
-                    if self.archived[r] & A_IOCOST:
-                        self.iorate[r] = self.iocost[r] - self.arch_iocost[r]
-                    else:
-                        self.iorate[r] = 0.0
+            self.loader.load_rows(&rows[0], n, 1u << K_IO_STAT)
+            derived.iocost(&self.t.c, &rows[0], n)
 
     def compute_pgscan(self, const int32_t[::1] rows):
         """pg_scan_cumulative (memory.stat pgscan) and pg_scan_rate (needs last tick's)."""
-        cdef Py_ssize_t i, n = rows.shape[0]
-        cdef int r
+        cdef Py_ssize_t i, nmissing, n = rows.shape[0]
+        cdef int32_t* missing
         if n == 0:
             return
+        missing = <int32_t*>malloc(n * sizeof(int32_t))
+        if missing == NULL:
+            raise MemoryError()
         with nogil:
-            self._load_rows(&rows[0], n, 1u << K_MEM_STAT)
-            for i in range(n):
-                r = rows[i]
-                if r < 0 or not self.live[r] or (self.loaded[r] >> D_PGSCAN) & 1:
-                    continue
-                self.loaded[r] |= 1u << D_PGSCAN
-                if not (self.valid[r] >> V_MEM_STAT) & 1:
-                    continue
-                if not (self.valid[r] >> (V_STAT0 + S_PGSCAN)) & 1:
-                    # oomd aborts ("Bad memory.stat format: missing pgscan entry")
-                    self._note(r, K_MEM_STAT, ST_MALFORMED, 0)
-                    continue
-                self.pgscan[r] = self.mstat[r, S_PGSCAN]
-                self.valid[r] |= (<uint64_t>1) << V_PGSCAN
-                if self.archived[r] & A_PGSCAN:
-                    self.pgrate[r] = self.pgscan[r] - self.arch_pgscan[r]
-                    self.valid[r] |= (<uint64_t>1) << V_PGRATE
+            self.loader.load_rows(&rows[0], n, 1u << K_MEM_STAT)
+            nmissing = derived.pgscan(&self.t.c, &rows[0], n, missing)
+            for i in range(nmissing):
+                # oomd aborts ("Bad memory.stat format: missing pgscan entry")
+                self.problems.note(missing[i], K_MEM_STAT, ST_MALFORMED, 0)
+        free(missing)
 
     def compute_rawprot(self, const int32_t[::1] rows):
         """R(c) = min(current, max(memory.min, memory.low)); invalid unless all three are."""
-        cdef Py_ssize_t i, n = rows.shape[0]
-        cdef int r
-        cdef uint64_t need = ((<uint64_t>1) << V_CURRENT) | ((<uint64_t>1) << V_MIN) | \
-            ((<uint64_t>1) << V_LOW)
-        cdef int64_t m
-        if n == 0:
-            return
-        self.watch_rows(rows, (1u << K_MIN) | (1u << K_LOW))
+        if rows.shape[0]:
+            self._rawprot(&rows[0], rows.shape[0])
+
+    cdef int _rawprot(self, const int32_t* rows, Py_ssize_t n) except -1:
+        self.watch.watch_rows(rows, n, (1u << K_MIN) | (1u << K_LOW))
         with nogil:
-            self._load_rows(&rows[0], n, (1u << K_CURRENT) | (1u << K_MIN) | (1u << K_LOW))
-            for i in range(n):
-                r = rows[i]
-                if r < 0 or not self.live[r] or (self.loaded[r] >> D_RAWPROT) & 1:
-                    continue
-                self.loaded[r] |= 1u << D_RAWPROT
-                if (self.valid[r] & need) == need:
-                    m = self.mem_min[r] if self.mem_min[r] > self.mem_low[r] else self.mem_low[r]
-                    self.rawprot[r] = self.current[r] if self.current[r] < m else m
-                    self.valid[r] |= (<uint64_t>1) << V_RAWPROT
+            self.loader.load_rows(rows, n, (1u << K_CURRENT) | (1u << K_MIN) | (1u << K_LOW))
+            derived.rawprot(&self.t.c, rows, n)
+        return 0
 
     def compute_protection(self, const int32_t[::1] order, const int32_t[::1] sib_rows,
                            const int32_t[::1] sib_parent):
@@ -2388,52 +514,25 @@ cdef class Reader:
         when the parent is needed). sib_rows/sib_parent: every child of every parent whose
         children share protection, with that parent. O(N) (reference §5.3)."""
         cdef Py_ssize_t i, n = order.shape[0], ns = sib_rows.shape[0]
-        cdef int r, p
-        cdef double ratio
-        cdef int64_t s
-        # sums of R over siblings, per parent row (scratch: the eswap_free column is not
-        # touched here; use a dict-free C array sized to capacity)
-        cdef int64_t* sums = <int64_t*>calloc(self.capacity, sizeof(int64_t))
+        cdef int r
+        # sums of R over siblings, per parent row
+        cdef int64_t* sums = <int64_t*>calloc(self.t.capacity, sizeof(int64_t))
         if sums == NULL:
             raise MemoryError()
         try:
             if ns:
-                self.compute_rawprot(sib_rows)
+                self._rawprot(&sib_rows[0], ns)
             if n:
-                self.compute_rawprot(order)
+                self._rawprot(&order[0], n)
             with nogil:
-                for i in range(ns):
-                    r = sib_rows[i]
-                    if (self.valid[r] >> V_RAWPROT) & 1:
-                        sums[sib_parent[i]] += self.rawprot[r]
                 for i in range(n):
-                    r = order[i]
-                    if r < 0 or not self.live[r] or (self.loaded[r] >> D_PROT) & 1:
-                        continue
-                    self.loaded[r] |= 1u << D_PROT
-                    if self.depth[r] == 0:
-                        self._load_rows(&order[i], 1, 1u << K_CURRENT)
-                        if (self.valid[r] >> V_CURRENT) & 1:
-                            self.prot[r] = self.current[r]
-                            self.valid[r] |= (<uint64_t>1) << V_PROT
-                    elif self.depth[r] == 1:
-                        if (self.valid[r] >> V_RAWPROT) & 1:
-                            self.prot[r] = self.rawprot[r]
-                            self.valid[r] |= (<uint64_t>1) << V_PROT
-                    else:
-                        p = self.parent[r]
-                        if p < 0:
-                            continue
-                        s = sums[p]
-                        if s == 0:
-                            self.prot[r] = 0
-                            self.valid[r] |= (<uint64_t>1) << V_PROT
-                        elif (self.valid[r] >> V_RAWPROT) & 1 and (self.valid[p] >> V_PROT) & 1:
-                            ratio = 1.0 * <double>self.prot[p] / <double>s
-                            if ratio > 1.0:
-                                ratio = 1.0
-                            self.prot[r] = <int64_t>(<double>self.rawprot[r] * ratio)
-                            self.valid[r] |= (<uint64_t>1) << V_PROT
+                    r = order[i]         # a root still to compute: its protection is current
+                    if r >= 0 and self.t.live[r] and not (self.t.loaded[r] >> D_PROT) & 1 \
+                            and self.t.depth[r] == 0:
+                        self.loader.load_rows(&order[i], 1, 1u << K_CURRENT)
+                derived.protection(&self.t.c, &order[0] if n else NULL, n,
+                                   &sib_rows[0] if ns else NULL,
+                                   &sib_parent[0] if ns else NULL, ns, sums)
         finally:
             free(sums)
 
@@ -2441,517 +540,80 @@ cdef class Reader:
         """effective_swap_max/free/util_pct for `order` (ancestors first, root included when
         needed), reference §5.5."""
         cdef Py_ssize_t i, n = order.shape[0]
-        cdef int r, p
-        cdef bint vmax, vcur
-        cdef int64_t local
-        cdef double lu
+        cdef int r
         if n == 0:
             return
-        self.watch_rows(order, 1u << K_SWAP_MAX)
+        self.watch.watch_rows(&order[0], n, 1u << K_SWAP_MAX)
         with nogil:
-            self._load_rows(&order[0], n, (1u << K_SWAP_CUR) | (1u << K_SWAP_MAX))
+            self.loader.load_rows(&order[0], n, (1u << K_SWAP_CUR) | (1u << K_SWAP_MAX))
             for i in range(n):
-                r = order[i]
-                if r < 0 or not self.live[r] or (self.loaded[r] >> D_ESWAP) & 1:
-                    continue
-                self.loaded[r] |= 1u << D_ESWAP
-                if self.depth[r] == 0:
-                    self._ensure_sys(SYS_SWAPS)
-                    self.eswap_max[r] = self.sys.swap_total
-                    self.eswap_free[r] = self.sys.swap_total - self.sys.swap_used
-                    self.eswap_util[r] = 0.0 if self.sys.swap_total == 0 else \
-                        <double>self.sys.swap_used / <double>self.sys.swap_total
-                    self.valid[r] |= ((<uint64_t>1) << V_ESWAP_MAX) | \
-                        ((<uint64_t>1) << V_ESWAP_FREE) | ((<uint64_t>1) << V_ESWAP_UTIL)
-                    continue
-                p = self.parent[r]
-                vmax = (self.valid[r] >> V_SWAP_MAX) & 1
-                vcur = (self.valid[r] >> V_SWAP_CUR) & 1
-                if p < 0:
-                    continue
-                if vmax and (self.valid[p] >> V_ESWAP_MAX) & 1:
-                    self.eswap_max[r] = self.eswap_max[p] if self.eswap_max[p] < self.swap_max[r] \
-                        else self.swap_max[r]
-                    self.valid[r] |= (<uint64_t>1) << V_ESWAP_MAX
-                if vmax and vcur and (self.valid[p] >> V_ESWAP_FREE) & 1:
-                    local = self.swap_max[r] - self.swap_cur[r]
-                    self.eswap_free[r] = self.eswap_free[p] if self.eswap_free[p] < local else local
-                    self.valid[r] |= (<uint64_t>1) << V_ESWAP_FREE
-                if vmax and self.swap_max[r] == 0:
-                    self.eswap_util[r] = 0.0
-                    self.valid[r] |= (<uint64_t>1) << V_ESWAP_UTIL
-                elif vmax and vcur and (self.valid[p] >> V_ESWAP_UTIL) & 1:
-                    lu = <double>self.swap_cur[r] / <double>self.swap_max[r]
-                    self.eswap_util[r] = self.eswap_util[p] if self.eswap_util[p] > lu else lu
-                    self.valid[r] |= (<uint64_t>1) << V_ESWAP_UTIL
+                r = order[i]             # a root still to compute: it needs /proc/swaps
+                if r >= 0 and self.t.live[r] and not (self.t.loaded[r] >> D_ESWAP) & 1 \
+                        and self.t.depth[r] == 0:
+                    self.sysf.ensure(SYS_SWAPS)
+                    break
+            derived.eswap(&self.t.c, &order[0], n, self.sysf.sys.swap_total,
+                          self.sysf.sys.swap_used)
 
-    # ---- system files -----------------------------------------------------------------------
+    # ---- system files (oomd._reader.sysfiles) ----------------------------------------------
 
-    cdef Py_ssize_t _read_path(self, const char* path) noexcept nogil:
-        """open/read/close a proc file into self.buf; length or -errno."""
-        cdef int fd = c_open(path, O_RDONLY | O_CLOEXEC)
-        cdef ssize_t got
-        cdef size_t tot = 0
-        cdef int e
-        if fd < 0:
-            return -errno()
-        while True:
-            if self.bufcap - tot < 4096 and self._ensure_buf(self.bufcap * 2) != 0:
-                c_close(fd)
-                return -12
-            got = c_read(fd, self.buf + tot, self.bufcap - 1 - tot)
-            if got < 0:
-                e = errno()
-                c_close(fd)
-                return -e
-            if got == 0:
-                break
-            tot += got
-        c_close(fd)
-        self.buf[tot] = 0
-        return <Py_ssize_t>tot
-
-    # System files: vmstat every tick (swap-out rates need each sample); meminfo, swaps,
-    # swappiness and root PSI on first use in a tick (reference §5.5).
+    @property
+    def proc_root(self):
+        return self.sysf.proc_root
 
     def set_proc_paths(self):
-        root = self.proc_root.rstrip(b"/") if self.proc_root != b"/" else b""
-        self._sys_paths = [root + b"/meminfo", root + b"/vmstat", root + b"/swaps",
-                           root + b"/sys/vm/swappiness", root + b"/pressure/memory",
-                           root + b"/mempressure", root + b"/pressure/io"]
-        for i in range(7):
-            self.sys_path[i] = <const char*>self._sys_paths[i]
-
-    cdef void _sys_problem(self, int which, int kind, int err) noexcept nogil:
-        if self.nsysprob < 32:
-            self.sysprob[self.nsysprob].row = which
-            self.sysprob[self.nsysprob].kind = 0
-            self.sysprob[self.nsysprob].err = kind
-            self.sysprob[self.nsysprob].errnum = err
-            self.nsysprob += 1
-
-    cdef void _ensure_sys(self, uint32_t need) noexcept nogil:
-        cdef uint32_t todo = need & ~self.sys_have
-        cdef Py_ssize_t n
-        cdef const char* s
-        cdef const char* e
-        cdef const char* le
-        cdef const char* ks
-        cdef const char* ke
-        cdef const char* ts[4]
-        cdef const char* te[4]
-        cdef uint64_t u, st, ft
-        cdef int64_t v, a, b
-        cdef int bad, got, i
-        cdef float some[3]
-        cdef float full[3]
-        if todo == 0:
-            return
-        self.sys_have |= todo
-        if todo & SYS_MEMINFO:
-            self.sys.meminfo_ok = False
-            self.sys.meminfo_have = 0
-            n = self._read_path(self.sys_path[0])
-            if n >= 0:
-                self.sys.meminfo_ok = True
-                self._keep_raw(0, n)
-                s = self.buf
-                e = s + n
-                while s < e:
-                    le = line_end(s, e)
-                    if meminfo_line(s, le, &ks, &ke, &u) == 0:
-                        v = <int64_t>(u * 1024)
-                        if tok_eq(ks, ke, b"MemTotal"):
-                            self.sys.mem_total = v
-                            self.sys.meminfo_have |= 1
-                        elif tok_eq(ks, ke, b"MemFree"):
-                            self.sys.mem_free = v
-                            self.sys.meminfo_have |= 2
-                        elif tok_eq(ks, ke, b"SwapTotal"):
-                            self.sys.swap_total_mi = v
-                            self.sys.meminfo_have |= 4
-                        elif tok_eq(ks, ke, b"SwapFree"):
-                            self.sys.swap_free_mi = v
-                            self.sys.meminfo_have |= 8
-                    s = le + 1
-            else:
-                self._keep_raw(0, -1)
-                self._sys_problem(0, ST_UNREADABLE, <int>-n)
-        if todo & SYS_VMSTAT:
-            self.sys.vmstat_ok = False
-            self.sys.pswpout_ok = False
-            n = self._read_path(self.sys_path[1])
-            if n >= 0:
-                self.sys.vmstat_ok = True
-                self._keep_raw(1, n)
-                s = find_key_line(self.buf, self.buf + n, b"pswpout ")
-                if s != NULL and vmstat_line(s, line_end(s, self.buf + n), &ks, &ke, &v) == 0:
-                    self.sys.pswpout = v
-                    self.sys.pswpout_ok = True
-            else:
-                self._keep_raw(1, -1)
-                self._sys_problem(1, ST_UNREADABLE, <int>-n)
-        if todo & SYS_SWAPS:
-            self.sys.swaps_ok = False
-            self.sys.swap_total = 0
-            self.sys.swap_used = 0
-            n = self._read_path(self.sys_path[2])
-            if n >= 0:
-                self.sys.swaps_ok = True
-                s = self.buf
-                e = s + n
-                s = line_end(s, e) + 1          # header
-                bad = 0
-                while s < e:
-                    le = line_end(s, e)
-                    if split_tokens(s, le, b'\t', ts, te, 4) == 4 and \
-                            parse_stoll(ts[1], cstr_end(ts[1], te[1]), &a) == 0 and \
-                            parse_stoll(ts[2], cstr_end(ts[2], te[2]), &b) == 0:
-                        self.sys.swap_total += a * 1024
-                        self.sys.swap_used += b * 1024
-                    else:
-                        bad += 1
-                    s = le + 1
-                if bad:
-                    self._sys_problem(2, ST_MALFORMED, 0)
-            else:
-                self._sys_problem(2, ST_UNREADABLE, <int>-n)
-        if todo & SYS_SWAPPINESS:
-            self.sys.swappiness_ok = False
-            n = self._read_path(self.sys_path[3])
-            if n >= 0:
-                s = self.buf
-                e = s + n
-                if count_lines(s, e) == 1 and parse_stoll(s, cstr_end(s, line_end(s, e)),
-                                                          &v) == 0 \
-                        and -2147483648 <= v <= 2147483647:
-                    self.sys.swappiness = <int>v
-                    self.sys.swappiness_ok = True
-                else:
-                    self._sys_problem(3, ST_MALFORMED, 0)
-            else:
-                self._sys_problem(3, ST_UNREADABLE, <int>-n)
-        if todo & SYS_PSI_MEM:
-            self.sys.psi_valid &= ~(<uint32_t>15)
-            n = self._read_path(self.sys_path[4])
-            if n < 0:
-                n = self._read_path(self.sys_path[5])
-            if n >= 0:
-                got = parse_psi(self.buf, self.buf + n, some, full, &st, &ft)
-                if got > 0:
-                    self.sys.psi_valid |= <uint32_t>got
-                    for i in range(3):
-                        self.sys.mem_some[i] = some[i]
-                        self.sys.mem_full[i] = full[i]
-                    self.sys.mem_some_total = <int64_t>st
-                    self.sys.mem_full_total = <int64_t>ft
-                if got < 0 or (got & 3) != 3:
-                    self._sys_problem(4, ST_MALFORMED, 0)
-            else:
-                self._sys_problem(4, ST_UNREADABLE, <int>-n)
-        if todo & SYS_PSI_IO:
-            self.sys.psi_valid &= ~(<uint32_t>(15 << 4))
-            n = self._read_path(self.sys_path[6])
-            if n >= 0:
-                got = parse_psi(self.buf, self.buf + n, some, full, &st, &ft)
-                if got > 0:
-                    self.sys.psi_valid |= (<uint32_t>got) << 4
-                    for i in range(3):
-                        self.sys.io_some[i] = some[i]
-                        self.sys.io_full[i] = full[i]
-                    self.sys.io_some_total = <int64_t>st
-                    self.sys.io_full_total = <int64_t>ft
-                if got < 0 or (got & 3) != 3:
-                    self._sys_problem(6, ST_MALFORMED, 0)
-            else:
-                self._sys_problem(6, ST_UNREADABLE, <int>-n)
+        self.sysf.set_proc_paths()
 
     def ensure_system(self, uint32_t need=SYS_ALL):
         """Read the system files of `need` (SYS_* bits) not yet read this tick."""
-        self._ensure_sys(need)
+        self.sysf.ensure(need)
 
     def drain_system_problems(self):
         """[(file, "unreadable"|"malformed", errno)] since the last call."""
-        names = ("meminfo", "vmstat", "swaps", "sys/vm/swappiness", "pressure/memory",
-                 "mempressure", "pressure/io")
-        out = [(names[self.sysprob[i].row], ERROR_NAMES[self.sysprob[i].err],
-                self.sysprob[i].errnum) for i in range(self.nsysprob)]
-        self.nsysprob = 0
-        return out
-
-    cdef void _keep_raw(self, int which, Py_ssize_t n) noexcept nogil:
-        cdef char* p
-        if which == 0:
-            free(self.meminfo_raw)
-            self.meminfo_raw = NULL
-            self.meminfo_len = 0
-        else:
-            free(self.vmstat_raw)
-            self.vmstat_raw = NULL
-            self.vmstat_len = 0
-        if n < 0:
-            return
-        p = <char*>malloc(n + 1)
-        if p == NULL:
-            return
-        memcpy(p, self.buf, n)
-        p[n] = 0
-        if which == 0:
-            self.meminfo_raw = p
-            self.meminfo_len = n
-        else:
-            self.vmstat_raw = p
-            self.vmstat_len = n
+        return [(f, ERROR_NAMES[e], n) for f, e, n in self.sysf.drain_problems()]
 
     def system(self):
         """This tick's system values as a dict (None where a file or key was missing); reads
         the lazily-read files first."""
-        self._ensure_sys(SYS_ALL)
-        cdef SysState* sy = &self.sys
-        cdef uint32_t pv = sy.psi_valid
-        mem_some = tuple(np.float32(sy.mem_some[i]) for i in range(3)) if pv & 1 else None
-        mem_full = tuple(np.float32(sy.mem_full[i]) for i in range(3)) if pv & 2 else None
-        io_some = tuple(np.float32(sy.io_some[i]) for i in range(3)) if pv & 16 else None
-        io_full = tuple(np.float32(sy.io_full[i]) for i in range(3)) if pv & 32 else None
-        return {
-            "mem_total": sy.mem_total if sy.meminfo_have & 1 else None,
-            "mem_free": sy.mem_free if sy.meminfo_have & 2 else None,
-            "swap_total_meminfo": sy.swap_total_mi if sy.meminfo_have & 4 else None,
-            "swap_free_meminfo": sy.swap_free_mi if sy.meminfo_have & 8 else None,
-            "vmstat_ok": bool(sy.vmstat_ok),
-            "pswpout": sy.pswpout if sy.pswpout_ok else None,
-            "swaps_ok": bool(sy.swaps_ok),
-            "swap_total": sy.swap_total,
-            "swap_used": sy.swap_used,
-            "swappiness": sy.swappiness if sy.swappiness_ok else None,
-            "mem_some": mem_some,
-            "mem_full": mem_full,
-            "mem_some_total": sy.mem_some_total if pv & 4 else None,
-            "mem_full_total": sy.mem_full_total if pv & 8 else None,
-            "io_some": io_some,
-            "io_full": io_full,
-            "io_some_total": sy.io_some_total if pv & 64 else None,
-            "io_full_total": sy.io_full_total if pv & 128 else None,
-        }
+        return self.sysf.system()
 
     def vmstat_sample(self):
         """(vmstat readable, pswpout or None) of this tick."""
-        return bool(self.sys.vmstat_ok), (self.sys.pswpout if self.sys.pswpout_ok else None)
+        return self.sysf.vmstat_sample()
 
     def meminfo_bytes(self):
-        return None if self.meminfo_raw == NULL else self.meminfo_raw[:self.meminfo_len]
+        return self.sysf.meminfo_bytes()
 
     def vmstat_bytes(self):
-        return None if self.vmstat_raw == NULL else self.vmstat_raw[:self.vmstat_len]
+        return self.sysf.vmstat_bytes()
 
     # ---- accounting -------------------------------------------------------------------------
 
     def drain_logs(self):
         """[(row, file kind, error kind, errno)] queued since the last call, how many were
         dropped because the queue was full, and how many reads failed for lack of fds."""
-        out = [(self.plog[i].row, self.plog[i].kind, self.plog[i].err, self.plog[i].errnum)
-               for i in range(self.nplog)]
-        dropped = self.plog_dropped
-        exhausted = self.n_fd_exhausted
-        self.nplog = 0
-        self.plog_dropped = 0
-        self.n_fd_exhausted = 0
-        return out, dropped, exhausted
+        return self.problems.drain()
 
     def counters(self):
         """Per error kind and file: {"malformed": {"memory.stat": 3}, ...} plus I/O totals."""
-        out = {}
-        for e in range(1, NERR):
-            per = {FILE_NAMES[k]: self.counts[e][k] for k in range(NKIND) if self.counts[e][k]}
-            out[ERROR_NAMES[e]] = per
-        out["ok"] = sum(self.counts[0][k] for k in range(NKIND))
-        out["reads"] = self.n_reads
-        out["preads"] = self.n_preads
-        out["opens"] = self.n_opens
-        out["listings"] = self.n_listings
-        out["alive_checks"] = self.n_alive_checks
-        out["dir_events"] = self.n_events
-        out["dir_event_overflows"] = self.n_overflows
-        out["watches"] = self.wmap_n
-        out["watch_refused"] = self.n_watch_refused
-        out["config_invalidations"] = self.n_invalidations
-        live = self.cols["live"] != 0
-        out["kept_values"] = int(np.unpackbits(self.cols["keep"][live].view(np.uint8)).sum())
-        out["parks"] = self.n_parks
-        out["unparks"] = self.n_unparks
-        out["parked"] = int(np.count_nonzero(live & (self.cols["dirfd"] < 0)))
+        out, ok = self.problems.by_outcome(FILE_NAMES, ERROR_NAMES)
+        out["ok"] = ok
+        out["reads"] = self.loader.n_reads
+        out["preads"] = self.loader.n_preads
+        out["opens"] = self.loader.n_opens
+        out["listings"] = self.lister.n_listings
+        out["alive_checks"] = self.t.n_alive_checks
+        out["dir_events"] = self.watch.n_events
+        out["dir_event_overflows"] = self.watch.n_overflows
+        out["watches"] = self.watch.wmap_n
+        out["watch_refused"] = self.watch.n_watch_refused
+        out["config_invalidations"] = self.watch.n_invalidations
+        live = self.t.cols["live"] != 0
+        out["kept_values"] = int(np.unpackbits(self.t.cols["keep"][live].view(np.uint8)).sum())
+        out["parks"] = self.t.n_parks
+        out["unparks"] = self.t.n_unparks
+        out["parked"] = int(np.count_nonzero(live & (self.t.cols["dirfd"] < 0)))
         return out
 
     def file_fd_count(self):
-        cdef int r, k, n = 0
-        for r in range(self.capacity):
-            if self.live[r]:
-                for k in range(NFILE):
-                    if self.ffd[r, k] >= 0:
-                        n += 1
-        return n
-
-
-# ---------------------------------------------------------------------------------------------
-# Benchmark baseline: the physical limit of reading the same files
-
-def raw_read_loop(list paths, int reps=1):
-    """open/read/close each path `reps` times (no parsing). Returns bytes read."""
-    cdef list enc = [p if isinstance(p, bytes) else p.encode() for p in paths]
-    cdef Py_ssize_t n = len(enc), i
-    cdef const char** cp = <const char**>malloc(max(1, n) * sizeof(char*))
-    cdef char buf[65536]
-    cdef int fd, rep
-    cdef ssize_t got
-    cdef int64_t tot = 0
-    for i in range(n):
-        cp[i] = enc[i]
-    with nogil:
-        for rep in range(reps):
-            for i in range(n):
-                fd = c_open(cp[i], O_RDONLY | O_CLOEXEC)
-                if fd < 0:
-                    continue
-                got = c_read(fd, buf, sizeof(buf))
-                if got > 0:
-                    tot += got
-                c_close(fd)
-    free(cp)
-    return tot
-
-
-cdef class RawFds:
-    """Pre-opened fds for the baseline loops: `pread_all` (kept file fds, the physical limit)
-    and `openat_all` (openat on kept directory fds + read + close)."""
-    cdef int* fds
-    cdef int* dfds
-    cdef const char** names
-    cdef list _names
-    cdef readonly Py_ssize_t n
-
-    def __cinit__(self, list dirs, list names, bint keep_files=True):
-        """dirs: directory paths; names: file names read in each directory."""
-        self.n = len(dirs) * len(names)
-        self.fds = <int*>malloc(max(1, self.n) * sizeof(int))
-        self.dfds = <int*>malloc(max(1, self.n) * sizeof(int))
-        self.names = <const char**>malloc(max(1, self.n) * sizeof(char*))
-        self._names = [nm.encode() if isinstance(nm, str) else nm for nm in names]
-        cdef Py_ssize_t i = 0
-        cdef int dfd
-        cdef bytes bd
-        for d in dirs:
-            bd = d.encode() if isinstance(d, str) else d
-            dfd = c_open(bd, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            for nm in self._names:
-                self.dfds[i] = dfd
-                self.names[i] = nm
-                self.fds[i] = c_openat(dfd, <const char*>nm, O_RDONLY | O_CLOEXEC) \
-                    if keep_files and dfd >= 0 else -1
-                i += 1
-
-    def close(self):
-        cdef Py_ssize_t i
-        cdef int last = -1
-        if self.fds != NULL:
-            for i in range(self.n):
-                if self.fds[i] >= 0:
-                    c_close(self.fds[i])
-                    self.fds[i] = -1
-                if self.dfds[i] >= 0 and self.dfds[i] != last:
-                    c_close(self.dfds[i])
-                    last = self.dfds[i]
-                self.dfds[i] = -1
-
-    def __dealloc__(self):
-        self.close()
-        free(self.fds)
-        free(self.dfds)
-        free(self.names)
-
-    def pread_all(self):
-        cdef char buf[65536]
-        cdef Py_ssize_t i
-        cdef int64_t tot = 0
-        cdef ssize_t got
-        with nogil:
-            for i in range(self.n):
-                if self.fds[i] >= 0:
-                    got = c_pread(self.fds[i], buf, sizeof(buf), 0)
-                    if got > 0:
-                        tot += got
-        return tot
-
-    def openat_all(self):
-        cdef char buf[65536]
-        cdef Py_ssize_t i
-        cdef int64_t tot = 0
-        cdef ssize_t got
-        cdef int fd
-        with nogil:
-            for i in range(self.n):
-                if self.dfds[i] >= 0:
-                    fd = c_openat(self.dfds[i], self.names[i], O_RDONLY | O_CLOEXEC)
-                    if fd >= 0:
-                        got = c_read(fd, buf, sizeof(buf))
-                        if got > 0:
-                            tot += got
-                        c_close(fd)
-        return tot
-
-
-cdef class RawPaths:
-    """The physical limit under an fd limit: file fds kept for the first `max_fds` paths and
-    pread at offset 0; the rest open(path) + read + close each time. No parsing."""
-    cdef int* fds
-    cdef list _paths
-    cdef const char** cp
-    cdef readonly Py_ssize_t n, kept
-
-    def __cinit__(self, list paths, Py_ssize_t max_fds):
-        self.n = len(paths)
-        self._paths = [p.encode() if isinstance(p, str) else p for p in paths]
-        self.fds = <int*>malloc(max(1, self.n) * sizeof(int))
-        self.cp = <const char**>malloc(max(1, self.n) * sizeof(char*))
-        self.kept = 0
-        cdef Py_ssize_t i
-        for i in range(self.n):
-            self.cp[i] = <const char*>self._paths[i]
-            self.fds[i] = -1
-            if self.kept < max_fds:
-                self.fds[i] = c_open(self.cp[i], O_RDONLY | O_CLOEXEC)
-                if self.fds[i] >= 0:
-                    self.kept += 1
-
-    def close(self):
-        cdef Py_ssize_t i
-        if self.fds != NULL:
-            for i in range(self.n):
-                if self.fds[i] >= 0:
-                    c_close(self.fds[i])
-                    self.fds[i] = -1
-        self.kept = 0
-
-    def __dealloc__(self):
-        self.close()
-        free(self.fds)
-        free(self.cp)
-
-    def read_all(self):
-        cdef char buf[65536]
-        cdef Py_ssize_t i
-        cdef int64_t tot = 0
-        cdef ssize_t got
-        cdef int fd
-        with nogil:
-            for i in range(self.n):
-                if self.fds[i] >= 0:
-                    got = c_pread(self.fds[i], buf, sizeof(buf), 0)
-                else:
-                    fd = c_open(self.cp[i], O_RDONLY | O_CLOEXEC)
-                    if fd < 0:
-                        continue
-                    got = c_read(fd, buf, sizeof(buf))
-                    c_close(fd)
-                if got > 0:
-                    tot += got
-        return tot
+        return self.t.file_fd_count()
