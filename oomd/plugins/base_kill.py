@@ -47,14 +47,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from oomd import logs, parsing
-from oomd.kill import Killer
-from oomd.engine import report_kill
+from oomd.kill import EVENT_ENDED, EVENT_REAP_REFUSED, TIMED_OUT, Killer
+from oomd.engine import kill_event_reporter, report_kill
 from oomd.plugin import Arg, BasePlugin, PluginRet
 from oomd.plugins._common import c_div
 
 KILLS_STAT = "oomd.kills"
+EXIT_TIMEOUTS_STAT = "pyoomd.kill_exit_timeouts"  # a victim still populated at exit_timeout
+REAP_REFUSED_STAT = "pyoomd.reap_refused"         # process_mrelease refused (EPERM/ENOSYS)
 PREFERENCE_NAMES = {1: "PREFER", 0: "NORMAL", -1: "AVOID"}
 INT64_MAX = (1 << 63) - 1
+
+def positive_seconds(text: str) -> float:
+    value = parsing.double_parse(text)
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{text!r} is not a positive number of seconds")
+    return value
+
 
 BASE_KILL_ARGS = (
     Arg("cgroup", parsing.cgroup_patterns, required=True),
@@ -64,6 +73,7 @@ BASE_KILL_ARGS = (
     Arg("always_continue", parsing.bool_parse, default=False),
     Arg("debug", parsing.bool_parse, default=False),
     Arg("reap_memory", parsing.bool_parse, default=True),
+    Arg("exit_timeout", positive_seconds, default=None),  # None: the killer's (30 s)
 )
 
 # what the dump prints, read in one batch per ranking step
@@ -84,6 +94,7 @@ class KillResult(enum.Enum):
     SUCCESS = 1
     FAILED = 2
     DEFER = 3
+    IN_PROGRESS = 4  # reached a cgroup still exiting from a kill: nothing killed in its place
 
 
 def column(ctx, metric: str, rows: np.ndarray, default=0) -> np.ndarray:
@@ -195,8 +206,11 @@ class BaseKillPlugin(BasePlugin):
             self.METRICS = tuple(m for m in type(self).METRICS if m != "oom_group")
         context.stats.set(KILLS_STAT, 0)
         self.dry = bool(self.dry or context.force_dry)
-        self.killer = context.killer if context.killer is not None else Killer(
-            proc_root=context.proc_root)
+        if context.killer is None:
+            # one killer for every kill plugin compiled with this context, so a kill in
+            # progress holds its cgroup for all of them (the daemon passes its own)
+            context.killer = Killer(proc_root=context.proc_root)
+        self.killer = context.killer
         self._hook_state: _HookState | None = None
         self._dumps: list[np.ndarray] = []
 
@@ -315,6 +329,7 @@ class BaseKillPlugin(BasePlugin):
             self._write_dumps(ctx)
         if result is KillResult.DEFER:
             return PluginRet.ASYNC_PAUSE
+        # IN_PROGRESS ends the chain like a kill: the kill in progress is this run's action
         if result is KillResult.FAILED or self.always_continue:
             return PluginRet.CONTINUE
         ruleset = ctx.invoking_ruleset
@@ -350,6 +365,8 @@ class BaseKillPlugin(BasePlugin):
             populated = ctx.value("is_populated", row)
             if populated is not None and not populated:
                 continue
+            if self._held(ctx, row):
+                return KillResult.IN_PROGRESS
             self.log_kill_target(ctx, row, cand.peers)
             if not self._past_prekill_deadline(ctx):
                 invocation = self._fire_prekill_hook(ctx, row)
@@ -360,6 +377,43 @@ class BaseKillPlugin(BasePlugin):
                 return KillResult.SUCCESS
         return KillResult.FAILED
 
+    # -- kills in progress -----------------------------------------------------------------------
+
+    def _held(self, ctx, row: int) -> bool:
+        """True (after logging why) if ``row`` is still exiting from a kill, or inside or
+        above a cgroup that is: it is not killed again, and nothing else is killed in its
+        place, until it is empty or the kill's ``exit_timeout`` passed (docs/compat.md)."""
+        holding = getattr(self.killer, "holding", None)
+        if holding is None:
+            return False
+        outcome = holding(ctx.abspath(row), ctx.cgroup_id(row))
+        if outcome is None:
+            return False
+        logs.log(f'Not killing "{ctx.relpath(row)}": the kill of {outcome.abspath} is still in '
+                 f"progress ({outcome.describe()}); nothing is killed in its place")
+        report_kill(ctx, self.name, "in_progress")
+        return True
+
+    def _kill_events(self, ctx):
+        """The killer's ``on_event`` for this kill: stats now, metrics through the engine."""
+        stats = ctx.stats
+        report = kill_event_reporter(ctx, self.name)
+
+        def on_event(outcome, event: str) -> None:
+            if event == EVENT_REAP_REFUSED:
+                stats.increment(REAP_REFUSED_STAT)
+                if report is not None:
+                    report("reap_refused", None)
+            elif event == EVENT_ENDED and report is not None and \
+                    outcome.time_to_empty is not None:
+                report("empty", outcome.time_to_empty)
+            if event == EVENT_ENDED and outcome.state == TIMED_OUT:
+                stats.increment(EXIT_TIMEOUTS_STAT)
+                if report is not None:
+                    report("exit_timeout", outcome.seconds)
+
+        return on_event
+
     # -- the kill ------------------------------------------------------------------------------
 
     def _kill_and_record(self, ctx, row: int) -> bool:
@@ -368,7 +422,9 @@ class BaseKillPlugin(BasePlugin):
         if self.dry:
             logs.log(f"OOMD: In dry-run mode; would have tried to kill {abspath}")
         else:
-            result = self.killer.kill(abspath, ctx.dir_fd(row), reap_memory=self.reap_memory)
+            result = self.killer.kill(abspath, ctx.dir_fd(row), reap_memory=self.reap_memory,
+                                      exit_timeout=self.exit_timeout,
+                                      on_event=self._kill_events(ctx))
             if not result.success:
                 report_kill(ctx, self.name, "failed")
                 return False
@@ -461,6 +517,8 @@ class BaseKillPlugin(BasePlugin):
         if victim is None:
             # someone else removed it: they did our job; detectors fire again if still needed
             return KillResult.FAILED
+        if self._held(ctx, victim.row):
+            return KillResult.IN_PROGRESS  # killed by another ruleset while the hook ran
         if self._kill_and_record(ctx, victim.row):
             return KillResult.SUCCESS
         stack: list[_Candidate] = []
