@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -171,6 +172,39 @@ def _wait_empty(events_path: str, timeout: float) -> float | None:
         os.close(fd)
 
 
+def _child_of(pid: int, timeout: float = 10.0) -> int | None:
+    """The first process whose parent is ``pid`` (the command a wrapper such as strace runs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                return int(entry)
+        time.sleep(0.02)
+    return None
+
+
+def _stop(daemon: subprocess.Popen, daemon_pid: int, timeout: float = 15.0) -> int | None:
+    """SIGTERM to the daemon itself (not a wrapper, so strace follows the shutdown too);
+    the wrapper's exit status then is the daemon's."""
+    if daemon_pid == daemon.pid:
+        return terminate(daemon, timeout)
+    try:
+        os.kill(daemon_pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        return daemon.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return terminate(daemon, 5.0)
+
+
 def start_victim(cg: RealCgroups, rel: str, kind: str, size: int,
                  ready_timeout: float = 300.0) -> tuple[subprocess.Popen, int, float]:
     """The big process in ``<parent>/<rel>``: (process, VmRSS KiB, seconds to allocate)."""
@@ -194,12 +228,13 @@ def start_victim(cg: RealCgroups, rel: str, kind: str, size: int,
 def run_slow_kill(kind: str = "mapped", size: int = 24 * GiB, *, interval: float = 1.0,
                   deadline: float = 60.0, settle: float = 2.0, wrap: Iterable[str] = (),
                   extra_args: Iterable[str] = (), env: dict | None = None,
-                  config_factory=None, before_daemon=None) -> SlowKillRun:
+                  config_factory=None, before_daemon=None, during=None) -> SlowKillRun:
     """Set up the issue's scenario, start the daemon (``wrap`` + ``python -m oomd`` ...), wait
     until a-big is empty (or ``deadline``), ``settle`` more seconds, stop the daemon with
     SIGTERM and collect what happened. Everything is removed on any exit.
     ``config_factory(relparent)`` replaces ``slow_kill_config``; ``before_daemon(cg, workdir)``
-    runs just before the daemon starts; ``{work}`` in ``extra_args`` is the work directory."""
+    runs just before the daemon starts, ``during(run, daemon_pid, workdir)`` once a-big is
+    empty; ``{work}`` in ``extra_args`` is the work directory."""
     run = SlowKillRun(kind=kind, size=size)
     with RealCgroups(prefix="pyoomd-test-slow") as cg:
         big_dir, small_dir = cg.create("a-big"), cg.create("b-small")
@@ -227,6 +262,9 @@ def run_slow_kill(kind: str = "mapped", size: int = 24 * GiB, *, interval: float
         reader = threading.Thread(target=_collect, args=(daemon.stdout, run.daemon_log),
                                   daemon=True)
         reader.start()
+        daemon_pid = _child_of(daemon.pid) if wrap else daemon.pid
+        if daemon_pid is None:
+            raise RealCgError(f"{list(wrap)[:1]} did not start the daemon")
         run.t_empty = _wait_empty(os.path.join(big_dir, "cgroup.events"), deadline)
         tried = [t for t, line in run.daemon_log if "Trying to kill " in line]
         run.t_kill_logged = tried[0] if tried else None
@@ -234,6 +272,8 @@ def run_slow_kill(kind: str = "mapped", size: int = 24 * GiB, *, interval: float
         while time.monotonic() < end and not run.log_lines(" after the kill"):
             time.sleep(0.05)
         time.sleep(max(0.0, end - time.monotonic()))
+        if during is not None and daemon.poll() is None:
+            during(run, daemon_pid, work)
         victim.poll()
         run.victim_returncode = victim.returncode
         run.bystander_alive_at_end = bystander.alive() and bool(cgroup_pids(small_dir))
@@ -243,7 +283,7 @@ def run_slow_kill(kind: str = "mapped", size: int = 24 * GiB, *, interval: float
                 run.xattrs[name] = os.getxattr(big_dir, name)
             except OSError:
                 run.xattrs[name] = None
-        run.daemon_exit = terminate(daemon, 15.0)
+        run.daemon_exit = _stop(daemon, daemon_pid)
         reader.join(5)
         for _, line in run.daemon_log:
             if f"/{run.big} is empty " in line:
