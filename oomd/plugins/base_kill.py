@@ -12,9 +12,13 @@ candidates for the dump, then a depth-first search with a stack (best candidate 
   children (all of them, sorted by name), note them for the dump, push them; the parent is
   never the target;
 * ``cgroup.events`` says ``populated 0``: skip silently;
+* still exiting from a kill (``Killer.holding``: the cgroup, an ancestor or a descendant was
+  killed and is not empty yet, its ``exit_timeout`` not passed): log it and end the search
+  without killing anything in its place (IN_PROGRESS: returns as after a kill);
 * log "Picked"; fire a prekill hook (may suspend the chain with ASYNC_PAUSE until it finishes
-  or the ruleset's ``prekill_hook_timeout`` passes); kill; success ends the search, failure pops
-  the next candidate (siblings first, then back up the tree).
+  or the ruleset's ``prekill_hook_timeout`` passes); kill; a delivered kill ends the search (the
+  killer follows the exit after the tick), one that delivered nothing pops the next candidate
+  (siblings first, then back up the tree).
 
 The noted dumps are written when the search ends (after the kill; oomd writes each before going
 on), so reading every candidate's dump values does not delay the kill; the victim's are read
@@ -32,7 +36,7 @@ keeps those across ticks and re-reads one only when inotify reports a change, so
 them costs nothing per tick and a kill does not wait for them; the counters are read at the
 kill, in its tick, as oomd reads them lazily.
 
-Success: the kmsg record ``oomd kill: <m10> <m60> <m300> <rel> <current> ruleset:[..]
+Success (a delivered kill, written at once): the kmsg record ``oomd kill: <m10> <m60> <m300> <rel> <current> ruleset:[..]
 detectorgroup:[..] killer:[(dry)]<name> v2``, ``oomd.kills`` +1 unless dry; then CONTINUE if
 ``always_continue``, else STOP after pausing the invoking ruleset for the plugin's own
 ``post_action_delay`` if it has one. No success: CONTINUE.
