@@ -261,3 +261,62 @@ def test_kill_plugin_kills_chosen_cgroup_with_descendants_and_records_it(sandbox
     msgs = logs.messages(lines)
     assert any(m.startswith(f'Picked "{base}/victim" (0MB) based on pressure generation at')
                for m in msgs)
+
+
+# -- process_mrelease refused by a real seccomp filter (issue 20) ------------------------------
+
+SECCOMP_CHILD = r"""
+import ctypes, json, os, struct, sys
+from oomd import logs
+from oomd.kill import Killer
+
+# BPF: on x86_64, process_mrelease (448) fails with EPERM, every other call is allowed: what
+# systemd's SystemCallFilter=@system-service (without process_mrelease) does to it.
+ALLOW, EPERM = 0x7FFF0000, 0x00050000 | 1
+prog = [(0x20, 0, 0, 4), (0x15, 1, 0, 0xC000003E), (0x06, 0, 0, ALLOW), (0x20, 0, 0, 0),
+        (0x15, 0, 1, 448), (0x06, 0, 0, EPERM), (0x06, 0, 0, ALLOW)]
+buf = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
+fprog = struct.pack("HxxxxxxQ", len(prog), ctypes.addressof(buf))
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+assert libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
+fp = ctypes.create_string_buffer(fprog)
+assert libc.prctl(22, 2, ctypes.addressof(fp), 0, 0) == 0, ctypes.get_errno()  # SECCOMP filter
+
+killer = Killer()
+out = {}
+with logs.capture() as lines:
+    for n, path in enumerate(sys.argv[1:]):
+        result = killer.kill(path)
+        out[f"success{n}"] = result.success and result.outcome.wait(10)
+out["refused"] = killer.stats.reap_refused
+out["lines"] = logs.messages(lines)
+print(json.dumps(out))
+"""
+
+
+def test_reaping_refused_by_a_seccomp_filter_is_logged_once_and_counted(sandbox):
+    import json
+    import platform
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from oomd.testing.slowkill import start_victim
+
+    if platform.machine() != "x86_64":
+        pytest.skip("the test's seccomp program is for x86_64")
+    # victims whose exit takes a while (2 GiB of mappings), so they are still there to reap
+    victims = [sandbox.mkcg(f"victim{i}") for i in range(2)]
+    for i in range(2):
+        start_victim(sandbox.cgroups, f"victim{i}", "mapped", 2 << 30)
+    r = subprocess.run([sys.executable, "-c", SECCOMP_CHILD, *map(str, victims)],
+                       capture_output=True, text=True, timeout=60,
+                       cwd=Path(__file__).resolve().parents[2])
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.splitlines()[-1])
+    assert out["success0"] and out["success1"]         # the kills themselves are unaffected
+    refusals = [m for m in out["lines"] if "process_mrelease refused with EPERM" in m]
+    assert len(refusals) == 1 and "seccomp filter" in refusals[0]
+    assert out["refused"] == 2                          # one per victim process
+    assert sum(m == "Reaped 0 processes in 0ms" for m in out["lines"]) == 2
