@@ -36,10 +36,10 @@ keeps those across ticks and re-reads one only when inotify reports a change, so
 them costs nothing per tick and a kill does not wait for them; the counters are read at the
 kill, in its tick, as oomd reads them lazily.
 
-Success (a delivered kill, written at once): the kmsg record ``oomd kill: <m10> <m60> <m300> <rel> <current> ruleset:[..]
-detectorgroup:[..] killer:[(dry)]<name> v2``, ``oomd.kills`` +1 unless dry; then CONTINUE if
-``always_continue``, else STOP after pausing the invoking ruleset for the plugin's own
-``post_action_delay`` if it has one. No success: CONTINUE.
+Success (a delivered kill; written at once): the kmsg record ``oomd kill: <m10> <m60> <m300>
+<rel> <current> ruleset:[..] detectorgroup:[..] killer:[(dry)]<name> v2``, ``oomd.kills`` +1
+unless dry; then CONTINUE if ``always_continue``, else STOP after pausing the invoking ruleset
+for the plugin's own ``post_action_delay`` if it has one. No success: CONTINUE.
 """
 
 from __future__ import annotations
@@ -62,13 +62,6 @@ REAP_REFUSED_STAT = "pyoomd.reap_refused"         # process_mrelease refused (EP
 PREFERENCE_NAMES = {1: "PREFER", 0: "NORMAL", -1: "AVOID"}
 INT64_MAX = (1 << 63) - 1
 
-def positive_seconds(text: str) -> float:
-    value = parsing.double_parse(text)
-    if not 0 < value < float("inf"):
-        raise ValueError(f"{text!r} is not a positive number of seconds")
-    return value
-
-
 BASE_KILL_ARGS = (
     Arg("cgroup", parsing.cgroup_patterns, required=True),
     Arg("recursive", parsing.bool_parse, default=False),
@@ -77,7 +70,7 @@ BASE_KILL_ARGS = (
     Arg("always_continue", parsing.bool_parse, default=False),
     Arg("debug", parsing.bool_parse, default=False),
     Arg("reap_memory", parsing.bool_parse, default=True),
-    Arg("exit_timeout", positive_seconds, default=None),  # None: the killer's (30 s)
+    Arg("exit_timeout", parsing.positive_seconds, default=None),  # None: the killer's (30 s)
 )
 
 # what the dump prints, read in one batch per ranking step
@@ -406,15 +399,18 @@ class BaseKillPlugin(BasePlugin):
         def on_event(outcome, event: str) -> None:
             if event == EVENT_REAP_REFUSED:
                 stats.increment(REAP_REFUSED_STAT)
-                if report is not None:
-                    report("reap_refused", None)
-            elif event == EVENT_ENDED and report is not None and \
-                    outcome.time_to_empty is not None:
-                report("empty", outcome.time_to_empty)
-            if event == EVENT_ENDED and outcome.state == TIMED_OUT:
+                what, seconds = "reap_refused", None
+            elif event != EVENT_ENDED:
+                return
+            elif outcome.state == TIMED_OUT:
                 stats.increment(EXIT_TIMEOUTS_STAT)
-                if report is not None:
-                    report("exit_timeout", outcome.seconds)
+                what, seconds = "exit_timeout", outcome.seconds
+            elif outcome.time_to_empty is not None:
+                what, seconds = "empty", outcome.time_to_empty
+            else:
+                return  # not followed (no cgroup.events)
+            if report is not None:
+                report(what, seconds)
 
         return on_event
 
