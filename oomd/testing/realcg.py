@@ -660,11 +660,7 @@ def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int
         run.hog_returncode = hog.proc.returncode
         run.bystander_alive_at_end = bystander.alive()
         run.daemon_alive_at_end = daemon.poll() is None
-        for name in XATTRS:
-            try:
-                run.xattrs[name] = os.getxattr(hog_dir, name)
-            except OSError:
-                run.xattrs[name] = None
+        run.xattrs = kill_xattrs(hog_dir)
         run.memcg_oom_kills = cg.oom_kills()
         run.daemon_exit = terminate(daemon, 15.0)
         reader.join(5)
@@ -677,6 +673,17 @@ def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int
     if oom_before is not None and after is not None:
         run.host_oom_kill_delta = after - oom_before
     return run
+
+
+def kill_xattrs(cgroup_dir: str) -> dict[str, bytes | None]:
+    """oomd's kill xattrs on a cgroup (None where absent)."""
+    out: dict[str, bytes | None] = {}
+    for name in XATTRS:
+        try:
+            out[name] = os.getxattr(cgroup_dir, name)
+        except OSError:
+            out[name] = None
+    return out
 
 
 def _collect_lines(stream, out: list) -> None:

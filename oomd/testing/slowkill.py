@@ -15,8 +15,9 @@ Two kinds of victims (``kind``):
   exit frees them at about 0.13 s/GiB, so 8 GiB gives an exit of about 1 s. For the scripts.
 * ``"mapped"``: one small memfd (``MAPPED_FILE`` bytes) mapped ``size // MAPPED_FILE`` times,
   every page mapped (MAP_POPULATE): the exit tears down ``size / 4 KiB`` page-table entries
-  (about 0.05 s/GiB) while the host lends only the memfd and the page tables (24 GiB of
-  mappings: 256 MiB + 48 MiB, set up in 3-4 s, exit about 1.2 s). For the test suite.
+  (0.025-0.05 s/GiB, depending on the load) while the host lends only the memfd and the page
+  tables (48 GiB of mappings: 256 MiB + 96 MiB, set up in about 4 s, exit 1.2-2.5 s). For the
+  test suite.
 
 ``run_slow_kill`` may wrap the daemon's command (``wrap=("strace", "-f", ...)``): the syscall
 test of the shipped unit runs this scenario under strace.
@@ -35,7 +36,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from oomd.testing.realcg import REPO, XATTRS, RealCgError, RealCgroups, cgroup_pids, terminate
+from oomd.testing.realcg import (REPO, RealCgError, RealCgroups, _collect_lines, cgroup_pids,
+                                 kill_xattrs, terminate)
 
 GiB = 1 << 30
 MAPPED_FILE = 256 << 20
@@ -148,11 +150,6 @@ def _sample(text: str, name: str) -> float | None:
     return None
 
 
-def _collect(stream, out: list) -> None:
-    for raw in stream:
-        out.append((time.monotonic(), raw.decode(errors="replace").rstrip("\n")))
-
-
 def _wait_empty(events_path: str, timeout: float) -> float | None:
     """When ``cgroup.events`` said ``populated 0`` (kernfs wakes poll(POLLPRI) on a change)."""
     fd = os.open(events_path, os.O_RDONLY | os.O_CLOEXEC)
@@ -259,7 +256,7 @@ def run_slow_kill(kind: str = "mapped", size: int = 24 * GiB, *, interval: float
              *[a.replace("{work}", work) for a in extra_args]],
             name="pyoomd", cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, env={**os.environ, "INLINE_LOGGING": "1", **(env or {})})
-        reader = threading.Thread(target=_collect, args=(daemon.stdout, run.daemon_log),
+        reader = threading.Thread(target=_collect_lines, args=(daemon.stdout, run.daemon_log),
                                   daemon=True)
         reader.start()
         daemon_pid = _child_of(daemon.pid) if wrap else daemon.pid
@@ -278,11 +275,7 @@ def run_slow_kill(kind: str = "mapped", size: int = 24 * GiB, *, interval: float
         run.victim_returncode = victim.returncode
         run.bystander_alive_at_end = bystander.alive() and bool(cgroup_pids(small_dir))
         run.daemon_alive_at_end = daemon.poll() is None
-        for name in XATTRS:
-            try:
-                run.xattrs[name] = os.getxattr(big_dir, name)
-            except OSError:
-                run.xattrs[name] = None
+        run.xattrs = kill_xattrs(big_dir)
         run.daemon_exit = _stop(daemon, daemon_pid)
         reader.join(5)
         for _, line in run.daemon_log:
