@@ -687,8 +687,11 @@ def kill_xattrs(cgroup_dir: str) -> dict[str, bytes | None]:
 
 
 def _collect_lines(stream, out: list) -> None:
-    for raw in stream:
-        out.append((time.monotonic(), raw.decode(errors="replace").rstrip("\n")))
+    try:
+        for raw in stream:
+            out.append((time.monotonic(), raw.decode(errors="replace").rstrip("\n")))
+    except (OSError, ValueError):
+        pass  # the harness closed the stream (cleanup after a failure)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -169,8 +169,10 @@ def _wait_empty(events_path: str, timeout: float) -> float | None:
         os.close(fd)
 
 
-def _child_of(pid: int, timeout: float = 10.0) -> int | None:
-    """The first process whose parent is ``pid`` (the command a wrapper such as strace runs)."""
+def _child_of(pid: int, argv_tail: tuple[str, ...], timeout: float = 10.0) -> int | None:
+    """The child of ``pid`` (a wrapper such as strace) that runs a command whose arguments
+    contain ``argv_tail``: strace may fork short-lived helpers of its own first."""
+    want = b"\0".join(a.encode() for a in argv_tail)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for entry in os.listdir("/proc"):
@@ -179,10 +181,13 @@ def _child_of(pid: int, timeout: float = 10.0) -> int | None:
             try:
                 with open(f"/proc/{entry}/stat") as f:
                     stat = f.read()
-            except OSError:
+                if int(stat.rsplit(")", 1)[1].split()[1]) != pid:
+                    continue
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if want in f.read():
+                        return int(entry)
+            except (OSError, ValueError, IndexError):
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                return int(entry)
         time.sleep(0.02)
     return None
 
@@ -259,7 +264,7 @@ def run_slow_kill(kind: str = "mapped", size: int = 24 * GiB, *, interval: float
         reader = threading.Thread(target=_collect_lines, args=(daemon.stdout, run.daemon_log),
                                   daemon=True)
         reader.start()
-        daemon_pid = _child_of(daemon.pid) if wrap else daemon.pid
+        daemon_pid = _child_of(daemon.pid, ("-m", "oomd")) if wrap else daemon.pid
         if daemon_pid is None:
             raise RealCgError(f"{list(wrap)[:1]} did not start the daemon")
         run.t_empty = _wait_empty(os.path.join(big_dir, "cgroup.events"), deadline)

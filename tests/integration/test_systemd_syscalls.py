@@ -129,7 +129,11 @@ def query_endpoints(run, daemon_pid: int, work: str) -> None:
     resp = conn.getresponse()
     run.http_status, run.http_body = resp.status, resp.read()
     conn.close()
-    os.kill(daemon_pid, signal.SIGHUP)
+    try:
+        os.kill(daemon_pid, signal.SIGHUP)
+    except ProcessLookupError:
+        raise AssertionError(f"the daemon (pid {daemon_pid}) is gone: "
+                             f"{[line for _, line in run.daemon_log][-15:]}") from None
     realcg.wait_for(lambda: run.log_lines("SIGHUP: reloaded"), 10.0, 0.05)
 
 
