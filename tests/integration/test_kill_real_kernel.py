@@ -14,6 +14,7 @@ import pytest
 from cgsandbox import CgroupSandbox, why_no_sandbox
 from oomd import logs
 from oomd.kill import EMPTY, TIMED_OUT, XATTR_KILL, XATTR_KILL_UUID, XATTR_OOMS, Killer
+from oomd.testing import realcg
 
 _why = why_no_sandbox()
 pytestmark = pytest.mark.skipif(_why is not None, reason=f"real cgroup2 kill tests: {_why}")
@@ -249,7 +250,9 @@ def test_kill_plugin_kills_chosen_cgroup_with_descendants_and_records_it(sandbox
     ctx.kmsg.close()
 
     assert sandbox.wait_dead(top) and sandbox.wait_dead(forking)
-    assert CgroupSandbox.procs_of(victim) == [] and CgroupSandbox.procs_of(nested) == []
+    # the kill is delivered in the tick; the exit finishes after it (the killer follows it)
+    assert realcg.wait_for(lambda: CgroupSandbox.procs_of(victim) == []
+                           and CgroupSandbox.procs_of(nested) == [], 5.0, 0.01)
     assert sandbox.alive(bystander)
     assert os.getxattr(victim, XATTR_OOMS) == b"1"
     assert os.getxattr(victim, XATTR_KILL) == b"4"
