@@ -32,6 +32,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from oomd.testing import realcg, slowkill  # noqa: E402
 
 
+HEADROOM = 4 * slowkill.GiB  # left for everything else on the machine
+
+
+def mem_available() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=5)
@@ -54,6 +65,11 @@ def main(argv=None) -> int:
 
     rows = []
     for i in range(1, o.runs + 1):
+        if o.kind == "anon" and mem_available() < o.gib * slowkill.GiB + HEADROOM:
+            print(f"run {i}: not started: MemAvailable {mem_available() / slowkill.GiB:.1f} GiB "
+                  f"is below {o.gib:g} GiB + {HEADROOM / slowkill.GiB:g} GiB of headroom "
+                  "(the machine is shared)", flush=True)
+            return 2
         try:
             run = slowkill.run_slow_kill(o.kind, int(o.gib * slowkill.GiB),
                                          config_factory=no_reap if o.no_reap else None)
