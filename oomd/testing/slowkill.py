@@ -158,7 +158,7 @@ def _wait_empty(events_path: str, timeout: float) -> float | None:
         po.register(fd, select.POLLPRI | select.POLLERR)
         deadline = time.monotonic() + timeout
         while True:
-            text = os.pread(fd, 4096, 0).decode()
+            text = os.pread(fd, 4096, 0).decode(errors="replace")
             if "populated 0" in text.splitlines():
                 return time.monotonic()
             left = deadline - time.monotonic()
@@ -219,11 +219,12 @@ def start_victim(cg: RealCgroups, rel: str, kind: str, size: int,
     proc = cg.start([sys.executable, "-c", header + VICTIM_SOURCE], name=f"victim {rel}",
                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ready, _, _ = select.select([proc.stdout], [], [], ready_timeout)
-    line = proc.stdout.readline().decode().split() if ready else []
+    line = proc.stdout.readline().decode(errors="replace").split() if ready else []
     if not line or line[0] != "ready":
         proc.kill()
         raise RealCgError(f"the victim did not allocate {size} bytes ({kind}) within "
-                          f"{ready_timeout:g} s: {proc.stderr.read().decode()[-300:]!r}")
+                          f"{ready_timeout:g} s: "
+                          f"{proc.stderr.read().decode(errors='replace')[-300:]!r}")
     return proc, int(line[1]), time.monotonic() - start
 
 
