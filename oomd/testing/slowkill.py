@@ -268,21 +268,32 @@ def run_slow_kill(kind: str = "mapped", size: int = 24 * GiB, *, interval: float
         daemon_pid = _child_of(daemon.pid, ("-m", "oomd")) if wrap else daemon.pid
         if daemon_pid is None:
             raise RealCgError(f"{list(wrap)[:1]} did not start the daemon")
-        run.t_empty = _wait_empty(os.path.join(big_dir, "cgroup.events"), deadline)
-        tried = [t for t, line in run.daemon_log if "Trying to kill " in line]
-        run.t_kill_logged = tried[0] if tried else None
-        end = time.monotonic() + settle
-        while time.monotonic() < end and not run.log_lines(" after the kill"):
-            time.sleep(0.05)
-        time.sleep(max(0.0, end - time.monotonic()))
-        if during is not None and daemon.poll() is None:
-            during(run, daemon_pid, work)
-        victim.poll()
-        run.victim_returncode = victim.returncode
-        run.bystander_alive_at_end = bystander.alive() and bool(cgroup_pids(small_dir))
-        run.daemon_alive_at_end = daemon.poll() is None
-        run.xattrs = kill_xattrs(big_dir)
-        run.daemon_exit = _stop(daemon, daemon_pid)
+        stopped = False
+        try:
+            run.t_empty = _wait_empty(os.path.join(big_dir, "cgroup.events"), deadline)
+            tried = [t for t, line in run.daemon_log if "Trying to kill " in line]
+            run.t_kill_logged = tried[0] if tried else None
+            end = time.monotonic() + settle
+            while time.monotonic() < end and not run.log_lines(" after the kill"):
+                time.sleep(0.05)
+            time.sleep(max(0.0, end - time.monotonic()))
+            if during is not None and daemon.poll() is None:
+                during(run, daemon_pid, work)
+            victim.poll()
+            run.victim_returncode = victim.returncode
+            run.bystander_alive_at_end = bystander.alive() and bool(cgroup_pids(small_dir))
+            run.daemon_alive_at_end = daemon.poll() is None
+            run.xattrs = kill_xattrs(big_dir)
+            run.daemon_exit = _stop(daemon, daemon_pid)
+            stopped = True
+        finally:
+            if not stopped and daemon_pid != daemon.pid and daemon.poll() is None:
+                # The cleanup kills the wrapper it started; the wrapped daemon would outlive it.
+                # While the wrapper (its parent) lives, the pid cannot have been reused.
+                try:
+                    os.kill(daemon_pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         reader.join(5)
         for _, line in run.daemon_log:
             if f"/{run.big} is empty " in line:
