@@ -26,6 +26,7 @@ from oomd.dropins import DropIns
 from oomd.engine import EngineObserver
 from oomd.errors import ConfigError
 from oomd.fs import cgroup2_mount, psi_available
+from oomd.kill import Killer
 from oomd.kmsg import Kmsg
 from oomd.options import Options
 from oomd.stats import Stats
@@ -72,6 +73,9 @@ class MetricsObserver(EngineObserver):
     def kill(self, ruleset: str, plugin: str, outcome: str, fire_to_kill_seconds) -> None:
         self.metrics.kill(ruleset, plugin, outcome, fire_to_kill_seconds)
 
+    def kill_event(self, ruleset: str, plugin: str, event: str, seconds) -> None:
+        self.metrics.kill_event(ruleset, event, seconds)
+
 
 class Daemon:
     def __init__(self, options: Options, *, clock=time.monotonic) -> None:
@@ -79,6 +83,7 @@ class Daemon:
         self.clock = clock
         self.stats = Stats()
         self.kmsg: Kmsg | None = None
+        self.killer = Killer()  # one for every kill plugin: a kill in progress holds for all
         self.engine = None
         self.base_ir = None
         self.ctx = None
@@ -104,6 +109,7 @@ class Daemon:
             ssd_coeffs=self.o.ssd_coeffs,
             hdd_coeffs=self.o.hdd_coeffs,
             compat=Compat.for_mode(self.o.compat),
+            killer=self.killer,
         )
 
     def load_plugins(self) -> None:

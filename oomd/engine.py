@@ -49,7 +49,13 @@ class EngineObserver:
 
     def kill(self, ruleset: str, plugin: str, outcome: str,
              fire_to_kill_seconds: float | None) -> None:
-        """A kill plugin's attempt: outcome is "killed", "dry" or "failed"."""
+        """A kill plugin's attempt: outcome is "killed", "dry", "failed", "skipped" (the view
+        was incomplete) or "in_progress" (the cgroup it reached is still exiting from a kill)."""
+
+    def kill_event(self, ruleset: str, plugin: str, event: str, seconds: float | None) -> None:
+        """After a delivered kill, from the killer's waiter thread: "empty" (seconds from the
+        kill to an empty cgroup), "exit_timeout" (the bound passed first; seconds waited) or
+        "reap_refused" (process_mrelease got EPERM/ENOSYS; seconds is None)."""
 
 
 def report_kill(ctx, plugin: str, outcome: str) -> None:
@@ -63,6 +69,25 @@ def report_kill(ctx, plugin: str, outcome: str) -> None:
     label = getattr(ruleset, "label", ac.ruleset)
     elapsed = None if ac.fired_at is None else engine.clock() - ac.fired_at
     observer.kill(label, plugin, outcome, elapsed)
+
+
+def kill_event_reporter(ctx, plugin: str) -> Callable[[str, float | None], None] | None:
+    """What a kill plugin hands its killer for the events after the kill: ``report(event,
+    seconds)`` to the engine's observer, labelled with the ruleset of this kill (None without
+    an observer). It is called from the killer's waiter thread, later."""
+    engine = getattr(ctx, "engine", None)
+    observer = getattr(engine, "observer", None)
+    kill_event = getattr(observer, "kill_event", None)
+    if kill_event is None:
+        return None
+    ac = getattr(ctx, "action_context", None)
+    ruleset = getattr(ctx, "invoking_ruleset", None)
+    label = getattr(ruleset, "label", getattr(ac, "ruleset", ""))
+
+    def report(event: str, seconds: float | None) -> None:
+        kill_event(label, plugin, event, seconds)
+
+    return report
 
 
 def _call(method: Callable, plugin: BasePlugin, ruleset: Ruleset, ctx, what: str):

@@ -27,8 +27,16 @@ name                                     type      meaning
                                                    ``ruleset``, ``detector_group``
 ``pyoomd_kills_total``                   counter   kill attempts, labels ``ruleset``, ``plugin``,
                                                    ``outcome`` (``killed``, ``dry``,
-                                                   ``failed``, ``skipped``)
+                                                   ``failed``, ``skipped``, ``in_progress``)
 ``pyoomd_fire_to_kill_seconds``          histogram detector group firing to kill, label
+                                                   ``ruleset``
+``pyoomd_kill_to_empty_seconds``         histogram a delivered kill to its cgroup being empty
+                                                   (or removed), label ``ruleset``
+``pyoomd_kill_exit_timeouts_total``      counter   kills whose cgroup was still populated when
+                                                   the plugin's ``exit_timeout`` passed, label
+                                                   ``ruleset``
+``pyoomd_reap_refused_total``            counter   ``process_mrelease`` calls refused (EPERM,
+                                                   ENOSYS: seccomp, LSM, old kernel), label
                                                    ``ruleset``
 ``pyoomd_config_reloads_total``          counter   SIGHUP reloads, label ``result`` (``ok``,
                                                    ``error``)
@@ -44,6 +52,7 @@ Daemon use::
     # each tick:
     metrics.detector_state(ruleset, group, fired)    # per detector group
     metrics.kill(ruleset, plugin, outcome, seconds)  # per kill attempt
+    metrics.kill_event(ruleset, event, seconds)      # after a kill (the killer's thread)
     metrics.observe_tick(duration, read_stats, n_cgroups)   # last: also schedules the write
     # at exit:
     metrics.stop()
@@ -77,6 +86,8 @@ from oomd.stats import Stats
 
 TICK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 FIRE_TO_KILL_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+KILL_TO_EMPTY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
+                         60.0)
 FILES_READ = "files_read"
 HTTP_TIMEOUT = 5.0  # seconds a scraper may take to send its request
 
@@ -140,6 +151,15 @@ class Metrics:
         self.fire_to_kill = Histogram(
             "pyoomd_fire_to_kill_seconds", "Time from a detector group firing to the kill",
             ["ruleset"], buckets=FIRE_TO_KILL_BUCKETS, registry=r)
+        self.kill_to_empty = Histogram(
+            "pyoomd_kill_to_empty_seconds", "Time from a delivered kill to its cgroup being empty",
+            ["ruleset"], buckets=KILL_TO_EMPTY_BUCKETS, registry=r)
+        self.exit_timeouts = Counter(
+            "pyoomd_kill_exit_timeouts", "Kills still populated when exit_timeout passed",
+            ["ruleset"], registry=r)
+        self.reap_refused = Counter(
+            "pyoomd_reap_refused", "process_mrelease calls refused (EPERM, ENOSYS)",
+            ["ruleset"], registry=r)
         self.reloads = Counter(
             "pyoomd_config_reloads", "SIGHUP config reloads", ["result"], registry=r)
         if stats is not None:
@@ -185,6 +205,15 @@ class Metrics:
         self.kills.labels(ruleset, plugin, outcome).inc()
         if fire_to_kill_seconds is not None:
             self.fire_to_kill.labels(ruleset).observe(fire_to_kill_seconds)
+
+    def kill_event(self, ruleset: str, event: str, seconds: float | None = None) -> None:
+        """After a delivered kill (see ``EngineObserver.kill_event``); any thread."""
+        if event == "empty" and seconds is not None:
+            self.kill_to_empty.labels(ruleset).observe(seconds)
+        elif event == "exit_timeout":
+            self.exit_timeouts.labels(ruleset).inc()
+        elif event == "reap_refused":
+            self.reap_refused.labels(ruleset).inc()
 
     def config_reload(self, ok: bool) -> None:
         self.reloads.labels("ok" if ok else "error").inc()

@@ -127,6 +127,14 @@ def float_parse(text: str) -> float:
     return value
 
 
+def positive_seconds(text: str) -> float:
+    """A duration in seconds: a number (``double_parse``) above 0 and finite."""
+    value = double_parse(text)
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
 def bool_parse(text: str) -> bool:
     """Exactly ``true``/``True``/``1`` or ``false``/``False``/``0``."""
     if text in ("true", "True", "1"):

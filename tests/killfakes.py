@@ -188,7 +188,8 @@ class RecordingKiller:
         self.killed: list[str] = []
         self.fail = set(fail)  # absolute paths whose kill fails
 
-    def kill(self, abspath, dir_fd=None, *, reap_memory=True, kill_uuid=None) -> KillResult:
+    def kill(self, abspath, dir_fd=None, *, reap_memory=True, kill_uuid=None,
+             **_follow) -> KillResult:
         self.killed.append(abspath)
         if abspath in self.fail:
             return KillResult(False, reason="recorded failure")
@@ -214,7 +215,8 @@ class VanishAwareKiller(RecordingKiller):
     """A recording killer that, like the real one, fails on a cgroup whose directory was
     removed after it was chosen (its directory fd then has no links)."""
 
-    def kill(self, abspath, dir_fd=None, *, reap_memory=True, kill_uuid=None) -> KillResult:
+    def kill(self, abspath, dir_fd=None, *, reap_memory=True, kill_uuid=None,
+             **_follow) -> KillResult:
         import os
 
         if dir_fd is not None and dir_fd >= 0 and os.fstat(dir_fd).st_nlink == 0:

@@ -12,9 +12,13 @@ candidates for the dump, then a depth-first search with a stack (best candidate 
   children (all of them, sorted by name), note them for the dump, push them; the parent is
   never the target;
 * ``cgroup.events`` says ``populated 0``: skip silently;
+* still exiting from a kill (``Killer.holding``: the cgroup, an ancestor or a descendant was
+  killed and is not empty yet, its ``exit_timeout`` not passed): log it and end the search
+  without killing anything in its place (IN_PROGRESS: returns as after a kill);
 * log "Picked"; fire a prekill hook (may suspend the chain with ASYNC_PAUSE until it finishes
-  or the ruleset's ``prekill_hook_timeout`` passes); kill; success ends the search, failure pops
-  the next candidate (siblings first, then back up the tree).
+  or the ruleset's ``prekill_hook_timeout`` passes); kill; a delivered kill ends the search (the
+  killer follows the exit after the tick), one that delivered nothing pops the next candidate
+  (siblings first, then back up the tree).
 
 The noted dumps are written when the search ends (after the kill; oomd writes each before going
 on), so reading every candidate's dump values does not delay the kill; the victim's are read
@@ -32,10 +36,10 @@ keeps those across ticks and re-reads one only when inotify reports a change, so
 them costs nothing per tick and a kill does not wait for them; the counters are read at the
 kill, in its tick, as oomd reads them lazily.
 
-Success: the kmsg record ``oomd kill: <m10> <m60> <m300> <rel> <current> ruleset:[..]
-detectorgroup:[..] killer:[(dry)]<name> v2``, ``oomd.kills`` +1 unless dry; then CONTINUE if
-``always_continue``, else STOP after pausing the invoking ruleset for the plugin's own
-``post_action_delay`` if it has one. No success: CONTINUE.
+Success (a delivered kill; written at once): the kmsg record ``oomd kill: <m10> <m60> <m300>
+<rel> <current> ruleset:[..] detectorgroup:[..] killer:[(dry)]<name> v2``, ``oomd.kills`` +1
+unless dry; then CONTINUE if ``always_continue``, else STOP after pausing the invoking ruleset
+for the plugin's own ``post_action_delay`` if it has one. No success: CONTINUE.
 """
 
 from __future__ import annotations
@@ -49,12 +53,14 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.compat import V050
-from oomd.kill import Killer
-from oomd.engine import report_kill
+from oomd.kill import EVENT_ENDED, EVENT_REAP_REFUSED, TIMED_OUT, Killer
+from oomd.engine import kill_event_reporter, report_kill
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args
 from oomd.plugins._common import c_div
 
 KILLS_STAT = "oomd.kills"
+EXIT_TIMEOUTS_STAT = "pyoomd.kill_exit_timeouts"  # a victim still populated at exit_timeout
+REAP_REFUSED_STAT = "pyoomd.reap_refused"         # process_mrelease refused (EPERM/ENOSYS)
 PREFERENCE_NAMES = {1: "PREFER", 0: "NORMAL", -1: "AVOID"}
 INT64_MAX = (1 << 63) - 1
 
@@ -66,6 +72,7 @@ BASE_KILL_ARGS = (
     Arg("always_continue", parsing.bool_parse, default=False),
     Arg("debug", parsing.bool_parse, default=False),
     Arg("reap_memory", parsing.bool_parse, default=True),
+    Arg("exit_timeout", parsing.positive_seconds, default=None),  # None: the killer's (30 s)
     Arg("kernelkill", parsing.bool_parse, default=False),              # oomd HEAD
     Arg("log_kmemalloc_prekill", parsing.bool_parse, default=False),   # oomd HEAD
 )
@@ -90,6 +97,7 @@ class KillResult(enum.Enum):
     SUCCESS = 1
     FAILED = 2
     DEFER = 3
+    IN_PROGRESS = 4  # reached a cgroup still exiting from a kill: nothing killed in its place
 
 
 def column(ctx, metric: str, rows: np.ndarray, default=0) -> np.ndarray:
@@ -231,8 +239,11 @@ class BaseKillPlugin(BasePlugin):
             self.METRICS = tuple(m for m in type(self).METRICS if m != "oom_group")
         context.stats.set(KILLS_STAT, 0)
         self.dry = bool(self.dry or context.force_dry)
-        self.killer = context.killer if context.killer is not None else Killer(
-            proc_root=context.proc_root)
+        if context.killer is None:
+            # one killer for every kill plugin compiled with this context, so a kill in
+            # progress holds its cgroup for all of them (the daemon passes its own)
+            context.killer = Killer(proc_root=context.proc_root)
+        self.killer = context.killer
         self._hook_state: _HookState | None = None
         self._dumps: list[np.ndarray] = []
         self.compat = getattr(context, "compat", V050)
@@ -360,6 +371,7 @@ class BaseKillPlugin(BasePlugin):
             self._write_dumps(ctx)
         if result is KillResult.DEFER:
             return PluginRet.ASYNC_PAUSE
+        # IN_PROGRESS ends the chain like a kill: the kill in progress is this run's action
         if result is KillResult.FAILED or self.always_continue:
             return PluginRet.CONTINUE
         ruleset = ctx.invoking_ruleset
@@ -395,6 +407,8 @@ class BaseKillPlugin(BasePlugin):
             populated = ctx.value("is_populated", row)
             if populated is not None and not populated:
                 continue
+            if self._held(ctx, row):
+                return KillResult.IN_PROGRESS
             if self.compat.skip_zero_anon and ctx.value("anon_usage_strict", row) == 0:
                 continue  # oomd HEAD: nothing left to free (memory.stat says anon 0)
             self.log_kill_target(ctx, row, cand.peers)
@@ -406,6 +420,46 @@ class BaseKillPlugin(BasePlugin):
             if self._kill_and_record(ctx, row):
                 return KillResult.SUCCESS
         return KillResult.FAILED
+
+    # -- kills in progress -----------------------------------------------------------------------
+
+    def _held(self, ctx, row: int) -> bool:
+        """True (after logging why) if ``row`` is still exiting from a kill, or inside or
+        above a cgroup that is: it is not killed again, and nothing else is killed in its
+        place, until it is empty or the kill's ``exit_timeout`` passed (docs/compat.md)."""
+        holding = getattr(self.killer, "holding", None)
+        if holding is None:
+            return False
+        outcome = holding(ctx.abspath(row), ctx.cgroup_id(row))
+        if outcome is None:
+            return False
+        logs.log(f'Not killing "{ctx.relpath(row)}": the kill of {outcome.abspath} is still in '
+                 f"progress ({outcome.describe()}); nothing is killed in its place")
+        report_kill(ctx, self.name, "in_progress")
+        return True
+
+    def _kill_events(self, ctx):
+        """The killer's ``on_event`` for this kill: stats now, metrics through the engine."""
+        stats = ctx.stats
+        report = kill_event_reporter(ctx, self.name)
+
+        def on_event(outcome, event: str) -> None:
+            if event == EVENT_REAP_REFUSED:
+                stats.increment(REAP_REFUSED_STAT)
+                what, seconds = "reap_refused", None
+            elif event != EVENT_ENDED:
+                return
+            elif outcome.state == TIMED_OUT:
+                stats.increment(EXIT_TIMEOUTS_STAT)
+                what, seconds = "exit_timeout", outcome.seconds
+            elif outcome.time_to_empty is not None:
+                what, seconds = "empty", outcome.time_to_empty
+            else:
+                return  # not followed (no cgroup.events)
+            if report is not None:
+                report(what, seconds)
+
+        return on_event
 
     # -- the kill ------------------------------------------------------------------------------
 
@@ -423,7 +477,9 @@ class BaseKillPlugin(BasePlugin):
                 extra["kernel_kill"] = True
             if self.compat.user_xattrs:
                 extra["user_xattrs"] = True
-            result = self.killer.kill(abspath, dir_fd, reap_memory=self.reap_memory, **extra)
+            result = self.killer.kill(abspath, dir_fd, reap_memory=self.reap_memory,
+                                      exit_timeout=self.exit_timeout,
+                                      on_event=self._kill_events(ctx), **extra)
             if not result.success:
                 if self.compat.kill_logs:
                     why = getattr(result, "reason", "")
@@ -523,6 +579,8 @@ class BaseKillPlugin(BasePlugin):
         if victim is None:
             # someone else removed it: they did our job; detectors fire again if still needed
             return KillResult.FAILED
+        if self._held(ctx, victim.row):
+            return KillResult.IN_PROGRESS  # killed by another ruleset while the hook ran
         if self._kill_and_record(ctx, victim.row):
             return KillResult.SUCCESS
         stack: list[_Candidate] = []

@@ -743,11 +743,7 @@ def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int
         run.hog_returncode = hog.proc.returncode
         run.bystander_alive_at_end = bystander.alive()
         run.daemon_alive_at_end = daemon.poll() is None
-        for name in XATTRS:
-            try:
-                run.xattrs[name] = os.getxattr(cg.path("workload/hog"), name)
-            except OSError:
-                run.xattrs[name] = None
+        run.xattrs = kill_xattrs(cg.path("workload/hog"))  # the killed cgroup, not its leaf
         run.memcg_oom_kills = cg.oom_kills()
         run.daemon_exit = terminate(daemon, 15.0)
         reader.join(5)
@@ -774,9 +770,23 @@ def _sample_psi(cgroup_dir: str, every: float, stop: threading.Event, out: list)
         stop.wait(every)
 
 
+def kill_xattrs(cgroup_dir: str) -> dict[str, bytes | None]:
+    """oomd's kill xattrs on a cgroup (None where absent)."""
+    out: dict[str, bytes | None] = {}
+    for name in XATTRS:
+        try:
+            out[name] = os.getxattr(cgroup_dir, name)
+        except OSError:
+            out[name] = None
+    return out
+
+
 def _collect_lines(stream, out: list) -> None:
-    for raw in stream:
-        out.append((time.monotonic(), raw.decode(errors="replace").rstrip("\n")))
+    try:
+        for raw in stream:
+            out.append((time.monotonic(), raw.decode(errors="replace").rstrip("\n")))
+    except (OSError, ValueError):
+        pass  # the harness closed the stream (cleanup after a failure)
 
 
 def main(argv: list[str] | None = None) -> int:

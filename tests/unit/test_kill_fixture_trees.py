@@ -200,7 +200,7 @@ class EmptyingKiller(VanishAwareKiller):
         self.logged = logged
         self.logged_before_kill: list[str] = []
 
-    def kill(self, abspath, dir_fd=None, *, reap_memory=True, kill_uuid=None):
+    def kill(self, abspath, dir_fd=None, *, reap_memory=True, kill_uuid=None, **_follow):
         self.logged_before_kill = logs.messages(self.logged)
         update_files(Path(abspath), {".": {"memory.current": "0\n", "memory.swap.current": "0\n",
                                            "memory.stat": kv({"anon": 0, "file": 0})}})

@@ -149,6 +149,25 @@ def test_textfile_write_failure_is_logged_once_and_never_raises(tmp_path):
     assert logged == [f"Writing metrics textfile failed: {tmp}: No such file or directory"]
 
 
+def test_the_exit_of_killed_cgroups_is_exported(metrics):
+    """After a delivered kill (issue 22): kill to empty, the bound passing, refused reaping."""
+    m = metrics()
+    m.kill_event("rs", "empty", 0.004)
+    m.kill_event("rs", "empty", 1.7)
+    m.kill_event("rs", "exit_timeout", 30.0)
+    m.kill_event("rs", "reap_refused")
+    m.kill_event("rs", "reap_refused")
+    s = samples(m.render().decode())
+    rs = (("ruleset", "rs"),)
+    assert s[("pyoomd_kill_to_empty_seconds_count", rs)] == 2
+    assert s[("pyoomd_kill_to_empty_seconds_sum", rs)] == pytest.approx(1.704)
+    assert s[("pyoomd_kill_to_empty_seconds_bucket", (("le", "0.005"), ("ruleset", "rs")))] == 1
+    assert s[("pyoomd_kill_to_empty_seconds_bucket", (("le", "1.0"), ("ruleset", "rs")))] == 1
+    assert s[("pyoomd_kill_to_empty_seconds_bucket", (("le", "2.0"), ("ruleset", "rs")))] == 2
+    assert s[("pyoomd_kill_exit_timeouts_total", rs)] == 1
+    assert s[("pyoomd_reap_refused_total", rs)] == 2
+
+
 def test_stop_writes_the_final_state(tmp_path):
     path = tmp_path / "pyoomd.prom"
     m = Metrics(textfile=str(path), log=quiet)

@@ -33,6 +33,17 @@ def test_non_negative_int_rejects_negatives():
         p.non_negative_int("-1")
 
 
+@pytest.mark.parametrize("text, value", [("30", 30.0), ("0.5", 0.5), ("1e-3", 0.001)])
+def test_positive_seconds_accepts_positive_numbers(text, value):
+    assert p.positive_seconds(text) == value
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "inf", "nan", "x"])
+def test_positive_seconds_rejects_the_rest(text):
+    with pytest.raises(ValueError):
+        p.positive_seconds(text)
+
+
 @pytest.mark.parametrize("text, value", [("1.25", 1.25), ("1e3x", 1000.0), ("0x10", 16.0), ("0x1p3", 8.0),
                                          (" -2.5", -2.5), (".5", 0.5), ("5.", 5.0)])
 def test_double_parse_is_strtod_like(text, value):
