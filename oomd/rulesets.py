@@ -39,6 +39,7 @@ from oomd import logs, plugin
 from oomd.cgpath import CgroupPatterns, literal_prefix
 from oomd.engine import DetectorGroup, Ruleset
 from oomd.errors import ConfigError
+from oomd.names import shown
 from oomd.plugin import PluginConstructionContext
 from oomd.stats import Stats
 
@@ -114,8 +115,8 @@ class PerCgroupRuleset(Ruleset):
             os.getxattr(fd, self.xattr_filter)
         except OSError as e:
             if e.errno not in _NO_XATTR:
-                logs.log(f"Failed to fetch xattr: {self.xattr_filter} for cgroup: {abspath}. "
-                         f"Error: {e.strerror}")
+                logs.log(f"Failed to fetch xattr: {self.xattr_filter} for cgroup: "
+                         f"{shown(abspath)}. Error: {e.strerror}")
             return False
         return True
 
@@ -141,14 +142,14 @@ class PerCgroupRuleset(Ruleset):
             matched.add(relpath)
             clone = self.clones.get(relpath)
             if clone is None:
-                logs.log(f"Adding runnable ruleset for cgroup: {abspath}")
+                logs.log(f"Adding runnable ruleset for cgroup: {shown(abspath)}")
                 try:
                     clone = self.make_clone(relpath, abspath)
                 except CloneError as e:
                     if relpath not in self._unbuildable:
                         self._unbuildable.add(relpath)
-                        logs.log(f"Could not build the runnable ruleset for cgroup {abspath}: "
-                                 f"{e}", logs.ERR)
+                        logs.log(f"Could not build the runnable ruleset for cgroup "
+                                 f"{shown(abspath)}: {e}", logs.ERR)
                     continue
                 self._unbuildable.discard(relpath)
                 self.clones[relpath] = clone
@@ -158,7 +159,7 @@ class PerCgroupRuleset(Ruleset):
         self._unbuildable &= matched
         for relpath in sorted(set(self.clones) - visited, key=os.fsencode):
             clone = self.clones.pop(relpath)
-            logs.log(f"Dropping runnable ruleset for cgroup: {clone.ruleset_cgroup}")
+            logs.log(f"Dropping runnable ruleset for cgroup: {shown(clone.ruleset_cgroup)}")
             clone.release()
         return ret
 

@@ -17,7 +17,8 @@ from oomd.cgpath import CgroupPatterns
 from oomd.lint.findings import ERROR, NOTE, WARNING, Finding
 from oomd.lint.patterns import related
 from oomd.lint.sites import PluginSite, RulesetSite
-from oomd.lint.tree import AVOID, IO, MEMORY, PSI, V1_NAMES, Tree, controller_of, pattern_text, shown
+from oomd.lint.tree import AVOID, IO, MEMORY, PSI, V1_NAMES, Tree, controller_of, pattern_text
+from oomd.names import shown
 from oomd.plugins.base_kill import BaseKillPlugin
 
 MIB = 1 << 20

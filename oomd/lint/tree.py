@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from oomd.cgpath import CgroupPatterns
+from oomd.names import shown
 
 MEMORY, IO, PSI = "memory", "io", "psi"
 AVOID = -1
@@ -35,14 +36,6 @@ def controller_of(fname: str) -> str | None:
 
 def parent_of(rel: str) -> str:
     return rel.rpartition("/")[0]
-
-
-def shown(path: str) -> str:
-    """A cgroup path for a message: bytes that are not UTF-8 and unprintable characters are
-    escaped (names in delegated subtrees are written by untrusted users)."""
-    text = os.fsencode(path).decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
 
 
 def pattern_text(comps: tuple[str, ...]) -> str:

@@ -55,8 +55,9 @@ from oomd import logs, parsing
 from oomd.compat import V050
 from oomd.kill import EVENT_ENDED, EVENT_REAP_REFUSED, TIMED_OUT, Killer
 from oomd.engine import kill_event_reporter, report_kill
+from oomd.names import shown
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args
-from oomd.plugins._common import c_div
+from oomd.plugins._common import c_div, mb
 
 KILLS_STAT = "oomd.kills"
 EXIT_TIMEOUTS_STAT = "pyoomd.kill_exit_timeouts"  # a victim still populated at exit_timeout
@@ -120,6 +121,11 @@ def prefetch(ctx, metrics, rows: np.ndarray) -> None:
         fetch(metrics, rows)
 
 
+def picked(ctx, row: int) -> str:
+    """The start of a kill plugin's "Picked" line: ``Picked "<cgroup>" (<current>MB) ``."""
+    return f'Picked "{shown(ctx.relpath(row))}" ({mb(ctx.value("current_usage", row) or 0)}MB) '
+
+
 def fmt_float(x) -> str:
     """C++ ostream's default float output (``%g``, 6 significant digits)."""
     return "%g" % float(x)
@@ -174,7 +180,7 @@ def _dump_lines(values) -> Iterator[str]:
     g = fmt_float
     for (name, m, o, cur, avg, low, mmin, high, high_tmp, mmax, prot, anon, swap, ioc, ior,
          pgc, pgr, pref) in zip(*values):
-        yield f"name={name}"
+        yield f"name={shown(name)}"
         yield f"  pressure={g(m[0])}:{g(m[1])}:{g(m[2])}-{g(o[0])}:{g(o[1])}:{g(o[2])}"
         yield (f"  mem={cur}MB mem_avg={avg}MB mem_low={low}MB mem_min={mmin}MB "
                f"mem_high={high}MB mem_high_tmp={high_tmp}MB mem_max={mmax}MB "
@@ -193,9 +199,9 @@ def _log_memory_stat(relpath: str, abspath: str, dir_fd: int) -> None:
         finally:
             os.close(fd)
     except OSError:
-        logs.log(f"Failed to open {abspath}/memory.stat")
+        logs.log(f"Failed to open {shown(abspath)}/memory.stat")
         return
-    logs.log(f"memory.stat for {relpath}: ")
+    logs.log(f"memory.stat for {shown(relpath)}: ")
     for line in data.decode(errors="replace").splitlines():
         logs.log(line)
 
@@ -433,8 +439,8 @@ class BaseKillPlugin(BasePlugin):
         outcome = holding(ctx.abspath(row), ctx.cgroup_id(row))
         if outcome is None:
             return False
-        logs.log(f'Not killing "{ctx.relpath(row)}": the kill of {outcome.abspath} is still in '
-                 f"progress ({outcome.describe()}); nothing is killed in its place")
+        logs.log(f'Not killing "{shown(ctx.relpath(row))}": the kill of {shown(outcome.abspath)} '
+                 f"is still in progress ({outcome.describe()}); nothing is killed in its place")
         report_kill(ctx, self.name, "in_progress")
         return True
 
@@ -467,7 +473,7 @@ class BaseKillPlugin(BasePlugin):
         self._keep_dump_values(ctx, row)
         abspath = ctx.abspath(row)
         if self.dry:
-            logs.log(f"OOMD: In dry-run mode; would have tried to kill {abspath}")
+            logs.log(f"OOMD: In dry-run mode; would have tried to kill {shown(abspath)}")
         else:
             dir_fd = ctx.dir_fd(row)
             if self.compat.kill_logs:
@@ -483,8 +489,8 @@ class BaseKillPlugin(BasePlugin):
             if not result.success:
                 if self.compat.kill_logs:
                     why = getattr(result, "reason", "")
-                    logs.log(f"Failed to kill cgroup {ctx.relpath(row)}: {why}" if why
-                             else f"No processed killed from {ctx.relpath(row)}")
+                    logs.log(f"Failed to kill cgroup {shown(ctx.relpath(row))}: {why}" if why
+                             else f"No processed killed from {shown(ctx.relpath(row))}")
                 report_kill(ctx, self.name, "failed")
                 return False
         report_kill(ctx, self.name, "dry" if self.dry else "killed")
@@ -495,7 +501,7 @@ class BaseKillPlugin(BasePlugin):
         ac = ctx.action_context
         ruleset, group = (ac.ruleset, ac.detectorgroup) if ac is not None else ("", "")
         body = (f"{float(pressure[0]):.2f} {float(pressure[1]):.2f} {float(pressure[2]):.2f} "
-                f"{ctx.relpath(row)} {int(current)} ruleset:[{ruleset}] "
+                f"{shown(ctx.relpath(row))} {int(current)} ruleset:[{ruleset}] "
                 f"detectorgroup:[{group}] killer:{'(dry)' if self.dry else ''}{self.name} v2")
         if not self.dry:
             ctx.stats.increment(KILLS_STAT)
