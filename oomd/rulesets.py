@@ -42,9 +42,11 @@ from oomd.errors import ConfigError
 from oomd.names import shown
 from oomd.plugin import PluginConstructionContext
 from oomd.stats import Stats
+from oomd.xattr_trust import anchor_row, owner_of
 
 # absent attribute / filesystem without xattrs: not a match, no log (as oomd's hasxattrAt)
 _NO_XATTR = (errno.ENODATA, errno.EOPNOTSUPP)
+_UNSET = object()
 
 
 class CloneError(Exception):
@@ -85,6 +87,7 @@ class PerCgroupRuleset(Ruleset):
         # oomd.kills to 0 (oomd 0.5.0 at start-up), which must not happen on every new clone
         self.context = dataclasses.replace(context, stats=Stats())
         self.clones: dict[str, Ruleset] = {}
+        self._anchor_owner: object = _UNSET
         self._unbuildable: set[str] = set()
 
     # -- clones --------------------------------------------------------------------------------
@@ -106,6 +109,9 @@ class PerCgroupRuleset(Ruleset):
         return clone
 
     def _matches_filter(self, ctx, row: int, abspath: str) -> bool:
+        """The cgroup carries ``xattr_filter``; a ``user.`` one only where the trust rule lets
+        it count (oomd.xattr_trust: the directory owned by root or by the owner of the
+        anchor of the ruleset's ``cgroup`` patterns)."""
         if not self.xattr_filter:
             return True
         fd = ctx.dir_fd(row)
@@ -118,7 +124,12 @@ class PerCgroupRuleset(Ruleset):
                 logs.log(f"Failed to fetch xattr: {self.xattr_filter} for cgroup: "
                          f"{shown(abspath)}. Error: {e.strerror}")
             return False
-        return True
+        trust = self.context.xattr_trust
+        if trust.trust_user_xattrs or not self.xattr_filter.startswith("user."):
+            return True
+        if self._anchor_owner is _UNSET:
+            self._anchor_owner = owner_of(ctx, anchor_row(ctx, self.patterns))
+        return trust.counts(ctx, row, self.xattr_filter, fd, self._anchor_owner)
 
     # -- the tick ------------------------------------------------------------------------------
 
@@ -132,6 +143,7 @@ class PerCgroupRuleset(Ruleset):
         if not self.enabled:
             return 0
         ret = 0
+        self._anchor_owner = _UNSET   # looked up once a tick, when a user. filter needs it
         visited: set[str] = set()
         matched: set[str] = set()
         for row in ctx.resolve(self.patterns).tolist():

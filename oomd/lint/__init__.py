@@ -64,7 +64,8 @@ def lint(config: str, drop_ins: list[str], host: Host, *, ctx=None, ignore=(),
                                   ssd_coeffs=ssd_coeffs, hdd_coeffs=hdd_coeffs,
                                   interval=host.interval, cache_files=False, keep_config=False)
             try:
-                run = Run(loaded.rulesets, config, host, Tree(ctx), ctx.system)
+                run = Run(loaded.rulesets, config, host,
+                          Tree(ctx, host.trust_user_xattrs), ctx.system)
                 for check in CHECKS:
                     findings.extend(check(run))
             finally:

@@ -59,6 +59,7 @@ from oomd.engine import kill_event_reporter, report_kill
 from oomd.names import shown
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args
 from oomd.plugins._common import c_div, mb
+from oomd.xattr_trust import XattrTrust
 
 KILLS_STAT = "oomd.kills"
 SKIPPED_STAT = "pyoomd.kill_candidates_skipped"  # a candidate that raised, passed over
@@ -256,6 +257,8 @@ class BaseKillPlugin(BasePlugin):
         self._hook_state: _HookState | None = None
         self._dumps: list[np.ndarray] = []
         self._skipped: set = set()   # cgroups whose skipping was logged
+        self._ignored: set[int] = set()  # rows of this run whose user.oomd_avoid did not count
+        self.trust = getattr(context, "xattr_trust", None) or XattrTrust()
         self.compat = getattr(context, "compat", V050)
 
     def release(self) -> None:
@@ -266,8 +269,10 @@ class BaseKillPlugin(BasePlugin):
 
     # -- ranking -------------------------------------------------------------------------------
 
-    def rank(self, ctx, rows) -> np.ndarray:
-        """``rows`` best first: filter, then a stable sort by (kill_preference, keys) descending."""
+    def rank(self, ctx, rows, anchor: int | None = None) -> np.ndarray:
+        """``rows`` best first: filter, then a stable sort by (kill_preference, keys) descending.
+        ``anchor``: the row whose owner's ``user.oomd_avoid`` counts (the parent of ``rows`` in
+        a ``recursive`` step; None: the anchor of ``cgroup``, oomd.xattr_trust)."""
         rows = np.asarray(rows, dtype=np.int32)
         if len(rows) > 1:
             prefetch(ctx, ("kill_preference",) + self.RANK_METRICS, rows)
@@ -276,7 +281,9 @@ class BaseKillPlugin(BasePlugin):
             rows = rows[np.asarray(keep, dtype=bool)]
         if len(rows) < 2:
             return rows
-        pref = column(ctx, "kill_preference", rows, 0)
+        pref, ignored = self.trust.preference(ctx, rows, anchor, self.cgroup)
+        if ignored.any():
+            self._ignored.update(rows[ignored].tolist())
         keys = [_descending(k) for k in reversed(self.rank_keys(ctx, rows))]
         keys.append(_descending(pref))
         return rows[np.lexsort(keys)]
@@ -361,6 +368,8 @@ class BaseKillPlugin(BasePlugin):
         pgc = column(ctx, "pg_scan_cumulative", sub, 0)
         pgr = column(ctx, "pg_scan_rate", sub, 0)
         pref = column(ctx, "kill_preference", sub, 0)
+        if self._ignored:
+            pref = np.where(np.isin(sub, list(self._ignored)), 0, pref)
         names = [ctx.relpath(row) for row in sub.tolist()]
         mb = [_ints(a, 20) for a in (cur, avg, low, mmin, high, high_tmp, mmax, prot, anon, swap)]
         # Formatting 6 lines per candidate is most of what is left: the log writer does it
@@ -371,7 +380,14 @@ class BaseKillPlugin(BasePlugin):
 
     # -- run -----------------------------------------------------------------------------------
 
+    def preference_name(self, ctx, row: int) -> str:
+        """The kill preference ``row`` was ranked with (``PREFER``, ``NORMAL``, ``AVOID``)."""
+        if row in self._ignored:
+            return "NORMAL"
+        return PREFERENCE_NAMES.get(int(ctx.value("kill_preference", row) or 0), "NORMAL")
+
     def run(self, ctx) -> PluginRet:
+        self._ignored.clear()
         try:
             if self._hook_state is not None:
                 result = self._resume_from_prekill_hook(ctx)
@@ -426,7 +442,7 @@ class BaseKillPlugin(BasePlugin):
             children = self.children_rows(ctx, row)
             if len(children):
                 self.log_kill_target(ctx, row, cand.peers)
-                ranked = self.rank(ctx, children)
+                ranked = self.rank(ctx, children, anchor=row)
                 self._note_dump(ranked)
                 stack.extend(_Candidate(int(r), ranked) for r in ranked[::-1].tolist())
                 return None
