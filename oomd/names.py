@@ -1,7 +1,7 @@
 """How a cgroup name is written out: one rule for every output (docs/compat.md).
 
 A cgroup name is whatever bytes the owner of its parent chose: any byte but ``/`` (and ``\\n``
-on a real cgroupfs). pyoomd holds names as ``os.fsdecode(bytes)``, a ``str`` that gives the
+on a real cgroupfs). pyoomd holds names as ``os.fsdecode`` text, a ``str`` that gives the
 exact bytes back with ``os.fsencode`` (bytes that are not UTF-8 become lone surrogates), and
 uses those bytes for every system call (``openat``, ``setxattr``, the prekill hook's
 environment). Anything written for people or parsers goes through ``shown``:

@@ -1,4 +1,5 @@
-"""Which ``user.`` xattrs on a cgroup may steer a decision (docs/compat.md, "Reading cgroups").
+"""Which ``user.`` xattrs on a cgroup may steer a decision (docs/compat.md, "Cgroup names and
+xattrs from delegated subtrees").
 
 Anyone who owns a cgroup directory can set ``user.*`` xattrs on it; on a systemd host every user
 owns a delegated subtree (``user@UID.service``) and container runtimes delegate more. oomd honours
@@ -124,23 +125,30 @@ class XattrTrust:
                 self._report(ctx, rows[ignored], uid[ignored], owner)
         return pref, ignored
 
+    def _first_time(self, ctx, ids: list[int]) -> list[bool]:
+        """Which of these cgroups (by inode) are reported for the first time; counts them."""
+        fresh = [i not in self._reported for i in ids]
+        n = sum(fresh)
+        if n:
+            if len(self._reported) + n > _REMEMBERED_MAX:
+                self._reported.clear()
+            self._reported.update(ids)
+            stats = getattr(ctx, "stats", None)
+            if stats is not None:
+                stats.increment(IGNORED_STAT, n)
+        return fresh
+
     def _report(self, ctx, rows, uids, owner: int | None) -> None:
         """Log each newly seen cgroup once (at most MAX_LINES a ranking) and count it."""
         import numpy as np
 
         ids = np.asarray(ctx.get("id", rows)[0], dtype=np.uint64).tolist()
-        new = [(int(r), int(u), i) for r, u, i in zip(rows.tolist(), uids.tolist(), ids)
-               if i not in self._reported]
+        fresh = self._first_time(ctx, ids)
+        new = [(int(r), int(u)) for r, u, f in zip(rows.tolist(), uids.tolist(), fresh) if f]
         if not new:
             return
-        if len(self._reported) + len(new) > _REMEMBERED_MAX:
-            self._reported.clear()
-        self._reported.update(i for _, _, i in new)
-        stats = getattr(ctx, "stats", None)
-        if stats is not None:
-            stats.increment(IGNORED_STAT, len(new))
         who = "unknown" if owner is None else str(owner)
-        for row, uid, _ in new[:MAX_LINES]:
+        for row, uid in new[:MAX_LINES]:
             logs.log(f'Ignoring user.oomd_avoid on "{shown(ctx.relpath(row))}": its directory '
                      f"is owned by uid {uid}, neither root nor the owner (uid {who}) of the "
                      "cgroups it is ranked among (--trust-user-xattrs honours it)", logs.WARNING)
@@ -165,13 +173,7 @@ class XattrTrust:
             key = int(ctx.cgroup_id(row))
         except (AttributeError, TypeError, ValueError):
             key = -1 - row
-        if key not in self._reported:
-            if len(self._reported) >= _REMEMBERED_MAX:
-                self._reported.clear()
-            self._reported.add(key)
-            stats = getattr(ctx, "stats", None)
-            if stats is not None:
-                stats.increment(IGNORED_STAT)
+        if self._first_time(ctx, [key])[0]:
             who = "unknown" if anchor_owner is None else str(anchor_owner)
             logs.log(f'Ignoring {name} on "{shown(ctx.relpath(row))}": its directory is owned '
                      f"by uid {uid}, neither root nor the owner (uid {who}) of the ruleset's "

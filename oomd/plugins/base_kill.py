@@ -371,10 +371,11 @@ class BaseKillPlugin(BasePlugin):
         if self._ignored:
             pref = np.where(np.isin(sub, list(self._ignored)), 0, pref)
         names = [ctx.relpath(row) for row in sub.tolist()]
-        mb = [_ints(a, 20) for a in (cur, avg, low, mmin, high, high_tmp, mmax, prot, anon, swap)]
+        in_mb = [_ints(a, 20)
+                 for a in (cur, avg, low, mmin, high, high_tmp, mmax, prot, anon, swap)]
         # Formatting 6 lines per candidate is most of what is left: the log writer does it
         # from these copies (the lines keep their place in the log).
-        values = (names, mem_p.tolist(), io_p.tolist(), *mb, ioc.tolist(), ior.tolist(),
+        values = (names, mem_p.tolist(), io_p.tolist(), *in_mb, ioc.tolist(), ior.tolist(),
                   _ints(pgc), _ints(pgr), _ints(pref))
         logs.log_block(lambda: _dump_lines(values))
 
