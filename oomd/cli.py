@@ -10,7 +10,8 @@ Options, defaults and exit codes are oomd 0.5.0's, with these differences (docs/
 ``--interval`` also takes fractions of a second; ``--cgroup-fs`` defaults to the cgroup2 mount
 found in /proc/mounts; config errors are reported with file, JSON path and reason instead of an
 abort. Our additions: ``--dry-run``, ``--plugin-module``, ``--metrics-textfile``,
-``--metrics-listen``, ``--no-protect``, ``--max-ticks``, ``--fast-interval``, ``--max-psi-triggers``.
+``--metrics-listen``, ``--no-protect``, ``--max-ticks``, ``--fast-interval``, ``--max-psi-triggers``,
+``--trust-user-xattrs``.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ optional arguments:
   --max-ticks N              Exit after N ticks (testing aid; default: run forever)
   --fast-interval SECONDS    Seconds between ticks while PSI triggers fire (default: 0.1)
   --max-psi-triggers N       Most kernel PSI triggers to register (default: 32; 0: none)
+  --trust-user-xattrs        Honour user.oomd_avoid whoever owns the cgroup, as oomd does (default:
+                             only if root or the owner of the pattern's fixed prefix owns it)
 """
 
 SHORT = "hvC:i:f:c:lw:D:dr"
@@ -65,7 +68,7 @@ LONG = [
     "drop-in-dir=", "runtime-dir=", "dump-stats", "reset-stats", "device=", "ssd-coeffs=",
     "hdd-coeffs=", "kmsg-override=", "dry-run", "plugin-module=", "max-ticks=",
     "metrics-textfile=", "metrics-listen=", "no-protect", "fast-interval=", "max-psi-triggers=",
-    "compat=",
+    "compat=", "trust-user-xattrs",
 ]
 
 
@@ -160,6 +163,8 @@ def parse_options(argv: list[str]) -> Options:
             o.metrics_listen = val
         elif opt == "--no-protect":
             o.protect = False
+        elif opt == "--trust-user-xattrs":
+            o.trust_user_xattrs = True
         elif opt == "--fast-interval":
             try:
                 o.fast_interval = parse_interval(val)

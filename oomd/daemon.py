@@ -30,6 +30,7 @@ from oomd.kill import Killer
 from oomd.kmsg import Kmsg
 from oomd.options import Options
 from oomd.stats import Stats
+from oomd.xattr_trust import XattrTrust
 
 EXIT_OK, EXIT_USAGE, EXIT_SYSTEM = 0, 1, 3
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -96,6 +97,8 @@ class Daemon:
         self._lock_fd = -1
         self.ticks = 0
         self._last_read_stats: dict[str, int] = {}
+        # one for the daemon's life: an ignored user. xattr is reported once, across reloads
+        self.xattr_trust = XattrTrust(self.o.trust_user_xattrs)
 
     # -- building blocks -----------------------------------------------------------------------
 
@@ -110,6 +113,7 @@ class Daemon:
             hdd_coeffs=self.o.hdd_coeffs,
             compat=Compat.for_mode(self.o.compat),
             killer=self.killer,
+            xattr_trust=self.xattr_trust,
         )
 
     def load_plugins(self) -> None:

@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 from oomd import logs
 from oomd.compat import V050, Compat
+from oomd.names import shown
 from oomd.plugin import BasePlugin, MonitoredResources, PluginRet, PrekillHook
 
 SILENCE_ENGINE = 1
@@ -263,7 +264,7 @@ class Ruleset:
         a per-cgroup ruleset)."""
         where = ""
         if self.compat.fired_line_cgroup:
-            where = f" with ruleset cgroup `{self.ruleset_cgroup or ''}`"
+            where = f" with ruleset cgroup `{shown(self.ruleset_cgroup or '')}`"
         return f"DetectorGroup={group} has fired for Ruleset={self.name}{where}. {tail}"
 
     def release(self) -> None:

@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from oomd import logs
+from oomd.names import shown
 from oomd.parsing import int_parse
 
 XATTR_KILL_UUID = "trusted.oomd_kill_uuid"
@@ -347,7 +348,7 @@ class Killer:
                 pid = 0
             if pid <= 0:
                 self.stats.bad_procs_lines += 1
-                logs.log(f"Skipping bad line {line!r} in {where}/{PROCS_FILE}", logs.WARNING)
+                logs.log(f"Skipping bad line {line!r} in {shown(where)}/{PROCS_FILE}", logs.WARNING)
                 continue
             pids.append(pid)
         return pids
@@ -428,7 +429,7 @@ class Killer:
             return int_parse(text)
         except ValueError:
             self.stats.bad_xattrs += 1
-            logs.log(f"xattr {name}={text!r} on {where} is not a number; counting from 0",
+            logs.log(f"xattr {name}={text!r} on {shown(where)} is not a number; counting from 0",
                      logs.WARNING)
             return 0
 
@@ -437,7 +438,7 @@ class Killer:
             os.setxattr(dir_fd, name, value.encode())
         except OSError:
             return  # unsupported filesystem or no privilege: silent, as in oomd
-        logs.log(f"Set xattr {name}={value} on {where}")
+        logs.log(f"Set xattr {name}={value} on {shown(where)}")
 
     def _add_to_counter(self, dir_fd: int, name: str, delta: int, where: str) -> None:
         self._set_xattr(dir_fd, name, str(self._get_counter(dir_fd, name, where) + delta), where)
@@ -458,9 +459,9 @@ class Killer:
         kills only through ``cgroup.kill``; ``user_xattrs`` writes the three xattrs under
         ``user.`` too."""
         if kernel_kill:
-            logs.log(f"Trying to kill {abspath} with cgroup.freeze and cgroup.kill")
+            logs.log(f"Trying to kill {shown(abspath)} with cgroup.freeze and cgroup.kill")
         else:
-            logs.log(f"Trying to kill {abspath}")
+            logs.log(f"Trying to kill {shown(abspath)}")
         own_fd = dir_fd is None
         if own_fd:
             try:
@@ -494,7 +495,7 @@ class Killer:
                 os.close(dir_fd)
 
     def _failed(self, abspath: str, reason: str, **kw) -> KillResult:
-        logs.log(f"Failed to kill cgroup {abspath}: {reason}")
+        logs.log(f"Failed to kill cgroup {shown(abspath)}: {reason}")
         return KillResult(False, reason=reason, **kw)
 
     def _kill_with_cgroup_kill(self, abspath: str, dir_fd: int,
@@ -506,8 +507,8 @@ class Killer:
             self._write_kill(dir_fd)
         except OSError as e:
             self._close(members)
-            logs.log(f"Writing {KILL_FILE} of {abspath} failed: {e.strerror}; signalling its "
-                     "processes one by one", logs.WARNING)
+            logs.log(f"Writing {KILL_FILE} of {shown(abspath)} failed: {e.strerror}; "
+                     "signalling its processes one by one", logs.WARNING)
             return self._kill_with_pidfds(abspath, dir_fd)
         pids = list(members)
         self._log_kills([(p, None) for p in pids])
@@ -525,7 +526,7 @@ class Killer:
         try:
             self._write_freeze(dir_fd, b"1")
         except OSError as e:
-            logs.log(f"Failed to freeze cgroup {abspath}, proceed to kill without freezing: "
+            logs.log(f"Failed to freeze cgroup {shown(abspath)}, proceed to kill without freezing: "
                      f"{e.strerror}")
         try:
             if not self._has_cgroup_kill(dir_fd):
@@ -582,7 +583,7 @@ class Killer:
         fds = [fd for fd in members.values() if fd >= 0]
         if not fds:
             return 0
-        logs.log(f"Reaping processes in {abspath}")
+        logs.log(f"Reaping processes in {shown(abspath)}")
         start = self._now()
         reaped = 0
         for pidfd in fds:
@@ -603,9 +604,9 @@ class Killer:
         self.stats.reap_refused += 1
         if err not in self._refusals_logged:
             self._refusals_logged.add(err)
-            logs.log(f"process_mrelease refused with {errno.errorcode.get(err, err)} ({abspath}): "
-                     f"{_REFUSED[err]}; killed processes free their memory only as they exit "
-                     "(logged once; counted in pyoomd.reap_refused)", logs.WARNING)
+            logs.log(f"process_mrelease refused with {errno.errorcode.get(err, err)} "
+                     f"({shown(abspath)}): {_REFUSED[err]}; killed processes free their memory "
+                     "only as they exit (logged once; counted in pyoomd.reap_refused)", logs.WARNING)
         if pending is not None:
             pending.outcome.reap_refused += 1
             self._notify(pending, EVENT_REAP_REFUSED)
@@ -729,16 +730,16 @@ class Killer:
             self._history.append(o)
         ms = int((now - o.delivered_at) * 1000)
         if state == EMPTY:
-            logs.log(f"{o.abspath} is empty {ms}ms after the kill")
+            logs.log(f"{shown(o.abspath)} is empty {ms}ms after the kill")
         elif state == GONE:
-            logs.log(f"{o.abspath} was removed {ms}ms after the kill")
+            logs.log(f"{shown(o.abspath)} was removed {ms}ms after the kill")
         elif state == TIMED_OUT:
             self.stats.exit_timeouts += 1
-            logs.log(f"{o.abspath} is still populated {ms}ms after the kill (exit_timeout "
+            logs.log(f"{shown(o.abspath)} is still populated {ms}ms after the kill (exit_timeout "
                      f"{o.exit_timeout:g}s): its processes may be in uninterruptible sleep, or "
                      "beyond pyoomd's permissions; it may be chosen again", logs.WARNING)
         else:
-            logs.log(f"Cannot follow the exit of {o.abspath}: no {EVENTS_FILE}")
+            logs.log(f"Cannot follow the exit of {shown(o.abspath)}: no {EVENTS_FILE}")
         o._done.set()
         self._notify(p, EVENT_ENDED)
 

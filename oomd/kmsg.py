@@ -1,7 +1,9 @@
 """The kill-record file: ``/dev/kmsg`` or ``--kmsg-override`` (reference §7, §9.2).
 
 Opened once at start-up (``O_WRONLY|O_CREAT|O_APPEND``, 0644). Each record is one ``write``, so
-records from one process never interleave. A failed write is logged, never raised.
+records from one process never interleave. A failed write is logged, never raised. Each record is
+one line of printable UTF-8 (``oomd.names.printable``); the kill plugins render the cgroup's name
+with ``oomd.names.shown``, so a record always splits into oomd's fields.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 
 from oomd import logs
+from oomd.names import printable
 
 KMSG_PREFIX = "oomd kill: "
 
@@ -22,7 +25,7 @@ class Kmsg:
     def write(self, text: str) -> bool:
         """Append ``text`` and a newline. Returns False (and logs) if the write failed."""
         try:
-            os.write(self.fd, (text + "\n").encode())
+            os.write(self.fd, (printable(text) + "\n").encode())
             return True
         except OSError as e:
             self.failures += 1

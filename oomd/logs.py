@@ -13,6 +13,11 @@ follows the dump, does not wait for the formatting. The queue keeps every line i
 
 The engine wraps a silenced plugin's ``run`` in ``plugin_logs_silenced()``; silencing is per
 thread, so lines from other threads (drop-in watcher, stats server) still appear.
+
+Every line is one line of printable text: ``oomd.names.printable`` escapes control characters
+(newlines included) and bytes that are not UTF-8 as ``\\xNN``, whatever the message carries
+(an exception's text, a path). Cgroup names in messages are rendered by ``oomd.names.shown``
+where the message is built (that also escapes spaces, so a name stays one field).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import queue
 import sys
 import threading
 from typing import Callable, Iterable, TextIO
+
+from oomd.names import printable
 
 # syslog priorities, used for journald's "<N>" prefixes
 ERR, WARNING, NOTICE, INFO, DEBUG = 3, 4, 5, 6, 7
@@ -63,7 +70,7 @@ def log(msg: str, level: int = INFO, *, depth: int = 1, force: bool = False) -> 
     """Log one line. ``force`` bypasses plugin silencing (kill records, like oomd's kmsg copy)."""
     if _silenced() and not force:
         return
-    line = f"[{_caller_tag(depth)}] {msg}"
+    line = f"[{_caller_tag(depth)}] {printable(msg)}"
     if _journal_prefix:
         line = f"<{level}>{line}"
     for sink in _sinks:
@@ -86,7 +93,7 @@ class _Block:
     def lines(self) -> list[str]:
         head = self.head
         try:
-            return [head + msg for msg in self.render()]
+            return [head + printable(msg) for msg in self.render()]
         except Exception as e:  # noqa: BLE001 - a formatting bug must not kill the writer
             return [f"{head}(could not format these lines: {e!r})"]
 

@@ -21,6 +21,8 @@ import os
 import sys
 from typing import Mapping
 
+from oomd.names import printable
+
 # sd-daemon.h
 SD_EMERG, SD_ALERT, SD_CRIT, SD_ERR, SD_WARNING, SD_NOTICE, SD_INFO, SD_DEBUG = range(8)
 
@@ -80,10 +82,12 @@ _journal: bool | None = None
 
 
 def stderr_log(msg: str, priority: int = SD_INFO) -> None:
-    """Write one log line to stderr, with a priority prefix when stderr is the journal."""
+    """Write one log line to stderr, with a priority prefix when stderr is the journal; each
+    line printable (``oomd.names.printable``)."""
     global _journal
     if _journal is None:
         _journal = stderr_is_journal()
+    msg = "\n".join(printable(part) for part in msg.split("\n"))
     line = prefix_lines(msg, priority) if _journal else msg
     try:
         sys.stderr.write(line + "\n")

@@ -44,6 +44,10 @@ name                                     type      meaning
                                                    ``key``
 ======================================== ========= =============================================
 
+Label values carry no cgroup name (a per-cgroup ruleset's series are its ruleset's); every value
+goes through ``oomd.names.printable``, so a ruleset name from a config cannot put a control
+character into the exposition text.
+
 Daemon use::
 
     metrics = Metrics(textfile=opts.metrics_textfile, listen=opts.metrics_listen,
@@ -82,6 +86,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import MetricsHandler
 
 from oomd.logs_journal import SD_ERR, SD_INFO, stderr_log
+from oomd.names import printable
 from oomd.stats import Stats
 
 TICK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -105,7 +110,7 @@ class _StatsCollector:
     def collect(self) -> Iterable[GaugeMetricFamily]:
         g = GaugeMetricFamily("pyoomd_stat", "oomd stats map values (pyoomd -d)", labels=["key"])
         for key, value in sorted(self.stats.get_all().items()):
-            g.add_metric([key], value)
+            g.add_metric([printable(key)], value)
         yield g
 
 
@@ -187,7 +192,8 @@ class Metrics:
                 else:
                     child = self._error_children.get(key)
                     if child is None:
-                        child = self._error_children[key] = self.read_errors.labels(key)
+                        child = self._error_children[key] = self.read_errors.labels(
+                            printable(key))
                     child.inc(n)
         self.last_tick.set(self._clock())
         if self._writer is not None:
@@ -196,18 +202,21 @@ class Metrics:
     def detector_state(self, ruleset: str, group: str, fired: bool) -> None:
         child = self._fired_children.get((ruleset, group))
         if child is None:
-            child = self._fired_children[(ruleset, group)] = self.fired.labels(ruleset, group)
+            child = self._fired_children[(ruleset, group)] = self.fired.labels(
+                printable(ruleset), printable(group))
         child.set(1 if fired else 0)
 
     def kill(
         self, ruleset: str, plugin: str, outcome: str, fire_to_kill_seconds: float | None = None
     ) -> None:
+        ruleset = printable(ruleset)
         self.kills.labels(ruleset, plugin, outcome).inc()
         if fire_to_kill_seconds is not None:
             self.fire_to_kill.labels(ruleset).observe(fire_to_kill_seconds)
 
     def kill_event(self, ruleset: str, event: str, seconds: float | None = None) -> None:
         """After a delivered kill (see ``EngineObserver.kill_event``); any thread."""
+        ruleset = printable(ruleset)
         if event == "empty" and seconds is not None:
             self.kill_to_empty.labels(ruleset).observe(seconds)
         elif event == "exit_timeout":
@@ -223,7 +232,7 @@ class Metrics:
         drop-in, a reload): a stale ``fired=1`` must not linger. Counters are kept."""
         for key in [k for k in self._fired_children if k[0] == ruleset]:
             del self._fired_children[key]
-            self.fired.remove(*key)
+            self.fired.remove(*(printable(k) for k in key))
 
     # -- outputs -------------------------------------------------------------------------------
 

@@ -40,3 +40,4 @@ class Options:
     fast_interval: float = 0.1  # oomd.wakeup.DEFAULT_FAST_INTERVAL
     max_psi_triggers: int = 32  # oomd.wakeup.DEFAULT_MAX_TRIGGERS
     compat: str = "0.5.0"   # oomd.compat mode
+    trust_user_xattrs: bool = False  # user.oomd_avoid from anyone counts (oomd.xattr_trust)

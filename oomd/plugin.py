@@ -27,6 +27,7 @@ from oomd.cgpath import CgroupPatterns, prefixed
 from oomd.compat import V050, Compat
 from oomd.errors import PluginArgError, PluginRegistryError
 from oomd.stats import Stats
+from oomd.xattr_trust import XattrTrust
 
 ENTRY_POINT_GROUP = "pyoomd.plugins"
 
@@ -97,6 +98,9 @@ class PluginConstructionContext:
     # outside a per-cgroup ruleset; the ruleset's own patterns for its template; a clone's
     # cgroup (escaped, literal) for a clone (oomd.rulesets).
     ruleset_cgroups: CgroupPatterns | None = None
+    # which user. xattrs may steer a decision (--trust-user-xattrs; oomd.xattr_trust): one
+    # object for the daemon, so each ignored xattr is reported once
+    xattr_trust: XattrTrust = field(default_factory=XattrTrust)
 
     def cgroupFs(self) -> str:  # noqa: N802 - oomd's accessor name, for ported plugins
         return self.cgroup_fs

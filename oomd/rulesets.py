@@ -39,11 +39,14 @@ from oomd import logs, plugin
 from oomd.cgpath import CgroupPatterns, literal_prefix
 from oomd.engine import DetectorGroup, Ruleset
 from oomd.errors import ConfigError
+from oomd.names import shown
 from oomd.plugin import PluginConstructionContext
 from oomd.stats import Stats
+from oomd.xattr_trust import anchor_row, owner_of
 
 # absent attribute / filesystem without xattrs: not a match, no log (as oomd's hasxattrAt)
 _NO_XATTR = (errno.ENODATA, errno.EOPNOTSUPP)
+_UNSET = object()
 
 
 class CloneError(Exception):
@@ -84,6 +87,7 @@ class PerCgroupRuleset(Ruleset):
         # oomd.kills to 0 (oomd 0.5.0 at start-up), which must not happen on every new clone
         self.context = dataclasses.replace(context, stats=Stats())
         self.clones: dict[str, Ruleset] = {}
+        self._anchor_owner: object = _UNSET
         self._unbuildable: set[str] = set()
 
     # -- clones --------------------------------------------------------------------------------
@@ -105,6 +109,9 @@ class PerCgroupRuleset(Ruleset):
         return clone
 
     def _matches_filter(self, ctx, row: int, abspath: str) -> bool:
+        """The cgroup carries ``xattr_filter``; a ``user.`` one only where the trust rule lets
+        it count (oomd.xattr_trust: the directory owned by root or by the owner of the
+        anchor of the ruleset's ``cgroup`` patterns)."""
         if not self.xattr_filter:
             return True
         fd = ctx.dir_fd(row)
@@ -114,10 +121,15 @@ class PerCgroupRuleset(Ruleset):
             os.getxattr(fd, self.xattr_filter)
         except OSError as e:
             if e.errno not in _NO_XATTR:
-                logs.log(f"Failed to fetch xattr: {self.xattr_filter} for cgroup: {abspath}. "
-                         f"Error: {e.strerror}")
+                logs.log(f"Failed to fetch xattr: {self.xattr_filter} for cgroup: "
+                         f"{shown(abspath)}. Error: {e.strerror}")
             return False
-        return True
+        trust = self.context.xattr_trust
+        if trust.trust_user_xattrs or not self.xattr_filter.startswith("user."):
+            return True
+        if self._anchor_owner is _UNSET:
+            self._anchor_owner = owner_of(ctx, anchor_row(ctx, self.patterns))
+        return trust.counts(ctx, row, self.xattr_filter, fd, self._anchor_owner)
 
     # -- the tick ------------------------------------------------------------------------------
 
@@ -131,6 +143,7 @@ class PerCgroupRuleset(Ruleset):
         if not self.enabled:
             return 0
         ret = 0
+        self._anchor_owner = _UNSET   # looked up once a tick, when a user. filter needs it
         visited: set[str] = set()
         matched: set[str] = set()
         for row in ctx.resolve(self.patterns).tolist():
@@ -141,14 +154,14 @@ class PerCgroupRuleset(Ruleset):
             matched.add(relpath)
             clone = self.clones.get(relpath)
             if clone is None:
-                logs.log(f"Adding runnable ruleset for cgroup: {abspath}")
+                logs.log(f"Adding runnable ruleset for cgroup: {shown(abspath)}")
                 try:
                     clone = self.make_clone(relpath, abspath)
                 except CloneError as e:
                     if relpath not in self._unbuildable:
                         self._unbuildable.add(relpath)
-                        logs.log(f"Could not build the runnable ruleset for cgroup {abspath}: "
-                                 f"{e}", logs.ERR)
+                        logs.log(f"Could not build the runnable ruleset for cgroup "
+                                 f"{shown(abspath)}: {e}", logs.ERR)
                     continue
                 self._unbuildable.discard(relpath)
                 self.clones[relpath] = clone
@@ -158,7 +171,7 @@ class PerCgroupRuleset(Ruleset):
         self._unbuildable &= matched
         for relpath in sorted(set(self.clones) - visited, key=os.fsencode):
             clone = self.clones.pop(relpath)
-            logs.log(f"Dropping runnable ruleset for cgroup: {clone.ruleset_cgroup}")
+            logs.log(f"Dropping runnable ruleset for cgroup: {shown(clone.ruleset_cgroup)}")
             clone.release()
         return ret
 

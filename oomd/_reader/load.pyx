@@ -186,14 +186,19 @@ cdef class Loader:
     cdef void _read_xattr(self, int row) noexcept nogil:
         """kill_preference from the directory's xattrs (§5.3): presence of
         trusted./user.oomd_prefer → 1, else trusted./user.oomd_avoid → -1, else 0.
-        One flistxattr; fgetxattr probes if listing is not possible."""
+        One flistxattr; fgetxattr probes if listing is not possible. When the AVOID comes
+        only from ``user.oomd_avoid`` (anyone who owns the directory can set it), avoid_uid
+        is the directory's owner (one fstat, kept with the value), else -1: whether such an
+        AVOID counts is the kill plugins' trust rule (oomd.xattr_trust)."""
         cdef ssize_t n
         cdef const char* p
         cdef const char* e
         cdef bint prefer = False
         cdef bint avoid = False
+        cdef bint trusted_avoid = False
         cdef int fd = self.t.dirfd[row]
         cdef int err
+        cdef stat st
         self.n_reads += 1
         n = c_flistxattr(fd, self.buf, self.bufcap - 1)
         if n < 0 and errno() == ERANGE:
@@ -210,6 +215,7 @@ cdef class Loader:
                     prefer = True
                 elif strlen(p) == 18 and memcmp(p, b"trusted.oomd_avoid", 18) == 0:
                     avoid = True
+                    trusted_avoid = True
                 elif strlen(p) == 15 and memcmp(p, b"user.oomd_avoid", 15) == 0:
                     avoid = True
                 p += strlen(p) + 1
@@ -225,9 +231,13 @@ cdef class Loader:
                 prefer = self._has_xattr(fd, b"trusted.oomd_prefer") == 1 or \
                     self._has_xattr(fd, b"user.oomd_prefer") == 1
                 if not prefer:
-                    avoid = self._has_xattr(fd, b"trusted.oomd_avoid") == 1 or \
-                        self._has_xattr(fd, b"user.oomd_avoid") == 1
+                    trusted_avoid = self._has_xattr(fd, b"trusted.oomd_avoid") == 1
+                    avoid = trusted_avoid or self._has_xattr(fd, b"user.oomd_avoid") == 1
         self.t.kill_pref[row] = 1 if prefer else (-1 if avoid else 0)
+        self.t.avoid_uid[row] = -1
+        if avoid and not prefer and not trusted_avoid:
+            # unknown owner (fstat failed): a uid no anchor has, so the AVOID does not count
+            self.t.avoid_uid[row] = st.st_uid if c_fstat(fd, &st) == 0 else 0xFFFFFFFF
         self.t.valid[row] |= (<uint64_t>1) << V_KILL_PREF
         self.problems.ok(K_XATTR)
         if self.watch.keepable(row, K_XATTR):

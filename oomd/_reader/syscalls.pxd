@@ -28,6 +28,7 @@ cdef extern from "<sys/stat.h>" nogil:
         unsigned long st_ino
         unsigned int st_mode
         unsigned long st_nlink
+        unsigned int st_uid
     int c_fstat "fstat"(int fd, stat* st)
 
 cdef extern from "<sys/vfs.h>" nogil:

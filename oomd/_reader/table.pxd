@@ -74,6 +74,7 @@ cdef class RowTable:
     cdef int64_t[::1] dying
     cdef uint8_t[::1] oom_group
     cdef int8_t[::1] kill_pref
+    cdef int64_t[::1] avoid_uid      # owner of a dir whose AVOID is only user.oomd_avoid, else -1
     cdef int64_t[::1] avg
     cdef int64_t[::1] arch_avg
     cdef double[::1] iocost

@@ -106,7 +106,8 @@ cdef class RowTable:
             "io_full": (np.float32, (3,)), "psi_total": (np.int64, (4,)),
             "memory_stat": (np.int64, (NSTAT,)), "populated": (np.uint8, ()),
             "nr_dying_descendants": (np.int64, ()), "oom_group": (np.uint8, ()),
-            "kill_preference": (np.int8, ()), "average_usage": (np.int64, ()),
+            "kill_preference": (np.int8, ()), "avoid_uid": (np.int64, ()),
+            "average_usage": (np.int64, ()),
             "arch_avg": (np.int64, ()), "io_cost_cumulative": (np.float64, ()),
             "arch_iocost": (np.float64, ()), "io_cost_rate": (np.float64, ()),
             "pg_scan_cumulative": (np.int64, ()), "arch_pgscan": (np.int64, ()),
@@ -184,6 +185,7 @@ cdef class RowTable:
         self.dying = c["nr_dying_descendants"]
         self.oom_group = c["oom_group"]
         self.kill_pref = c["kill_preference"]
+        self.avoid_uid = c["avoid_uid"]
         self.avg = c["average_usage"]
         self.arch_avg = c["arch_avg"]
         self.iocost = c["io_cost_cumulative"]

@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to read PSI, meminfo and swaps (default: /proc)")
     p.add_argument("--ignore", metavar="CODE", action="append", default=[],
                    help="leave out findings with this code (repeatable, or comma-separated)")
+    p.add_argument("--trust-user-xattrs", action="store_true",
+                   help="the daemon's --trust-user-xattrs: user.oomd_avoid counts on any cgroup")
     p.add_argument("--plugin-module", metavar="MODULE", action="append", default=[],
                    help="import MODULE, whose plugins register themselves (repeatable)")
     return p
@@ -87,7 +89,8 @@ def main(argv: list[str]) -> int:
         plugin.load_plugin_module(module)
     cgroup_fs = args.cgroup_fs or cgroup2_mount() or "/sys/fs/cgroup"
     host = Host(cgroup_fs=cgroup_fs.rstrip("/") or "/", proc_root=args.proc_root,
-                interval=interval, devices=devices, daemon_cgroup=args.daemon_cgroup or None)
+                interval=interval, devices=devices, daemon_cgroup=args.daemon_cgroup or None,
+                trust_user_xattrs=args.trust_user_xattrs)
     report = lint(args.config, args.drop_ins, host, ignore=ignore)
     sys.stdout.write(render_json(report, args.strict) if args.json else render_text(report))
     sys.stdout.flush()

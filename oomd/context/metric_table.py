@@ -84,6 +84,8 @@ def _metric_table() -> dict[str, Metric]:
     add("nr_dying_descendants", _k("cg_stat"), _V["dying"], "nr_dying_descendants")
     add("oom_group", _k("oom_group"), _V["oom_group"], "oom_group", dtype="bool")
     add("kill_preference", _k("xattr"), _V["kill_pref"], "kill_preference", dtype="int8")
+    # the owner of a directory whose AVOID comes only from user.oomd_avoid, else -1
+    add("avoid_uid", _k("xattr"), _V["kill_pref"], "avoid_uid")
     add("effective_swap_max", _k("swap_cur", "swap_max"), _V["eswap_max"],
         "effective_swap_max", derive="eswap")
     add("effective_swap_free", _k("swap_cur", "swap_max"), _V["eswap_free"],

@@ -13,6 +13,7 @@ import os
 from typing import Mapping
 
 from oomd import _fastcg, logs
+from oomd.names import shown
 
 MAX_LOGS_PER_TICK = 64
 
@@ -85,4 +86,4 @@ class ProblemLog:
             fname = _fastcg.FILE_NAMES[kind]
             why = f" ({os.strerror(errnum)})" if errnum else ""
             where = f"{self.cgroup_fs}/{path}" if path else self.cgroup_fs
-            _log(f"[context] {where}/{fname}: {_fastcg.ERROR_NAMES[err]}{why}")
+            _log(f"[context] {shown(where)}/{fname}: {_fastcg.ERROR_NAMES[err]}{why}")

@@ -25,6 +25,7 @@ from oomd import _fastcg
 from oomd.cgpath import CgroupPatterns, compile_patterns, split_components
 from oomd.context.metric_table import STATUS_VANISHED
 from oomd.context.problems import ProblemLog
+from oomd.names import shown
 
 _DT_DIR, _DT_LNK, _DT_UNKNOWN = 4, 10, 0
 _GLOB_MAGIC = frozenset("*?[\\")
@@ -211,8 +212,8 @@ class CgroupTree:
             if not gone:
                 self._retry_opens = True
                 self._problems.once(("open-dir", str(-res)),
-                                    f"[context] cannot open cgroup {self.cgroup_fs}/{path}: "
-                                    f"{os.strerror(-res)}")
+                                    f"[context] cannot open cgroup "
+                                    f"{shown(self.cgroup_fs + '/' + path)}: {os.strerror(-res)}")
             return None
         self._register(res, path, prow, name)
         return res

@@ -19,7 +19,8 @@ from oomd import logs
 from oomd.lint.checks import CHECKS, Host, Run
 from oomd.lint.findings import CODES, Finding, counts, exit_status, ordered
 from oomd.lint.sites import load
-from oomd.lint.tree import Tree, shown
+from oomd.lint.tree import Tree
+from oomd.names import printable
 from oomd.plugin import DEFAULT_HDD_COEFFS, DEFAULT_SSD_COEFFS, PluginConstructionContext
 from oomd.stats import Stats
 
@@ -63,7 +64,8 @@ def lint(config: str, drop_ins: list[str], host: Host, *, ctx=None, ignore=(),
                                   ssd_coeffs=ssd_coeffs, hdd_coeffs=hdd_coeffs,
                                   interval=host.interval, cache_files=False, keep_config=False)
             try:
-                run = Run(loaded.rulesets, config, host, Tree(ctx), ctx.system)
+                run = Run(loaded.rulesets, config, host,
+                          Tree(ctx, host.trust_user_xattrs), ctx.system)
                 for check in CHECKS:
                     findings.extend(check(run))
             finally:
@@ -91,18 +93,18 @@ def summary(report: Report) -> str:
 def render_text(report: Report) -> str:
     lines = []
     for f in report.findings:
-        lines.append(f"{shown(f.file)}: {f.path}: {f.severity}: {f.message} [{f.code}]")
+        lines.append(f"{printable(f.file)}: {f.path}: {f.severity}: {f.message} [{f.code}]")
         lines.append(f"    fix: {f.fix}")
-    lines.append(f"{shown(report.config)}: {summary(report)}")
+    lines.append(f"{printable(report.config)}: {summary(report)}")
     return "\n".join(lines) + "\n"
 
 
 def to_json(report: Report, strict: bool = False) -> dict:
     return {
         "schema": SCHEMA,
-        "config": report.config,
-        "drop_ins": list(report.drop_ins),
-        "cgroup_fs": report.cgroup_fs,
+        "config": printable(report.config),
+        "drop_ins": [printable(d) for d in report.drop_ins],
+        "cgroup_fs": printable(report.cgroup_fs),
         "strict": strict,
         "exit_status": report.exit_status(strict),
         "counts": report.counts,

@@ -17,7 +17,8 @@ from oomd.cgpath import CgroupPatterns
 from oomd.lint.findings import ERROR, NOTE, WARNING, Finding
 from oomd.lint.patterns import related
 from oomd.lint.sites import PluginSite, RulesetSite
-from oomd.lint.tree import AVOID, IO, MEMORY, PSI, V1_NAMES, Tree, controller_of, pattern_text, shown
+from oomd.lint.tree import AVOID, IO, MEMORY, PSI, V1_NAMES, Tree, controller_of, pattern_text
+from oomd.names import shown
 from oomd.plugins.base_kill import BaseKillPlugin
 
 MIB = 1 << 20
@@ -32,6 +33,7 @@ class Host:
     interval: float = 5.0
     devices: tuple = ()
     daemon_cgroup: str | None = None   # the daemon's cgroup, relative to cgroup_fs
+    trust_user_xattrs: bool = False    # --trust-user-xattrs (oomd.xattr_trust)
 
 
 class Run:
@@ -528,7 +530,7 @@ def check_all_avoid(run: Run) -> Iterator[Finding]:
         rows = run.tree.rows(site.plugin.cgroup)
         if len(rows) == 0:
             continue
-        pref = run.tree.kill_preference(rows)
+        pref = run.tree.kill_preference(rows, site.plugin.cgroup)
         if np.all(pref == AVOID):
             n = len(rows)
             what = "the only cgroup" if n == 1 else f"all {n} cgroups"
@@ -549,12 +551,13 @@ def check_daemon_cgroup(run: Run) -> Iterator[Finding]:
     row = run.tree.row_of(own)
     if row is None:
         return
-    avoid = bool(run.tree.kill_preference(np.array([row], dtype=np.int32))[0] == AVOID)
     for site in run.kills():
         rels = run.tree.relpaths(run.tree.rows(site.plugin.cgroup))
         hit = next((r for r in rels if r == own or not r or own.startswith(r + "/")), None)
         if hit is None:
             continue
+        pref = run.tree.kill_preference(np.array([row], dtype=np.int32), site.plugin.cgroup)
+        avoid = bool(pref[0] == AVOID)
         where = (f"is among {site.name}'s candidates" if hit == own
                  else f'is inside candidate "{shown(hit) or "/"}" of {site.name}')
         head = f'the daemon\'s own cgroup "{shown(own)}" {where} ("{shown(str(site.plugin.cgroup))}")'

@@ -45,7 +45,8 @@ def lint_and_log(options, ctx=None, log=logs.log) -> Report | None:
                         for name in list_drop_ins(options.drop_in_dir)]
         fs = options.cgroup_fs.rstrip("/") or "/"
         host = Host(cgroup_fs=fs, interval=options.interval, devices=tuple(options.devices),
-                    daemon_cgroup=daemon_cgroup(fs))
+                    daemon_cgroup=daemon_cgroup(fs),
+                    trust_user_xattrs=getattr(options, "trust_user_xattrs", False))
         report = lint(options.config, drop_ins, host, ctx=ctx, ssd_coeffs=options.ssd_coeffs,
                       hdd_coeffs=options.hdd_coeffs)
     except Exception as e:  # noqa: BLE001 - lint must never stop the daemon

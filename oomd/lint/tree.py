@@ -14,6 +14,8 @@ import os
 import numpy as np
 
 from oomd.cgpath import CgroupPatterns
+from oomd.names import shown
+from oomd.xattr_trust import XattrTrust
 
 MEMORY, IO, PSI = "memory", "io", "psi"
 AVOID = -1
@@ -37,14 +39,6 @@ def parent_of(rel: str) -> str:
     return rel.rpartition("/")[0]
 
 
-def shown(path: str) -> str:
-    """A cgroup path for a message: bytes that are not UTF-8 and unprintable characters are
-    escaped (names in delegated subtrees are written by untrusted users)."""
-    text = os.fsencode(path).decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
-
-
 def pattern_text(comps: tuple[str, ...]) -> str:
     return shown("/".join(comps)) if comps else "/"
 
@@ -52,8 +46,9 @@ def pattern_text(comps: tuple[str, ...]) -> str:
 class Tree:
     """The live (or given) tree under the context's cgroup-fs, read-only, cached for one run."""
 
-    def __init__(self, ctx) -> None:
+    def __init__(self, ctx, trust_user_xattrs: bool = False) -> None:
         self.ctx = ctx
+        self.trust = XattrTrust(trust_user_xattrs)
         self.fs = ctx.cgroup_fs
         self._rows: dict[CgroupPatterns, np.ndarray] = {}
         self._words: dict[tuple[str, str], frozenset[str] | None] = {}
@@ -79,12 +74,14 @@ class Tree:
     def row_of(self, rel: str) -> int | None:
         return self.ctx.row_of(rel)
 
-    def kill_preference(self, rows: np.ndarray) -> np.ndarray:
-        """PREFER 1, NORMAL 0, AVOID -1 per row (unreadable counts as NORMAL, as kills do)."""
+    def kill_preference(self, rows: np.ndarray,
+                        patterns: CgroupPatterns | None = None) -> np.ndarray:
+        """PREFER 1, NORMAL 0, AVOID -1 per row as a kill plugin over ``patterns`` ranks them:
+        unreadable counts as NORMAL, and so does a ``user.oomd_avoid`` the trust rule ignores
+        (oomd.xattr_trust)."""
         if len(rows) == 0:
             return np.empty(0, dtype=np.int8)
-        values, valid = self.ctx.get("kill_preference", rows)
-        return np.where(valid, values, 0).astype(np.int8)
+        return self.trust.preference(self.ctx, rows, None, patterns, report=False)[0]
 
     # -- files ---------------------------------------------------------------------------------
 

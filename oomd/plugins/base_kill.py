@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import enum
 import os
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -55,10 +56,14 @@ from oomd import logs, parsing
 from oomd.compat import V050
 from oomd.kill import EVENT_ENDED, EVENT_REAP_REFUSED, TIMED_OUT, Killer
 from oomd.engine import kill_event_reporter, report_kill
+from oomd.names import shown
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args
-from oomd.plugins._common import c_div
+from oomd.plugins._common import c_div, mb
+from oomd.xattr_trust import XattrTrust
 
 KILLS_STAT = "oomd.kills"
+SKIPPED_STAT = "pyoomd.kill_candidates_skipped"  # a candidate that raised, passed over
+_SKIPPED_LOG_MAX = 4096   # cgroups remembered as logged (then forgotten all at once)
 EXIT_TIMEOUTS_STAT = "pyoomd.kill_exit_timeouts"  # a victim still populated at exit_timeout
 REAP_REFUSED_STAT = "pyoomd.reap_refused"         # process_mrelease refused (EPERM/ENOSYS)
 PREFERENCE_NAMES = {1: "PREFER", 0: "NORMAL", -1: "AVOID"}
@@ -120,6 +125,11 @@ def prefetch(ctx, metrics, rows: np.ndarray) -> None:
         fetch(metrics, rows)
 
 
+def picked(ctx, row: int) -> str:
+    """The start of a kill plugin's "Picked" line: ``Picked "<cgroup>" (<current>MB) ``."""
+    return f'Picked "{shown(ctx.relpath(row))}" ({mb(ctx.value("current_usage", row) or 0)}MB) '
+
+
 def fmt_float(x) -> str:
     """C++ ostream's default float output (``%g``, 6 significant digits)."""
     return "%g" % float(x)
@@ -174,7 +184,7 @@ def _dump_lines(values) -> Iterator[str]:
     g = fmt_float
     for (name, m, o, cur, avg, low, mmin, high, high_tmp, mmax, prot, anon, swap, ioc, ior,
          pgc, pgr, pref) in zip(*values):
-        yield f"name={name}"
+        yield f"name={shown(name)}"
         yield f"  pressure={g(m[0])}:{g(m[1])}:{g(m[2])}-{g(o[0])}:{g(o[1])}:{g(o[2])}"
         yield (f"  mem={cur}MB mem_avg={avg}MB mem_low={low}MB mem_min={mmin}MB "
                f"mem_high={high}MB mem_high_tmp={high_tmp}MB mem_max={mmax}MB "
@@ -193,9 +203,9 @@ def _log_memory_stat(relpath: str, abspath: str, dir_fd: int) -> None:
         finally:
             os.close(fd)
     except OSError:
-        logs.log(f"Failed to open {abspath}/memory.stat")
+        logs.log(f"Failed to open {shown(abspath)}/memory.stat")
         return
-    logs.log(f"memory.stat for {relpath}: ")
+    logs.log(f"memory.stat for {shown(relpath)}: ")
     for line in data.decode(errors="replace").splitlines():
         logs.log(line)
 
@@ -246,6 +256,9 @@ class BaseKillPlugin(BasePlugin):
         self.killer = context.killer
         self._hook_state: _HookState | None = None
         self._dumps: list[np.ndarray] = []
+        self._skipped: set = set()   # cgroups whose skipping was logged
+        self._ignored: set[int] = set()  # rows of this run whose user.oomd_avoid did not count
+        self.trust = getattr(context, "xattr_trust", None) or XattrTrust()
         self.compat = getattr(context, "compat", V050)
 
     def release(self) -> None:
@@ -256,8 +269,10 @@ class BaseKillPlugin(BasePlugin):
 
     # -- ranking -------------------------------------------------------------------------------
 
-    def rank(self, ctx, rows) -> np.ndarray:
-        """``rows`` best first: filter, then a stable sort by (kill_preference, keys) descending."""
+    def rank(self, ctx, rows, anchor: int | None = None) -> np.ndarray:
+        """``rows`` best first: filter, then a stable sort by (kill_preference, keys) descending.
+        ``anchor``: the row whose owner's ``user.oomd_avoid`` counts (the parent of ``rows`` in
+        a ``recursive`` step; None: the anchor of ``cgroup``, oomd.xattr_trust)."""
         rows = np.asarray(rows, dtype=np.int32)
         if len(rows) > 1:
             prefetch(ctx, ("kill_preference",) + self.RANK_METRICS, rows)
@@ -266,7 +281,9 @@ class BaseKillPlugin(BasePlugin):
             rows = rows[np.asarray(keep, dtype=bool)]
         if len(rows) < 2:
             return rows
-        pref = column(ctx, "kill_preference", rows, 0)
+        pref, ignored = self.trust.preference(ctx, rows, anchor, self.cgroup)
+        if ignored.any():
+            self._ignored.update(rows[ignored].tolist())
         keys = [_descending(k) for k in reversed(self.rank_keys(ctx, rows))]
         keys.append(_descending(pref))
         return rows[np.lexsort(keys)]
@@ -351,24 +368,38 @@ class BaseKillPlugin(BasePlugin):
         pgc = column(ctx, "pg_scan_cumulative", sub, 0)
         pgr = column(ctx, "pg_scan_rate", sub, 0)
         pref = column(ctx, "kill_preference", sub, 0)
+        if self._ignored:
+            pref = np.where(np.isin(sub, list(self._ignored)), 0, pref)
         names = [ctx.relpath(row) for row in sub.tolist()]
-        mb = [_ints(a, 20) for a in (cur, avg, low, mmin, high, high_tmp, mmax, prot, anon, swap)]
+        in_mb = [_ints(a, 20)
+                 for a in (cur, avg, low, mmin, high, high_tmp, mmax, prot, anon, swap)]
         # Formatting 6 lines per candidate is most of what is left: the log writer does it
         # from these copies (the lines keep their place in the log).
-        values = (names, mem_p.tolist(), io_p.tolist(), *mb, ioc.tolist(), ior.tolist(),
+        values = (names, mem_p.tolist(), io_p.tolist(), *in_mb, ioc.tolist(), ior.tolist(),
                   _ints(pgc), _ints(pgr), _ints(pref))
         logs.log_block(lambda: _dump_lines(values))
 
     # -- run -----------------------------------------------------------------------------------
 
+    def preference_name(self, ctx, row: int) -> str:
+        """The kill preference ``row`` was ranked with (``PREFER``, ``NORMAL``, ``AVOID``)."""
+        if row in self._ignored:
+            return "NORMAL"
+        return PREFERENCE_NAMES.get(int(ctx.value("kill_preference", row) or 0), "NORMAL")
+
     def run(self, ctx) -> PluginRet:
+        self._ignored.clear()
         try:
             if self._hook_state is not None:
                 result = self._resume_from_prekill_hook(ctx)
             else:
                 result = self._try_to_kill_something(ctx, self.candidate_rows(ctx))
         finally:
-            self._write_dumps(ctx)
+            try:
+                self._write_dumps(ctx)
+            except Exception as e:  # noqa: BLE001 - the dump must not undo the decision
+                logs.log(f"Could not dump the kill candidates: {type(e).__name__}: {e}",
+                         logs.ERR)
         if result is KillResult.DEFER:
             return PluginRet.ASYNC_PAUSE
         # IN_PROGRESS ends the chain like a kill: the kill in progress is this run's action
@@ -395,31 +426,70 @@ class BaseKillPlugin(BasePlugin):
     def _search(self, ctx, stack: list[_Candidate]) -> KillResult:
         while stack:
             cand = stack.pop()
-            row = cand.row
-            if self.recursive and not ctx.value("oom_group", row):
-                children = self.children_rows(ctx, row)
-                if len(children):
-                    self.log_kill_target(ctx, row, cand.peers)
-                    ranked = self.rank(ctx, children)
-                    self._note_dump(ranked)
-                    stack.extend(_Candidate(int(r), ranked) for r in ranked[::-1].tolist())
-                    continue
-            populated = ctx.value("is_populated", row)
-            if populated is not None and not populated:
+            try:
+                step = self._visit(ctx, cand, stack)
+            except Exception as e:  # noqa: BLE001 - one candidate never stops the ranking
+                self._skip_candidate(ctx, cand.row, e)
                 continue
-            if self._held(ctx, row):
-                return KillResult.IN_PROGRESS
-            if self.compat.skip_zero_anon and ctx.value("anon_usage_strict", row) == 0:
-                continue  # oomd HEAD: nothing left to free (memory.stat says anon 0)
-            self.log_kill_target(ctx, row, cand.peers)
-            if not self._past_prekill_deadline(ctx):
-                invocation = self._fire_prekill_hook(ctx, row)
-                if invocation is not None and not invocation.finished():
-                    self._save_hook_state(ctx, invocation, cand, stack)
-                    return KillResult.DEFER
-            if self._kill_and_record(ctx, row):
-                return KillResult.SUCCESS
+            if step is not None:
+                return step
         return KillResult.FAILED
+
+    def _visit(self, ctx, cand: _Candidate, stack: list[_Candidate]) -> KillResult | None:
+        """One step of the search on the candidate on top of the stack: a result that ends the
+        search, or None to go on. An exception means nothing was delivered to it."""
+        row = cand.row
+        if self.recursive and not ctx.value("oom_group", row):
+            children = self.children_rows(ctx, row)
+            if len(children):
+                self.log_kill_target(ctx, row, cand.peers)
+                ranked = self.rank(ctx, children, anchor=row)
+                self._note_dump(ranked)
+                stack.extend(_Candidate(int(r), ranked) for r in ranked[::-1].tolist())
+                return None
+        populated = ctx.value("is_populated", row)
+        if populated is not None and not populated:
+            return None
+        if self._held(ctx, row):
+            return KillResult.IN_PROGRESS
+        if self.compat.skip_zero_anon and ctx.value("anon_usage_strict", row) == 0:
+            return None  # oomd HEAD: nothing left to free (memory.stat says anon 0)
+        self.log_kill_target(ctx, row, cand.peers)
+        if not self._past_prekill_deadline(ctx):
+            invocation = self._fire_prekill_hook(ctx, row)
+            if invocation is not None and not invocation.finished():
+                try:
+                    self._save_hook_state(ctx, invocation, cand, stack)
+                except BaseException:
+                    invocation.cancel()
+                    raise
+                return KillResult.DEFER
+        if self._kill_and_record(ctx, row):
+            return KillResult.SUCCESS
+        return None
+
+    def _skip_candidate(self, ctx, row: int, error: Exception) -> None:
+        """A candidate whose values could not be read or rendered, or whose kill raised before
+        anything was delivered: counted (``pyoomd.kill_candidates_skipped``), logged once per
+        cgroup, and the search goes on with the next one."""
+        stats = getattr(ctx, "stats", None)
+        if stats is not None:
+            stats.increment(SKIPPED_STAT)
+        try:
+            key: object = (ctx.relpath(row), ctx.cgroup_id(row))
+            name = shown(key[0])
+        except Exception:  # noqa: BLE001 - the name itself may be what failed
+            key, name = ("row", row), f"<row {row}>"
+        if key in self._skipped:
+            return
+        if len(self._skipped) >= _SKIPPED_LOG_MAX:
+            self._skipped.clear()
+        self._skipped.add(key)
+        logs.log(f'Skipping kill candidate "{name}": {type(error).__name__}: {error}; going on '
+                 f"with the next candidate (logged once per cgroup, counted in {SKIPPED_STAT})",
+                 logs.WARNING)
+        for line in traceback.format_exc().rstrip().splitlines():
+            logs.log(line, logs.DEBUG)
 
     # -- kills in progress -----------------------------------------------------------------------
 
@@ -433,8 +503,8 @@ class BaseKillPlugin(BasePlugin):
         outcome = holding(ctx.abspath(row), ctx.cgroup_id(row))
         if outcome is None:
             return False
-        logs.log(f'Not killing "{ctx.relpath(row)}": the kill of {outcome.abspath} is still in '
-                 f"progress ({outcome.describe()}); nothing is killed in its place")
+        logs.log(f'Not killing "{shown(ctx.relpath(row))}": the kill of {shown(outcome.abspath)} '
+                 f"is still in progress ({outcome.describe()}); nothing is killed in its place")
         report_kill(ctx, self.name, "in_progress")
         return True
 
@@ -464,10 +534,13 @@ class BaseKillPlugin(BasePlugin):
     # -- the kill ------------------------------------------------------------------------------
 
     def _kill_and_record(self, ctx, row: int) -> bool:
+        """Kill ``row`` (or, dry, pretend to) and write its record. Raises only before anything
+        was delivered; once the kill is delivered it returns True whatever happens."""
         self._keep_dump_values(ctx, row)
         abspath = ctx.abspath(row)
+        record = self._record_body(ctx, row)
         if self.dry:
-            logs.log(f"OOMD: In dry-run mode; would have tried to kill {abspath}")
+            logs.log(f"OOMD: In dry-run mode; would have tried to kill {shown(abspath)}")
         else:
             dir_fd = ctx.dir_fd(row)
             if self.compat.kill_logs:
@@ -483,20 +556,34 @@ class BaseKillPlugin(BasePlugin):
             if not result.success:
                 if self.compat.kill_logs:
                     why = getattr(result, "reason", "")
-                    logs.log(f"Failed to kill cgroup {ctx.relpath(row)}: {why}" if why
-                             else f"No processed killed from {ctx.relpath(row)}")
+                    logs.log(f"Failed to kill cgroup {shown(ctx.relpath(row))}: {why}" if why
+                             else f"No processed killed from {shown(ctx.relpath(row))}")
                 report_kill(ctx, self.name, "failed")
                 return False
-        report_kill(ctx, self.name, "dry" if self.dry else "killed")
+        try:
+            self._write_record(ctx, record)
+        except Exception as e:  # noqa: BLE001 - the kill is done: it must count as one
+            logs.log(f"Could not complete the kill record ({type(e).__name__}: {e}): {record}",
+                     logs.ERR, force=True)
+        return True
+
+    def _record_body(self, ctx, row: int) -> str:
+        """The kill record (after ``oomd kill: ``), oomd's fields: ``<m10> <m60> <m300>
+        <cgroup> <current> ruleset:[..] detectorgroup:[..] killer:[(dry)]<name> v2``; the
+        cgroup rendered by ``shown`` is one field whatever its name. Built before the kill from
+        the tick's values, so nothing after a delivered kill can fail on a value."""
         pressure = ctx.value("mem_pressure", row)
         if pressure is None:
             pressure = (0.0, 0.0, 0.0)
         current = ctx.value("current_usage", row) or 0
         ac = ctx.action_context
         ruleset, group = (ac.ruleset, ac.detectorgroup) if ac is not None else ("", "")
-        body = (f"{float(pressure[0]):.2f} {float(pressure[1]):.2f} {float(pressure[2]):.2f} "
-                f"{ctx.relpath(row)} {int(current)} ruleset:[{ruleset}] "
+        return (f"{float(pressure[0]):.2f} {float(pressure[1]):.2f} {float(pressure[2]):.2f} "
+                f"{shown(ctx.relpath(row))} {int(current)} ruleset:[{ruleset}] "
                 f"detectorgroup:[{group}] killer:{'(dry)' if self.dry else ''}{self.name} v2")
+
+    def _write_record(self, ctx, body: str) -> None:
+        report_kill(ctx, self.name, "dry" if self.dry else "killed")
         if not self.dry:
             ctx.stats.increment(KILLS_STAT)
         kmsg = getattr(ctx, "kmsg", None)
@@ -506,7 +593,6 @@ class BaseKillPlugin(BasePlugin):
             logs.log(body, force=True)
         if self.log_kmemalloc_prekill:
             _copy_kmemalloc_profile(kmsg)
-        return True
 
     # -- prekill hooks (reference §2.6) ----------------------------------------------------------
 
@@ -518,11 +604,18 @@ class BaseKillPlugin(BasePlugin):
 
     @staticmethod
     def _fire_prekill_hook(ctx, row: int):
+        """The prekill hook's invocation for the victim, or None. A hook that raises is logged
+        and the kill goes ahead, as when a hook's command cannot be started."""
         engine = getattr(ctx, "engine", None)
         if engine is None:
             return None
-        return engine.fire_prekill_hook(ctx.relpath(row), ctx.abspath(row), ctx.action_context,
-                                        ctx.dir_fd(row))
+        try:
+            return engine.fire_prekill_hook(ctx.relpath(row), ctx.abspath(row),
+                                            ctx.action_context, ctx.dir_fd(row))
+        except Exception as e:  # noqa: BLE001 - a hook must never stop the kill
+            logs.log(f"Prekill hook for {shown(ctx.relpath(row))} raised {type(e).__name__}: "
+                     f"{e}; killing without it", logs.ERR)
+            return None
 
     @staticmethod
     def _ref(ctx, row: int) -> _SavedRef:
@@ -579,10 +672,13 @@ class BaseKillPlugin(BasePlugin):
         if victim is None:
             # someone else removed it: they did our job; detectors fire again if still needed
             return KillResult.FAILED
-        if self._held(ctx, victim.row):
-            return KillResult.IN_PROGRESS  # killed by another ruleset while the hook ran
-        if self._kill_and_record(ctx, victim.row):
-            return KillResult.SUCCESS
+        try:
+            if self._held(ctx, victim.row):
+                return KillResult.IN_PROGRESS  # killed by another ruleset while the hook ran
+            if self._kill_and_record(ctx, victim.row):
+                return KillResult.SUCCESS
+        except Exception as e:  # noqa: BLE001 - one candidate never stops the ranking
+            self._skip_candidate(ctx, victim.row, e)
         stack: list[_Candidate] = []
         for saved in state.stack:
             cand = restore(saved)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from oomd import logs, parsing
+from oomd.names import shown
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
 from oomd.plugins._common import mb
 
@@ -37,6 +38,6 @@ class DumpCgroupOverview(BasePlugin):
         for i in np.flatnonzero(dump):
             current = int(usage[i]) if usage_ok[i] else 0
             a10, a60, a300 = (float(x) for x in p[i])
-            logs.log(f"cgroup={ctx.relpath(int(rows[i]))} total={mb(current)}MB "
+            logs.log(f"cgroup={shown(ctx.relpath(int(rows[i])))} total={mb(current)}MB "
                      f"pressure={a10:.2f}:{a60:.2f}:{a300:.2f} {swap} pgscan={pgscan}")
         return PluginRet.CONTINUE

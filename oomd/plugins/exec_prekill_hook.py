@@ -27,6 +27,7 @@ import subprocess
 
 from oomd import logs
 from oomd.errors import PluginArgError
+from oomd.names import shown
 from oomd.plugin import Arg, PrekillHook, PrekillHookInvocation, register_prekill_hook
 
 # commands killed at the timeout, reaped without waiting on later polls
@@ -58,7 +59,7 @@ class ExecPrekillInvocation(PrekillHookInvocation):
             return False
         if not self._reported:
             self._reported = True
-            logs.log(f"Prekill hook {self.argv0} on {self.relpath} exited with status {rc}")
+            logs.log(f"Prekill hook {self.argv0} on {shown(self.relpath)} exited with status {rc}")
         return True
 
     def cancel(self) -> None:
@@ -68,7 +69,7 @@ class ExecPrekillInvocation(PrekillHookInvocation):
             os.killpg(self.proc.pid, signal.SIGKILL)
         except OSError:
             self.proc.kill()
-        logs.log(f"Prekill hook {self.argv0} on {self.relpath} timed out; killed it")
+        logs.log(f"Prekill hook {self.argv0} on {shown(self.relpath)} timed out; killed it")
         if self.proc.poll() is None:
             _to_reap.append(self.proc)
 
@@ -98,7 +99,8 @@ class ExecPrekillHook(PrekillHook):
             proc = subprocess.Popen(self.command, env=env, stdin=subprocess.DEVNULL,
                                     start_new_session=True, close_fds=True)
         except OSError as e:
-            logs.log(f"Prekill hook {self.command[0]} on {relpath} failed to start: {e.strerror}")
+            logs.log(f"Prekill hook {self.command[0]} on {shown(relpath)} failed to start: "
+                     f"{e.strerror}")
             return None
-        logs.log(f"Prekill hook {self.command[0]} fired on {relpath} (pid {proc.pid})")
+        logs.log(f"Prekill hook {self.command[0]} fired on {shown(relpath)} (pid {proc.pid})")
         return ExecPrekillInvocation(proc, self.command[0], relpath)

@@ -11,8 +11,7 @@ import numpy as np
 
 from oomd import logs
 from oomd.plugin import register
-from oomd.plugins._common import mb
-from oomd.plugins.base_kill import BaseKillPlugin, column, fmt_float
+from oomd.plugins.base_kill import BaseKillPlugin, column, fmt_float, picked
 
 
 @register("kill_by_io_cost")
@@ -26,5 +25,5 @@ class KillIOCost(BaseKillPlugin):
         return (column(ctx, "io_cost_rate", rows, 0.0).astype(np.float64),)
 
     def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
-        logs.log(f'Picked "{ctx.relpath(row)}" ({mb(ctx.value("current_usage", row) or 0)}MB) '
+        logs.log(picked(ctx, row) +
                  f"based on io cost generation at {fmt_float(ctx.value('io_cost_rate', row) or 0.0)}")

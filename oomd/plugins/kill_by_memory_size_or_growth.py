@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from oomd import logs, parsing
+from oomd.names import shown
 from oomd.plugin import Arg, register
 from oomd.plugins._common import mb
-from oomd.plugins.base_kill import BASE_KILL_ARGS, PREFERENCE_NAMES, BaseKillPlugin, column
+from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, column
 
 SIZE, GROWTH, REST = 0, 1, 2
 
@@ -107,8 +108,8 @@ class KillMemoryGrowth(BaseKillPlugin):
         cur, total = c.current, c.total
         i = int(np.nonzero(peers == row)[0][0])
         phase = int(c.phase[i])
-        rel = ctx.relpath(row)
-        pref = PREFERENCE_NAMES.get(int(ctx.value("kill_preference", row) or 0), "NORMAL")
+        rel = shown(ctx.relpath(row))
+        pref = self.preference_name(ctx, row)
         if phase == GROWTH:
             growth = ctx.value("memory_growth", row) or 0.0
             logs.log(f'Picked "{rel}" ({mb(cur[i])}MB) based on growth rate {float(growth):.2f} '

@@ -13,8 +13,7 @@ import numpy as np
 
 from oomd import logs
 from oomd.plugin import PluginRet, register
-from oomd.plugins._common import mb
-from oomd.plugins.base_kill import BaseKillPlugin, PREFERENCE_NAMES, column
+from oomd.plugins.base_kill import BaseKillPlugin, column, picked
 
 
 @register("kill_by_pg_scan")
@@ -46,7 +45,7 @@ class KillPgScan(BaseKillPlugin):
         return (np.where(valid, values, 0).astype(np.int64),)
 
     def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
-        pref = PREFERENCE_NAMES.get(int(ctx.value("kill_preference", row) or 0), "NORMAL")
-        logs.log(f'Picked "{ctx.relpath(row)}" ({mb(ctx.value("current_usage", row) or 0)}MB) '
+        pref = self.preference_name(ctx, row)
+        logs.log(picked(ctx, row) +
                  f"based on pg scan rate at {int(ctx.value('pg_scan_rate', row) or 0)} "
                  f"with kill preference {pref}")

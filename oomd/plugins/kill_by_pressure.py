@@ -11,8 +11,7 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.plugin import Arg, register
-from oomd.plugins._common import mb
-from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, column, fmt_float
+from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, column, fmt_float, picked
 
 _HALF = np.float32(2)
 
@@ -32,5 +31,5 @@ class KillPressure(BaseKillPlugin):
     def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
         p = ctx.value(self.pressure_metric, row)
         p10, p60 = (float(p[0]), float(p[1])) if p is not None else (0.0, 0.0)
-        logs.log(f'Picked "{ctx.relpath(row)}" ({mb(ctx.value("current_usage", row) or 0)}MB) '
+        logs.log(picked(ctx, row) +
                  f"based on pressure generation at 10s={fmt_float(p10)} 60s={fmt_float(p60)}")

@@ -19,8 +19,7 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.plugin import Arg, register
-from oomd.plugins._common import mb
-from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin
+from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, picked
 from oomd.plugins.stall_above import StallSampler, psi_line, window_seconds
 
 
@@ -51,6 +50,6 @@ class KillStall(BaseKillPlugin):
 
     def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
         share, basis = self._shares(ctx, np.array([row], dtype=np.int32))
-        logs.log(f'Picked "{ctx.relpath(row)}" ({mb(ctx.value("current_usage", row) or 0)}MB) '
+        logs.log(picked(ctx, row) +
                  f"based on {self.resource} {self.line} stall of {share[0] * 100:.2f}% over the "
                  f"last {basis[0]:.2f}s")

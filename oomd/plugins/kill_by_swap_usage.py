@@ -18,7 +18,7 @@ from oomd import logs, parsing
 from oomd.errors import PluginArgError
 from oomd.plugin import Arg, register
 from oomd.plugins._common import mb
-from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, column
+from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, column, picked
 from oomd import fs
 
 
@@ -75,7 +75,7 @@ class KillSwapUsage(BaseKillPlugin):
         return (column(ctx, "swap_usage", rows, 0),)
 
     def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
-        line = (f'Picked "{ctx.relpath(row)}" ({mb(ctx.value("current_usage", row) or 0)}MB) '
+        line = (picked(ctx, row) +
                 f"based on swap usage at {mb(ctx.value('swap_usage', row) or 0)}MB")
         if self.biased_swap_kill:
             excess = int(self.swap_excess(ctx, np.asarray([row], dtype=np.int32))[0])

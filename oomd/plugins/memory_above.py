@@ -13,6 +13,7 @@ import numpy as np
 
 from oomd import fs, logs, parsing
 from oomd.errors import PluginArgError
+from oomd.names import shown
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
 from oomd.plugins._common import HoldTimer, mb
 
@@ -68,7 +69,7 @@ class MemoryAbove(BasePlugin):
             current = self._values(ctx, "current_usage", rows)
             anon = self._values(ctx, "anon_usage", rows)
             for row, c, a in zip(rows, current, anon):
-                logs.log(f'cgroup "{ctx.relpath(int(row))}" memory.current={int(c)}'
+                logs.log(f'cgroup "{shown(ctx.relpath(int(row)))}" memory.current={int(c)}'
                          f"memory.stat (anon)={int(a)}")
         values = self._values(ctx, self.METRICS[0], rows)
         best = int(np.argmax(values))
@@ -81,11 +82,11 @@ class MemoryAbove(BasePlugin):
         over = usage > self.threshold
         if over and self.debug:
             kind = "anon usage=" if self.is_anon else "memory usage="
-            logs.log(f'cgroup "{name}" {kind}{usage} hit threshold={self.threshold}')
+            logs.log(f'cgroup "{shown(name)}" {kind}{usage} hit threshold={self.threshold}')
         held = self.timer.held_for(over, ctx.now)
         if held is None or held < self.duration:
             return PluginRet.STOP
         if self.debug:
-            logs.log(f'cgroup "{name}" current memory usage {mb(usage)}MB is over the '
+            logs.log(f'cgroup "{shown(name)}" current memory usage {mb(usage)}MB is over the '
                      f"threshold of {mb(self.threshold)}MB for {self.duration} seconds")
         return PluginRet.CONTINUE

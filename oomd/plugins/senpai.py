@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from oomd import logs, parsing
 from oomd.errors import PluginArgError
+from oomd.names import shown
 from oomd.plugin import Arg, BasePlugin, PluginRet, register
 from oomd import fs
 
@@ -112,7 +113,7 @@ class Senpai(BasePlugin):
             if not ok:
                 continue
             if do_log:
-                logs.log(f"cgroup {ctx.relpath(row)} {state.probe_count} probe attempts "
+                logs.log(f"cgroup {shown(ctx.relpath(row))} {state.probe_count} probe attempts "
                          f"({state.probe_bytes / GIB:.3f} gb)")
                 state.probe_count = 0
                 state.probe_bytes = 0
@@ -124,7 +125,7 @@ class Senpai(BasePlugin):
 
     def _problem(self, ctx, row: int, what: str) -> None:
         self.problems += 1
-        logs.log(f"cgroup {ctx.relpath(row)}: {what}; skipping it this tick", logs.WARNING)
+        logs.log(f"cgroup {shown(ctx.relpath(row))}: {what}; skipping it this tick", logs.WARNING)
 
     def _memory_high_tmp(self, ctx, row: int) -> bool | None:
         """Whether this kernel has memory.high.tmp (decided once, from the first cgroup that
@@ -230,7 +231,7 @@ class Senpai(BasePlugin):
         t.start()
         t.join(timeout_ms / 1000.0)
         if t.is_alive():
-            logs.log(f"Failed to write memory limit for {ctx.relpath(row)}: "
+            logs.log(f"Failed to write memory limit for {shown(ctx.relpath(row))}: "
                      "Timed out waiting execution")
             return True
         return result[0]
@@ -320,7 +321,7 @@ class Senpai(BasePlugin):
         if limit is None:
             return False
         if limit != state.limit:
-            logs.log(f"cgroup {name} memory.high {limit} does not match recorded state "
+            logs.log(f"cgroup {shown(name)} memory.high {limit} does not match recorded state "
                      f"{state.limit}. Resetting cgroup")
             new = self._initialize(ctx, row)
             if new is None:
@@ -341,8 +342,8 @@ class Senpai(BasePlugin):
             factor = min(factor * self.max_backoff, self.max_backoff)
             if not self._adjust(ctx, row, state, factor):
                 return False
-            logs.log(f"cgroup {name} limitgb {limit / GIB:.3f} totalus {total} deltaus {delta} "
-                     f"cumus {cumulative} ticks {state.ticks} adjust {factor:.3g}")
+            logs.log(f"cgroup {shown(name)} limitgb {limit / GIB:.3f} totalus {total} "
+                     f"deltaus {delta} cumus {cumulative} ticks {state.ticks} adjust {factor:.3g}")
         elif state.ticks:
             state.ticks -= 1
         else:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from oomd import logs, parsing
+from oomd.names import shown
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
 from oomd.plugins._stall import StallWindow, avgs_metric, total_metric
 from oomd.wakeup import TriggerWant
@@ -77,8 +78,8 @@ class StallSampler:
         for cid in reset:
             rows_of = rows[ids == cid]
             where = ctx.relpath(int(rows_of[0])) if len(rows_of) else f"id {int(cid)}"
-            logs.log(f'[{self.name}] the {self.resource} {self.line} stall total of "{where}" '
-                     "went back; its history starts again")
+            logs.log(f"[{self.name}] the {self.resource} {self.line} stall total of "
+                     f'"{shown(where)}" went back; its history starts again')
         return ids, valid
 
     def _log_legacy(self, ctx, rows: np.ndarray, ids: np.ndarray) -> None:
@@ -87,8 +88,8 @@ class StallSampler:
             if int(cid) in self._no_total:
                 continue
             self._no_total.add(int(cid))
-            logs.log(f"[{self.name}] {ctx.abspath(int(row))}/{self.resource}.pressure has no "
-                     f"{self.line} total= (legacy PSI format?): ignored", logs.WARNING)
+            logs.log(f"[{self.name}] {shown(ctx.abspath(int(row)))}/{self.resource}.pressure "
+                     f"has no {self.line} total= (legacy PSI format?): ignored", logs.WARNING)
 
     def shares(self, ids: np.ndarray, valid: np.ndarray):
         """(share as a fraction, seconds of samples, known) per row of the last sample()."""
@@ -142,7 +143,8 @@ class StallAbove(BasePlugin):
         held = ctx.now - self.since
         if held < self.duration:
             return PluginRet.STOP
-        logs.log(f'{self.resource} {self.line} stall of "{ctx.relpath(int(rows[worst]))}" is '
+        worst_name = shown(ctx.relpath(int(rows[worst])))
+        logs.log(f'{self.resource} {self.line} stall of "{worst_name}" is '
                  f"{pct[worst]:.2f}% of the last {basis[worst]:.2f}s, over the threshold of "
                  f"{self.threshold:g}% for {held:.2f} seconds")
         return PluginRet.CONTINUE

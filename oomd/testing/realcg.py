@@ -573,7 +573,7 @@ class PressureKillRun:
     """What one end-to-end run saw. Times are ``time.monotonic()`` seconds; None = never."""
 
     hog_pid: int = 0
-    hog_cgroup: str = ""
+    hog_cgroup: str = ""   # relative to the cgroup2 mount, as pyoomd writes it (oomd.names.shown)
     bystander_alive_at_end: bool = False
     hog_returncode: int | None = None
     t_hog_started: float | None = None  # the hog has written its file and thrashes (or, with
@@ -655,7 +655,7 @@ def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int
                       extra_args: Iterable[str] = (), config_for: Callable | None = None,
                       killer: str = "kill_by_pressure", early_hog: bool = False,
                       window: float = 2.0, oomd_binary: str | None = None,
-                      hog_leaf: bool = False) -> PressureKillRun:
+                      hog_leaf: bool = False, hog_name: str = "hog") -> PressureKillRun:
     """Start the pyoomd daemon watching a test cgroup, then a hog and a bystander in it; wait
     until the hog's cgroup is empty (or ``deadline`` seconds), ``settle`` more seconds, stop
     the daemon with SIGTERM and collect what happened. Cleans up everything on any exit.
@@ -671,11 +671,16 @@ def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int
     kills ``workload/hog``) and the harness samples that leaf. Reading a cgroup's pressure file
     when its 2 s averages are due makes the kernel skip that period's check of unprivileged
     PSI triggers on the cgroup: sampling ``workload/hog`` itself every 20 ms would starve the
-    trigger the daemon put there. The leaf's stall is the hog's, as is its parent's."""
+    trigger the daemon put there. The leaf's stall is the hog's, as is its parent's.
+
+    ``hog_name`` names the hog's cgroup (``workload/<hog_name>``): any bytes but ``/`` and
+    ``\n``, as ``os.fsdecode`` text."""
+    from oomd.names import shown
+
     run = PressureKillRun(killer=killer, oomd_binary=oomd_binary is not None)
     oom_before = global_oom_kills()
     with RealCgroups() as cg:
-        cg.create("workload/hog")
+        cg.create(f"workload/{hog_name}")
         cg.create("workload/bystander")
         work = cg.tempdir()
         config = os.path.join(work, "pyoomd.json")
@@ -710,7 +715,7 @@ def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int
             raise RealCgError(f"the daemon exited with {daemon.returncode}: "
                               f"{[line for _, line in run.daemon_log][-5:]}")
         bystander = cg.start_sleeper("workload/bystander")
-        hog_rel = "workload/hog/task" if hog_leaf else "workload/hog"
+        hog_rel = f"workload/{hog_name}/task" if hog_leaf else f"workload/{hog_name}"
         hog_dir = cg.path(hog_rel)
         if hog_leaf:
             cg.create(hog_rel)
@@ -722,7 +727,7 @@ def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int
             hog = cg.start_hog(hog_rel, wait_written=not early_hog)
             run.t_hog_started = time.monotonic()
             run.hog_pid = hog.pid
-            run.hog_cgroup = cg.relpath("workload/hog").lstrip("/")
+            run.hog_cgroup = shown(cg.relpath(f"workload/{hog_name}").lstrip("/"))
             end = run.t_hog_started + deadline
             while time.monotonic() < end:
                 if not cgroup_pids(hog_dir):
@@ -743,7 +748,7 @@ def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int
         run.hog_returncode = hog.proc.returncode
         run.bystander_alive_at_end = bystander.alive()
         run.daemon_alive_at_end = daemon.poll() is None
-        run.xattrs = kill_xattrs(cg.path("workload/hog"))  # the killed cgroup, not its leaf
+        run.xattrs = kill_xattrs(cg.path(f"workload/{hog_name}"))  # the killed cgroup, not its leaf
         run.memcg_oom_kills = cg.oom_kills()
         run.daemon_exit = terminate(daemon, 15.0)
         reader.join(5)
