@@ -21,8 +21,8 @@ process, and processes forked meanwhile are missed. ``Killer`` does better, in t
    returns at once: the kill plugin writes the kill record now, and tries its next candidate only
    when nothing could be delivered (no process, every signal refused, the cgroup vanished).
    ``trusted.oomd_kill`` += the number of processes killed.
-5. The exit is followed off the tick, by a waiter thread (``KillOutcome``, below): a large victim
-   needs seconds to free its memory. The thread wakes on ``cgroup.events`` changes (kernfs
+5. The exit is followed off the tick, by a waiter thread (``oomd.kill_exit``: ``ExitFollower``
+   and ``KillOutcome``, re-exported here): a large victim needs seconds to free its memory. The thread wakes on ``cgroup.events`` changes (kernfs
    notifies ``poll(POLLPRI)``) and on timers, and for each kill in progress:
 
    * with ``reap_memory``, calls ``process_mrelease`` on each member's pidfd right away, which
@@ -58,34 +58,28 @@ import ctypes
 import errno
 import os
 import secrets
-import select
 import signal
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
 from oomd import logs
+from oomd.kill_exit import (  # noqa: F401 - the outcome's names are part of this module's API
+    EMPTY, EVENT_ENDED, EVENT_REAP_REFUSED, EVENTS_FILE, EXITING, GONE, HISTORY, KILL_FILE,
+    TIMED_OUT, UNKNOWN, XATTR_KILL, ExitFollower, KillOutcome, _close_fds, _Pending,
+    parse_populated,
+)
 from oomd.names import shown
 from oomd.parsing import int_parse
 
 XATTR_KILL_UUID = "trusted.oomd_kill_uuid"
 XATTR_OOMS = "trusted.oomd_ooms"
-XATTR_KILL = "trusted.oomd_kill"
 
 PROCS_FILE = "cgroup.procs"
-EVENTS_FILE = "cgroup.events"
-KILL_FILE = "cgroup.kill"
 FREEZE_FILE = "cgroup.freeze"
 
 DEFAULT_EXIT_TIMEOUT = 30.0
-HISTORY = 64  # finished kills kept for ``recent()``
 _LOG_BATCH = 20  # oomd logs the pids it kills 20 per line
-# the waiter's timers: re-reads of cgroup.events (a safety net: kernfs notifies changes) and,
-# without cgroup.kill, rounds of signals for newcomers
-_CHECK_FIRST, _CHECK_MAX = 0.01, 1.0
-_ROUND_FIRST, _ROUND_MAX = 0.005, 0.2
 
 # process_mrelease(2) has the same number on every architecture (it is newer than the unified
 # syscall table, 424+); Python has no wrapper for it.
@@ -100,81 +94,9 @@ _REFUSED = {
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
-# KillOutcome.state
-EXITING = "exiting"      # delivered, the cgroup is still populated
-EMPTY = "empty"          # populated 0
-GONE = "gone"            # the cgroup's directory was removed (so it was empty)
-TIMED_OUT = "timed_out"  # still populated when the bound passed
-UNKNOWN = "unknown"      # no cgroup.events to tell (not cgroup2): not waited for
-EVENT_ENDED = "ended"           # on_event: the outcome left EXITING
-EVENT_REAP_REFUSED = "reap_refused"  # on_event: process_mrelease got EPERM/ENOSYS
-
-
 def new_kill_uuid() -> str:
     """oomd's id: two random 64-bit numbers in lower-case hex, without zero padding."""
     return f"{secrets.randbits(64):x}{secrets.randbits(64):x}"
-
-
-@dataclass(eq=False)
-class KillOutcome:
-    """What became of one delivered kill: kept by the ``Killer`` from delivery on, for the log,
-    the metrics and any later account of the decision ("delivered at T, empty at T+x").
-
-    Times are the killer's monotonic clock (``delivered_wall`` is ``time.time()`` at delivery).
-    Fields change only in the waiter thread until ``done``; read them after ``wait()`` or
-    accept a snapshot.
-    """
-
-    abspath: str
-    cgroup_id: int          # inode of the victim's directory (0 if unknown)
-    kill_uuid: str          # the trusted.oomd_kill_uuid written on it
-    method: str             # "cgroup.kill" or "pidfd"
-    delivered_at: float
-    delivered_wall: float
-    exit_timeout: float
-    killed: int             # processes killed (grows while newcomers are signalled)
-    pids: list[int]
-    state: str = EXITING
-    ended_at: float | None = None
-    reaped: int = 0         # processes whose memory process_mrelease freed
-    reap_refused: int = 0   # process_mrelease calls refused (EPERM/ENOSYS)
-    _done: threading.Event = field(default_factory=threading.Event, repr=False)
-
-    @property
-    def done(self) -> bool:
-        return self.state != EXITING
-
-    @property
-    def deadline(self) -> float:
-        return self.delivered_at + self.exit_timeout
-
-    @property
-    def seconds(self) -> float | None:
-        """Delivery to the end of the wait (to empty, or to the bound); None while exiting."""
-        return None if self.ended_at is None else self.ended_at - self.delivered_at
-
-    @property
-    def time_to_empty(self) -> float | None:
-        return self.seconds if self.state in (EMPTY, GONE) else None
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the wait ended (tests, scripts); True if it did."""
-        return self._done.wait(timeout)
-
-    def describe(self) -> str:
-        at = time.strftime("%H:%M:%S", time.localtime(self.delivered_wall))
-        at += f".{int(self.delivered_wall * 1000) % 1000:03d}"
-        text = f"delivered at {at} ({self.method}, {self.killed} processes)"
-        s = self.seconds
-        if self.state == EXITING:
-            return text + "; still exiting"
-        if self.state == EMPTY:
-            return text + f"; empty at +{s:.3f}s"
-        if self.state == GONE:
-            return text + f"; removed at +{s:.3f}s"
-        if self.state == TIMED_OUT:
-            return text + f"; still populated at +{s:.3f}s (bound {self.exit_timeout:g}s)"
-        return text + "; not followed (no cgroup.events)"
 
 
 @dataclass
@@ -201,33 +123,6 @@ class KillerStats:
     stale_pids: int = 0
     exit_timeouts: int = 0
     reap_refused: int = 0
-
-
-class _Pending:
-    """A kill in progress: the outcome plus what the waiter needs (fds, timers, callback)."""
-
-    __slots__ = ("outcome", "dir_fd", "events_fd", "followed", "to_reap", "reap", "on_event",
-                 "killed_at_delivery", "next_check", "check_step", "next_round", "round_step")
-
-    def __init__(self, outcome: KillOutcome, dir_fd: int, reap: bool, to_reap: dict[int, int],
-                 on_event) -> None:
-        self.outcome = outcome
-        self.dir_fd = dir_fd
-        self.events_fd = -1
-        self.followed = False  # cgroup.events was read at least once
-        self.to_reap = to_reap
-        self.reap = reap
-        self.on_event = on_event
-        self.killed_at_delivery = outcome.killed
-        now = outcome.delivered_at
-        self.check_step, self.next_check = _CHECK_FIRST, now + _CHECK_FIRST
-        self.round_step, self.next_round = _ROUND_FIRST, now + _ROUND_FIRST
-
-    def next_wake(self) -> float:
-        t = min(self.next_check, self.outcome.deadline)
-        if self.outcome.method != KILL_FILE:
-            t = min(t, self.next_round)
-        return self.outcome.delivered_at if self.to_reap else t
 
 
 class _Libc:
@@ -259,28 +154,11 @@ def _read_at(dir_fd: int, name: str) -> str:
         os.close(fd)
 
 
-def parse_populated(text: str) -> bool | None:
-    """``cgroup.events``: the first line that is exactly ``populated <v>``; None if unknown."""
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] == "populated":
-            if parts[1] == "1":
-                return True
-            if parts[1] == "0":
-                return False
-            return None
-    return None
-
-
 def read_populated(dir_fd: int) -> bool | None:
     try:
         return parse_populated(_read_at(dir_fd, EVENTS_FILE))
     except OSError:
         return None
-
-
-def _covers(outer: str, inner: str) -> bool:
-    return inner.startswith(outer + "/") or outer == "/"
 
 
 class Killer:
@@ -295,12 +173,7 @@ class Killer:
         self.use_cgroup_kill = use_cgroup_kill
         self.background = background
         self.stats = KillerStats()
-        self._lock = threading.Lock()
-        self._pending: list[_Pending] = []
-        self._history: deque[KillOutcome] = deque(maxlen=history)
-        self._thread: threading.Thread | None = None
-        self._wake: tuple[int, int] | None = None
-        self._closed = False
+        self.exits = ExitFollower(self, background=background, history=history)
         self._refusals_logged: set[int] = set()
 
     # -- the kernel, one call each (tests replace these) -------------------------------------
@@ -609,14 +482,14 @@ class Killer:
                      "only as they exit (logged once; counted in pyoomd.reap_refused)", logs.WARNING)
         if pending is not None:
             pending.outcome.reap_refused += 1
-            self._notify(pending, EVENT_REAP_REFUSED)
+            self.exits.notify(pending, EVENT_REAP_REFUSED)
 
     # -- following the exit --------------------------------------------------------------------
 
     def _follow(self, abspath: str, dir_fd: int, uuid: str, result: KillResult, reap: bool,
                 members: dict[int, int], exit_timeout: float, on_event) -> None:
-        """Make the kill's outcome and hand it to the waiter (or end it now if the cgroup is
-        already empty, or cannot be followed)."""
+        """Make the kill's outcome and hand it to the exit follower (or end it now if the cgroup
+        is already empty, or cannot be followed)."""
         try:
             own = os.open(".", _O_DIR, dir_fd=dir_fd)
         except OSError:
@@ -632,235 +505,44 @@ class Killer:
         if not reap:
             self._close(members)
         p = _Pending(outcome, own, reap, to_reap, on_event)
-        state = self._state_of(p)
+        state = self.exits.state_of(p)
         if state == UNKNOWN and p.to_reap:
             reap_now, p.to_reap = p.to_reap, {}
             result.reaped = self._reap(abspath, reap_now, p)
             self._close(reap_now)
         if state != EXITING:
             result.verified = state == EMPTY
-            self._finish(p, state, self._now(), tracked=False)
+            self.exits.finish(p, state, self._now(), tracked=False)
             return
-        with self._lock:
-            self._pending.append(p)
-            self._start_waiter()
+        self.exits.add(p)
 
-    def _state_of(self, p: _Pending) -> str:
-        """EXITING, EMPTY, GONE or UNKNOWN (never had a cgroup.events), from the kept
-        cgroup.events fd (re-opened if a read failed)."""
-        if self._removed(p.dir_fd):
-            return GONE
-        if p.events_fd < 0 and p.dir_fd >= 0:
-            try:
-                p.events_fd = os.open(EVENTS_FILE, os.O_RDONLY | os.O_CLOEXEC, dir_fd=p.dir_fd)
-            except OSError:
-                pass
-        if p.events_fd >= 0:
-            try:
-                text = os.pread(p.events_fd, 4096, 0).decode(errors="replace")
-            except OSError:
-                os.close(p.events_fd)  # a removed cgroup's file: poll() would wake endlessly
-                p.events_fd = -1
-            else:
-                populated = parse_populated(text)
-                if populated is not None:
-                    p.followed = True
-                    return EXITING if populated else EMPTY
-        return EXITING if p.followed else UNKNOWN
 
-    @staticmethod
-    def _removed(dir_fd: int) -> bool:
-        if dir_fd < 0:
-            return False
-        try:
-            return os.fstat(dir_fd).st_nlink == 0
-        except OSError:
-            return False
+    # -- kills in progress (``ExitFollower``; the kill plugins, an account of decisions) -----------
 
     def poll(self) -> list[KillOutcome]:
-        """One pass over the kills in progress (the waiter thread's work; tests call it with
-        ``background=False``): reap, signal newcomers, end the waits that are over. Returns
-        the outcomes that ended in this pass."""
-        with self._lock:
-            pending = list(self._pending)
-        ended = []
-        for p in pending:
-            o = p.outcome
-            if p.to_reap:
-                members, p.to_reap = p.to_reap, {}
-                self._reap(o.abspath, members, p)
-                self._close(members)
-            state = self._state_of(p)
-            now = self._now()
-            if state == EXITING and o.method != KILL_FILE and now >= p.next_round \
-                    and p.dir_fd >= 0:
-                signalled = self._signal_round(o.abspath, p.dir_fd, o)
-                if p.reap and signalled:
-                    self._reap(o.abspath, signalled, p)
-                self._close(signalled)
-                p.round_step = min(p.round_step * 2, _ROUND_MAX)
-                p.next_round = now + p.round_step
-            if state == EXITING and now >= o.deadline:
-                state = TIMED_OUT
-            if state == EXITING:
-                if now >= p.next_check:
-                    p.check_step = min(p.check_step * 2, _CHECK_MAX)
-                    p.next_check = now + p.check_step
-                continue
-            self._finish(p, state, now)
-            ended.append(o)
-        return ended
-
-    def _finish(self, p: _Pending, state: str, now: float, tracked: bool = True) -> None:
-        o = p.outcome
-        late = o.killed - p.killed_at_delivery
-        if late > 0 and p.dir_fd >= 0:
-            self._add_to_counter(p.dir_fd, XATTR_KILL, late, o.abspath)
-        for fd in (p.events_fd, p.dir_fd):
-            if fd >= 0:
-                os.close(fd)
-        p.events_fd = p.dir_fd = -1
-        self._close(p.to_reap)
-        p.to_reap = {}
-        with self._lock:
-            if tracked and p in self._pending:
-                self._pending.remove(p)
-            o.ended_at = now
-            o.state = state
-            self._history.append(o)
-        ms = int((now - o.delivered_at) * 1000)
-        if state == EMPTY:
-            logs.log(f"{shown(o.abspath)} is empty {ms}ms after the kill")
-        elif state == GONE:
-            logs.log(f"{shown(o.abspath)} was removed {ms}ms after the kill")
-        elif state == TIMED_OUT:
-            self.stats.exit_timeouts += 1
-            logs.log(f"{shown(o.abspath)} is still populated {ms}ms after the kill (exit_timeout "
-                     f"{o.exit_timeout:g}s): its processes may be in uninterruptible sleep, or "
-                     "beyond pyoomd's permissions; it may be chosen again", logs.WARNING)
-        else:
-            logs.log(f"Cannot follow the exit of {shown(o.abspath)}: no {EVENTS_FILE}")
-        o._done.set()
-        self._notify(p, EVENT_ENDED)
-
-    @staticmethod
-    def _notify(p: _Pending, event: str) -> None:
-        if p.on_event is None:
-            return
-        try:
-            p.on_event(p.outcome, event)
-        except Exception as e:  # noqa: BLE001 - a reporting bug must not stop the waiter
-            logs.log(f"kill event handler failed: {type(e).__name__}: {e}", logs.ERR)
-
-    # -- the waiter thread ---------------------------------------------------------------------
-
-    def _start_waiter(self) -> None:
-        """Called with the lock held, after a kill was added to the pending ones."""
-        if not self.background or self._closed:
-            return
-        if self._wake is None:
-            self._wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._waiter, name="pyoomd-kill-wait",
-                                            daemon=True)
-            self._thread.start()
-        else:
-            try:
-                os.write(self._wake[1], b"x")
-            except BlockingIOError:
-                pass  # already woken
-
-    def _waiter(self) -> None:
-        while True:
-            try:
-                with self._lock:
-                    if not self._pending or self._closed:
-                        self._thread = None
-                        return
-                    fds = [p.events_fd for p in self._pending if p.events_fd >= 0]
-                    wake_at = min(p.next_wake() for p in self._pending)
-                    wake_r = self._wake[0]
-                po = select.poll()
-                po.register(wake_r, select.POLLIN)
-                for fd in fds:
-                    po.register(fd, select.POLLPRI | select.POLLERR)
-                timeout_ms = max(0.0, (wake_at - self._now()) * 1000)
-                if po.poll(timeout_ms):
-                    try:
-                        while os.read(wake_r, 64):
-                            pass
-                    except BlockingIOError:
-                        pass
-                self.poll()
-            except Exception as e:  # noqa: BLE001 - the waiter must keep going
-                logs.log(f"kill waiter: {type(e).__name__}: {e}", logs.ERR)
-                time.sleep(0.1)
+        """One pass over the kills in progress (the waiter's work; tests call it with
+        ``background=False``). Returns the outcomes that ended in this pass."""
+        return self.exits.poll()
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop following kills (daemon exit, tests): the waiter ends, fds are closed."""
-        with self._lock:
-            self._closed = True
-            thread = self._thread
-            if self._wake is not None:
-                try:
-                    os.write(self._wake[1], b"x")
-                except BlockingIOError:
-                    pass
-        if thread is not None:
-            thread.join(timeout)
-        with self._lock:
-            pending, self._pending = self._pending, []
-        for p in pending:
-            for fd in (p.events_fd, p.dir_fd):
-                if fd >= 0:
-                    os.close(fd)
-            self._close(p.to_reap)
-        if self._wake is not None and (thread is None or not thread.is_alive()):
-            for fd in self._wake:
-                os.close(fd)
-            self._wake = None
-
-    # -- what is in progress (the kill plugins, an account of decisions) ------------------------
+        self.exits.close(timeout)
 
     def holding(self, abspath: str, cgroup_id: int | None = None) -> KillOutcome | None:
-        """The kill in progress that holds the cgroup at ``abspath``: its own (same path and,
-        if given, same directory inode), an ancestor's or a descendant's. Past its bound a
-        kill holds nothing, even before the waiter has noticed."""
-        abspath = abspath.rstrip("/") or "/"
-        now = self._now()
-        with self._lock:
-            for p in self._pending:
-                o = p.outcome
-                if now >= o.deadline:
-                    continue
-                if o.abspath == abspath:
-                    if not cgroup_id or not o.cgroup_id or cgroup_id == o.cgroup_id:
-                        return o
-                elif _covers(o.abspath, abspath) or _covers(abspath, o.abspath):
-                    return o
-        return None
+        """The kill in progress that holds the cgroup at ``abspath`` (its own, an ancestor's
+        or a descendant's); see ``ExitFollower.holding``."""
+        return self.exits.holding(abspath, cgroup_id)
 
     def in_progress(self) -> list[KillOutcome]:
-        with self._lock:
-            return [p.outcome for p in self._pending]
+        return self.exits.in_progress()
 
     def recent(self) -> list[KillOutcome]:
         """Finished kills, oldest first (at most ``history``)."""
-        with self._lock:
-            return list(self._history)
+        return self.exits.recent()
 
     def find(self, kill_uuid: str) -> KillOutcome | None:
-        with self._lock:
-            for o in [p.outcome for p in self._pending] + list(self._history):
-                if o.kill_uuid == kill_uuid:
-                    return o
-        return None
+        return self.exits.find(kill_uuid)
 
     @staticmethod
     def _close(members: dict[int, int]) -> None:
-        for fd in members.values():
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        _close_fds(members)

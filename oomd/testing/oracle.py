@@ -38,7 +38,6 @@ import difflib
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -52,6 +51,7 @@ from typing import Callable, Iterable, NamedTuple
 
 from oomd.fs import cgroup2_mount
 from oomd.testing import faketree
+from oomd.testing.realcg import readable
 from oomd.testing.oomd_bin import find_oomd_binary, oomd_env, why_missing
 from oomd.testing.scenario import Scenario
 
@@ -454,8 +454,7 @@ class _Lines:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
-            ready, _, _ = select.select([self.fd], [], [], left)
-            if not ready:
+            if not readable(self.fd, left):
                 continue
             chunk = os.read(self.fd, 65536)
             if not chunk:

@@ -223,6 +223,14 @@ def global_oom_kills() -> int | None:
         return None
 
 
+def readable(fd, timeout: float) -> bool:
+    """Whether ``fd`` (an int or a file object) has data (or EOF) within ``timeout`` seconds.
+    poll(2), not select(2): a test process that holds many fds gets pipes past FD_SETSIZE."""
+    po = select.poll()
+    po.register(fd, select.POLLIN | select.POLLHUP)
+    return bool(po.poll(max(0.0, timeout) * 1000))
+
+
 def terminate(proc: subprocess.Popen, timeout: float = 10.0) -> int | None:
     """Stop a process as systemd would: SIGTERM, then SIGKILL after ``timeout`` seconds.
     Returns its exit status if it ended on SIGTERM, None if it had to be killed."""
@@ -276,7 +284,7 @@ class Child:
         fd = self.proc.stdout.fileno()
         while want not in self._lines:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0 or not readable(fd, left):
                 return False
             data = os.read(fd, 4096)
             if not data:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from oomd.testing.realcg import (REPO, RealCgError, RealCgroups, _collect_lines, cgroup_pids,
-                                 kill_xattrs, terminate)
+                                 kill_xattrs, readable, terminate)
 
 GiB = 1 << 30
 MAPPED_FILE = 256 << 20
@@ -218,7 +218,7 @@ def start_victim(cg: RealCgroups, rel: str, kind: str, size: int,
     start = time.monotonic()
     proc = cg.start([sys.executable, "-c", header + VICTIM_SOURCE], name=f"victim {rel}",
                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    ready, _, _ = select.select([proc.stdout], [], [], ready_timeout)
+    ready = readable(proc.stdout, ready_timeout)
     line = proc.stdout.readline().decode(errors="replace").split() if ready else []
     if not line or line[0] != "ready":
         proc.kill()
