@@ -54,6 +54,8 @@ def test_unit_protects_the_daemon_from_oom_and_reclaim():
     assert s["MemoryMin"] == s["MemoryLow"] == "64M"
     assert s["LimitMEMLOCK"] == "infinity"
     assert int(s["LimitNOFILE"]) >= 65536
+    # The shipped configs rank system.slice/*: the daemon's own cgroup carries user.oomd_avoid.
+    assert s["ManagedOOMPreference"] == "avoid"
 
 
 def test_hardening_keeps_kills_xattrs_cgroup_writes_and_kmsg():
