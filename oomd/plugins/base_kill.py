@@ -55,7 +55,7 @@ import numpy as np
 from oomd import logs, parsing
 from oomd.compat import V050
 from oomd.kill import EVENT_ENDED, EVENT_REAP_REFUSED, TIMED_OUT, Killer
-from oomd.engine import kill_event_reporter, report_kill
+from oomd.engine import kill_event_reporter, report_decision, report_kill
 from oomd.names import shown
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args
 from oomd.plugins._common import c_div, mb
@@ -564,6 +564,11 @@ class BaseKillPlugin(BasePlugin):
             self._write_record(ctx, record)
         except Exception as e:  # noqa: BLE001 - the kill is done: it must count as one
             logs.log(f"Could not complete the kill record ({type(e).__name__}: {e}): {record}",
+                     logs.ERR, force=True)
+        try:
+            report_decision(ctx, self.name, row, record, self.dry)
+        except Exception as e:  # noqa: BLE001 - a recording's trouble never undoes a kill
+            logs.log(f"Could not report the decision ({type(e).__name__}: {e}): {record}",
                      logs.ERR, force=True)
         return True
 
