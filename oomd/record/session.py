@@ -11,8 +11,39 @@ from __future__ import annotations
 import os
 
 from oomd import logs
+from oomd.context.metric_table import METRICS
 from oomd.engine import EngineObserver
+from oomd.plugin import MonitoredResources
 from oomd.record.ticks import Capturer, TickSnapshot
+
+# what a kill decision reads of its candidates besides the ranking: populated, the kill
+# record's pressure and usage, the preference (oomd.plugins.base_kill)
+DECISION_METRICS = ("is_populated", "mem_pressure", "current_usage", "kill_preference")
+# derived metrics with history: computing them every tick would change what they are
+TEMPORAL = frozenset(("avg", "iocost", "pgscan"))
+
+
+def decision_metrics(engine) -> MonitoredResources:
+    """What a recording reads every tick beyond what the config monitors: for each kill
+    plugin's ``cgroup``, the values its decision reads when it runs (its ranking's
+    non-temporal metrics and ``DECISION_METRICS``), so that a replay of any kill plugin over
+    the same cgroups finds them at every tick, not only at the ticks the recorded config
+    killed. Reading them changes no decision (none has history)."""
+    res = MonitoredResources()
+    for base in engine.rulesets:
+        for rs in [base.ruleset] + [d.ruleset for d in base.dropins]:
+            for p in rs.plugins():
+                rank = getattr(p, "RANK_METRICS", None)
+                cgroup = getattr(p, "cgroup", None)
+                if rank is None or cgroup is None:
+                    continue
+                names = [m for m in tuple(rank) + DECISION_METRICS
+                         if m in METRICS and METRICS[m].derive not in TEMPORAL]
+                compat = getattr(p, "compat", None)
+                if getattr(compat, "skip_zero_anon", False):
+                    names.append("anon_usage_strict")
+                res.add(cgroup, *names)
+    return res
 
 
 class RecordingObserver(EngineObserver):

@@ -21,6 +21,8 @@ order the header lists them::
 
     {"t": tick, "now": monotonic s, "wall": unix s, "n": row slots, "key": bool,
      "add": [[slot, path], ...], "del": [slot, ...],
+     "lst": [[slot, [child name, ...]], ...]   (listed child directories that are not rows,
+                                              the whole map, when it changed),
      "sys": {key: value}, "mi": {meminfo changes}, "vm": {vmstat changes},
      "sysdel": [[part, key], ...], "so": [bps, bps60, bps300],
      "fired": [[ruleset label, detector group], ...], "starved": bool,
@@ -85,6 +87,8 @@ class TickSnapshot:
     system: dict
     fired: list = field(default_factory=list)
     starved: bool = False
+    listings_version: int = 0
+    unopened: dict = field(default_factory=dict)   # row -> child dirs listed but not rows
 
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.columns.values())
@@ -100,6 +104,8 @@ class Capturer:
         self._paths: dict[int, str] = {}
         self._gen = np.empty(0, dtype=np.uint32)
         self._nchild = np.empty(0, dtype=np.int32)
+        self._unopened: dict[int, list[str]] = {}
+        self._lversion = 0
 
     def capture(self, ctx, fired=(), wall: float | None = None) -> TickSnapshot:
         cols = ctx.reader_columns()
@@ -120,6 +126,10 @@ class Capturer:
                 if row < n:
                     nchild[row] = count
             self._nchild = nchild
+            unopened = {r: names for r, names in ctx.unopened_children().items() if r < n}
+            if unopened != self._unopened:
+                self._unopened = unopened
+                self._lversion += 1
         loaded = cols["loaded"][:n]
         any_loaded = int(np.bitwise_or.reduce(loaded)) if n else 0
         out: dict[str, np.ndarray] = {}
@@ -131,7 +141,8 @@ class Capturer:
         return TickSnapshot(
             tick=ctx.tick, now=float(ctx.now), wall=time.time() if wall is None else wall, n=n,
             rows_version=self._rows_version, paths=self._paths, columns=out,
-            system=ctx.system.snapshot(), fired=list(fired), starved=bool(ctx.starved))
+            system=ctx.system.snapshot(), fired=list(fired), starved=bool(ctx.starved),
+            listings_version=self._lversion, unopened=self._unopened)
 
 
 # ---- encoding -------------------------------------------------------------------------------
@@ -164,6 +175,7 @@ class TickEncoder:
         self._prev: dict[str, np.ndarray] = {}
         self._paths: dict[int, str] = {}
         self._version = None
+        self._lversion = None
         self._sys: dict[str, dict] = {"sys": {}, "mi": {}, "vm": {}}
         self._key = True
 
@@ -179,6 +191,9 @@ class TickEncoder:
             head["del"] = [slot for slot in old if slot not in new]
             self._paths = new
             self._version = s.rows_version
+        if key or s.listings_version != self._lversion:
+            head["lst"] = [[slot, list(names)] for slot, names in s.unopened.items()]
+            self._lversion = s.listings_version
         self._encode_system(s.system, head, key)
         if s.fired:
             head["fired"] = [list(x) for x in s.fired]
@@ -258,6 +273,7 @@ class TickFrame:
     added: list
     removed: list
     read: list            # the columns this tick's snapshot held (read by some plugin)
+    unopened: dict        # row -> child directories its listing showed that are not rows
 
 
 class TickDecoder:
@@ -270,6 +286,7 @@ class TickDecoder:
     def reset(self) -> None:
         self._cols: dict[str, np.ndarray] = {}
         self._paths: dict[int, str] = {}
+        self._unopened: dict[int, list[str]] = {}
         self._sys: dict[str, dict] = {"sys": {}, "mi": {}, "vm": {}}
         self._so = (0.0, 0.0, 0.0)
         self._version = 0
@@ -313,6 +330,15 @@ class TickDecoder:
                 if not isinstance(path, str) or not 0 <= int(slot) < MAX_SLOTS:
                     raise RecordingError("malformed tick frame (row)")
                 self._paths[int(slot)] = path
+            self._version += 1
+        lst = head.get("lst")
+        if lst is not None:
+            unopened = {}
+            for slot, names in lst:
+                if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+                    raise RecordingError("malformed tick frame (listing)")
+                unopened[int(slot)] = names
+            self._unopened = unopened
             self._version += 1
         for part in ("sys", "mi", "vm"):
             ch = head.get(part)
@@ -376,7 +402,8 @@ class TickDecoder:
         system = {"vals": vals, "meminfo": dict(self._sys["mi"]),
                   "vmstat": dict(self._sys["vm"]), "swapout": self._so}
         return TickFrame(tick, now, wall, n, key, self._paths, self._version, columns, system,
-                         fired, bool(head.get("starved")), added, removed, read)
+                         fired, bool(head.get("starved")), added, removed, read,
+                         self._unopened)
 
     def _column(self, name: str, dt: np.dtype, tail: tuple, n: int) -> np.ndarray:
         col = self._cols.get(name)
