@@ -71,6 +71,17 @@ def _loaded_bits() -> dict[str, int]:
 
 DATA_COLUMNS: dict[str, int] = _loaded_bits()
 
+# dtype and per-row shape of every column the encoder writes (the reader's, oomd/_reader/table)
+_I8, _F4, _F8, _U1 = "<i8", "<f4", "<f8", "|u1"
+COLUMN_TYPES: dict[str, tuple[str, tuple]] = {
+    "cgid": ("<u8", ()), "parent": ("<i4", ()), "valid": ("<u8", ()), "loaded": ("<u4", ()),
+    "status": (_U1, ()), "nchild": ("<i4", ()),
+    "mem_some": (_F4, (3,)), "mem_full": (_F4, (3,)), "io_some": (_F4, (3,)),
+    "io_full": (_F4, (3,)), "psi_total": (_I8, (4,)), "populated": (_U1, ()),
+    "oom_group": (_U1, ()), "kill_preference": ("|i1", ()), "io_cost_cumulative": (_F8, ()),
+    "io_cost_rate": (_F8, ()), "effective_swap_util_pct": (_F8, ()),
+}
+
 
 @dataclass
 class TickSnapshot:
@@ -361,6 +372,11 @@ class TickDecoder:
             tail = tuple(int(x) for x in tail)
             if len(tail) > 1 or any(not 0 < x <= 64 for x in tail):
                 raise RecordingError(f"malformed tick frame (column {name} shape)")
+            want = COLUMN_TYPES.get(name)
+            if want is None and name == "memory_stat":
+                want = (_I8, tail)
+            if (want or (_I8, ())) != (dts, tail) and (want is not None or name in DATA_COLUMNS):
+                raise RecordingError(f"malformed tick frame (column {name} type)")
             dt = np.dtype(dts)
             width = dt.itemsize * (tail[0] if tail else 1)
             count, mlen, dlen = int(count), int(mlen), int(dlen)
@@ -385,6 +401,11 @@ class TickDecoder:
                 cgid_changed = True
         if pos != len(payload):
             raise RecordingError("malformed tick frame (trailing bytes)")
+        for name in IDENTITY_COLUMNS:
+            if name not in self._cols:
+                raise RecordingError(f"malformed tick frame (no {name} column)")
+        if self._paths and max(self._paths) >= n:
+            raise RecordingError("malformed tick frame (a row beyond the row slots)")
         if cgid_changed:
             self._version += 1
         self.started = True
