@@ -236,7 +236,13 @@ def _tick(run: _Run, frame, result: ReplayResult) -> None:
     run.clock.now = frame.now
     run.ctx.load(frame)
     errors_before = run.stats.get("pyoomd.plugin_errors", 0) if hasattr(run.stats, "get") else 0
-    run.engine.tick(run.ctx)
+    try:
+        run.engine.tick(run.ctx)
+    except RecordingError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged but well-framed tick: say so, stop
+        raise ReplayError(f"replay stopped at tick {frame.tick}: the recorded tick is "
+                          f"inconsistent ({type(e).__name__}: {e})") from None
     if run.ctx.gap is not None:
         raise ReplayError(f"replay stopped: {run.ctx.gap}")
     for r, g in run.observer.fired:
@@ -275,6 +281,11 @@ def _check(rec: Recording, config: str | None, drop_ins: bool, kw: dict) -> None
                     run.ctx.check_tick(ev.data, entries)
                 except ReplayGap as gap:
                     raise ReplayError(f"cannot replay: {gap}") from None
+                except RecordingError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - damaged but well-framed
+                    raise ReplayError(f"cannot replay: tick {ev.data.tick} is inconsistent "
+                                      f"({type(e).__name__}: {e})") from None
         if run is None:
             raise ReplayError(f"{rec.path}: the recording holds no run (no META frame)")
     finally:

@@ -334,39 +334,9 @@ class ReplayContext:
 
     def get(self, metric: str, rows) -> tuple[np.ndarray, np.ndarray]:
         """(values, valid) as ``MetricValues.get`` gives them live, from the recorded columns."""
-        m = METRICS[metric]
         rows = _rows(rows)
         self._check(metric, rows)
-        cols = self.frame.columns
-        valid_col = cols["valid"]
-        if m.column is not None:
-            col = cols.get(m.column)
-            if col is None:
-                vals = np.zeros((len(rows),) + ((3,) if m.dtype == "float32x3" else ()),
-                                dtype=np.float32 if m.dtype == "float32x3" else np.int64)
-            else:
-                vals = col.take(rows, axis=0) if m.index is None else col[rows, m.index]
-            if m.dtype == "bool":
-                vals = vals.astype(bool)
-            if m.bit < 0:
-                valid = np.ones(len(rows), dtype=bool)
-            else:
-                valid = (valid_col[rows] & np.uint64(1 << m.bit)) != 0
-            if m.name == "anon_usage":
-                have = (valid_col[rows] & np.uint64(1 << _V["stat0"])) != 0
-                vals = np.where(have, vals, 0)
-        elif metric == "memory_growth":
-            mask = np.uint64((1 << _V["current"]) | (1 << _V["avg"]))
-            valid = (valid_col[rows] & mask) == mask
-            cur = cols["current"][rows].astype(np.float64)
-            avg = cols["average_usage"][rows]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                vals = np.where(avg == 0, 0.0, cur / np.where(avg == 0, 1, avg))
-        else:  # effective_usage
-            mask = np.uint64((1 << _V["current"]) | (1 << _V["prot"]))
-            valid = (valid_col[rows] & mask) == mask
-            vals = cols["current"][rows] - cols["memory_protection"][rows]
-        return vals, valid
+        return column_values(self.frame.columns, metric, rows)
 
     def value(self, metric: str, row: int):
         vals, valid = self.get(metric, np.array([row], dtype=np.int32))
@@ -408,6 +378,43 @@ class ReplayContext:
 
     def close(self) -> None:
         pass
+
+
+def column_values(cols: dict[str, np.ndarray], metric: str,
+                  rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(values, valid) of a metric for rows from a tick's recorded columns, computed as
+    ``oomd.context.values.MetricValues.get`` computes them from the reader's."""
+    m = METRICS[metric]
+    valid_col = cols["valid"]
+    if m.column is not None:
+        col = cols.get(m.column)
+        if col is None:
+            shape = (len(rows), 3) if m.dtype == "float32x3" else (len(rows),)
+            vals = np.zeros(shape, dtype=np.float32 if m.dtype == "float32x3" else np.int64)
+        else:
+            vals = col.take(rows, axis=0) if m.index is None else col[rows, m.index]
+        if m.dtype == "bool":
+            vals = vals.astype(bool)
+        if m.bit < 0:
+            valid = np.ones(len(rows), dtype=bool)
+        else:
+            valid = (valid_col[rows] & np.uint64(1 << m.bit)) != 0
+        if m.name == "anon_usage":
+            have = (valid_col[rows] & np.uint64(1 << _V["stat0"])) != 0
+            vals = np.where(have, vals, 0)
+    elif metric == "memory_growth":
+        mask = np.uint64((1 << _V["current"]) | (1 << _V["avg"]))
+        valid = (valid_col[rows] & mask) == mask
+        cur = cols["current"][rows].astype(np.float64)
+        avg = cols["average_usage"][rows] if "average_usage" in cols else np.zeros(len(rows))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            vals = np.where(avg == 0, 0.0, cur / np.where(avg == 0, 1, avg))
+    else:  # effective_usage
+        mask = np.uint64((1 << _V["current"]) | (1 << _V["prot"]))
+        valid = (valid_col[rows] & mask) == mask
+        prot = cols["memory_protection"][rows] if "memory_protection" in cols else 0
+        vals = cols["current"][rows] - prot
+    return vals, valid
 
 
 def _rows(rows) -> np.ndarray:
