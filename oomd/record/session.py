@@ -16,19 +16,22 @@ from oomd.engine import EngineObserver
 from oomd.plugin import MonitoredResources
 from oomd.record.ticks import Capturer, TickSnapshot
 
-# what a kill decision reads of its candidates besides the ranking: populated, the kill
-# record's pressure and usage, the preference (oomd.plugins.base_kill)
-DECISION_METRICS = ("is_populated", "mem_pressure", "current_usage", "kill_preference")
-# derived metrics with history: computing them every tick would change what they are
-TEMPORAL = frozenset(("avg", "iocost", "pgscan"))
+# what a kill decision reads of its candidates besides the ranking: the kill record's
+# pressure and usage, the preference (oomd.plugins.base_kill). Not is_populated (a file read
+# per candidate per tick): replay serves it as unknown where it was not read, which a kill
+# plugin treats as populated, as it treats a missing cgroup.events live.
+DECISION_METRICS = ("mem_pressure", "current_usage", "kill_preference")
 
 
 def decision_metrics(engine) -> MonitoredResources:
     """What a recording reads every tick beyond what the config monitors: for each kill
-    plugin's ``cgroup``, the values its decision reads when it runs (its ranking's
-    non-temporal metrics and ``DECISION_METRICS``), so that a replay of any kill plugin over
-    the same cgroups finds them at every tick, not only at the ticks the recorded config
-    killed. Reading them changes no decision (none has history)."""
+    plugin's ``cgroup``, the file-backed values its decision reads when it runs (its
+    ranking's metrics read straight from a file, and ``DECISION_METRICS``), so that a replay
+    of another kill plugin over the same cgroups finds them at every tick, not only at the
+    ticks the recorded config killed. Reading them changes no decision (no history). Derived
+    metrics are left out: the temporal ones (average, rates) would change if computed every
+    tick, and protection over siblings costs as much as the rest of the tick; a replay that
+    needs one where the live config did not compute it stops and says so."""
     res = MonitoredResources()
     for base in engine.rulesets:
         for rs in [base.ruleset] + [d.ruleset for d in base.dropins]:
@@ -38,7 +41,7 @@ def decision_metrics(engine) -> MonitoredResources:
                 if rank is None or cgroup is None:
                     continue
                 names = [m for m in tuple(rank) + DECISION_METRICS
-                         if m in METRICS and METRICS[m].derive not in TEMPORAL]
+                         if m in METRICS and METRICS[m].derive is None]
                 compat = getattr(p, "compat", None)
                 if getattr(compat, "skip_zero_anon", False):
                     names.append("anon_usage_strict")

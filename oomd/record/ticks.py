@@ -62,9 +62,8 @@ def _loaded_bits() -> dict[str, int]:
     for m in METRICS.values():
         if m.column is None or m.column in IDENTITY_COLUMNS:
             continue
-        bits = m.kinds
-        if m.derive is not None:
-            bits |= 1 << _fastcg.D[m.derive]
+        # a derived column holds this tick's values only where it was computed (its D bit)
+        bits = m.kinds if m.derive is None else 1 << _fastcg.D[m.derive]
         need[m.column] = need.get(m.column, 0) | bits
     return need
 
@@ -242,17 +241,17 @@ class TickEncoder:
         for part, src in (("sys", system.get("vals") or {}), ("mi", system.get("meminfo") or {}),
                           ("vm", system.get("vmstat") or {})):
             prev = self._sys[part]
-            changed = {}
-            for k, v in src.items():
-                v = _json_value(v)
-                if key or prev.get(k, _MISSING) != v:
-                    changed[k] = v
-                    prev[k] = v
-            for k in [k for k in prev if k not in src]:
-                del prev[k]
-                dels.append([part, k])
+            if part == "sys":
+                src = {k: _json_value(v) for k, v in src.items()}
+            # meminfo and vmstat hold ints: compared as they are
+            changed = src if key else {k: v for k, v in src.items() if prev.get(k, _MISSING) != v}
             if changed:
+                prev.update(changed)
                 head[part] = changed
+            if len(prev) != len(src):
+                for k in [k for k in prev if k not in src]:
+                    del prev[k]
+                    dels.append([part, k])
         if dels:
             head["sysdel"] = dels
         head["so"] = [float(x) for x in system.get("swapout", (0.0, 0.0, 0.0))]
