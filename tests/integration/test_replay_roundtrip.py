@@ -80,16 +80,18 @@ CONFIG_A = {"rulesets": [
                   "args": {"cgroup": "system.slice/*"}}]},
 ]}
 
-# another config over the same cgroups and metrics: lower thresholds, other killers
+# another config over the same cgroups and metrics: lower thresholds, other durations and
+# delays, another killer for the workload, a memory_above instead of pressure for the jobs
 CONFIG_B = {"rulesets": [
     {"name": "workload pressure", "post_action_delay": 2,
      "detectors": [["workload under pressure", _pressure("workload.slice", 40, 1)]],
      "actions": [{"name": "kill_by_pressure",
                   "args": {"cgroup": "workload.slice/*", "resource": "memory"}}]},
-    {"name": "job pressure", "post_action_delay": 10,
-     "detectors": [["a job under pressure", _pressure("workload.slice/*", 70, 4)]],
-     "actions": [{"name": "kill_by_memory_size_or_growth",
-                  "args": {"cgroup": "workload.slice/*"}}]},
+    {"name": "job size", "post_action_delay": 10,
+     "detectors": [["a job too big", {"name": "memory_above", "args": {
+         "cgroup": "workload.slice/*", "threshold": "700M", "duration": "4"}}]],
+     "actions": [{"name": "kill_by_pressure",
+                  "args": {"cgroup": "workload.slice/*", "resource": "memory"}}]},
 ]}
 
 DROP_IN = {"rulesets": [
