@@ -23,7 +23,9 @@ order the header lists them::
      "add": [[slot, path], ...], "del": [slot, ...],
      "lst": [[slot, [child name, ...]], ...]   (listed child directories that are not rows,
                                               the whole map, when it changed),
-     "sys": {key: value}, "mi": {meminfo changes}, "vm": {vmstat changes},
+     "sys": {key: value} (the reader's system values that changed),
+     "mr": bytes, "vr": bytes   (/proc/meminfo, /proc/vmstat as read, when they changed: their
+                                 bytes are the first binary sections, meminfo first),
      "sysdel": [[part, key], ...], "so": [bps, bps60, bps300],
      "fired": [[ruleset label, detector group], ...], "starved": bool,
      "cols": [[name, dtype, [tail shape], changed rows, mask bytes, data bytes], ...]}
@@ -164,6 +166,21 @@ def _as_uint(a: np.ndarray, n: int) -> np.ndarray:
     return a.view(_UINT[a.dtype.itemsize]).reshape(n, -1)
 
 
+def _changed(cur: np.ndarray, prev: np.ndarray, n: int) -> np.ndarray:
+    """Rows whose bytes differ between cur and prev[:n] (bool, n)."""
+    u = _UINT[cur.dtype.itemsize]
+    a = cur.view(u)
+    b = prev[:n].view(u)
+    if a.ndim == 1:
+        return a != b
+    if a.shape[1] <= 4:
+        ch = a[:, 0] != b[:, 0]
+        for j in range(1, a.shape[1]):
+            ch |= a[:, j] != b[:, j]
+        return ch
+    return (a != b).any(axis=1)
+
+
 def _json_value(v):
     if isinstance(v, tuple):
         return [float(x) for x in v]
@@ -187,6 +204,7 @@ class TickEncoder:
         self._version = None
         self._lversion = None
         self._sys: dict[str, dict] = {"sys": {}, "mi": {}, "vm": {}}
+        self._raw: dict[str, bytes] = {}
         self._key = True
 
     def encode(self, s: TickSnapshot) -> bytes:
@@ -204,7 +222,7 @@ class TickEncoder:
         if key or s.listings_version != self._lversion:
             head["lst"] = [[slot, list(names)] for slot, names in s.unopened.items()]
             self._lversion = s.listings_version
-        self._encode_system(s.system, head, key)
+        raw_blobs = self._encode_system(s.system, head, key)
         if s.fired:
             head["fired"] = [list(x) for x in s.fired]
         if s.starved:
@@ -220,23 +238,40 @@ class TickEncoder:
                 grown = np.zeros((max(n, 2 * len(prev)),) + cur.shape[1:], dtype=cur.dtype)
                 grown[:len(prev)] = prev
                 prev = self._prev[name] = grown
-            ch = (_as_uint(cur, n) != _as_uint(prev[:n], n)).any(axis=1) if n else None
-            idx = np.flatnonzero(ch) if n else ()
-            if len(idx) == 0:
+            count = 0
+            if n:
+                ch = _changed(cur, prev, n)
+                count = int(np.count_nonzero(ch))
+            if count == 0:
                 cols.append([name, cur.dtype.str, list(cur.shape[1:]), 0, 0, 0])
                 continue
-            vals = cur[idx]
-            prev[idx] = vals
+            if count == n:
+                vals = cur
+                prev[:n] = cur
+            else:
+                vals = cur[ch]
+                prev[:n][ch] = vals
             mask = np.packbits(ch).tobytes()
             data = vals.tobytes()
-            cols.append([name, cur.dtype.str, list(cur.shape[1:]), len(idx), len(mask), len(data)])
+            cols.append([name, cur.dtype.str, list(cur.shape[1:]), count, len(mask), len(data)])
             blobs.append(mask)
             blobs.append(data)
         head["cols"] = cols
         hj = encode_json(head)
-        return struct.pack("<I", len(hj)) + hj + b"".join(blobs)
+        return struct.pack("<I", len(hj)) + hj + b"".join(raw_blobs) + b"".join(blobs)
 
-    def _encode_system(self, system: dict, head: dict, key: bool) -> None:
+    def _encode_system(self, system: dict, head: dict, key: bool) -> list[bytes]:
+        """The system values into the header; returns the raw file sections (meminfo, vmstat:
+        only when they changed, lengths in the header's "mr"/"vr")."""
+        blobs = []
+        for tag, name in (("mr", "meminfo_raw"), ("vr", "vmstat_raw")):
+            raw = system.get(name)
+            if raw is None:
+                continue
+            if key or raw != self._raw.get(tag):
+                self._raw[tag] = raw
+                head[tag] = len(raw)
+                blobs.append(raw)
         dels = []
         for part, src in (("sys", system.get("vals") or {}), ("mi", system.get("meminfo") or {}),
                           ("vm", system.get("vmstat") or {})):
@@ -255,6 +290,7 @@ class TickEncoder:
         if dels:
             head["sysdel"] = dels
         head["so"] = [float(x) for x in system.get("swapout", (0.0, 0.0, 0.0))]
+        return blobs
 
 
 _MISSING = object()
@@ -284,6 +320,15 @@ class TickFrame:
     removed: list
     read: list            # the columns this tick's snapshot held (read by some plugin)
     unopened: dict        # row -> child directories its listing showed that are not rows
+
+
+def _parse_system_file(part: str, raw: bytes) -> dict:
+    """A recorded /proc/meminfo or /proc/vmstat, parsed as the live SystemContext parses it."""
+    from oomd import _fastcg
+
+    if part == "mi":
+        return _fastcg.parse_meminfo_dict(raw)
+    return _fastcg.parse_vmstat_dict(raw)[0]
 
 
 class TickDecoder:
@@ -362,6 +407,16 @@ class TickDecoder:
         if so is not None:
             self._so = (float(so[0]), float(so[1]), float(so[2]))
         pos = 4 + hl
+        for tag, part in (("mr", "mi"), ("vr", "vm")):
+            size = head.get(tag)
+            if size is None:
+                continue
+            size = int(size)
+            if not 0 <= size <= len(payload) - pos:
+                raise RecordingError("malformed tick frame (system file length)")
+            raw = bytes(payload[pos:pos + size])
+            pos += size
+            self._sys[part] = _parse_system_file(part, raw)
         cgid_changed = False
         read: list[str] = []
         for entry in head.get("cols") or []:
