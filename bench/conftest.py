@@ -110,6 +110,7 @@ def _record_table(tr):
         ("Engine.tick + recording (median)", "tick_rec_cpu", "ms"),
         ("recording overhead, medians", "overhead", "%"),
         ("recording overhead, minimums", "overhead_min", "%"),
+        ("recording overhead, nothing changing, medians", "overhead_static", "%"),
         ("bytes per cgroup per tick (zlib 1, on disk)", "bytes_per_cgroup_tick", "n"),
         ("bytes per tick (on disk)", "bytes_per_tick", "n"),
         ("encoded, uncompressed, bytes/cgroup/tick", "raw_bytes", "n"),

@@ -117,6 +117,14 @@ def test_bench_recording_overhead_bytes_and_replay(tree, size, tmp_path):
             snaps = (snaps + [recorded.session.last])[-6:]
         steady_bytes = recorded.recorder.bytes_written - base_bytes
         rows = recorded.ctx.nrows
+        # the same with nothing changing (a quiet host: configuration and PSI steady)
+        still_plain, still_rec = [], []
+        for i in range(ticks):
+            first, second = (plain, recorded) if i % 2 == 0 else (recorded, plain)
+            for t in (first, second):
+                c = time.process_time()
+                t.tick()
+                (still_plain if t is plain else still_rec).append(time.process_time() - c)
     finally:
         plain.close()
         recorded.close()
@@ -126,6 +134,7 @@ def test_bench_recording_overhead_bytes_and_replay(tree, size, tmp_path):
     r["tick_rec_cpu"] = statistics.median(rec_cpu)
     r["overhead"] = r["tick_rec_cpu"] / r["tick_cpu"] - 1
     r["overhead_min"] = min(rec_cpu) / min(plain_cpu) - 1
+    r["overhead_static"] = statistics.median(still_rec) / statistics.median(still_plain) - 1
     r["bytes_per_cgroup_tick"] = steady_bytes / (ticks * rows)
     r["bytes_per_tick"] = steady_bytes / ticks
     r["ticks_measured"] = ticks
@@ -155,4 +164,4 @@ def test_bench_recording_overhead_bytes_and_replay(tree, size, tmp_path):
     r["replay_ticks_per_s"] = result.ticks / wall
     r["replay_ticks_per_cpu_s"] = result.ticks / cpu
     r["replay_hour_s"] = 3600 * wall / result.ticks
-    assert result.ticks == ticks + 3
+    assert result.ticks == 2 * ticks + 3
