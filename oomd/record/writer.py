@@ -289,6 +289,10 @@ class Recorder:
             self._write(segment_header() + encode_frame(META, encode_json(meta)))
         except OSError:
             self._abandon_segment()
+            try:
+                os.unlink(path)          # a segment without its header is no segment
+            except OSError:
+                pass
             raise
         self._prune()
 
