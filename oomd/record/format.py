@@ -85,6 +85,23 @@ def encode_frame(kind: int, payload: bytes, compress: bool = True) -> bytes:
     return head + struct.pack("<I", crc) + payload
 
 
+def encode_frame_parts(kind: int, parts) -> bytes:
+    """``encode_frame(kind, b"".join(parts))`` without joining: each part (bytes or any
+    buffer, e.g. a numpy array) goes through the compressor as it is, so a large tick never
+    exists uncompressed in one piece."""
+    size = sum(memoryview(p).nbytes for p in parts)
+    if size < SMALL_FRAME:
+        c = zlib.compressobj(ZLIB_LEVEL, zlib.DEFLATED, 13, 6)
+    else:
+        c = zlib.compressobj(ZLIB_LEVEL)
+    out = [c.compress(p) for p in parts]
+    out.append(c.flush())
+    payload = b"".join(out)
+    head = struct.pack("<IBBHI", FRAME_MAGIC, kind, FLAG_ZLIB, 0, len(payload))
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return head + struct.pack("<I", crc) + payload
+
+
 def encode_json(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode()
 

@@ -208,6 +208,14 @@ class TickEncoder:
         self._key = True
 
     def encode(self, s: TickSnapshot) -> bytes:
+        """The tick frame's payload."""
+        return b"".join(bytes(memoryview(p)) if not isinstance(p, bytes) else p
+                        for p in self.encode_parts(s))
+
+    def encode_parts(self, s: TickSnapshot) -> list:
+        """The payload as a list of buffers (bytes and C-contiguous arrays) that concatenate
+        to ``encode(s)``: for ``format.encode_frame_parts``, which compresses them without
+        copying them together first."""
         key = self._key
         self._key = False
         n = s.n
@@ -252,13 +260,13 @@ class TickEncoder:
                 vals = cur[ch]
                 prev[:n][ch] = vals
             mask = np.packbits(ch).tobytes()
-            data = vals.tobytes()
-            cols.append([name, cur.dtype.str, list(cur.shape[1:]), count, len(mask), len(data)])
+            vals = np.ascontiguousarray(vals)
+            cols.append([name, cur.dtype.str, list(cur.shape[1:]), count, len(mask), vals.nbytes])
             blobs.append(mask)
-            blobs.append(data)
+            blobs.append(vals.reshape(-1).view(np.uint8))
         head["cols"] = cols
         hj = encode_json(head)
-        return struct.pack("<I", len(hj)) + hj + b"".join(raw_blobs) + b"".join(blobs)
+        return [struct.pack("<I", len(hj)) + hj, *raw_blobs, *blobs]
 
     def _encode_system(self, system: dict, head: dict, key: bool) -> list[bytes]:
         """The system values into the header; returns the raw file sections (meminfo, vmstat:

@@ -21,12 +21,12 @@ import time
 
 from oomd import logs
 from oomd.record.format import (
-    CONFIG, DECISION, META, NOTE, SEGMENT_SUFFIX, TICK, FORMAT_VERSION, encode_frame, encode_json,
-    segment_header)
+    CONFIG, DECISION, META, NOTE, SEGMENT_SUFFIX, TICK, FORMAT_VERSION, encode_frame,
+    encode_frame_parts, encode_json, segment_header)
 from oomd.record.ticks import TickEncoder, TickSnapshot
 
 DEFAULT_MAX_BYTES = 512 << 20
-DEFAULT_QUEUE_TICKS = 4
+DEFAULT_QUEUE_TICKS = 2
 MIN_SEGMENT_BYTES = 256 << 10
 _SEGMENT_RE = re.compile(r"^seg-(\d{8})" + re.escape(SEGMENT_SUFFIX) + r"$")
 
@@ -77,7 +77,8 @@ class TickRing:
             self._since_key = 0
         key = self._since_key == 0
         self._since_key += 1
-        self._frames.append((snapshot.tick, key, encode_frame(TICK, self._enc.encode(snapshot))))
+        self._frames.append((snapshot.tick, key,
+                             encode_frame_parts(TICK, self._enc.encode_parts(snapshot))))
         # drop whole key-frame groups while the rest still covers `ticks` frames
         while True:
             nxt = next((i for i, f in enumerate(self._frames) if f[1] and i > 0), None)
@@ -263,7 +264,7 @@ class Recorder:
                 n, self._dropped_unnoted = self._dropped_unnoted, 0
             self._write(encode_frame(NOTE, encode_json({"dropped": n})))
         if kind == TICK:
-            frame = encode_frame(TICK, self._enc.encode(obj))
+            frame = encode_frame_parts(TICK, self._enc.encode_parts(obj))
         else:
             frame = encode_frame(kind, encode_json(obj))
         self._write(frame)
