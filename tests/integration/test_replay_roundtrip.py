@@ -194,3 +194,65 @@ def test_recording_of_the_run_reads_back_whole(tmp_path):
     rec = Recording.open(str(tmp_path / "rec"))
     ticks = [f.tick for f in rec.ticks()]
     assert ticks == list(range(1, 51)) and rec.problems == []
+
+
+def test_daemon_tick_loop_with_record_and_a_drop_in_replays_identically(tmp_path):
+    """The daemon's own tick (oomd.daemon.Daemon: drop-in watcher, engine, recording), driven
+    tick by tick on the changing tree with a fake clock; a drop-in file appears mid-run and
+    goes again. Replay gives the kmsg file's kill records and the recorded firings."""
+    import json
+
+    from oomd import cli
+    from oomd.daemon import Daemon
+    from oomd.dropin_watch import DropInWatcher
+    from oomd.dropins import DropIns
+    from oomd.sdnotify import Notifier
+
+    scenario = changing_scenario(CONFIG_A, ticks=260)
+    tree = tmp_path / "tree"
+    scenario.write_tree(tree)
+    config = tmp_path / "a.json"
+    config.write_text(json.dumps(CONFIG_A))
+    dropdir = tmp_path / "dropins"
+    dropdir.mkdir()
+    kmsg = tmp_path / "kmsg"
+    options = cli.parse_options([
+        "--config", str(config), "--interval", "1", "--cgroup-fs", str(tree), "--dry-run",
+        "--kmsg-override", str(kmsg), "--runtime-dir", str(tmp_path / "rt"),
+        "--drop-in-dir", str(dropdir), "--record", str(tmp_path / "rec")])
+    now = [1000.0]
+    d = Daemon(options, clock=lambda: now[0])
+    d.load_plugins()
+    assert d._open_kmsg()
+    engine, d.base_ir = d.load_config("invalid")
+    assert d.start_recording()
+    d.install_engine(engine)
+    d.dropins = DropIns(d.compiler(str(config)), d.base_ir)
+    d.watcher = DropInWatcher(str(dropdir))
+    d.ctx = d.make_context()
+    d.notifier = Notifier.from_env({})
+    try:
+        for number in range(1, scenario.ticks + 1):
+            if number > 1:
+                scenario.apply_step(tree, number)
+                now[0] += 1.0
+            if number == 100:
+                (dropdir / "10-bigger.json").write_text(json.dumps(DROP_IN))
+            if number == 200:
+                (dropdir / "10-bigger.json").unlink()
+            d.tick()
+    finally:
+        d.record.close()
+        d.watcher.close()
+        d.kmsg.close()
+    records = [ln.split("oomd kill: ", 1)[1] for ln in kmsg.read_text().splitlines()]
+    assert len(records) >= 6
+    assert any("detectorgroup:[service bigger]" in r for r in records)   # the drop-in's
+    result = replay(str(tmp_path / "rec"), str(config))
+    assert result.ticks == 260 and result.problems == []
+    assert [x["record"] for x in result.decisions] == records
+    assert [x["record"] for x in result.recorded_decisions] == records
+    assert result.firings == result.recorded_firings
+    assert any(g == "service bigger" for _, _, g in result.firings)
+    no_dropins = replay(str(tmp_path / "rec"), str(config), drop_ins=False)
+    assert not any(g == "service bigger" for _, _, g in no_dropins.firings)
