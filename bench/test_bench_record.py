@@ -1,8 +1,8 @@
 """Recording benchmarks (issue 15), side by side in one run, at each tree size:
 
-* the CPU a tick costs with ``--record``'s machinery (capture on the tick's thread, then the
-  writer's encoding, compression and write, drained on the same thread so that its CPU is in
-  the sample) against the same tick without it, measured in turn on a tree whose counters
+* the CPU a tick costs with ``--record``'s machinery (capture and encoding on the tick's
+  thread, then the writer's write, drained on the same thread so that its CPU is in the
+  sample) against the same tick without it, measured in turn on a tree whose counters
   (memory.current and memory.pressure of every leaf) change every tick;
 * the bytes a recording takes per cgroup per tick on that tree, with zlib level 1 (what the
   writer uses) next to zlib level 6 and lzma on the same encoded ticks;
@@ -114,7 +114,7 @@ def test_bench_recording_overhead_bytes_and_replay(tree, size, tmp_path):
                 c = time.process_time()
                 t.tick()
                 (plain_cpu if t is plain else rec_cpu).append(time.process_time() - c)
-            snaps = (snaps + [recorded.session.last])[-6:]
+            snaps = (snaps + [recorded.session.capturer.capture(recorded.ctx)])[-6:]
         steady_bytes = recorded.recorder.bytes_written - base_bytes
         rows = recorded.ctx.nrows
         # the same with nothing changing (a quiet host: configuration and PSI steady)

@@ -84,8 +84,9 @@ class RecordingObserver(EngineObserver):
 
 class RecordSession:
     """``recorder``: an ``oomd.record.writer.Recorder`` (or None); ``ring``: a
-    ``TickRing`` (or None); both get every tick snapshot. ``decisions``: every decision seen
-    (the flight recorder reads the newest one); keep it short with ``take_decisions``."""
+    ``TickRing`` (or None); both get every tick snapshot (and encode it at once: the snapshot
+    holds views of the live columns). ``decisions``: the newest decisions seen (64 at most).
+    ``last``: this tick's snapshot, valid until the next tick."""
 
     def __init__(self, recorder=None, ring=None, log=None) -> None:
         self.recorder = recorder
@@ -103,7 +104,8 @@ class RecordSession:
     def after_tick(self, ctx) -> None:
         fired, self.fired = self.fired, []
         try:
-            snap = self.capturer.capture(ctx, fired)
+            # views of the live columns: both sinks encode before returning
+            snap = self.capturer.capture(ctx, fired, copy=False)
             self.last = snap
             if self.recorder is not None:
                 self.recorder.tick(snap)

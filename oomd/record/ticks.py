@@ -119,7 +119,10 @@ class Capturer:
         self._unopened: dict[int, list[str]] = {}
         self._lversion = 0
 
-    def capture(self, ctx, fired=(), wall: float | None = None) -> TickSnapshot:
+    def capture(self, ctx, fired=(), wall: float | None = None, copy: bool = True) -> TickSnapshot:
+        """This tick's snapshot. ``copy=False``: the columns are views of the reader's, valid
+        until the context's next refresh (encode them before: ``Recorder.tick`` and
+        ``TickRing.add`` do)."""
         cols = ctx.reader_columns()
         live = cols["live"]
         nz = np.flatnonzero(live)
@@ -146,10 +149,12 @@ class Capturer:
         any_loaded = int(np.bitwise_or.reduce(loaded)) if n else 0
         out: dict[str, np.ndarray] = {}
         for name in IDENTITY_COLUMNS:
-            out[name] = self._nchild if name == "nchild" else cols[name][:n].copy()
+            out[name] = self._nchild if name == "nchild" else cols[name][:n]
         for name, bits in DATA_COLUMNS.items():
             if any_loaded & bits:
-                out[name] = cols[name][:n].copy()
+                out[name] = cols[name][:n]
+        if copy:
+            out = {name: a.copy() for name, a in out.items()}
         return TickSnapshot(
             tick=ctx.tick, now=float(ctx.now), wall=time.time() if wall is None else wall, n=n,
             rows_version=self._rows_version, paths=self._paths, columns=out,
@@ -206,6 +211,10 @@ class TickEncoder:
         self._sys: dict[str, dict] = {"sys": {}, "mi": {}, "vm": {}}
         self._raw: dict[str, bytes] = {}
         self._key = True
+
+    @property
+    def next_is_key(self) -> bool:
+        return self._key
 
     def encode(self, s: TickSnapshot) -> bytes:
         """The tick frame's payload."""
