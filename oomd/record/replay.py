@@ -3,7 +3,8 @@
 ``replay(path, config)`` compiles the config as the daemon would, with every kill plugin dry,
 prekill hooks off and no killer, and runs ``Engine.tick`` on a ``ReplayContext`` for each
 recorded tick, at the recorded times (the engine's clock is the recorded monotonic time), with
-the recorded drop-ins and reloads applied at their ticks. Before anything runs, one pass over
+the recorded drop-ins applied at their ticks (and, when it runs the recorded config, the
+recorded SIGHUP reloads). Before anything runs, one pass over
 the recording checks that every tick has what the config monitors (the metrics of every cgroup
 its patterns match, and the cgroups themselves): the first gap stops the replay with an error
 naming the metric, the cgroup pattern and the tick. A recording made of several daemon runs
@@ -114,7 +115,9 @@ class _Observer(EngineObserver):
 class _Run:
     """One daemon run's worth of replay: engine, drop-ins, context."""
 
-    def __init__(self, meta: dict, config_text: str, config_name: str, plugin_kw: dict) -> None:
+    def __init__(self, meta: dict, config_text: str, config_name: str, plugin_kw: dict,
+                 follow_reloads: bool = False) -> None:
+        self.follow_reloads = follow_reloads
         self.clock = _Clock()
         self.stats = Stats()
         self.stats.init_core()
@@ -125,26 +128,41 @@ class _Run:
             cgroup_fs=self.cgroup_fs, stats=self.stats, force_dry=True, kmsg_path=os.devnull,
             devices=devices, compat=compat, killer=_NoKiller(), **plugin_kw)
         self.config_name = config_name
-        try:
-            self.root = parse_string(config_text, config_name)
-            self.engine = Compiler(self.pctx, config_name, self.clock).compile(self.root)
-        except ConfigError as e:
-            raise ReplayError(str(e)) from None
-        _refuse_unreplayable(self.engine)
-        self.dropins = DropIns(Compiler(self.pctx, config_name, self.clock), self.root)
         self.observer = _Observer()
-        self.engine.observer = self.observer
-        self.engine.extra_monitored = decision_metrics
-        self.engine.fire_prekill_hook = lambda *a, **k: None   # hooks never run in replay
+        self.root, self.engine = self._compile(config_text)
+        self.dropins = DropIns(Compiler(self.pctx, config_name, self.clock), self.root)
         self.ctx = ReplayContext(self.cgroup_fs, interval=float(meta.get("interval") or 5),
                                  stats=self.stats)
         self.ctx.kmsg = _Kmsg()
         self._tmp = tempfile.TemporaryDirectory(prefix="pyoomd-replay-")
 
+    def _compile(self, text: str):
+        try:
+            root = parse_string(text, self.config_name)
+            engine = Compiler(self.pctx, self.config_name, self.clock).compile(root)
+        except ConfigError as e:
+            raise ReplayError(str(e)) from None
+        _refuse_unreplayable(engine)
+        engine.observer = self.observer
+        engine.extra_monitored = decision_metrics
+        engine.fire_prekill_hook = lambda *a, **k: None   # hooks never run in replay
+        return root, engine
+
     def config_event(self, ev: dict, with_dropins: bool) -> None:
         op, tag = ev.get("op"), str(ev.get("tag") or "")
         if op == "reload":
-            return   # replay runs the config it was given; a recorded reload is noted only
+            # the recorded config (no --config): the reloaded text, as the daemon's SIGHUP
+            # (a new engine, the drop-ins attached again); a config given to replay stays
+            text = ev.get("text")
+            if self.follow_reloads and isinstance(text, str):
+                try:
+                    root, engine = self._compile(text)
+                except ReplayError:
+                    return          # the daemon kept the old config too
+                self.dropins.reattach(engine, Compiler(self.pctx, self.config_name, self.clock),
+                                      root)
+                self.root, self.engine = root, engine
+            return
         if not with_dropins or op not in ("add", "remove") or not tag:
             return
         if op == "remove":
@@ -207,7 +225,7 @@ def replay(path: str, config: str | None = None, *, drop_ins: bool = True,
                         run.close()
                     run_id = ev.data.get("run")
                     text, name = _config_text(config, ev.data)
-                    run = _Run(ev.data, text, name, kw)
+                    run = _Run(ev.data, text, name, kw, follow_reloads=config is None)
                     result.runs += 1
             elif run is None:
                 continue
@@ -269,7 +287,7 @@ def _check(rec: Recording, config: str | None, drop_ins: bool, kw: dict) -> None
                         run.close()
                     run_id = ev.data.get("run")
                     text, name = _config_text(config, ev.data)
-                    run = _Run(ev.data, text, name, kw)
+                    run = _Run(ev.data, text, name, kw, follow_reloads=config is None)
                     entries = run.monitored()
             elif run is None:
                 continue

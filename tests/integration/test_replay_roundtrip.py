@@ -196,10 +196,10 @@ def test_recording_of_the_run_reads_back_whole(tmp_path):
     assert ticks == list(range(1, 51)) and rec.problems == []
 
 
-def test_daemon_tick_loop_with_record_and_a_drop_in_replays_identically(tmp_path):
-    """The daemon's own tick (oomd.daemon.Daemon: drop-in watcher, engine, recording), driven
-    tick by tick on the changing tree with a fake clock; a drop-in file appears mid-run and
-    goes again. Replay gives the kmsg file's kill records and the recorded firings."""
+def _drive_daemon(tmp_path, ticks, before_tick):
+    """The daemon's own tick (oomd.daemon.Daemon: drop-in watcher, engine, recording, reload),
+    driven tick by tick on the changing tree with a fake clock; ``before_tick(d, number,
+    dropdir, config)`` may add drop-ins or reload. Returns the kill records of the kmsg file."""
     import json
 
     from oomd import cli
@@ -208,7 +208,7 @@ def test_daemon_tick_loop_with_record_and_a_drop_in_replays_identically(tmp_path
     from oomd.dropins import DropIns
     from oomd.sdnotify import Notifier
 
-    scenario = changing_scenario(CONFIG_A, ticks=260)
+    scenario = changing_scenario(CONFIG_A, ticks=ticks)
     tree = tmp_path / "tree"
     scenario.write_tree(tree)
     config = tmp_path / "a.json"
@@ -236,16 +236,27 @@ def test_daemon_tick_loop_with_record_and_a_drop_in_replays_identically(tmp_path
             if number > 1:
                 scenario.apply_step(tree, number)
                 now[0] += 1.0
-            if number == 100:
-                (dropdir / "10-bigger.json").write_text(json.dumps(DROP_IN))
-            if number == 200:
-                (dropdir / "10-bigger.json").unlink()
+            before_tick(d, number, dropdir, config)
             d.tick()
     finally:
         d.record.close()
         d.watcher.close()
         d.kmsg.close()
-    records = [ln.split("oomd kill: ", 1)[1] for ln in kmsg.read_text().splitlines()]
+    return [ln.split("oomd kill: ", 1)[1] for ln in kmsg.read_text().splitlines()], config
+
+
+def test_daemon_tick_loop_with_record_and_a_drop_in_replays_identically(tmp_path):
+    """A drop-in file appears mid-run and goes again: replay gives the kmsg file's kill
+    records and the recorded firings."""
+    import json
+
+    def before_tick(d, number, dropdir, config):
+        if number == 100:
+            (dropdir / "10-bigger.json").write_text(json.dumps(DROP_IN))
+        if number == 200:
+            (dropdir / "10-bigger.json").unlink()
+
+    records, config = _drive_daemon(tmp_path, 260, before_tick)
     assert len(records) >= 6
     assert any("detectorgroup:[service bigger]" in r for r in records)   # the drop-in's
     result = replay(str(tmp_path / "rec"), str(config))
@@ -256,3 +267,23 @@ def test_daemon_tick_loop_with_record_and_a_drop_in_replays_identically(tmp_path
     assert any(g == "service bigger" for _, _, g in result.firings)
     no_dropins = replay(str(tmp_path / "rec"), str(config), drop_ins=False)
     assert not any(g == "service bigger" for _, _, g in no_dropins.firings)
+
+
+def test_replay_of_the_recorded_config_follows_a_sighup_reload(tmp_path):
+    import json
+
+    def before_tick(d, number, dropdir, config):
+        if number == 120:
+            config.write_text(json.dumps(CONFIG_B))
+            d.reload()
+
+    records, config = _drive_daemon(tmp_path, 240, before_tick)
+    assert any("ruleset:[job size]" in r for r in records)      # CONFIG_B's, after the reload
+    result = replay(str(tmp_path / "rec"))                       # the recorded config(s)
+    assert [x["record"] for x in result.decisions] == records
+    assert result.firings == result.recorded_firings
+    # CONFIG_A all along: after the reload the daemon no longer computed its averages
+    config.write_text(json.dumps(CONFIG_A))
+    with pytest.raises(ReplayError, match="at tick 120: value not recorded, metric "
+                                          "average_usage, cgroup pattern workload.slice/"):
+        replay(str(tmp_path / "rec"), str(config))
