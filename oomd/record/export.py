@@ -127,13 +127,16 @@ def export_parquet(path: str, outdir: str) -> dict:
     host, run = "", ""
     identities: dict[tuple[str, str, str, int], list] = {}
     names_version = None
+    ident_version = None
+    current: set = set()
+    last_seen = (0, 0)
     rows = np.empty(0, dtype=np.int32)
     shown_paths: list[str] = []
     try:
         for ev in rec.events():
             if ev.kind == "meta":
                 host, run = str(ev.data.get("host", "")), str(ev.data.get("run", ""))
-                names_version = None
+                names_version = ident_version = None
             elif ev.kind == "decision":
                 d = ev.data
                 tables["decisions"].add(
@@ -168,13 +171,16 @@ def export_parquet(path: str, outdir: str) -> dict:
                 if n == 0:
                     continue
                 cgid = cols["cgid"][rows]
-                for r, sp, cid in zip(rows.tolist(), shown_paths, cgid.tolist()):
-                    key = (host, run, f.paths[r], cid)
-                    ident = identities.get(key)
-                    if ident is None:
-                        identities[key] = [f.tick, f.tick, wall_us, wall_us]
-                    else:
-                        ident[1], ident[3] = f.tick, wall_us
+                if f.rows_version != ident_version:
+                    ident_version = f.rows_version
+                    keys = {(host, run, f.paths[r], cid)
+                            for r, cid in zip(rows.tolist(), cgid.tolist())}
+                    for key in current - keys:              # gone: last seen the tick before
+                        identities[key][1], identities[key][3] = last_seen
+                    for key in keys - current:
+                        identities.setdefault(key, [f.tick, f.tick, wall_us, wall_us])
+                    current = keys
+                last_seen = (f.tick, wall_us)
                 loaded = cols["loaded"][rows]
                 out = {}
                 for name in _value_metrics():
@@ -199,6 +205,8 @@ def export_parquet(path: str, outdir: str) -> dict:
                     tick=pa.array(np.full(n, f.tick, dtype=np.int64)),
                     wall=pa.array(np.full(n, wall_us, dtype=np.int64)).cast(ts),
                     cgroup_id=pa.array(cgid), path=pa.array(shown_paths, pa.string()), **out)
+        for key in current:
+            identities[key][1], identities[key][3] = last_seen
         for (h, rn, p, cid), (t0, t1, w0, w1) in identities.items():
             tables["cgroups"].add(1, host=[h], run=[rn], cgroup_id=[cid], path=[shown(p)],
                                   path_raw=[os.fsencode(p)], first_tick=[t0], last_tick=[t1],

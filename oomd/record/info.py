@@ -31,12 +31,14 @@ def recording_info(path: str) -> dict:
     hosts: list[str] = []
     first_now = last_now = None
     prev_tick = None
+    rows_version = None
     for ev in rec.events():
         if ev.kind == "meta":
             run = ev.data.get("run")
             if run not in runs:
                 runs.add(run)
                 prev_tick = None
+            rows_version = None
             host = str(ev.data.get("host", ""))
             if host not in hosts:
                 hosts.append(host)
@@ -52,7 +54,8 @@ def recording_info(path: str) -> dict:
             info["last_tick"], info["last_wall"] = f.tick, f.wall
             last_now = f.now
             info["max_rows"] = max(info["max_rows"], len(f.paths))
-            if f.key or f.added:
+            if f.rows_version != rows_version:
+                rows_version = f.rows_version
                 cgid = f.columns["cgid"]
                 for slot, p in f.paths.items():
                     if slot < len(cgid):
