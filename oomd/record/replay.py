@@ -23,7 +23,7 @@ from oomd.compat import Compat
 from oomd.config.compiler import Compiler
 from oomd.config.parser import parse_file, parse_string
 from oomd.dropins import DropIns
-from oomd.engine import EngineObserver
+from oomd.engine import PLUGIN_ERRORS_STAT, EngineObserver
 from oomd.errors import ConfigError
 from oomd.record.format import RecordingError
 from oomd.record.reader import Recording
@@ -253,7 +253,7 @@ def replay(path: str, config: str | None = None, *, drop_ins: bool = True,
 def _tick(run: _Run, frame, result: ReplayResult) -> None:
     run.clock.now = frame.now
     run.ctx.load(frame)
-    errors_before = run.stats.get("pyoomd.plugin_errors", 0) if hasattr(run.stats, "get") else 0
+    errors_before = run.stats.get(PLUGIN_ERRORS_STAT, 0)
     try:
         run.engine.tick(run.ctx)
     except RecordingError:
@@ -266,8 +266,7 @@ def _tick(run: _Run, frame, result: ReplayResult) -> None:
     for r, g in run.observer.fired:
         result.firings.append((frame.tick, r, g))
     result.decisions.extend(run.observer.decisions)
-    if hasattr(run.stats, "get"):
-        result.plugin_errors += run.stats.get("pyoomd.plugin_errors", 0) - errors_before
+    result.plugin_errors += run.stats.get(PLUGIN_ERRORS_STAT, 0) - errors_before
     result.ticks += 1
     if result.first_tick is None:
         result.first_tick, result.first_time, result.first_wall = frame.tick, frame.now, frame.wall
