@@ -99,6 +99,7 @@ class Daemon:
         self._last_read_stats: dict[str, int] = {}
         # one for the daemon's life: an ignored user. xattr is reported once, across reloads
         self.xattr_trust = XattrTrust(self.o.trust_user_xattrs)
+        self.record = None  # oomd.record.session.RecordSession with --record
 
     # -- building blocks -----------------------------------------------------------------------
 
@@ -146,7 +147,39 @@ class Daemon:
     def install_engine(self, engine) -> None:
         if self.metrics is not None:
             engine.observer = MetricsObserver(self.metrics)
+        if self.record is not None:
+            from oomd.record.session import decision_metrics
+
+            engine.observer = self.record.observer(engine.observer)
+            engine.extra_monitored = decision_metrics
         self.engine = engine
+
+    def start_recording(self) -> bool:
+        """``--record DIR``: the writer thread and the session the ticks feed."""
+        if not self.o.record_dir:
+            return True
+        from oomd.record.session import RecordSession
+        from oomd.record.writer import Recorder, base_meta
+
+        try:
+            with open(self.o.config, "rb") as f:
+                text = f.read(4 << 20).decode("utf-8", "surrogateescape")
+        except OSError:
+            text = None
+        meta = base_meta(cgroup_fs=self.o.cgroup_fs.rstrip("/") or "/", interval=self.o.interval,
+                         config_file=self.o.config, config=text, dry_run=self.o.dry_run,
+                         compat=self.o.compat, devices=[list(d) for d in self.o.devices],
+                         drop_in_dir=self.o.drop_in_dir)
+        try:
+            recorder = Recorder(self.o.record_dir, meta, max_bytes=self.o.record_max_bytes,
+                                log=logs.log)
+        except OSError as e:
+            logs.log(f"Cannot record into {self.o.record_dir}: {e.strerror}", logs.ERR)
+            return False
+        self.record = RecordSession(recorder, log=logs.log)
+        logs.log(f"Recording every tick into {self.o.record_dir} "
+                 f"(at most {self.o.record_max_bytes} bytes)")
+        return True
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -275,6 +308,8 @@ class Daemon:
         engine, self.base_ir = loaded
         if not self.start_metrics():
             return EXIT_USAGE
+        if not self.start_recording():
+            return EXIT_USAGE
         self.install_engine(engine)
         for line in describe_hierarchy(self.o.cgroup_fs):
             logs.log(line, logs.NOTICE)
@@ -301,6 +336,8 @@ class Daemon:
     def shutdown(self) -> None:
         if self.notifier is not None:
             self.notifier.stopping()
+        if self.record is not None:
+            self.record.close()
         if self.metrics is not None:
             self.metrics.stop()
         if self.stats_server is not None:
@@ -332,6 +369,8 @@ class Daemon:
                         self.metrics.forget_ruleset(d.ruleset.label)
             self.install_engine(engine)
             self.base_ir = root
+            if self.record is not None:
+                self.record.config_event(self.ctx.tick + 1, "reload", "", self.o.config)
             logs.log(f"SIGHUP: reloaded {self.o.config}")
             from oomd.lint.hook import lint_and_log
             lint_and_log(self.o, self.ctx)
@@ -347,6 +386,10 @@ class Daemon:
         ops = self.watcher.poll()
         if ops:
             removed = [tag for op, tag in ops if op == "remove"]
+            if self.record is not None and self.ctx is not None:
+                for op, tag in ops:
+                    self.record.config_event(self.ctx.tick + 1, op, tag,
+                                             self.watcher.path_of(tag))
             self.dropins.apply(self.engine, ops, self.watcher.path_of)
             if self.metrics is not None:
                 for base in self.engine.rulesets:
@@ -371,6 +414,8 @@ class Daemon:
             self.engine.tick(self.ctx)
         except Exception as e:  # noqa: BLE001 - the loop must survive anything a tick does
             logs.log(f"tick failed: {type(e).__name__}: {e}", logs.ERR, force=True)
+        if self.record is not None:
+            self.record.after_tick(self.ctx)
         self.ticks += 1
         if self.metrics is not None:
             try:

@@ -58,6 +58,11 @@ class EngineObserver:
         kill to an empty cgroup), "exit_timeout" (the bound passed first; seconds waited) or
         "reap_refused" (process_mrelease got EPERM/ENOSYS; seconds is None)."""
 
+    def decision(self, record: dict) -> None:
+        """A kill plugin's decision (killed, or dry): the keys of a recording's DECISION
+        frame (``oomd.record.format``): tick, time, ruleset, detectorgroup, plugin, victim,
+        victim_path, cgroup_id, dry, record."""
+
 
 def report_kill(ctx, plugin: str, outcome: str) -> None:
     """Kill plugins call this after an attempt, for the metrics (a no-op without observer)."""
@@ -70,6 +75,26 @@ def report_kill(ctx, plugin: str, outcome: str) -> None:
     label = getattr(ruleset, "label", ac.ruleset)
     elapsed = None if ac.fired_at is None else engine.clock() - ac.fired_at
     observer.kill(label, plugin, outcome, elapsed)
+
+
+def report_decision(ctx, plugin: str, row: int, record: str, dry: bool) -> None:
+    """Kill plugins call this once a kill (or dry kill) is decided and its record written:
+    the engine's observer gets the decision (for a recording; a no-op without observer)."""
+    engine = getattr(ctx, "engine", None)
+    observer = getattr(engine, "observer", None)
+    decide = getattr(observer, "decision", None)
+    if decide is None:
+        return
+    ac = getattr(ctx, "action_context", None)
+    ruleset = getattr(ctx, "invoking_ruleset", None)
+    relpath = ctx.relpath(row)
+    decide({
+        "tick": int(getattr(ctx, "tick", 0)), "time": float(getattr(ctx, "now", 0.0)),
+        "ruleset": getattr(ac, "ruleset", ""), "ruleset_label": getattr(ruleset, "label", ""),
+        "detectorgroup": getattr(ac, "detectorgroup", ""), "plugin": plugin,
+        "victim": shown(relpath), "victim_path": relpath, "cgroup_id": int(ctx.cgroup_id(row)),
+        "dry": bool(dry), "record": record,
+    })
 
 
 def kill_event_reporter(ctx, plugin: str) -> Callable[[str, float | None], None] | None:
@@ -359,6 +384,8 @@ class Engine:
         # (tag, hook): drop-in hooks first (most recent drop-in first), then base hooks
         self._hooks: list[tuple[str | None, PrekillHook]] = [(None, h) for h in prekill_hooks]
         self._monitored_dirty = True
+        # more to read every tick, from the rulesets (a recording: oomd.record.session)
+        self.extra_monitored: Callable[[Engine], MonitoredResources] | None = None
 
     # -- resources -----------------------------------------------------------------------------
 
@@ -369,6 +396,8 @@ class Engine:
             res.update(base.ruleset.resources)
             for d in base.dropins:
                 res.update(d.ruleset.resources)
+        if self.extra_monitored is not None:
+            res.update(self.extra_monitored(self))
         return res
 
     # -- drop-ins ------------------------------------------------------------------------------

@@ -17,4 +17,7 @@ VERBS: dict[str, str] = {
     "show-config": "oomd.commands.show_config",
     "show-unit": "oomd.commands.show_unit",
     "lint": "oomd.commands.lint",
+    "replay": "oomd.commands.replay",
+    "record-info": "oomd.commands.record_info",
+    "export": "oomd.commands.export",
 }

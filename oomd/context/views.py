@@ -99,6 +99,16 @@ class SystemContext:
                     self._ctx._problems.system_problem("vmstat", "malformed", 0)
         return self._vmstat
 
+    def snapshot(self) -> dict:
+        """Every system value of this tick (the files read now if they were not yet), for a
+        recording: ``{"vals", "meminfo_raw", "vmstat_raw", "swapout"}`` (the raw files as
+        read: a recording parses them only when it reads them back)."""
+        self._v("mem_total")
+        r = self._ctx._r
+        return {"vals": self._vals, "meminfo_raw": r.meminfo_bytes(),
+                "vmstat_raw": r.vmstat_bytes(),
+                "swapout": (self.swapout_bps, self.swapout_bps_60, self.swapout_bps_300)}
+
     swap_total = property(lambda self: self._v("swap_total"), doc="bytes, /proc/swaps")
     swap_used = property(lambda self: self._v("swap_used"), doc="bytes, /proc/swaps")
     swappiness = property(lambda self: self._v("swappiness") or 0)

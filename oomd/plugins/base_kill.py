@@ -55,7 +55,7 @@ import numpy as np
 from oomd import logs, parsing
 from oomd.compat import V050
 from oomd.kill import EVENT_ENDED, EVENT_REAP_REFUSED, TIMED_OUT, Killer
-from oomd.engine import kill_event_reporter, report_kill
+from oomd.engine import kill_event_reporter, report_decision, report_kill
 from oomd.names import shown
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args
 from oomd.plugins._common import c_div, mb
@@ -325,11 +325,15 @@ class BaseKillPlugin(BasePlugin):
     @staticmethod
     def _keep_dump_values(ctx, row: int) -> None:
         """Read the victim's dump (and kill record) values before it is killed: a tick reads
-        each file once, so the dump after the kill shows these."""
-        prefetch(ctx, DUMP_METRICS, np.asarray([row], dtype=np.int32))
+        each file once, so the dump after the kill shows these. Not in replay (a context with
+        ``candidate_dumps`` False): a recording holds what decisions read, not every dump."""
+        if getattr(ctx, "candidate_dumps", True):
+            prefetch(ctx, DUMP_METRICS, np.asarray([row], dtype=np.int32))
 
     def _write_dumps(self, ctx) -> None:
         dumps, self._dumps = self._dumps, []
+        if not getattr(ctx, "candidate_dumps", True):
+            return
         for rows in dumps:
             self.dump(ctx, rows)
 
@@ -564,6 +568,11 @@ class BaseKillPlugin(BasePlugin):
             self._write_record(ctx, record)
         except Exception as e:  # noqa: BLE001 - the kill is done: it must count as one
             logs.log(f"Could not complete the kill record ({type(e).__name__}: {e}): {record}",
+                     logs.ERR, force=True)
+        try:
+            report_decision(ctx, self.name, row, record, self.dry)
+        except Exception as e:  # noqa: BLE001 - a recording's trouble never undoes a kill
+            logs.log(f"Could not report the decision ({type(e).__name__}: {e}): {record}",
                      logs.ERR, force=True)
         return True
 
