@@ -60,6 +60,8 @@ optional arguments:
   --max-psi-triggers N       Most kernel PSI triggers to register (default: 32; 0: none)
   --trust-user-xattrs        Honour user.oomd_avoid whoever owns the cgroup, as oomd does (default:
                              only if root or the owner of the pattern's fixed prefix owns it)
+  --assume-cgroup2           Read --cgroup-fs as cgroup2 even if it is not (cached fds, inotify,
+                             kept values; a file replaced by rename is then not seen)
 """
 
 SHORT = "hvC:i:f:c:lw:D:dr"
@@ -68,7 +70,7 @@ LONG = [
     "drop-in-dir=", "runtime-dir=", "dump-stats", "reset-stats", "device=", "ssd-coeffs=",
     "hdd-coeffs=", "kmsg-override=", "dry-run", "plugin-module=", "max-ticks=",
     "metrics-textfile=", "metrics-listen=", "no-protect", "fast-interval=", "max-psi-triggers=",
-    "compat=", "trust-user-xattrs",
+    "compat=", "trust-user-xattrs", "assume-cgroup2",
 ]
 
 
@@ -165,6 +167,8 @@ def parse_options(argv: list[str]) -> Options:
             o.protect = False
         elif opt == "--trust-user-xattrs":
             o.trust_user_xattrs = True
+        elif opt == "--assume-cgroup2":
+            o.assume_cgroup2 = True
         elif opt == "--fast-interval":
             try:
                 o.fast_interval = parse_interval(val)

@@ -139,6 +139,9 @@ class Daemon:
             ssd_coeffs=self.o.ssd_coeffs,
             hdd_coeffs=self.o.hdd_coeffs,
             stats=self.stats,
+            interval=self.o.interval,
+            cache_files=True if self.o.assume_cgroup2 else None,
+            remember_absent=True if self.o.assume_cgroup2 else None,
         )
         ctx.kmsg = self.kmsg
         return ctx
