@@ -498,7 +498,10 @@ cdef class Loader:
                     if self.t.status[r] == ST_VANISHED:
                         break
                     self._load_one(r, k)
-            if self.t.parkable(r) or self.t.over_budget_leaf(r):
+            if self.t.parkable(r) or self.t.over_budget_leaf(r) or (
+                    not self.cache_row and self.t.nkids[r] == 0 and self.t.dirfd[r] >= 0):
+                # (a leaf the budget refused to cache gives its directory fd back too: the
+                # budget goes to files, and next tick it may cache what this one freed)
                 self.t.park(r)
             elif not self.t.fd_tight and self.t.cache_files and self.t.dirfd[r] >= 0 \
                     and r != self.t.root_row:
