@@ -18,6 +18,7 @@ RESULTS: dict[str, dict] = {}          # per tree size: core numbers (bench/test
 KILL_RESULTS: dict[str, float] = {}    # "label": seconds (bench/test_bench_kill.py)
 KILL_VS_OOMD: dict[tuple, dict] = {}   # (killer, siblings): ours/oomd idle/firing seconds
 RULESET_RESULTS: dict[str, dict] = {}  # per-cgroup rulesets vs plain detectors (test_bench_rulesets.py)
+DAEMON_RESULTS: dict[str, dict] = {}   # whole daemons side by side (test_bench_daemon.py)
 CGROUP2_MOUNT = "/sys/fs/cgroup/unified"
 
 

@@ -177,6 +177,37 @@ def stop(daemons: list[Daemon]) -> None:
         terminate(d.proc)
 
 
+LOOP_SOURCE = """
+import sys, time
+from oomd import _fastcg
+from oomd.context import fd_budget_from_rlimit
+files = open(sys.argv[1]).read().split("\\0")
+raw = _fastcg.RawPaths(files, fd_budget_from_rlimit())
+interval = float(sys.argv[2])
+nxt = time.monotonic()
+while True:
+    raw.read_all()
+    sys.stderr.write("%s\\n")
+    sys.stderr.flush()
+    nxt += interval
+    time.sleep(max(0.0, nxt - time.monotonic()))
+""" % TICK_LINE
+
+
+def start_loop(files: list[str], workdir: Path, *, interval: float = 1) -> Daemon:
+    """The C pread loop over ``files`` as a process of its own, one pass per ``interval`` like
+    a daemon's tick (PSI averages are updated at most every 2 s per cgroup, on read: a loop
+    that reads back to back pays less than one that reads once a second)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "files").write_text("\0".join(files))
+    err = open(workdir / "stderr", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LOOP_SOURCE, str(workdir / "files"), f"{interval:g}"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "PYTHONPATH": str(REPO)})
+    err.close()
+    return Daemon("loop", proc, workdir)
+
+
 def pread_loop_ms(files: list[str], passes: int = 30) -> float:
     """The C loop over the same files under this process's fd budget (RawPaths: fds kept for
     as many files as the budget allows, pread at offset 0; open/read/close for the rest): CPU
