@@ -211,6 +211,21 @@ class OomdContext:
         finally:
             tree.in_refresh = False
         self._drain_logs()
+        if r.fd_tight or r.watch_full:
+            self._budget_notes()
+
+    def _budget_notes(self) -> None:
+        """Past a budget reads get slower, they do not fail: said once (counted in
+        read_stats: ``opens``, ``born_parked``, ``watch_refused``)."""
+        r = self._r
+        if r.fd_tight:
+            self._problems.once(("budget", "fd"), (
+                f"[context] fd budget {r.fd_budget} reached: files of cgroups past it are read "
+                f"with open, read, close each tick, directories re-opened when needed"))
+        if r.watch_full:
+            self._problems.once(("budget", "watch"), (
+                f"[context] inotify watch budget {r.watch_budget} reached: directories without "
+                f"a watch are listed and checked every tick"))
 
     def _read_system(self) -> None:
         """This tick's SystemContext, with the swap-out rates of this tick's vmstat sample

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from oomd import logs
 from oomd.cgpath import CgroupPatterns
 from oomd.context import OomdContext
 from oomd.fs import cgroup2_mount
@@ -118,8 +119,11 @@ def test_cgroup2_fd_budget_goes_to_files_first(cg2_leaves):
     base, names = cg2_leaves
     ctx = OomdContext(base, fd_budget=60)
     ctx.set_monitored([(LEAVES, ["mem_pressure", "io_pressure"])])
-    for t in range(4):
-        ctx.refresh(float(t))
+    with logs.capture() as lines:
+        for t in range(4):
+            ctx.refresh(float(t))
+    said = [m for m in logs.messages(lines) if "fd budget 60 reached" in m]
+    assert len(said) == 1                                     # slower reads, said once
     st = ctx.read_stats
     assert not ctx.starved and st["fd_exhausted"] == 0 and st["unreadable"] == 0
     files = ctx._r.file_fd_count()
