@@ -155,6 +155,8 @@ def measure(daemons: list[Daemon], seconds: float, warmup: int = 3,
             time.sleep(0.05)
         else:
             live.append(d)
+    if not live:
+        return out
     start = {d.name: (d.cpu(), d.ticks(), d.decisions()) for d in live}
     t0 = time.monotonic()
     time.sleep(seconds)

@@ -304,7 +304,7 @@ cdef class RowTable:
         if self.rname[r] != NULL:
             free(self.rname[r])
         self.rname[r] = nm
-        if parent_row >= 0 and self.cache_files and self.open_fds >= self.fd_budget:
+        if parent_row >= 0 and self.open_fds >= self.fd_budget:
             # past the budget a new row does not keep its directory fd (it is re-opened
             # through the parent's, inode checked, when needed): the budget goes to files
             c_close(fd)
@@ -445,7 +445,7 @@ cdef class RowTable:
         are read through it (it is re-opened, and its inode checked, when next needed): a
         transient fd per such row instead of one held per row, which would run the process
         out of fds."""
-        return (self.open_fds >= self.fd_budget and self.cache_files and r != self.root_row
+        return (self.open_fds >= self.fd_budget and r != self.root_row
                 and self.nkids[r] == 0 and self.dirfd[r] >= 0)
 
     cdef void park(self, int r) noexcept nogil:
