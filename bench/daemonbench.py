@@ -205,7 +205,8 @@ def start_loop(files: list[str], workdir: Path, *, interval: float = 1) -> Daemo
     err = open(workdir / "stderr", "w")
     proc = subprocess.Popen(
         [sys.executable, "-c", LOOP_SOURCE, str(workdir / "files"), f"{interval:g}"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "PYTHONPATH": str(REPO)})
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
+        env={**os.environ, "PYTHONPATH": str(REPO)})
     err.close()
     return Daemon("loop", proc, workdir)
 

@@ -38,7 +38,8 @@ import daemonbench as db  # noqa: E402
 from oomd.testing.realcg import RealCgroups, skip_reason  # noqa: E402
 
 STARVED = "Not killing: cgroups could not be read"
-PSI = "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+PSI = ("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+       "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
 
 
 def fake_tree(root: Path, n: int) -> None:
