@@ -128,8 +128,9 @@ def _daemon_table(tr):
         ]
         tr.write_line(f"{case:<66}" + "".join(f"{c:>11}" for c in cells))
         for name, d in (("pyoomd", ours), ("oomd", oomd)):
-            if "error" in d:
-                tr.write_line(f"    {name}: {d['error'][:300]}")
+            for key in ("error", "note"):
+                if key in d:
+                    tr.write_line(f"    {name}: {d[key][:300]}")
     tr.write_line("")
     tr.write_line("acceptance:")
 
