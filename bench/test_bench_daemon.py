@@ -21,6 +21,7 @@ table is printed at the end (bench/conftest.py); the in-process benches stay whe
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
@@ -72,6 +73,7 @@ def side_by_side(cgroup_fs_ours: str, cgroup_fs_oomd: str, config: dict, seconds
         out.update(db.measure(daemons, seconds, startup_timeout=startup_timeout))
     finally:
         db.stop(daemons)
+        shutil.rmtree(work, ignore_errors=True)
     loop = out.pop("loop", None)
     if loop is not None:
         out["loop_ms"] = loop.get("cpu_ms_per_s")
@@ -121,5 +123,6 @@ def test_daemon_idle_empty_config(seconds):
         got = {"pyoomd": db.measure([d], seconds, warmup=0)["pyoomd"]}
     finally:
         db.stop([d])
+        shutil.rmtree(work, ignore_errors=True)
     DAEMON_RESULTS["idle, empty config"] = got
     assert "cpu_ms_per_s" in got["pyoomd"], got["pyoomd"]

@@ -96,6 +96,7 @@ def run(cgroup_fs: str, parent: str, killer: str, n: int, seconds: float, interv
         log = d.log()
     finally:
         db.stop([d])
+        shutil.rmtree(work, ignore_errors=True)
     if "error" in got:
         print(f"daemon failed: {got['error']}")
         return 1
@@ -113,7 +114,6 @@ def run(cgroup_fs: str, parent: str, killer: str, n: int, seconds: float, interv
           f"bytes per cgroup)")
     for line in budget_lines:
         print(f"  logged: {line}")
-    shutil.rmtree(work, ignore_errors=True)
     ok = got["decisions"] >= got["ticks"] > 0 and starved == 0
     print("every tick decided" if ok else "NOT every tick decided")
     return 0 if ok else 1
