@@ -19,6 +19,7 @@ KILL_RESULTS: dict[str, float] = {}    # "label": seconds (bench/test_bench_kill
 KILL_VS_OOMD: dict[tuple, dict] = {}   # (killer, siblings): ours/oomd idle/firing seconds
 RECORD_RESULTS: dict[str, dict] = {}  # per tree size: recording costs (test_bench_record.py)
 RULESET_RESULTS: dict[str, dict] = {}  # per-cgroup rulesets vs plain detectors (test_bench_rulesets.py)
+DAEMON_RESULTS: dict[str, dict] = {}   # whole daemons side by side (test_bench_daemon.py)
 CGROUP2_MOUNT = "/sys/fs/cgroup/unified"
 
 

@@ -25,8 +25,8 @@ cli.import_numpy_single_threaded()      # as the daemon: no idle BLAS threads in
 
 import pytest  # noqa: E402
 
-from benchlib import (KILL_RESULTS, KILL_VS_OOMD, RECORD_RESULTS, RESULTS,  # noqa: E402
-                      RULESET_RESULTS)
+from benchlib import (  # noqa: E402
+    DAEMON_RESULTS, KILL_RESULTS, KILL_VS_OOMD, RECORD_RESULTS, RESULTS, RULESET_RESULTS)
 from oomd import logs  # noqa: E402
 from oomd.testing import gentree  # noqa: E402
 
@@ -36,6 +36,8 @@ def pytest_addoption(parser):
                      help="comma-separated tree sizes (leaf cgroups)")
     parser.addoption("--bench-oomd-ticks", type=int, default=0,
                      help="ticks to measure oomd 0.5.0 over (0: 15 at 1k, 6 at 10k)")
+    parser.addoption("--daemon-seconds", type=float, default=20,
+                     help="seconds each daemon is measured over (test_bench_daemon.py)")
 
 
 def pytest_generate_tests(metafunc):
@@ -99,6 +101,8 @@ def pytest_terminal_summary(terminalreporter):
         _ruleset_table(tr)
     if RECORD_RESULTS:
         _record_table(tr)
+    if DAEMON_RESULTS:
+        _daemon_table(tr)
 
 
 def _record_table(tr):
@@ -148,6 +152,64 @@ def _record_table(tr):
             h = r["replay_hour_s"]
             tr.write_line(f"  1000: an hour of 1 s ticks replays in {h:.1f} s (goal <= 60 s) "
                           f"{'OK' if h <= 60 else 'MISSED'}")
+
+
+
+# issue 14's acceptance: (case prefix, pyoomd / oomd CPU at most)
+DAEMON_TARGETS = (("real cgroup2, 1000 ", 0.20), ("real cgroup2, 10000 ", 0.30),
+                  ("fake tree", 0.15))
+
+
+def _daemon_table(tr):
+    tr.section("whole daemons side by side: CPU ms per second (interval 1 s), peak RSS")
+    head = ("case", "pyoomd", "oomd 0.5.0", "ratio", "C loop", "ours/loop", "RSS ours",
+            "RSS oomd", "ticks", "decisions")
+    tr.write_line(f"{head[0]:<66}" + "".join(f"{h:>11}" for h in head[1:]))
+    for case, r in DAEMON_RESULTS.items():
+        ours, oomd = r.get("pyoomd", {}), r.get("oomd", {})
+        a, b, loop = ours.get("cpu_ms_per_s"), oomd.get("cpu_ms_per_s"), r.get("loop_ms")
+        cells = [
+            f"{a:.2f}" if a is not None else "-", f"{b:.2f}" if b is not None else "-",
+            f"{a / b:.3f}" if a is not None and b else "-",
+            f"{loop:.2f}" if loop is not None else "-",
+            f"{a / loop:.2f}" if a is not None and loop else "-",
+            f"{ours.get('hwm_mib', 0):.1f}M" if "hwm_mib" in ours else "-",
+            f"{oomd.get('hwm_mib', 0):.1f}M" if "hwm_mib" in oomd else "-",
+            f"{ours.get('ticks', '-')}/{oomd.get('ticks', '-')}",
+            f"{ours.get('decisions', '-')}/{oomd.get('decisions', '-')}",
+        ]
+        tr.write_line(f"{case:<66}" + "".join(f"{c:>11}" for c in cells))
+        for name, d in (("pyoomd", ours), ("oomd", oomd)):
+            for key in ("error", "note"):
+                if key in d:
+                    tr.write_line(f"    {name}: {d[key][:300]}")
+    tr.write_line("")
+    tr.write_line("acceptance:")
+
+    def check(label, value, limit):
+        tr.write_line(f"  {label}: {value:.3f} (target <= {limit}) "
+                      f"{'OK' if value <= limit else 'MISSED'}")
+
+    for case, r in DAEMON_RESULTS.items():
+        a = r.get("pyoomd", {}).get("cpu_ms_per_s")
+        b = r.get("oomd", {}).get("cpu_ms_per_s")
+        if a is None:
+            continue
+        for prefix, limit in DAEMON_TARGETS:
+            if case.startswith(prefix) and "ranking" not in case and b:
+                check(f"{case}: pyoomd / oomd", a / b, limit)
+        if case.startswith("real cgroup2, 1000 ") and r.get("loop_ms"):
+            check(f"{case}: pyoomd / C loop", a / r["loop_ms"], 1.3)
+        if "ranking" in case:
+            check(f"{case}: pyoomd ms/s", a, 250)
+            ours = r["pyoomd"]
+            tr.write_line(f"  {case}: {ours['decisions']} decisions in {ours['ticks']} ticks "
+                          f"(target: one every tick)")
+        if case.startswith("idle"):
+            check(f"{case}: pyoomd ms/s", a, 1.0)
+        hwm = r.get("pyoomd", {}).get("hwm_mib")
+        if hwm is not None and ("10000" in case):
+            check(f"{case}: pyoomd peak RSS MiB", hwm, 64)
 
 
 def _ruleset_table(tr):

@@ -20,5 +20,7 @@ cdef class Reader:
     cdef Lister lister               # directory listings and their generations
     cdef ProblemLog problems         # outcome counters, the queue of read problems
     cdef SystemFiles sysf            # /proc files (meminfo, vmstat, swaps, root PSI)
+    cdef public double absent_retry  # seconds between safety retries of files known absent
+    cdef double _absent_cleared      # time.monotonic() of the last one
 
     cdef int _rawprot(self, const int32_t* rows, Py_ssize_t n) except -1

@@ -18,6 +18,7 @@ ST_MALFORMED_: int
 ST_UNREADABLE_: int
 ST_VANISHED_: int
 NFILE_: int
+ABSENT_RETRY: float             # default Reader.absent_retry (seconds)
 CONFIG_KINDS_: int               # kinds kept across ticks by a watched row (keep_config)
 
 def default_watch_budget() -> int: ...           # half of fs.inotify.max_user_watches
@@ -51,6 +52,7 @@ class Reader:
     n_watch_refused: int
     n_invalidations: int         # kept values dropped by an event
     n_parks: int
+    absent_retry: float          # seconds between safety retries of files known absent
     n_unparks: int
     cols: dict[str, np.ndarray]  # columns, indexed by row; rebuilt when capacity grows
                                  # ("wd": directory watch, "fwd": (N, NFILE) file watches,
@@ -70,6 +72,7 @@ class Reader:
         keep_config: bool | None = ...,                   # None: with cache_files
         watch_budget: int | None = ...,                   # None: default_watch_budget()
         file_names: dict[str, bytes] | None = ...,        # {kind name: file read instead}
+        remember_absent: bool | None = ...,               # None: on cgroup2
     ) -> None: ...
     def set_devices(self, devices: Iterable[tuple[int, int, bool]],
                     ssd_coeffs: Iterable[float], hdd_coeffs: Iterable[float]) -> None: ...
@@ -81,6 +84,7 @@ class Reader:
     def dirfd_of(self, r: int) -> int: ...               # re-opens a parked directory
     def close_file_fds(self, kinds: int) -> None: ...
     def begin_tick(self) -> None: ...
+    def root_alive_known(self) -> bool: ...      # root watched, no deletion reported since
     def check_alive(self, rows: np.ndarray) -> np.ndarray: ...       # const int32_t[::1] -> bool
     def poll_watches(self) -> int: ...
     def watch_rows(self, rows: np.ndarray, kinds: int) -> int: ...  # const int32_t[::1]

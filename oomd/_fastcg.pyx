@@ -27,6 +27,8 @@ cgroup2) and the reader's own fd count is under ``fd_budget``; otherwise ``opena
 directory fd, ``read``, ``close``.
 """
 
+import time
+
 import numpy as np
 cimport numpy as cnp
 
@@ -82,6 +84,9 @@ ST_VANISHED_ = ST_VANISHED
 SYS = dict(meminfo=SYS_MEMINFO, vmstat=SYS_VMSTAT, swaps=SYS_SWAPS, swappiness=SYS_SWAPPINESS,
            psi_mem=SYS_PSI_MEM, psi_io=SYS_PSI_IO, all=SYS_ALL)
 NFILE_ = NFILE
+# Files found absent in a live directory (a controller not enabled) are tried again after an
+# inotify event that can bring them back, and at least this often (seconds) whatever happens.
+ABSENT_RETRY = 60.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,13 +174,17 @@ cdef class Reader:
 
     def __init__(self, bytes cgroup_fs, bytes proc_root, *, int fd_budget, cache_files=None,
                  devices=(), ssd_coeffs=(0, 0, 0, 0, 0, 0), hdd_coeffs=(0, 0, 0, 0, 0, 0),
-                 int capacity=64, keep_config=None, watch_budget=None, file_names=None):
+                 int capacity=64, keep_config=None, watch_budget=None, file_names=None,
+                 remember_absent=None):
         """cache_files: None = decide from the filesystem (cgroup2 → cache file fds).
         keep_config: None = with cache_files; keep configuration-like values (CONFIG_KINDS)
         across ticks for rows with an inotify watch, re-reading one after an event for it.
         watch_budget: most inotify watches to hold (None: default_watch_budget()).
         file_names: {kind name: file name} read instead of the kernel's name for that kind
-        (tests on hosts whose cgroup2 lacks the memory controller)."""
+        (tests on hosts whose cgroup2 lacks the memory controller).
+        remember_absent: None = on cgroup2; a file found absent in a live directory of a
+        watched parent (its controller is not enabled) is not tried again until inotify
+        reports a change that can bring it back, or absent_retry seconds passed."""
         self.cgroup_fs = cgroup_fs
         self.sysf = SystemFiles(proc_root)
         names = {}
@@ -188,13 +197,15 @@ cdef class Reader:
                 raise ValueError(f"bad file name {fn!r} for {name!r}")
             names[k] = fn
         self.t = RowTable(fd_budget=fd_budget, cache_files=cache_files, file_names=names,
-                          capacity=capacity)
+                          capacity=capacity, remember_absent=remember_absent)
         self.problems = ProblemLog(self.t)
         self.watch = Watcher(self.t, keep_config=keep_config, watch_budget=(
             default_watch_budget() if watch_budget is None else watch_budget))
-        self.lister = Lister(self.t, self.watch)
+        self.lister = Lister(self.t, self.watch, self.problems)
         self.loader = Loader(self.t, self.watch, self.sysf, self.problems, devices, ssd_coeffs,
                              hdd_coeffs)
+        self.absent_retry = ABSENT_RETRY
+        self._absent_cleared = time.monotonic()
 
     def set_devices(self, devices, ssd_coeffs, hdd_coeffs):
         """devices: iterable of (major, minor, is_hdd); coefficients: 6 floats each (read_iops,
@@ -365,8 +376,18 @@ cdef class Reader:
         self.t.refused_now = False
         if self.watch.ino_fd >= 0:
             self.watch.poll()
+        cdef double now = time.monotonic()
+        if now - self._absent_cleared >= self.absent_retry:
+            self._absent_cleared = now
+            self.t.cols["absent"].fill(0)          # the slow safety retry
         with nogil:
             derived.start_tick(&self.t.c, self.t.capacity)
+
+    def root_alive_known(self):
+        """Whether the root row's liveness needs no check this tick: its directory watch
+        exists and reported no deletion or move since (cache mode)."""
+        cdef int r = self.t.root_row
+        return r >= 0 and self.t.wd[r] >= 0 and not self.t.recheck[r]
 
     def check_alive(self, const int32_t[::1] rows):
         """faccessat(dir, "cgroup.controllers") per row (oomd's eviction rule, §5.2).
@@ -613,6 +634,8 @@ cdef class Reader:
         out["parks"] = self.t.n_parks
         out["unparks"] = self.t.n_unparks
         out["parked"] = int(np.count_nonzero(live & (self.t.cols["dirfd"] < 0)))
+        out["born_parked"] = self.t.n_born_parked
+        out["absent_files"] = int(np.unpackbits(self.t.cols["absent"][live].view(np.uint8)).sum())
         return out
 
     def file_fd_count(self):

@@ -11,7 +11,8 @@ Options, defaults and exit codes are oomd 0.5.0's, with these differences (docs/
 found in /proc/mounts; config errors are reported with file, JSON path and reason instead of an
 abort. Our additions: ``--dry-run``, ``--plugin-module``, ``--metrics-textfile``,
 ``--metrics-listen``, ``--no-protect``, ``--max-ticks``, ``--fast-interval``, ``--max-psi-triggers``,
-``--trust-user-xattrs``, ``--record``, ``--record-max-bytes``.
+``--trust-user-xattrs``, ``--record``, ``--record-max-bytes``,
+``--assume-cgroup2``.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ optional arguments:
                              only if root or the owner of the pattern's fixed prefix owns it)
   --record DIR               Record every tick into DIR for pyoomd replay/export (docs/replay.md)
   --record-max-bytes SIZE    Delete the oldest recorded segments beyond SIZE (default: 512M)
+  --assume-cgroup2           Read --cgroup-fs as cgroup2 even if it is not (cached fds, inotify,
+                             kept values; a file replaced by rename is then not seen)
 """
 
 SHORT = "hvC:i:f:c:lw:D:dr"
@@ -70,7 +73,7 @@ LONG = [
     "drop-in-dir=", "runtime-dir=", "dump-stats", "reset-stats", "device=", "ssd-coeffs=",
     "hdd-coeffs=", "kmsg-override=", "dry-run", "plugin-module=", "max-ticks=",
     "metrics-textfile=", "metrics-listen=", "no-protect", "fast-interval=", "max-psi-triggers=",
-    "compat=", "trust-user-xattrs", "record=", "record-max-bytes=",
+    "compat=", "trust-user-xattrs", "record=", "record-max-bytes=", "assume-cgroup2",
 ]
 
 
@@ -167,6 +170,8 @@ def parse_options(argv: list[str]) -> Options:
             o.protect = False
         elif opt == "--trust-user-xattrs":
             o.trust_user_xattrs = True
+        elif opt == "--assume-cgroup2":
+            o.assume_cgroup2 = True
         elif opt == "--fast-interval":
             try:
                 o.fast_interval = parse_interval(val)

@@ -140,6 +140,9 @@ class Daemon:
             ssd_coeffs=self.o.ssd_coeffs,
             hdd_coeffs=self.o.hdd_coeffs,
             stats=self.stats,
+            interval=self.o.interval,
+            cache_files=True if self.o.assume_cgroup2 else None,
+            remember_absent=True if self.o.assume_cgroup2 else None,
         )
         ctx.kmsg = self.kmsg
         return ctx
@@ -297,7 +300,8 @@ class Daemon:
             logs.log("PSI not detected. Is your system running a new enough kernel?", logs.ERR)
             logs.log("System requirements not met", logs.ERR)
             return EXIT_SYSTEM
-        if not cgroup_fs_valid(self.o.cgroup_fs, cgroup2_mount()):
+        if not (self.o.assume_cgroup2 and os.path.isdir(self.o.cgroup_fs)) and \
+                not cgroup_fs_valid(self.o.cgroup_fs, cgroup2_mount()):
             logs.log(f"{self.o.cgroup_fs} is not a valid cgroup2 filesystem", logs.ERR)
             return EXIT_SYSTEM
         print(f"pyoomd running with conf_file={self.o.config} interval={self.o.interval:g}",

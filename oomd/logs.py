@@ -27,7 +27,7 @@ import os
 import queue
 import sys
 import threading
-from typing import Callable, Iterable, TextIO
+from typing import Callable, Iterable, Iterator, TextIO
 
 from oomd.names import printable
 
@@ -91,11 +91,23 @@ class _Block:
         self.head = head
 
     def lines(self) -> list[str]:
+        return [line for chunk in self.chunks() for line in chunk]
+
+    def chunks(self, size: int = 256) -> Iterator[list[str]]:
+        """The lines a few hundred at a time: a candidate dump of 10,000 cgroups is 60,000
+        lines, which the writer should not hold all at once (peak RSS)."""
         head = self.head
+        buf: list[str] = []
         try:
-            return [head + printable(msg) for msg in self.render()]
+            for msg in self.render():
+                buf.append(head + printable(msg))
+                if len(buf) >= size:
+                    yield buf
+                    buf = []
         except Exception as e:  # noqa: BLE001 - a formatting bug must not kill the writer
-            return [f"{head}(could not format these lines: {e!r})"]
+            buf = [f"{head}(could not format these lines: {e!r})"]  # for the unwritten ones
+        if buf:
+            yield buf
 
 
 def log_block(render: Callable[[], Iterable[str]], level: int = INFO, *, depth: int = 1) -> None:
@@ -109,11 +121,11 @@ def log_block(render: Callable[[], Iterable[str]], level: int = INFO, *, depth: 
         head = f"<{level}>{head}"
     block = _Block(render, head)
     if _inline or _queue is None or _sinks:
-        lines = block.lines()
-        for sink in _sinks:
-            for line in lines:
-                sink(line)
-        _write_block(lines)
+        for lines in block.chunks():
+            for sink in _sinks:
+                for line in lines:
+                    sink(line)
+            _write_block(lines)
     else:
         _queue.put(block)
 
@@ -175,7 +187,8 @@ def _writer_loop(q: queue.SimpleQueue) -> None:
             line.event.set()
             continue
         if isinstance(line, _Block):
-            _write_block(line.lines())
+            for lines in line.chunks():
+                _write_block(lines)
             continue
         _write(line)
 

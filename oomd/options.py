@@ -43,3 +43,4 @@ class Options:
     trust_user_xattrs: bool = False  # user.oomd_avoid from anyone counts (oomd.xattr_trust)
     record_dir: str | None = None  # --record: oomd.record.writer.Recorder's directory
     record_max_bytes: int = 512 << 20  # oomd.record.writer.DEFAULT_MAX_BYTES
+    assume_cgroup2: bool = False  # read --cgroup-fs as cgroup2 whatever statfs says (benches)

@@ -10,7 +10,8 @@ from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy, memset, strlen
 
 from oomd._reader.defs cimport *
-from oomd._reader.syscalls cimport SEEK_SET, c_getdents64, c_lseek
+from oomd._reader.problems cimport ProblemLog
+from oomd._reader.syscalls cimport EMFILE, ENFILE, SEEK_SET, c_getdents64, c_lseek
 
 
 cdef void zero_dirent_padding(char* p, ssize_t n) noexcept nogil:
@@ -35,9 +36,10 @@ cdef class Lister:
     def __cinit__(self):
         self.dbuf = NULL
 
-    def __init__(self, RowTable t, Watcher watch):
+    def __init__(self, RowTable t, Watcher watch, ProblemLog problems):
         self.t = t
         self.watch = watch
+        self.problems = problems
         self.n_listings = 0
         self.dbufcap = 65536
         self.dbuf = <char*>malloc(self.dbufcap)
@@ -70,8 +72,13 @@ cdef class Lister:
                 self.t.scanned[r] = self.t.tick
                 if self.t.wd[r] >= 0 and not self.t.dirty[r] and self.t.gen[r] != 0:
                     continue             # watched and no event since the last listing
-                self.t.dirty[r] = 0
                 fd = self.t.dfd(r)
+                if fd < 0 and (self.t.dfd_err == EMFILE or self.t.dfd_err == ENFILE):
+                    # out of fds says nothing about the directory: keep its last listing
+                    # (still dirty: listed again next tick), the tick is starved
+                    self.problems.n_fd_exhausted += 1
+                    continue
+                self.t.dirty[r] = 0
                 self.n_listings += 1
                 tot = 0
                 if fd < 0 or c_lseek(fd, 0, SEEK_SET) < 0:
@@ -107,9 +114,12 @@ cdef class Lister:
         return nch
 
     cdef Py_ssize_t unlisted(self, int32_t* out) noexcept nogil:
-        """Live rows other than the root whose parent was not listed this tick (cache mode:
-        the others' liveness comes from that listing), into `out` (room for nrows); returns
-        how many."""
+        """Live rows other than the root whose liveness nothing else vouches for, into `out`
+        (room for nrows); returns how many. Cache mode: a row whose parent was listed this tick
+        is alive iff that listing shows it, and a row whose parent's watch reported nothing
+        since its last listing (no IN_DELETE, no IN_DELETE_SELF of the row's own watch, no
+        overflow) is alive; the others (parents without a watch: the watch budget) are
+        checked."""
         cdef int r, p
         cdef Py_ssize_t n = 0
         for r in range(self.t.capacity):
@@ -118,6 +128,9 @@ cdef class Lister:
             p = self.t.parent[r]
             if p >= 0 and self.t.scanned[p] == self.t.tick:
                 continue
+            if p >= 0 and self.t.wd[p] >= 0 and not self.t.dirty[p] and not self.t.recheck[p] \
+                    and not self.t.recheck[r]:
+                continue                 # its parent's watch reported no removal since listing
             out[n] = r
             n += 1
         return n

@@ -117,6 +117,12 @@ cdef class Loader:
                 e = errno()
                 if e == ENOENT:
                     e = self._vanished_or_missing(row)
+                    if e == E_MISSING and self.t.remember_absent and self.t.cache_files \
+                            and self.watch.keepable(row, K_XATTR):
+                        # absent while its directory is alive (its controller is not enabled):
+                        # not tried again until inotify reports a change that can bring it
+                        # back (Watcher.poll) or the slow safety retry (Reader.begin_tick)
+                        self.t.absent[row] |= 1u << kind
                     self.problems.note(row, kind, e, ENOENT)
                     return -(1 + e)
                 if e == ENODEV or e == ESTALE:
@@ -458,6 +464,16 @@ cdef class Loader:
             if need == 0:
                 continue
             self.t.loaded[r] |= need
+            if need & self.t.absent[r]:
+                # known absent: missing, exactly as a failed open would say, without the open
+                for k in range(NFILE):
+                    if (need & self.t.absent[r]) >> k & 1:
+                        self.problems.note(r, k, E_MISSING, ENOENT)
+                need &= ~self.t.absent[r]
+                if need == 0:
+                    if self.t.parkable(r):
+                        self.t.park(r)
+                    continue
             # Cache a row's files all or nothing: a row with some files cached still holds its
             # directory fd for the others, so the budget goes further on whole rows (parked).
             self.cache_row = True
@@ -482,7 +498,10 @@ cdef class Loader:
                     if self.t.status[r] == ST_VANISHED:
                         break
                     self._load_one(r, k)
-            if self.t.parkable(r) or self.t.over_budget_leaf(r):
+            if self.t.parkable(r) or self.t.over_budget_leaf(r) or (
+                    not self.cache_row and self.t.nkids[r] == 0 and self.t.dirfd[r] >= 0):
+                # (a leaf the budget refused to cache gives its directory fd back too: the
+                # budget goes to files, and next tick it may cache what this one freed)
                 self.t.park(r)
             elif not self.t.fd_tight and self.t.cache_files and self.t.dirfd[r] >= 0 \
                     and r != self.t.root_row:

@@ -27,12 +27,15 @@ cdef class RowTable:
     cdef bint cache_files            # file fds of `cacheable` kinds are kept for pread
     cdef uint32_t cacheable
     cdef bint is_cgroup2
+    cdef object _absent_arg
+    cdef bint remember_absent        # files found absent are tried again only after an event
     cdef int fd_budget
     cdef int open_fds                # directory + cached file fds held
     cdef bint fd_tight               # the budget refused a cache last tick: leaves park
     cdef bint refused_now            # ... and this tick
     cdef int64_t n_unparked_cached   # rows loaded all cached before the budget was tight
     cdef int64_t n_parks, n_unparks, n_alive_checks
+    cdef int64_t n_born_parked       # rows opened past the budget: directory fd not kept
     cdef int dfd_err                 # why dfd() returned -1 (an errno)
 
     # columns (views of the numpy arrays in `cols`; `c` holds raw pointers to the same data)
@@ -56,6 +59,8 @@ cdef class RowTable:
     cdef uint32_t[::1] keep
     cdef int32_t[:, ::1] fwd
     cdef uint8_t[::1] dirty_attr
+    cdef uint32_t[::1] absent        # file kinds found missing, not tried again until an event
+    cdef uint8_t[::1] recheck        # its directory watch reported it deleted or moved
     cdef int64_t[::1] current
     cdef int64_t[::1] mem_min
     cdef int64_t[::1] mem_low

@@ -41,8 +41,11 @@ cdef class RowTable:
         self.lstlen = NULL
         self.rname = NULL
 
-    def __init__(self, *, int fd_budget, cache_files, dict file_names, int capacity):
+    def __init__(self, *, int fd_budget, cache_files, dict file_names, int capacity,
+                 remember_absent=None):
         """cache_files: None = decide from the filesystem at open_root_dir (cgroup2: cache).
+        remember_absent: None = on cgroup2 (a control file comes and goes only with its
+        controller, which inotify reports), else as given.
         file_names: {kind number: file name} read instead of the kernel's name."""
         self.fd_budget = fd_budget
         self.capacity = 0
@@ -54,6 +57,8 @@ cdef class RowTable:
         self.is_cgroup2 = False
         self._cache_arg = cache_files
         self.cache_files = bool(cache_files)
+        self._absent_arg = remember_absent
+        self.remember_absent = bool(remember_absent)
         self._fname_refs = []
         for k in range(NFILE):
             self.fname[k] = CFILE[k]
@@ -65,6 +70,7 @@ cdef class RowTable:
         self._free = []
         self.cols = {}
         self.n_alive_checks = 0
+        self.n_born_parked = 0
         self._alloc(max(capacity, 16))
 
     def __dealloc__(self):
@@ -98,6 +104,7 @@ cdef class RowTable:
             "alive_checked": (np.uint8, ()), "scanned": (np.int64, ()), "gen": (np.uint32, ()),
             "wd": (np.int32, ()), "dirty": (np.uint8, ()), "keep": (np.uint32, ()),
             "fwd": (np.int32, (NFILE,)), "dirty_attr": (np.uint8, ()),
+            "absent": (np.uint32, ()), "recheck": (np.uint8, ()),
             "current": (np.int64, ()), "memory_min": (np.int64, ()), "memory_low": (np.int64, ()),
             "memory_high": (np.int64, ()), "memory_high_tmp": (np.int64, ()),
             "memory_max": (np.int64, ()), "swap_current": (np.int64, ()),
@@ -167,6 +174,8 @@ cdef class RowTable:
         self.keep = c["keep"]
         self.fwd = c["fwd"]
         self.dirty_attr = c["dirty_attr"]
+        self.absent = c["absent"]
+        self.recheck = c["recheck"]
         self.current = c["current"]
         self.mem_min = c["memory_min"]
         self.mem_low = c["memory_low"]
@@ -232,7 +241,9 @@ cdef class RowTable:
 
     cdef int new_row(self) except -1:
         if not self._free:
-            self._alloc(self.capacity * 2)
+            # x1.5, not x2: the columns are ~600 bytes a row and growing copies them, so the
+            # peak (old + new) and the slack both stay smaller at 10,000s of rows
+            self._alloc(self.capacity + max(16, self.capacity // 2))
         cdef int r = self._free.pop()
         self.nrows += 1
         return r
@@ -251,6 +262,8 @@ cdef class RowTable:
             self.is_cgroup2 = (<unsigned long>sfs.f_type & 0xffffffff) == CGROUP2_SUPER_MAGIC
         if self._cache_arg is None:
             self.cache_files = self.is_cgroup2
+        if self._absent_arg is None:
+            self.remember_absent = self.is_cgroup2
         return fd
 
     cdef int open_child(self, int parent_row, bytes name) except? -1:
@@ -291,12 +304,19 @@ cdef class RowTable:
         if self.rname[r] != NULL:
             free(self.rname[r])
         self.rname[r] = nm
-        self.dirfd[r] = fd
+        if parent_row >= 0 and self.open_fds >= self.fd_budget:
+            # past the budget a new row does not keep its directory fd (it is re-opened
+            # through the parent's, inode checked, when needed): the budget goes to files
+            c_close(fd)
+            self.dirfd[r] = -1
+            self.n_born_parked += 1
+        else:
+            self.dirfd[r] = fd
+            self.open_fds += 1
         self.live[r] = 1
         self.nkids[r] = 0
         if parent_row >= 0:
             self.nkids[parent_row] += 1
-        self.open_fds += 1
         self.parent[r] = parent_row
         self.depth[r] = depth
         self.cgid[r] = st.st_ino
@@ -314,6 +334,8 @@ cdef class RowTable:
             self.fwd[r, k] = WD_NONE
         self.dirty[r] = 0
         self.keep[r] = 0
+        self.absent[r] = 0
+        self.recheck[r] = 0
         self.archived[r] = 0
         self.avg[r] = 0
         if self.lst[r] != NULL:
@@ -333,6 +355,7 @@ cdef class RowTable:
                 self.ffd[r, k] = -1
                 self.open_fds -= 1
         self.keep[r] = 0
+        self.absent[r] = 0
         if self.dirfd[r] >= 0:
             c_close(self.dirfd[r])
             self.open_fds -= 1
@@ -397,13 +420,21 @@ cdef class RowTable:
     cdef bint parkable(self, int r) noexcept nogil:
         cdef int k
         cdef uint32_t need
-        if not self.fd_tight or not self.cache_files or r == self.root_row \
-                or self.nkids[r] != 0 or self.dirfd[r] < 0:
+        if not self.cache_files or r == self.root_row or self.nkids[r] != 0 \
+                or self.dirfd[r] < 0:
             return False
-        # kept configuration values are read through the directory only after an event
-        need = self.cacheable & self.loaded[r] & ~self.keep[r] & ((1u << NFILE) - 1)
+        if not (self.is_cgroup2 or self.fd_tight):
+            # On cgroup2 a directory's inode is its cgroup id, never reused, so a leaf's fd
+            # is given back as soon as its files are cached (the budget goes to files). On
+            # other filesystems a held fd is what keeps a re-created directory from getting
+            # the same inode: park only once the budget is tight.
+            return False
+        # kept configuration values are read through the directory only after an event, and
+        # files known to be absent only after one too
+        need = self.cacheable & self.loaded[r] & ((1u << NFILE) - 1)
         if need == 0:
             return False
+        need &= ~self.keep[r] & ~self.absent[r]
         for k in range(NFILE):
             if (need >> k) & 1 and self.ffd[r, k] < 0:
                 return False
@@ -414,7 +445,7 @@ cdef class RowTable:
         are read through it (it is re-opened, and its inode checked, when next needed): a
         transient fd per such row instead of one held per row, which would run the process
         out of fds."""
-        return (self.open_fds > self.fd_budget and self.cache_files and r != self.root_row
+        return (self.open_fds >= self.fd_budget and r != self.root_row
                 and self.nkids[r] == 0 and self.dirfd[r] >= 0)
 
     cdef void park(self, int r) noexcept nogil:
@@ -465,6 +496,7 @@ cdef class RowTable:
                 out[i] = self.dfd_err == EMFILE or self.dfd_err == ENFILE
             else:
                 out[i] = c_faccessat(fd, b"cgroup.controllers", F_OK, 0) == 0
+            self.recheck[r] = 0
             if self.parkable(r) or self.over_budget_leaf(r):
                 self.park(r)
 

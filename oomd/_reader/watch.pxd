@@ -30,6 +30,7 @@ cdef class Watcher:
     cdef void invalidate(self, int row, uint32_t kinds) noexcept nogil
     cdef int _event_kind(self, const char* name) noexcept nogil
     cdef int poll(self) except -1
+    cdef void _forget_absent(self, int r, const char* name) noexcept nogil
     cdef int _child_named(self, int p, const char* name) noexcept nogil
     cdef void _invalidate_family(self, int r) noexcept nogil
     cdef int watch_rows(self, const int32_t* rows, Py_ssize_t n, uint32_t kinds) except -1

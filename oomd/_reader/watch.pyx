@@ -233,6 +233,8 @@ cdef class Watcher:
                     for r in range(self.t.capacity):
                         if self.t.live[r]:
                             self.t.dirty[r] = 1
+                            self.t.recheck[r] = 1
+                            self.t.absent[r] = 0
                             self.invalidate(r, CONFIG_KINDS)
                     continue
                 c = self._wmap_get(ev.wd)
@@ -252,6 +254,8 @@ cdef class Watcher:
                     self.t.dirty[r] = 1
                 name = <char*>ev + sizeof(inotify_event)
                 if ev.len > 0 and name[0] != 0:
+                    if self.t.absent[r]:
+                        self._forget_absent(r, name)
                     k = self._event_kind(name)
                     if k >= 0:
                         self.invalidate(r, 1u << k)
@@ -272,6 +276,7 @@ cdef class Watcher:
                     self.invalidate(r, 1u << K_XATTR)
                 if m & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED):
                     self._invalidate_family(r)
+                    self.t.recheck[r] = 1      # its liveness is checked at the next tick
                 if m & IN_IGNORED:
                     self._wmap_del(ev.wd)
                     self.t.wd[r] = WD_NONE
@@ -287,6 +292,19 @@ cdef class Watcher:
         self.n_events += count
         return count
 
+    cdef void _forget_absent(self, int r, const char* name) noexcept nogil:
+        """An event in row r's own directory named `name`: a file of r known to be absent
+        with that name, or any of them for cgroup.controllers, is tried again."""
+        cdef size_t L = strlen(name)
+        cdef int k
+        if L == 18 and memcmp(name, b"cgroup.controllers", 18) == 0:
+            self.t.absent[r] = 0
+            return
+        for k in range(NFILE):
+            if L == self.t.fnamelen[k] and memcmp(name, self.t.fname[k], L) == 0:
+                self.t.absent[r] &= ~(1u << k)
+                return
+
     cdef int _child_named(self, int p, const char* name) noexcept nogil:
         """The live row below row p called `name`, or -1."""
         cdef int r
@@ -297,12 +315,15 @@ cdef class Watcher:
         return -1
 
     cdef void _invalidate_family(self, int r) noexcept nogil:
-        """Drop the kept values of row r and of its children."""
+        """Drop the kept values of row r and of its children, and what they know to be absent
+        (a controller enabled in r's cgroup.subtree_control makes its files appear below)."""
         cdef int k
         self.invalidate(r, CONFIG_KINDS)
+        self.t.absent[r] = 0
         for k in range(self.t.capacity):
             if self.t.live[k] and self.t.parent[k] == r:
                 self.invalidate(k, CONFIG_KINDS)
+                self.t.absent[k] = 0
 
     cdef int watch_rows(self, const int32_t* rows, Py_ssize_t n, uint32_t kinds) except -1:
         """Before rows read configuration kinds (`kinds`) they have not read this tick: watch

@@ -101,6 +101,14 @@ class OomdContext:
     that needs it. A queue overflow drops every kept value. ``watch_budget``: most inotify
     watches to hold (None: half of fs.inotify.max_user_watches); a row that gets no watch reads
     its files every tick.
+
+    ``remember_absent``: None = on cgroup2. A file absent from a live cgroup whose parent
+    directory is watched (its controller is not enabled there) is remembered as absent and
+    not opened again until inotify reports a change that can bring it back (a write to the
+    parent's ``cgroup.subtree_control``, an event naming the file or ``cgroup.controllers`` in
+    the cgroup's own watched directory, a queue overflow) or the slow safety retry
+    (``_fastcg.ABSENT_RETRY``, a minute); plugins see it missing exactly as when it is opened.
+    True asserts this of a fake tree (``--assume-cgroup2``).
     """
 
     def __init__(
@@ -117,6 +125,7 @@ class OomdContext:
         fd_budget: int | None = None,
         keep_config: bool | None = None,
         watch_budget: int | None = None,
+        remember_absent: bool | None = None,
     ) -> None:
         if cgroup_fs != "/" and cgroup_fs.endswith("/"):
             cgroup_fs = cgroup_fs[:-1]
@@ -134,7 +143,8 @@ class OomdContext:
         self._r = _fastcg.Reader(
             os.fsencode(cgroup_fs), os.fsencode(proc_root), fd_budget=budget,
             cache_files=cache_files, devices=self.devices, ssd_coeffs=ssd_coeffs,
-            hdd_coeffs=hdd_coeffs, keep_config=keep_config, watch_budget=watch_budget)
+            hdd_coeffs=hdd_coeffs, keep_config=keep_config, watch_budget=watch_budget,
+            remember_absent=remember_absent)
         self._problems = ProblemLog(self._r, cgroup_fs, proc_root)
         self._tree = CgroupTree(self._r, cgroup_fs, self._problems)
         self._values = MetricValues(self._r, self._tree)
@@ -201,6 +211,21 @@ class OomdContext:
         finally:
             tree.in_refresh = False
         self._drain_logs()
+        if r.fd_tight or r.watch_full:
+            self._budget_notes()
+
+    def _budget_notes(self) -> None:
+        """Past a budget reads get slower, they do not fail: said once (counted in
+        read_stats: ``opens``, ``born_parked``, ``watch_refused``)."""
+        r = self._r
+        if r.fd_tight:
+            self._problems.once(("budget", "fd"), (
+                f"[context] fd budget {r.fd_budget} reached: files of cgroups past it are read "
+                f"with open, read, close each tick, directories re-opened when needed"))
+        if r.watch_full:
+            self._problems.once(("budget", "watch"), (
+                f"[context] inotify watch budget {r.watch_budget} reached: directories without "
+                f"a watch are listed and checked every tick"))
 
     def _read_system(self) -> None:
         """This tick's SystemContext, with the swap-out rates of this tick's vmstat sample
@@ -326,7 +351,8 @@ class OomdContext:
                 out[f"{kind}:{fname}"] = n
         for key in ("ok", "reads", "preads", "opens", "listings", "alive_checks", "dir_events",
                     "dir_event_overflows", "watches", "watch_refused", "config_invalidations",
-                    "kept_values", "parks", "unparks", "parked"):
+                    "kept_values", "parks", "unparks", "parked", "born_parked",
+                    "absent_files"):
             out[key] = c[key]
         out.update(self._problems.counts)
         out["rows"] = self._r.nrows

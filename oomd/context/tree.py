@@ -133,7 +133,7 @@ class CgroupTree:
             self._scan(self._monitored_deps())
             return
         root = r.root_row
-        if not r.check_alive(np.array([root], dtype=np.int32))[0]:
+        if not r.root_alive_known() and not r.check_alive(np.array([root], dtype=np.int32))[0]:
             self._retire(root)
             self.open_root()
             return

@@ -50,18 +50,26 @@ def pick_pressure(ctx, rows: np.ndarray, resource: str):
     ``3*avg10 + 2*avg60 + avg300`` strictly above the running best, starting from an all-zero
     record; unreadable pressure counts as zeros. Ties keep the first row (rows are in path order).
 
-    Returns ``((avg10, avg60, avg300) as float32, current_usage of that cgroup or 0)``.
+    Returns ``((avg10, avg60, avg300) as float32, that cgroup's row or -1)``: its usage only
+    goes into a log line, so it is read when the line is written (``usage_of``).
     """
     if rows.size == 0:
-        return ZERO_PRESSURE, 0
+        return ZERO_PRESSURE, -1
     values, valid = ctx.get(pressure_metric(resource), rows)
     p = np.where(valid[:, None], values, np.float32(0)).astype(np.float32, copy=False)
     score = p[:, 0] * F32_3 + p[:, 1] * F32_2 + p[:, 2]
     best = int(np.argmax(score))
     if not score[best] > np.float32(0):
-        return ZERO_PRESSURE, 0
-    usage = ctx.value("current_usage", int(rows[best]))
-    return (p[best, 0], p[best, 1], p[best, 2]), int(usage or 0)
+        return ZERO_PRESSURE, -1
+    return (p[best, 0], p[best, 1], p[best, 2]), int(rows[best])
+
+
+def usage_of(ctx, row: int) -> int:
+    """current_usage of the row pick_pressure chose, 0 when none or unreadable (oomd prints
+    the usage of its all-zero record then)."""
+    if row < 0:
+        return 0
+    return int(ctx.value("current_usage", row) or 0)
 
 
 def wake_triggers(plugin) -> list:

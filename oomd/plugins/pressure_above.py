@@ -16,7 +16,8 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
-from oomd.plugins._common import HoldTimer, mb, pick_pressure, pressure_metric, wake_triggers
+from oomd.plugins._common import (
+    HoldTimer, mb, pick_pressure, pressure_metric, usage_of, wake_triggers)
 
 
 @register("pressure_above")
@@ -34,16 +35,16 @@ class PressureAbove(BasePlugin):
         self.timer = HoldTimer()
 
     def setup(self, context) -> None:
-        self.METRICS = (pressure_metric(self.resource), "current_usage")
+        self.METRICS = (pressure_metric(self.resource),)  # usage: read for the log line only
 
     def psi_triggers(self) -> list:
         return wake_triggers(self)  # with wake: true, a trigger at the threshold
 
     def run(self, ctx) -> PluginRet:
-        (avg10, _, _), usage = pick_pressure(ctx, ctx.resolve(self.cgroup), self.resource)
+        (avg10, _, _), picked = pick_pressure(ctx, ctx.resolve(self.cgroup), self.resource)
         held = self.timer.held_for(avg10 > np.float32(self.threshold), ctx.now)
         if held is not None and held >= self.duration:
             logs.log(f"10s pressure {float(avg10):.2f} is over the threshold of {self.threshold} "
-                     f"for {self.duration} seconds , total usage is {mb(usage)}MB")
+                     f"for {self.duration} seconds , total usage is {mb(usage_of(ctx, picked))}MB")
             return PluginRet.CONTINUE
         return PluginRet.STOP

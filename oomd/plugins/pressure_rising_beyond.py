@@ -13,7 +13,8 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
-from oomd.plugins._common import HoldTimer, mb, pick_pressure, pressure_metric, wake_triggers
+from oomd.plugins._common import (
+    HoldTimer, mb, pick_pressure, pressure_metric, usage_of, wake_triggers)
 
 
 @register("pressure_rising_beyond")
@@ -33,14 +34,14 @@ class PressureRisingBeyond(BasePlugin):
         self.last_avg10 = np.float32(100)  # oomd starts from a pressure of 100
 
     def setup(self, context) -> None:
-        self.METRICS = (pressure_metric(self.resource), "current_usage")
+        self.METRICS = (pressure_metric(self.resource),)  # usage: read for the log line only
         self.fall_ratio = np.float32(self.fast_fall_ratio)
 
     def psi_triggers(self) -> list:
         return wake_triggers(self)  # with wake: true, a trigger at the threshold
 
     def run(self, ctx) -> PluginRet:
-        (avg10, avg60, _), usage = pick_pressure(ctx, ctx.resolve(self.cgroup), self.resource)
+        (avg10, avg60, _), picked = pick_pressure(ctx, ctx.resolve(self.cgroup), self.resource)
         last, self.last_avg10 = self.last_avg10, avg10
         threshold = np.float32(self.threshold)
         held = self.timer.held_for(avg60 > threshold, ctx.now)
@@ -48,6 +49,6 @@ class PressureRisingBeyond(BasePlugin):
         falling_rapidly = avg10 < last * self.fall_ratio
         if met_60s and avg10 > threshold and not falling_rapidly:
             logs.log(f"1m pressure {float(avg60):.2f} is over the threshold of {self.threshold} "
-                     f"for {self.duration} seconds , total usage is {mb(usage)}MB")
+                     f"for {self.duration} seconds , total usage is {mb(usage_of(ctx, picked))}MB")
             return PluginRet.CONTINUE
         return PluginRet.STOP

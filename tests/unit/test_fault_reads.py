@@ -323,7 +323,9 @@ def test_no_kill_when_a_worse_cgroup_cannot_be_opened_for_lack_of_fds(tmp_path):
     with no_free_fds():
         bench.tick()
     assert bench.kills() == [HOG]  # nothing more while the view was partial
-    assert bench.ctx.read_stats["dir_unopenable"] >= 1
+    # (the directory may open in an fd a parked leaf gave back; its files then cannot)
+    st = bench.ctx.read_stats
+    assert st["dir_unopenable"] + st["fd_exhausted"] >= 1
     bench.clock.advance(1)
     bench.tick()
     assert bench.kills() == [HOG, "workload.slice/worse.service"]

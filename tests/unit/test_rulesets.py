@@ -376,9 +376,9 @@ def _reads_per_tick(tmp_path, shared: bool) -> int:
 def test_forty_clones_asking_for_one_shared_cgroup_read_it_once(tmp_path):
     alone = _reads_per_tick(tmp_path / "a", shared=False)
     together = _reads_per_tick(tmp_path / "b", shared=True)
-    per_cgroup_files = alone // 40   # memory.pressure and memory.current of each clone's cgroup
-    assert alone == 40 * per_cgroup_files and per_cgroup_files == 2
-    assert together - alone == per_cgroup_files  # shared's two files, once for all 40 clones
+    per_cgroup_files = alone // 40   # memory.pressure of each clone's cgroup (its usage is
+    assert alone == 40 * per_cgroup_files and per_cgroup_files == 1   # read only to log a fire)
+    assert together - alone == per_cgroup_files  # shared's file, once for all 40 clones
 
 
 def test_template_monitors_every_clones_cgroups(tmp_path):
