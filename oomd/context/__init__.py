@@ -289,6 +289,11 @@ class OomdContext:
         self._drain_logs()
         return got
 
+    def logged_value(self, metric: str, row: int):
+        """A value read only to be written in a log line (pressure_above's "total usage"):
+        live it is ``value``; a replay that did not record it gives None instead of stopping."""
+        return self.value(metric, row)
+
     def value(self, metric: str, row: int):
         """One metric of one row, or None when unavailable. PSI triples are tuples of
         np.float32 (so arithmetic on them stays float32, as in oomd)."""

@@ -69,7 +69,7 @@ def usage_of(ctx, row: int) -> int:
     the usage of its all-zero record then)."""
     if row < 0:
         return 0
-    return int(ctx.value("current_usage", row) or 0)
+    return int(ctx.logged_value("current_usage", row) or 0)
 
 
 def wake_triggers(plugin) -> list:

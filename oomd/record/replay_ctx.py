@@ -344,6 +344,15 @@ class ReplayContext:
         self._check(metric, rows)
         return column_values(self.frame.columns, metric, rows)
 
+    def logged_value(self, metric: str, row: int):
+        """A value only a log line uses: the recorded one, or None (logged as 0) when the
+        recording lacks it; a log line never stops a replay."""
+        rows = np.array([row], dtype=np.int32)
+        need = NEED.get(metric, 0)
+        if need and (int(self.frame.columns["loaded"][rows][0]) & need) != need:
+            return None
+        return self.value(metric, row)
+
     def value(self, metric: str, row: int):
         vals, valid = self.get(metric, np.array([row], dtype=np.int32))
         if not valid[0]:
