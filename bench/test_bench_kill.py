@@ -36,7 +36,7 @@ from oomd.context import OomdContext  # noqa: E402
 from oomd.kmsg import Kmsg  # noqa: E402
 from oomd.plugin import MonitoredResources, PluginConstructionContext  # noqa: E402
 from oomd.testing import faketree as ft  # noqa: E402
-from oomd.testing.oracle import block_device  # noqa: E402
+from oomd.testing.oracle_cpu import block_device  # noqa: E402
 
 plugin.load_builtin_plugins()
 DEVICE = block_device()   # io.stat lines of this device count for io cost (--device)
@@ -241,7 +241,8 @@ def test_dry_kill_cpu_per_tick_vs_oomd(killer, n, tmp_path):
     """Ours and oomd 0.5.0 on the same tree: CPU per tick with the dry killer running every tick
     and with it idle (same resources monitored, detector ``stop``); the difference is what one
     ranking-and-kill decision costs each (oomd: its process from /proc; ours: Engine.tick)."""
-    from oomd.testing.oracle import OracleError, measure_cpu_detail, unavailable_reason
+    from oomd.testing.oracle import OracleError, unavailable_reason
+    from oomd.testing.oracle_cpu import measure_cpu_detail
 
     root = flat_tree(tmp_path / "tree", n)
     firing, idle = dry_kill_config(killer, "continue"), dry_kill_config(killer, "stop")

@@ -466,7 +466,8 @@ def main(argv=None) -> int:
     o = ap.parse_args(argv)
 
     from oomd import logs
-    from oomd.testing.oracle import block_device, unavailable_reason
+    from oomd.testing.oracle import unavailable_reason
+    from oomd.testing.oracle_cpu import block_device
 
     why = unavailable_reason()
     if why:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from oomd.testing.oracle import block_device, unavailable_reason
+from oomd.testing.oracle import unavailable_reason
+from oomd.testing.oracle_cpu import block_device
 
 _why = unavailable_reason()
 pytestmark = pytest.mark.skipif(_why is not None, reason=f"oracle: {_why}")

@@ -22,7 +22,8 @@ from support import FakeClock
 from oomd.context import OomdContext
 from oomd.kmsg import Kmsg
 from oomd.testing import faketree as ft
-from oomd.testing.oracle import block_device, run_many, unavailable_reason
+from oomd.testing.oracle import run_many, unavailable_reason
+from oomd.testing.oracle_cpu import block_device
 from oomd.testing.scenario import Scenario
 
 MB = 1 << 20

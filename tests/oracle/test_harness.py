@@ -21,12 +21,12 @@ from oomd.testing.oracle import (
     Tick,
     compare,
     fake_cgroup_fs,
-    measure_cpu_detail,
     oracle_config,
     parse_kmsg,
     parse_log_line,
     run_oomd,
 )
+from oomd.testing.oracle_cpu import measure_cpu_detail
 from oomd.testing.scenario import PID_MAX_LIMIT, Scenario, ScenarioError
 
 FIXTURES = Path(__file__).parent / "fixtures"
