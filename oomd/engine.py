@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 from oomd import logs
 from oomd.compat import V050, Compat
+from oomd.decision import DetectorHistory
 from oomd.names import shown
 from oomd.plugin import BasePlugin, MonitoredResources, PluginRet, PrekillHook
 
@@ -53,6 +54,10 @@ class EngineObserver:
         """A kill plugin's attempt: outcome is "killed", "dry", "failed", "skipped" (the view
         was incomplete) or "in_progress" (the cgroup it reached is still exiting from a kill)."""
 
+    def decision(self, record: dict) -> None:
+        """A kill plugin's decision record (oomd.decision), at the end of its kill cycle, in the
+        tick: keep it, do not block (the flight recorder writes it after the tick)."""
+
     def kill_event(self, ruleset: str, plugin: str, event: str, seconds: float | None) -> None:
         """After a delivered kill, from the killer's waiter thread: "empty" (seconds from the
         kill to an empty cgroup), "exit_timeout" (the bound passed first; seconds waited) or
@@ -70,6 +75,19 @@ def report_kill(ctx, plugin: str, outcome: str) -> None:
     label = getattr(ruleset, "label", ac.ruleset)
     elapsed = None if ac.fired_at is None else engine.clock() - ac.fired_at
     observer.kill(label, plugin, outcome, elapsed)
+
+
+def report_decision(ctx, record: dict) -> None:
+    """Kill plugins hand each decision record here: to the engine's observer and to the
+    context's ``decisions`` list when it has one (replay, tests)."""
+    sink = getattr(ctx, "decisions", None)
+    if sink is not None:
+        sink.append(record)
+    engine = getattr(ctx, "engine", None)
+    observer = getattr(engine, "observer", None)
+    decision = getattr(observer, "decision", None)
+    if decision is not None:
+        decision(record)
 
 
 def kill_event_reporter(ctx, plugin: str) -> Callable[[str, float | None], None] | None:
@@ -123,6 +141,7 @@ class DetectorGroup:
     def __init__(self, name: str, detectors: Sequence[BasePlugin]) -> None:
         self.name = name
         self.detectors = list(detectors)
+        self.last_fired = False
 
     def prerun(self, ctx, ruleset: Ruleset) -> None:
         for d in self.detectors:
@@ -136,7 +155,13 @@ class DetectorGroup:
                 ret = _call(d.run, d, ruleset, ctx, "run")
             if ret == PluginRet.STOP:
                 triggered = False
+        self.last_fired = triggered
         return triggered
+
+    def observations(self) -> list:
+        """This tick's detector observations (``plugin.observation``; None where a detector
+        keeps none), for the ruleset's history."""
+        return [getattr(d, "observation", None) for d in self.detectors]
 
 
 @dataclass
@@ -180,6 +205,7 @@ class Ruleset:
         self.firing_since: float | None = None
         self.compat = compat
         self.ruleset_cgroup: str | None = None  # a per-cgroup clone's cgroup (absolute path)
+        self.history = DetectorHistory()  # detector observations tick by tick (oomd.decision)
 
     # -- drop-ins (reference §2.5) ------------------------------------------------------------
 
@@ -225,8 +251,10 @@ class Ruleset:
             return 0
         observer = getattr(getattr(ctx, "engine", None), "observer", None)
         fired: ActionContext | None = None
+        seen = []
         for dg in self.detector_groups:
             hit = dg.check(ctx, self)
+            seen.append({"name": dg.name, "fired": hit, "detectors": dg.observations()})
             if observer is not None:
                 observer.detector_group(self.label, dg.name, hit)
             if hit and fired is None:
@@ -237,6 +265,8 @@ class Ruleset:
                                       now + self.prekill_hook_timeout, self.firing_since)
         if fired is None:
             self.firing_since = None
+        self.history.add(int(getattr(ctx, "tick", 0) or 0), float(getattr(ctx, "now", 0.0) or 0.0),
+                         seen)
         ctx.action_context = fired
         ctx.invoking_ruleset = self if fired is not None else None
         try:

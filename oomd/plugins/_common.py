@@ -40,28 +40,39 @@ class HoldTimer:
             self.since = now
         return whole_seconds(now, self.since)
 
+    def seconds(self, now: float) -> float | None:
+        """How long the condition has held so far (seconds, not truncated), None if not."""
+        return None if self.since is None else now - self.since
+
 
 def pressure_metric(resource: str) -> str:
     return "mem_pressure" if resource == "memory" else "io_pressure"
 
 
-def pick_pressure(ctx, rows: np.ndarray, resource: str):
+def pick_pressure(ctx, rows: np.ndarray, resource: str, with_row: bool = False):
     """oomd's choice among matched cgroups (PressureAbove.cpp): the highest float32 score
     ``3*avg10 + 2*avg60 + avg300`` strictly above the running best, starting from an all-zero
     record; unreadable pressure counts as zeros. Ties keep the first row (rows are in path order).
 
-    Returns ``((avg10, avg60, avg300) as float32, current_usage of that cgroup or 0)``.
+    Returns ``((avg10, avg60, avg300) as float32, current_usage of that cgroup or 0)``, and
+    with ``with_row`` the row picked as a third item (-1 for none).
     """
     if rows.size == 0:
-        return ZERO_PRESSURE, 0
+        return (ZERO_PRESSURE, 0, -1) if with_row else (ZERO_PRESSURE, 0)
     values, valid = ctx.get(pressure_metric(resource), rows)
     p = np.where(valid[:, None], values, np.float32(0)).astype(np.float32, copy=False)
     score = p[:, 0] * F32_3 + p[:, 1] * F32_2 + p[:, 2]
     best = int(np.argmax(score))
     if not score[best] > np.float32(0):
-        return ZERO_PRESSURE, 0
+        return (ZERO_PRESSURE, 0, -1) if with_row else (ZERO_PRESSURE, 0)
     usage = ctx.value("current_usage", int(rows[best]))
-    return (p[best, 0], p[best, 1], p[best, 2]), int(usage or 0)
+    triple = (p[best, 0], p[best, 1], p[best, 2])
+    return (triple, int(usage or 0), int(rows[best])) if with_row else (triple, int(usage or 0))
+
+
+def relpath_or_none(ctx, row: int) -> str | None:
+    """The cgroup of ``row`` for an observation (None for no row)."""
+    return None if row < 0 else ctx.relpath(row)
 
 
 def wake_triggers(plugin) -> list:

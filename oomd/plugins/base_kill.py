@@ -54,8 +54,9 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.compat import V050
+from oomd.decision import Component, DecisionBuilder, PeerSet
 from oomd.kill import EVENT_ENDED, EVENT_REAP_REFUSED, TIMED_OUT, Killer
-from oomd.engine import kill_event_reporter, report_kill
+from oomd.engine import kill_event_reporter, report_decision, report_kill
 from oomd.names import shown
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args
 from oomd.plugins._common import c_div, mb
@@ -169,6 +170,8 @@ class _HookState:
     victim: _SavedCandidate
     stack: list[_SavedCandidate]
     peer_groups: list[list[_SavedRef]]
+    trail: DecisionBuilder | None = None
+    peer_sets: list[int | None] | None = None  # record index of each peer group
 
 
 def _ints(a: np.ndarray, shift: int = 0) -> list[int]:
@@ -235,9 +238,21 @@ class BaseKillPlugin(BasePlugin):
         """Key columns for ``rows``, most significant first; higher ranks first."""
         raise TypeError(f"kill plugin {type(self).__name__} does not implement rank_keys()")
 
+    def rank_components(self, ctx, rows: np.ndarray) -> tuple[list[Component], dict]:
+        """The ranking of ``rows`` as named columns (``oomd.decision.Component``: the ``key``
+        ones, most significant first, are what the rows are sorted on; the others are shown in
+        the decision record) and the peer set's facts (thresholds). The default names the
+        columns of ``rank_keys``; the built-in plugins give their own."""
+        keys = self.rank_keys(ctx, rows)
+        return [Component(f"key{i}", np.asarray(k)) for i, k in enumerate(keys)], {}
+
     def rank_filter(self, ctx, rows: np.ndarray) -> np.ndarray | None:
         """A mask of the rows that may be ranked at all; None keeps every row."""
         return None
+
+    def filter_reason(self) -> str:
+        """Why ``rank_filter`` leaves a row out (for the decision record)."""
+        return "left out by the plugin's filter"
 
     def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
         raise TypeError(f"kill plugin {type(self).__name__} does not implement log_kill_target()")
@@ -258,6 +273,7 @@ class BaseKillPlugin(BasePlugin):
         self._dumps: list[np.ndarray] = []
         self._skipped: set = set()   # cgroups whose skipping was logged
         self._ignored: set[int] = set()  # rows of this run whose user.oomd_avoid did not count
+        self._trail: DecisionBuilder | None = None  # the record of the kill cycle in progress
         self.trust = getattr(context, "xattr_trust", None) or XattrTrust()
         self.compat = getattr(context, "compat", V050)
 
@@ -270,23 +286,45 @@ class BaseKillPlugin(BasePlugin):
     # -- ranking -------------------------------------------------------------------------------
 
     def rank(self, ctx, rows, anchor: int | None = None) -> np.ndarray:
-        """``rows`` best first: filter, then a stable sort by (kill_preference, keys) descending.
+        """``rows`` best first (``rank_set``'s order)."""
+        return self.rank_set(ctx, rows, anchor).rows
+
+    def rank_set(self, ctx, rows, anchor: int | None = None) -> PeerSet:
+        """Rank ``rows``: filter, then a stable sort by (kill_preference, key components)
+        descending. The PeerSet carries the rows best first with every component the sort used,
+        in the same order: the decision record is this, never a second computation.
         ``anchor``: the row whose owner's ``user.oomd_avoid`` counts (the parent of ``rows`` in
         a ``recursive`` step; None: the anchor of ``cgroup``, oomd.xattr_trust)."""
         rows = np.asarray(rows, dtype=np.int32)
         if len(rows) > 1:
             prefetch(ctx, ("kill_preference",) + self.RANK_METRICS, rows)
         keep = self.rank_filter(ctx, rows) if len(rows) else None
+        dropped = None
         if keep is not None:
-            rows = rows[np.asarray(keep, dtype=bool)]
-        if len(rows) < 2:
-            return rows
-        pref, ignored = self.trust.preference(ctx, rows, anchor, self.cgroup)
-        if ignored.any():
+            keep = np.asarray(keep, dtype=bool)
+            dropped, rows = rows[~keep], rows[keep]
+        parent = anchor
+        if len(rows) == 0:
+            return PeerSet(rows, parent, filtered=dropped, filter_reason=self.filter_reason())
+        # a single row is not sorted: its preference is only shown (nothing logged for it)
+        pref, ignored = self.trust.preference(ctx, rows, anchor, self.cgroup,
+                                              report=len(rows) > 1)
+        if len(rows) > 1 and ignored.any():
             self._ignored.update(rows[ignored].tolist())
-        keys = [_descending(k) for k in reversed(self.rank_keys(ctx, rows))]
-        keys.append(_descending(pref))
-        return rows[np.lexsort(keys)]
+        comps, facts = self.rank_components(ctx, rows)
+        if len(rows) > 1:
+            keys = [_descending(c.values) for c in reversed(comps) if c.key]
+            keys.append(_descending(pref))
+            order = np.lexsort(keys)
+        else:
+            order = np.zeros(1, dtype=np.intp)
+        avoid_uid = None
+        if (pref == -1).any():
+            uid, valid = ctx.get("avoid_uid", rows)
+            avoid_uid = np.where(np.asarray(valid, dtype=bool), np.asarray(uid), -1)[order]
+        comps = [Component(c.name, np.asarray(c.values)[order], c.unit, c.key) for c in comps]
+        return PeerSet(rows[order], parent, pref[order], ignored[order], comps, facts,
+                       dropped, self.filter_reason(), avoid_uid)
 
     def candidate_rows(self, ctx) -> np.ndarray:
         return np.asarray(ctx.resolve(self.cgroup), dtype=np.int32)
@@ -389,12 +427,15 @@ class BaseKillPlugin(BasePlugin):
 
     def run(self, ctx) -> PluginRet:
         self._ignored.clear()
+        result = None
         try:
             if self._hook_state is not None:
                 result = self._resume_from_prekill_hook(ctx)
             else:
+                self._trail = DecisionBuilder(self)
                 result = self._try_to_kill_something(ctx, self.candidate_rows(ctx))
         finally:
+            self._report_decision(ctx, result)
             try:
                 self._write_dumps(ctx)
             except Exception as e:  # noqa: BLE001 - the dump must not undo the decision
@@ -410,8 +451,49 @@ class BaseKillPlugin(BasePlugin):
             ruleset.pause_actions(self.post_action_delay)
         return PluginRet.STOP
 
+    # -- the decision record (oomd.decision) ------------------------------------------------------
+
+    def _visited(self, ctx, row: int, peers, result: str, detail: str = "") -> None:
+        if self._trail is not None:
+            self._trail.visit(ctx, row, peers, result, detail)
+
+    def _ranked(self, ctx, rows, anchor: int | None = None) -> np.ndarray:
+        """``rank_set`` for the search: the peer set goes into the record."""
+        ps = self.rank_set(ctx, rows, anchor)
+        if self._trail is not None:
+            self._trail.add(ps)
+        return ps.rows
+
+    def _report_decision(self, ctx, result: KillResult | None) -> None:
+        """Complete the record of this kill cycle and hand it to the engine's observer (a
+        deferred cycle keeps its record until the prekill hook is done)."""
+        trail = self._trail
+        if trail is None:
+            return
+        try:
+            if result is KillResult.DEFER:
+                trail.freeze(ctx)
+                if self._hook_state is not None:
+                    self._hook_state.trail = trail
+                self._trail = None
+                return
+            self._trail = None
+            if result is KillResult.SUCCESS:
+                outcome = "dry" if self.dry else "killed"
+            elif result is KillResult.IN_PROGRESS:
+                outcome = "in_progress"
+            elif result is None:
+                outcome = "error"
+            elif trail.visits or trail.sets or trail._live:
+                outcome = "failed"
+            else:
+                outcome = "skipped"
+            report_decision(ctx, trail.finish(ctx, outcome))
+        except Exception as e:  # noqa: BLE001 - the record must not undo the decision
+            logs.log(f"Could not complete the decision record: {type(e).__name__}: {e}", logs.ERR)
+
     def _try_to_kill_something(self, ctx, initial: np.ndarray) -> KillResult:
-        ranked = self.rank(ctx, initial)
+        ranked = self._ranked(ctx, initial)
         self._note_dump(ranked)
         if getattr(ctx, "starved", False):
             # Out of fds or memory this tick: a candidate may be missing or unread, so the
@@ -419,6 +501,8 @@ class BaseKillPlugin(BasePlugin):
             logs.log("Not killing: cgroups could not be read this tick (out of file descriptors "
                      "or memory); retrying next tick", logs.WARNING)
             report_kill(ctx, self.name, "skipped")
+            if self._trail is not None:
+                self._trail.starved = True
             return KillResult.FAILED
         stack = [_Candidate(int(r), ranked) for r in ranked[::-1].tolist()]
         return self._search(ctx, stack)
@@ -430,6 +514,7 @@ class BaseKillPlugin(BasePlugin):
                 step = self._visit(ctx, cand, stack)
             except Exception as e:  # noqa: BLE001 - one candidate never stops the ranking
                 self._skip_candidate(ctx, cand.row, e)
+                self._visited(ctx, cand.row, cand.peers, "error", f"{type(e).__name__}: {e}")
                 continue
             if step is not None:
                 return step
@@ -443,16 +528,22 @@ class BaseKillPlugin(BasePlugin):
             children = self.children_rows(ctx, row)
             if len(children):
                 self.log_kill_target(ctx, row, cand.peers)
-                ranked = self.rank(ctx, children, anchor=row)
+                ranked = self._ranked(ctx, children, anchor=row)
                 self._note_dump(ranked)
+                self._visited(ctx, row, cand.peers, "descended",
+                              f"{len(ranked)} children ranked")
                 stack.extend(_Candidate(int(r), ranked) for r in ranked[::-1].tolist())
                 return None
         populated = ctx.value("is_populated", row)
         if populated is not None and not populated:
+            self._visited(ctx, row, cand.peers, "unpopulated", "cgroup.events: populated 0")
             return None
         if self._held(ctx, row):
+            self._visited(ctx, row, cand.peers, "in_progress",
+                          "still exiting from an earlier kill; nothing killed in its place")
             return KillResult.IN_PROGRESS
         if self.compat.skip_zero_anon and ctx.value("anon_usage_strict", row) == 0:
+            self._visited(ctx, row, cand.peers, "no_anon", "memory.stat says anon 0")
             return None  # oomd HEAD: nothing left to free (memory.stat says anon 0)
         self.log_kill_target(ctx, row, cand.peers)
         if not self._past_prekill_deadline(ctx):
@@ -463,9 +554,13 @@ class BaseKillPlugin(BasePlugin):
                 except BaseException:
                     invocation.cancel()
                     raise
+                self._visited(ctx, row, cand.peers, "prekill_hook",
+                              "waiting for its prekill hook")
                 return KillResult.DEFER
         if self._kill_and_record(ctx, row):
+            self._visited(ctx, row, cand.peers, "dry" if self.dry else "killed")
             return KillResult.SUCCESS
+        self._visited(ctx, row, cand.peers, "kill_failed", "nothing was delivered")
         return None
 
     def _skip_candidate(self, ctx, row: int, error: Exception) -> None:
@@ -624,16 +719,19 @@ class BaseKillPlugin(BasePlugin):
     def _save_hook_state(self, ctx, invocation, victim: _Candidate, stack: list[_Candidate]):
         groups: dict[int, int] = {}
         peer_groups: list[list[_SavedRef]] = []
+        set_index: list[int | None] = []
+        trail = self._trail
 
         def save(c: _Candidate) -> _SavedCandidate:
             key = id(c.peers)
             if key not in groups:
                 groups[key] = len(peer_groups)
                 peer_groups.append([self._ref(ctx, int(r)) for r in c.peers.tolist()])
+                set_index.append(trail.set_index(c.peers) if trail is not None else None)
             return _SavedCandidate(self._ref(ctx, c.row), groups[key])
 
         self._hook_state = _HookState(invocation, save(victim), [save(c) for c in stack],
-                                      peer_groups)
+                                      peer_groups, None, set_index)
 
     @staticmethod
     def _restore_ref(ctx, ref: _SavedRef) -> int | None:
@@ -656,6 +754,7 @@ class BaseKillPlugin(BasePlugin):
             logs.log(f"Still running pre-kill hook for Ruleset={ruleset}")
             return KillResult.DEFER
         self._hook_state = None
+        self._trail = trail = state.trail
 
         peer_cache: dict[int, np.ndarray] = {}
 
@@ -665,20 +764,34 @@ class BaseKillPlugin(BasePlugin):
                 return None
             if saved.peers not in peer_cache:
                 rows = [self._restore_ref(ctx, r) for r in state.peer_groups[saved.peers]]
-                peer_cache[saved.peers] = np.asarray([r for r in rows if r is not None], np.int32)
+                peers = np.asarray([r for r in rows if r is not None], np.int32)
+                peer_cache[saved.peers] = peers
+                index = (state.peer_sets or [None] * (saved.peers + 1))[saved.peers]
+                if trail is not None and index is not None:
+                    trail.alias(peers, index)
             return _Candidate(row, peer_cache[saved.peers])
 
         victim = restore(state.victim)
         if victim is None:
             # someone else removed it: they did our job; detectors fire again if still needed
+            if trail is not None:
+                trail.visits.append({"cgroup": shown(state.victim.target.relpath), "set": None,
+                                     "result": "vanished",
+                                     "detail": "removed while its prekill hook ran"})
             return KillResult.FAILED
         try:
             if self._held(ctx, victim.row):
+                self._visited(ctx, victim.row, victim.peers, "in_progress",
+                              "killed by another ruleset while the prekill hook ran")
                 return KillResult.IN_PROGRESS  # killed by another ruleset while the hook ran
             if self._kill_and_record(ctx, victim.row):
+                self._visited(ctx, victim.row, victim.peers, "dry" if self.dry else "killed",
+                              "after its prekill hook")
                 return KillResult.SUCCESS
+            self._visited(ctx, victim.row, victim.peers, "kill_failed", "nothing was delivered")
         except Exception as e:  # noqa: BLE001 - one candidate never stops the ranking
             self._skip_candidate(ctx, victim.row, e)
+            self._visited(ctx, victim.row, victim.peers, "error", f"{type(e).__name__}: {e}")
         stack: list[_Candidate] = []
         for saved in state.stack:
             cand = restore(saved)
