@@ -17,4 +17,6 @@ VERBS: dict[str, str] = {
     "show-config": "oomd.commands.show_config",
     "show-unit": "oomd.commands.show_unit",
     "lint": "oomd.commands.lint",
+    "explain": "oomd.commands.explain",
+    "status": "oomd.commands.status",
 }
