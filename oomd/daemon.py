@@ -93,6 +93,7 @@ class Daemon:
         self.metrics = None
         self.notifier = None
         self.stats_server = None
+        self.status_service = None  # oomd.status.StatusService: pyoomd status requests
         self.wakeup = None  # oomd.wakeup.Wakeup: the wait between ticks
         self._lock_fd = -1
         self.ticks = 0
@@ -185,8 +186,11 @@ class Daemon:
 
     def start_stats_server(self) -> bool:
         from oomd.stats_socket import StatsServer, StatsServerError
+        from oomd.status import StatusService, snapshot
 
-        self.stats_server = StatsServer(self.stats, self.o.runtime_dir, log=logs.log)
+        self.status_service = StatusService(lambda: snapshot(self.engine, self.ctx, self.clock))
+        self.stats_server = StatsServer(self.stats, self.o.runtime_dir, log=logs.log,
+                                        status=self.status_service.ask)
         try:
             self.stats_server.start()
         except StatsServerError as e:
@@ -296,6 +300,8 @@ class Daemon:
         from oomd.wakeup import Wakeup
 
         self.wakeup = Wakeup.for_daemon(self, HANDLED_SIGNALS)
+        if self.status_service is not None:
+            self.wakeup.add_reader(self.status_service.fileno(), self.status_service.serve)
         return self.loop()
 
     def shutdown(self) -> None:
@@ -305,6 +311,9 @@ class Daemon:
             self.metrics.stop()
         if self.stats_server is not None:
             self.stats_server.stop()
+        if self.status_service is not None:
+            self.status_service.close()
+            self.status_service = None
         if self.watcher is not None:
             self.watcher.close()
         if self.wakeup is not None:
