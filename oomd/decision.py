@@ -6,10 +6,12 @@ record is never computed a second time from the cgroup values, so what ``pyoomd 
 is what the plugin used. ``DecisionBuilder`` gathers the peer sets and the search's visits of one
 kill cycle; ``finish`` turns them into the record, a plain JSON-ready dict (version 1):
 
-``kind``, ``version``, ``tick``, ``time`` (wall clock), ``monotonic``, ``ruleset``,
-``detectorgroup``, ``plugin`` (its registry name), ``args`` (the plugin's arguments as text),
-``dry``, ``outcome`` (``killed``, ``dry``, ``failed``, ``in_progress``, ``skipped``,
-``deferred``), ``victim`` (a name or null), ``detectors`` (each detector group of the ruleset
+``kind``, ``version``, ``tick``, ``time`` (the engine's monotonic clock), ``wall`` (wall
+clock), ``ruleset``, ``ruleset_label``, ``detectorgroup``, ``plugin`` (its registry name),
+``args`` (the plugin's arguments as text), ``dry``, ``outcome`` (``killed``, ``dry``,
+``failed``, ``in_progress``, ``skipped``, ``error``), ``victim`` (a name rendered by ``shown``,
+or null), ``victim_path`` (the name as held, for code), ``cgroup_id``, ``record`` (the kill
+record's text) -- the keys of a recording's DECISION frame (oomd.record) --, ``detectors`` (each detector group of the ruleset
 with its detectors' last observations), ``history`` (the ruleset's detector observations tick by
 tick, oldest first), ``peer_sets`` and ``visits`` (below), ``tie_rule``.
 
@@ -181,6 +183,14 @@ class DecisionBuilder:
         self.visits: list[dict] = []
         self._set_of: dict[int, int] = {}    # id(ranked rows) -> index into sets (live ones)
         self.starved = False                  # the tick's view was incomplete: no kill
+        self.victim: tuple = (None, None, None)   # (relpath, cgroup_id, kill record text)
+
+    def killed(self, ctx, row: int, record: str) -> None:
+        """The kill (or dry kill) of ``row`` was delivered with this kill record."""
+        try:
+            self.victim = (ctx.relpath(row), int(ctx.cgroup_id(row)), record)
+        except Exception:  # noqa: BLE001 - the record never fails the kill
+            self.victim = (None, None, record)
 
     def alias(self, rows: np.ndarray, index: int) -> None:
         """``rows`` (restored after a prekill hook) are the peer set ``index``."""
@@ -219,10 +229,13 @@ class DecisionBuilder:
         history = getattr(ruleset, "history", None)
         now = float(getattr(ctx, "now", 0.0) or 0.0)
         span = max(longest_duration(ruleset), 10.0) + 10.0
+        path, cgroup_id, kill_record = self.victim if victim is not None else (None, None, None)
         return {
             "kind": KIND, "version": VERSION,
-            "tick": int(getattr(ctx, "tick", 0) or 0), "time": time.time(), "monotonic": now,
+            "tick": int(getattr(ctx, "tick", 0) or 0), "time": now, "wall": time.time(),
             "ruleset": getattr(ac, "ruleset", "") if ac is not None else "",
+            "ruleset_label": getattr(ruleset, "label", "") if ruleset is not None else "",
+            "victim_path": path, "cgroup_id": cgroup_id, "record": kill_record,
             "detectorgroup": getattr(ac, "detectorgroup", "") if ac is not None else "",
             "plugin": plugin.name, "args": dict(getattr(plugin, "raw_args", {}) or {}),
             "dry": bool(plugin.dry), "outcome": outcome, "victim": victim,

@@ -54,14 +54,16 @@ class EngineObserver:
         """A kill plugin's attempt: outcome is "killed", "dry", "failed", "skipped" (the view
         was incomplete) or "in_progress" (the cgroup it reached is still exiting from a kill)."""
 
-    def decision(self, record: dict) -> None:
-        """A kill plugin's decision record (oomd.decision), at the end of its kill cycle, in the
-        tick: keep it, do not block (the flight recorder writes it after the tick)."""
-
     def kill_event(self, ruleset: str, plugin: str, event: str, seconds: float | None) -> None:
         """After a delivered kill, from the killer's waiter thread: "empty" (seconds from the
         kill to an empty cgroup), "exit_timeout" (the bound passed first; seconds waited) or
         "reap_refused" (process_mrelease got EPERM/ENOSYS; seconds is None)."""
+
+    def decision(self, record: dict) -> None:
+        """A kill plugin's decision (killed, or dry), in the tick after the kill: the decision
+        record (oomd.decision), which has the keys of a recording's DECISION frame
+        (``oomd.record.format``): tick, time, ruleset, ruleset_label, detectorgroup, plugin,
+        victim, victim_path, cgroup_id, dry, record. Keep it; do not block."""
 
 
 def report_kill(ctx, plugin: str, outcome: str) -> None:
@@ -78,16 +80,19 @@ def report_kill(ctx, plugin: str, outcome: str) -> None:
 
 
 def report_decision(ctx, record: dict) -> None:
-    """Kill plugins hand each decision record here: to the engine's observer and to the
-    context's ``decisions`` list when it has one (replay, tests)."""
+    """Kill plugins hand each decision record (oomd.decision) here at the end of a kill cycle:
+    to the context's ``decisions`` list when it has one (replay, tests), and, for a kill or a
+    dry kill, to the engine's observer (a recording's DECISION frame, the flight recorder)."""
     sink = getattr(ctx, "decisions", None)
     if sink is not None:
         sink.append(record)
+    if record.get("outcome") not in ("killed", "dry"):
+        return
     engine = getattr(ctx, "engine", None)
     observer = getattr(engine, "observer", None)
-    decision = getattr(observer, "decision", None)
-    if decision is not None:
-        decision(record)
+    decide = getattr(observer, "decision", None)
+    if decide is not None:
+        decide(record)
 
 
 def kill_event_reporter(ctx, plugin: str) -> Callable[[str, float | None], None] | None:

@@ -9,8 +9,10 @@ plugins make the same records as live ones).
 from __future__ import annotations
 
 import json
+import os
 
 from oomd.decision import KIND, VICTIM
+from oomd.record.format import SEGMENT_MAGIC, RecordingError
 
 
 class ReportError(Exception):
@@ -53,15 +55,15 @@ def _from_json_text(text: str) -> list[dict] | None:
 
 def load_records(path: str, config: str | None = None) -> list[dict]:
     """Every decision record in ``path``, in the order they were made."""
+    if os.path.isdir(path):
+        return recording_decisions(path, config)
     try:
         with open(path, "rb") as f:
-            head = f.read(16)
+            head = f.read(len(SEGMENT_MAGIC))
     except OSError as e:
         raise ReportError(f"{path}: {e.strerror}") from None
-    from oomd import recording_io
-
-    if recording_io.is_recording(head):
-        return recording_io.decisions(path, config)
+    if head == SEGMENT_MAGIC:
+        return recording_decisions(path, config)
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
             text = f.read()
@@ -71,6 +73,37 @@ def load_records(path: str, config: str | None = None) -> list[dict]:
     if records is None:
         raise ReportError(f"{path}: neither a recording nor decision records (JSON)")
     return records
+
+
+def recording_decisions(path: str, config: str | None = None) -> list[dict]:
+    """The decision records of a recording (directory or file): its DECISION frames that hold
+    one, in order; with none and ``config``, those a replay of the recording makes."""
+    from oomd.record.reader import Recording
+
+    try:
+        rec = Recording.open(path)
+        found = [ev.data for ev in rec.events() if ev.kind == "decision" and is_record(ev.data)]
+    except RecordingError as e:
+        raise ReportError(str(e)) from None
+    if found or config is None:
+        if not found:
+            raise ReportError(f"{path}: the recording holds no decision records; give --config "
+                              "to replay it and explain the decisions the replay makes")
+        return found
+    return replay_decisions(path, config)
+
+
+def replay_decisions(path: str, config: str) -> list[dict]:
+    """The decision records made by replaying the recording at ``path`` with ``config``."""
+    try:
+        from oomd.record.replay import replay_decision_records
+    except ImportError:
+        raise ReportError(f"{path}: replaying needs pyoomd replay, which this build lacks") \
+            from None
+    try:
+        return replay_decision_records(path, config)
+    except (RecordingError, OSError) as e:
+        raise ReportError(str(e)) from None
 
 
 def kills(records: list[dict]) -> list[dict]:

@@ -329,7 +329,7 @@ class StatsServer:
             pass
         elif mode == ord("s") and self.status is not None:
             # pyoomd's own request: compact JSON (may be large); oomd's replies are unchanged
-            return json.dumps({"body": self.status(), "error": 0}, ensure_ascii=False)
+            return json.dumps({"body": self.status(), "error": 0})
         else:
             error = 1
             shown = "a" if mode is None else bytes([mode]).decode("latin-1")

@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
             body = [{"tick": r.get("tick"), "victim": r.get("victim"),
                      "cgroup": args.cgroup, "why_not": explain.why_not(r, args.cgroup)}
                     for r in chosen]
-        out.write(json.dumps(body, indent=1, ensure_ascii=False) + "\n")
+        out.write(json.dumps(body, indent=1) + "\n")
         return 0
     if args.cgroup:
         for n, r in enumerate(chosen, start=1):

@@ -280,6 +280,23 @@ class OomdContext:
             return float(v)
         return int(v)
 
+    # ---- recording (oomd.record) ------------------------------------------------------------
+
+    def reader_columns(self) -> dict[str, np.ndarray]:
+        """The reader's columns as they are (read-only use: a recording copies them)."""
+        return self._r.cols
+
+    def rows_key(self) -> tuple[int, int]:
+        """Changes whenever a row is opened or forgotten."""
+        return (self._tree._epoch, self._tree.registered)
+
+    def row_paths(self) -> dict[int, str]:
+        """Row -> relative path of every row (the live dict: copy what you keep)."""
+        return self._tree.paths
+
+    def listing_counts(self) -> dict[int, int]:
+        return self._tree.listing_counts()
+
     # ---- accounting -----------------------------------------------------------------------
 
     @property

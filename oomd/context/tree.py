@@ -71,6 +71,7 @@ class CgroupTree:
         self._retry_opens = False
         self.in_refresh = False
         self._open_failures = 0
+        self.registered = 0   # rows opened so far (with _epoch: whether the row table changed)
 
     def set_monitored(self, patterns: list[CgroupPatterns]) -> None:
         """The monitored patterns: their directories are listed at every tick start (so that
@@ -174,6 +175,7 @@ class CgroupTree:
 
     def _register(self, row: int, path: str, prow: int, name: str) -> None:
         self.paths[row] = path
+        self.registered += 1
         self._by_path[path] = row
         if prow >= 0:
             self._kids.setdefault(prow, {})[name] = row
@@ -315,6 +317,12 @@ class CgroupTree:
             if e is None or e[1] == 0 or (e[1] == 1 and int(cgid[crow]) != e[0]):
                 if crow in self.paths:
                     self._retire(crow)
+
+    def listing_counts(self) -> dict[int, int]:
+        """Row -> how many child directories its last listing showed (rows never listed are
+        absent): a recording keeps it so that replay knows whether it has all of a row's
+        children."""
+        return {d: len(info.child_names) for d, info in self._dirs.items()}
 
     def _listing(self, d: int) -> _DirInfo | None:
         self._scan(np.array([d], dtype=np.int32))

@@ -99,6 +99,13 @@ class SystemContext:
                     self._ctx._problems.system_problem("vmstat", "malformed", 0)
         return self._vmstat
 
+    def snapshot(self) -> dict:
+        """Every system value of this tick (the files read now if they were not yet), for a
+        recording: ``{"vals", "meminfo", "vmstat", "swapout"}``."""
+        self._v("mem_total")
+        return {"vals": self._vals, "meminfo": self.meminfo, "vmstat": self.vmstat,
+                "swapout": (self.swapout_bps, self.swapout_bps_60, self.swapout_bps_300)}
+
     swap_total = property(lambda self: self._v("swap_total"), doc="bytes, /proc/swaps")
     swap_used = property(lambda self: self._v("swap_used"), doc="bytes, /proc/swaps")
     swappiness = property(lambda self: self._v("swappiness") or 0)

@@ -484,6 +484,8 @@ class BaseKillPlugin(KillRecord, CandidateDump, BasePlugin):
         except Exception as e:  # noqa: BLE001 - the kill is done: it must count as one
             logs.log(f"Could not complete the kill record ({type(e).__name__}: {e}): {record}",
                      logs.ERR, force=True)
+        if self._trail is not None:
+            self._trail.killed(ctx, row, record)   # the decision is reported after the search
         return True
 
     def _record_body(self, ctx, row: int) -> str:

@@ -1,0 +1,189 @@
+"""The recording container: segment files made of checksummed frames (docs/design.md,
+"Recordings").
+
+A segment file starts with a 16-byte header::
+
+    b"PYOOMDR\\0"  u16 version  u16 flags (0)  u32 reserved (0)      little-endian
+
+and holds frames back to back. A frame is a 16-byte header and its payload::
+
+    u32 magic 0x464d4f4f ("OOMF")  u8 kind  u8 flags  u16 reserved
+    u32 payload length  u32 CRC-32 (over the first 12 header bytes and the payload)
+
+``flags`` bit 0: the payload is zlib-compressed. A reader checks magic, length and CRC of every
+frame and stops at the first frame that fails (a torn write at the end of a segment, or damage):
+everything before it is kept, and ``FrameScan.torn`` says where and why it stopped. Nothing in a
+frame is trusted before its CRC checked, and a payload is decoded only after that.
+
+Frame kinds (payload formats in ``oomd.record.ticks`` and below):
+
+* ``META`` (JSON): first frame of every segment: format version, host, cgroup fs, interval,
+  the base config text, the segment's index and start time.
+* ``TICK`` (binary, ``oomd.record.ticks``): one tick of the context; the first tick frame of a
+  segment is a key frame, the others store what changed since the previous tick frame.
+* ``DECISION`` (JSON): one kill decision (live, dry or replayed). Keys every producer writes:
+  ``tick``, ``time``, ``ruleset``, ``detectorgroup``, ``plugin``, ``victim`` (the cgroup as
+  ``oomd.names.shown`` renders it), ``victim_path`` (the raw relative path, JSON string with
+  surrogate escapes for undecodable bytes), ``cgroup_id``, ``dry``, ``record`` (the kill
+  record text, as written to kmsg without the ``oomd kill: `` prefix). Other keys are free
+  (issue 16's decision records add theirs); readers ignore keys they do not know.
+* ``CONFIG`` (JSON): a configuration change at a tick: ``{"tick", "op": "add"|"remove"|
+  "reload", "tag", "file", "text"}`` (drop-ins added or removed, the base config reloaded).
+* ``NOTE`` (JSON): bookkeeping: ``{"dropped": n}`` frames the writer had to drop since the
+  last note (slow or full disk), ``{"end": wall}`` on a clean close.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator
+
+from oomd.errors import OomdError
+
+FORMAT_VERSION = 1
+SEGMENT_MAGIC = b"PYOOMDR\0"
+SEGMENT_HEADER = struct.Struct("<8sHHI")
+FRAME_MAGIC = 0x464D4F4F
+FRAME_HEADER = struct.Struct("<IBBHII")
+FLAG_ZLIB = 1
+MAX_FRAME = 256 << 20          # a longer length field is damage, not a frame
+SEGMENT_SUFFIX = ".pyoomdrec"
+
+META, TICK, DECISION, CONFIG, NOTE = 1, 2, 3, 4, 5
+KIND_NAMES = {META: "meta", TICK: "tick", DECISION: "decision", CONFIG: "config", NOTE: "note"}
+
+ZLIB_LEVEL = 1
+
+
+class RecordingError(OomdError):
+    """A recording that cannot be read at all (not a recording, a newer format, unreadable).
+    The message names the file and the reason, and is meant for the user as is."""
+
+
+def segment_header(version: int = FORMAT_VERSION) -> bytes:
+    return SEGMENT_HEADER.pack(SEGMENT_MAGIC, version, 0, 0)
+
+
+def encode_frame(kind: int, payload: bytes, compress: bool = True) -> bytes:
+    """One frame: header and payload (zlib-compressed when ``compress``)."""
+    flags = 0
+    if compress:
+        payload = zlib.compress(payload, ZLIB_LEVEL)
+        flags |= FLAG_ZLIB
+    head = struct.pack("<IBBHI", FRAME_MAGIC, kind, flags, 0, len(payload))
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return head + struct.pack("<I", crc) + payload
+
+
+def encode_json(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def decode_json(payload: bytes):
+    return json.loads(payload.decode("utf-8", "surrogateescape"))
+
+
+@dataclass
+class Frame:
+    kind: int
+    payload: bytes        # decompressed
+    offset: int           # of the frame header in its file
+    size: int             # bytes on disk, header included
+
+
+@dataclass
+class FrameScan:
+    """What reading one segment found: its frames, and where it stopped early (``torn``:
+    ``(offset, reason)``, None when the file ended cleanly after a whole frame)."""
+
+    path: str
+    version: int = FORMAT_VERSION
+    frames: list[Frame] = field(default_factory=list)
+    torn: tuple[int, str] | None = None
+    size: int = 0
+
+
+def check_segment_header(data: bytes, path: str) -> int:
+    """The segment's format version; RecordingError when it is not a segment this pyoomd
+    can read."""
+    if len(data) < SEGMENT_HEADER.size:
+        if SEGMENT_MAGIC.startswith(data[:8]) or not data:
+            raise RecordingError(f"{path}: empty or truncated recording (no segment header)")
+        raise RecordingError(f"{path}: not a pyoomd recording")
+    magic, version, _flags, _res = SEGMENT_HEADER.unpack_from(data)
+    if magic != SEGMENT_MAGIC:
+        raise RecordingError(f"{path}: not a pyoomd recording")
+    if version > FORMAT_VERSION:
+        raise RecordingError(f"{path}: recording format version {version} is newer than this "
+                             f"pyoomd reads (version {FORMAT_VERSION}); use a newer pyoomd")
+    if version < 1:
+        raise RecordingError(f"{path}: bad recording format version {version}")
+    return version
+
+
+def iter_frames(data: bytes, start: int = SEGMENT_HEADER.size,
+                scan: FrameScan | None = None) -> Iterator[Frame]:
+    """Frames of a segment's bytes from ``start``; stops at the first bad one, noting why in
+    ``scan.torn``."""
+    pos = start
+    n = len(data)
+    hs = FRAME_HEADER.size
+    while pos < n:
+        if n - pos < hs:
+            _torn(scan, pos, "truncated frame header")
+            return
+        magic, kind, flags, _res, length, crc = FRAME_HEADER.unpack_from(data, pos)
+        if magic != FRAME_MAGIC:
+            _torn(scan, pos, "bad frame magic")
+            return
+        if length > MAX_FRAME:
+            _torn(scan, pos, f"frame length {length} out of range")
+            return
+        end = pos + hs + length
+        if end > n:
+            _torn(scan, pos, "truncated frame")
+            return
+        body = data[pos + hs:end]
+        if zlib.crc32(body, zlib.crc32(data[pos:pos + 12])) != crc:
+            _torn(scan, pos, "frame checksum mismatch")
+            return
+        if flags & ~FLAG_ZLIB or kind not in KIND_NAMES:
+            _torn(scan, pos, f"unknown frame kind {kind} or flags {flags}")
+            return
+        if flags & FLAG_ZLIB:
+            try:
+                d = zlib.decompressobj()
+                body = d.decompress(body, MAX_FRAME)
+                if d.unconsumed_tail or not d.eof:
+                    raise zlib.error("bad length")
+            except zlib.error:
+                _torn(scan, pos, "frame does not decompress")
+                return
+        yield Frame(kind, bytes(body), pos, end - pos)
+        pos = end
+
+
+def _torn(scan: FrameScan | None, pos: int, why: str) -> None:
+    if scan is not None:
+        scan.torn = (pos, why)
+
+
+def scan_segment(path: str, f: BinaryIO | None = None) -> FrameScan:
+    """Read one segment file whole: its frames up to the first bad one."""
+    try:
+        if f is None:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        else:
+            data = f.read()
+    except IsADirectoryError:
+        raise RecordingError(f"{path}: is a directory, not a recording segment") from None
+    except OSError as e:
+        raise RecordingError(f"{path}: cannot read: {e.strerror}") from None
+    version = check_segment_header(data, path)
+    scan = FrameScan(path, version, size=len(data))
+    scan.frames = list(iter_frames(data, scan=scan))
+    return scan
