@@ -11,7 +11,7 @@ Options, defaults and exit codes are oomd 0.5.0's, with these differences (docs/
 found in /proc/mounts; config errors are reported with file, JSON path and reason instead of an
 abort. Our additions: ``--dry-run``, ``--plugin-module``, ``--metrics-textfile``,
 ``--metrics-listen``, ``--no-protect``, ``--max-ticks``, ``--fast-interval``, ``--max-psi-triggers``,
-``--trust-user-xattrs``.
+``--trust-user-xattrs``, ``--flight-recorder``.
 """
 
 from __future__ import annotations
@@ -60,6 +60,9 @@ optional arguments:
   --max-psi-triggers N       Most kernel PSI triggers to register (default: 32; 0: none)
   --trust-user-xattrs        Honour user.oomd_avoid whoever owns the cgroup, as oomd does (default:
                              only if root or the owner of the pattern's fixed prefix owns it)
+  --flight-recorder TICKS    Ticks kept in memory and written with each kill to RUNTIME_DIR/kills
+                             (default: what the longest detector duration needs, at most 120;
+                             0: off)
 """
 
 SHORT = "hvC:i:f:c:lw:D:dr"
@@ -68,7 +71,7 @@ LONG = [
     "drop-in-dir=", "runtime-dir=", "dump-stats", "reset-stats", "device=", "ssd-coeffs=",
     "hdd-coeffs=", "kmsg-override=", "dry-run", "plugin-module=", "max-ticks=",
     "metrics-textfile=", "metrics-listen=", "no-protect", "fast-interval=", "max-psi-triggers=",
-    "compat=", "trust-user-xattrs",
+    "compat=", "trust-user-xattrs", "flight-recorder=",
 ]
 
 
@@ -165,6 +168,10 @@ def parse_options(argv: list[str]) -> Options:
             o.protect = False
         elif opt == "--trust-user-xattrs":
             o.trust_user_xattrs = True
+        elif opt == "--flight-recorder":
+            if not val.isdigit():
+                raise UsageExit(1, f"--flight-recorder needs a number of ticks, got {val!r}")
+            o.flight_ticks = int(val)
         elif opt == "--fast-interval":
             try:
                 o.fast_interval = parse_interval(val)

@@ -94,6 +94,7 @@ class Daemon:
         self.notifier = None
         self.stats_server = None
         self.status_service = None  # oomd.status.StatusService: pyoomd status requests
+        self.flight = None  # oomd.flight.FlightRecorder (without --record)
         self.wakeup = None  # oomd.wakeup.Wakeup: the wait between ticks
         self._lock_fd = -1
         self.ticks = 0
@@ -145,9 +146,31 @@ class Daemon:
         return ctx
 
     def install_engine(self, engine) -> None:
-        if self.metrics is not None:
-            engine.observer = MetricsObserver(self.metrics)
+        inner = MetricsObserver(self.metrics) if self.metrics is not None else None
+        if self.flight is not None:
+            from oomd.flight import ticks_for
+
+            if self.o.flight_ticks is None:
+                self.flight.set_ticks(ticks_for(engine, self.o.interval))
+            inner = self.flight.observer(inner)
+        if inner is not None:
+            engine.observer = inner
         self.engine = engine
+
+    def start_flight_recorder(self, engine) -> None:
+        """The flight recorder (oomd.flight): on unless ``--flight-recorder 0``."""
+        if self.o.flight_ticks == 0:
+            return
+        from oomd.flight import FlightRecorder, default_meta, ticks_for
+
+        try:
+            with open(self.o.config, "rb") as f:
+                text = f.read(4 << 20).decode("utf-8", "surrogateescape")
+        except OSError:
+            text = None
+        ticks = self.o.flight_ticks or ticks_for(engine, self.o.interval)
+        self.flight = FlightRecorder(self.o.runtime_dir, ticks, stats=self.stats,
+                                     meta=default_meta(self.o, text))
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -279,6 +302,7 @@ class Daemon:
         engine, self.base_ir = loaded
         if not self.start_metrics():
             return EXIT_USAGE
+        self.start_flight_recorder(engine)
         self.install_engine(engine)
         for line in describe_hierarchy(self.o.cgroup_fs):
             logs.log(line, logs.NOTICE)
@@ -314,6 +338,9 @@ class Daemon:
         if self.status_service is not None:
             self.status_service.close()
             self.status_service = None
+        if self.flight is not None:
+            self.flight.close()
+            self.flight = None
         if self.watcher is not None:
             self.watcher.close()
         if self.wakeup is not None:
@@ -380,6 +407,8 @@ class Daemon:
             self.engine.tick(self.ctx)
         except Exception as e:  # noqa: BLE001 - the loop must survive anything a tick does
             logs.log(f"tick failed: {type(e).__name__}: {e}", logs.ERR, force=True)
+        if self.flight is not None:
+            self.flight.after_tick(self.ctx)   # never raises; the files are written off-tick
         self.ticks += 1
         if self.metrics is not None:
             try:

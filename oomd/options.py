@@ -41,3 +41,4 @@ class Options:
     max_psi_triggers: int = 32  # oomd.wakeup.DEFAULT_MAX_TRIGGERS
     compat: str = "0.5.0"   # oomd.compat mode
     trust_user_xattrs: bool = False  # user.oomd_avoid from anyone counts (oomd.xattr_trust)
+    flight_ticks: int | None = None  # oomd.flight: None = as the detectors need, 0 = off
