@@ -3,10 +3,10 @@ every kill (and dry kill), writes them with the decision record to ``<runtime-di
 a small self-contained recording, so ``pyoomd explain <file>`` can answer for every kill
 afterwards (docs/explain.md).
 
-* The tick's thread only captures the tick (``oomd.record.ticks.Capturer``, a copy of the
-  columns the tick read) and queues it; a worker thread encodes it into the ring
-  (``oomd.record.writer.TickRing``) and writes the files. The queue is short: when the worker
-  is behind, a tick is dropped (counted) rather than waited for.
+* After each tick, on the tick's thread, the tick is encoded straight from the reader's
+  columns into the ring (``oomd.record.writer.TickRing``: only what changed since the last
+  tick, compressed): no copy of the columns is made, which is most of what the recorder would
+  otherwise cost (bench/test_bench_flight.py). A worker thread writes the files.
 * A kill's file is named before it is written, so the kill's log line can name it; it is
   written by the worker once the kill's tick is in the ring, after the tick: never on the
   kill's path. The write goes through a temporary file and a rename; a write that fails (a
@@ -30,15 +30,13 @@ from oomd import logs
 from oomd.decision import longest_duration
 from oomd.record.format import DECISION, SEGMENT_SUFFIX
 from oomd.record.session import RecordSession
-from oomd.record.writer import TickRing, base_meta
+from oomd.record.writer import TickRing, base_meta, write_recording_file
 
 MAX_TICKS = 120
 MIN_TICKS = 8
 KEEP = 50
-QUEUE = 2                 # snapshots waiting for the worker
 WRITES_STAT = "pyoomd.flight_recorder_files"
 FAILED_STAT = "pyoomd.flight_recorder_failures"
-DROPPED_STAT = "pyoomd.flight_recorder_dropped_ticks"
 _NAME = re.compile(r"^kill-\d{8}T\d{6}Z-t\d+-\d+" + re.escape(SEGMENT_SUFFIX) + r"$")
 _TMP = re.compile(r"^kill-.*" + re.escape(SEGMENT_SUFFIX) + r"\.tmp\d+$")
 
@@ -107,22 +105,23 @@ class FlightRecorder:
     def after_tick(self, ctx) -> None:
         """Capture the tick for the ring (the worker encodes it), then queue the files of this
         tick's kills. Never raises."""
-        snap = None
         fired, self.session.fired = self.session.fired, []
-        try:
-            snap = self.session.capturer.capture(ctx, fired)
-        except Exception as e:  # noqa: BLE001 - the recorder never fails a tick
-            self._tell("capture", f"could not capture a tick: {type(e).__name__}: {e}")
         pending, self._pending = self._pending, []
+        try:
+            snap = self.session.capturer.capture(ctx, fired, copy=False)
+            frames = None
+            with self._cv:   # the worker may be reading the ring for a file
+                self.ring.add(snap)
+                if pending:
+                    frames = self.ring.frames()
+        except Exception as e:  # noqa: BLE001 - the recorder never fails a tick
+            self._tell("capture", f"could not record a tick: {type(e).__name__}: {e}")
+            frames = self.ring.frames() if pending else None
+        if not pending:
+            return
         with self._cv:
-            if snap is not None:
-                ticks = sum(1 for item in self._queue if item[0] == "tick")
-                if ticks >= QUEUE:
-                    self._count(DROPPED_STAT)   # the worker is behind: this tick is not kept
-                else:
-                    self._queue.append(("tick", snap))
             for path, record in pending:
-                self._queue.append(("kill", path, record))
+                self._queue.append((path, record, frames))
             self._cv.notify()
 
     # -- the worker ----------------------------------------------------------------------------
@@ -137,21 +136,18 @@ class FlightRecorder:
                 item = self._queue.popleft()
                 self._inflight += 1
             try:
-                if item[0] == "tick":
-                    self.ring.add(item[1])
-                else:
-                    self._write(item[1], item[2])
+                self._write(*item)
             except Exception as e:  # noqa: BLE001 - the worker outlives any one item
                 self._tell("worker", f"{type(e).__name__}: {e}")
             finally:
                 with self._cv:
                     self._inflight -= 1
 
-    def _write(self, path: str, record: dict) -> None:
+    def _write(self, path: str, record: dict, frames: list[bytes]) -> None:
         try:
             os.makedirs(self.directory, exist_ok=True)
-            meta = dict(self.meta, flight_recorder=True, ticks=len(self.ring))
-            self.ring.write(path, meta, [(DECISION, record)])
+            meta = dict(self.meta, flight_recorder=True, ticks=len(frames))
+            write_recording_file(path, meta, frames, [(DECISION, record)])
         except OSError as e:
             self._count(FAILED_STAT)
             self._tell("write", f"could not write {path}: {e.strerror or e}; the kill stands, "

@@ -101,7 +101,9 @@ class Capturer:
         self._gen = np.empty(0, dtype=np.uint32)
         self._nchild = np.empty(0, dtype=np.int32)
 
-    def capture(self, ctx, fired=(), wall: float | None = None) -> TickSnapshot:
+    def capture(self, ctx, fired=(), wall: float | None = None, copy: bool = True) -> TickSnapshot:
+        """``copy=False``: the columns are views of the reader's, valid only until the next
+        tick (for an encoder that runs at once on the tick's thread: the flight recorder)."""
         cols = ctx.reader_columns()
         live = cols["live"]
         nz = np.flatnonzero(live)
@@ -124,10 +126,11 @@ class Capturer:
         any_loaded = int(np.bitwise_or.reduce(loaded)) if n else 0
         out: dict[str, np.ndarray] = {}
         for name in IDENTITY_COLUMNS:
-            out[name] = self._nchild if name == "nchild" else cols[name][:n].copy()
+            out[name] = self._nchild if name == "nchild" else \
+                (cols[name][:n].copy() if copy else cols[name][:n])
         for name, bits in DATA_COLUMNS.items():
             if any_loaded & bits:
-                out[name] = cols[name][:n].copy()
+                out[name] = cols[name][:n].copy() if copy else cols[name][:n]
         return TickSnapshot(
             tick=ctx.tick, now=float(ctx.now), wall=time.time() if wall is None else wall, n=n,
             rows_version=self._rows_version, paths=self._paths, columns=out,
@@ -195,7 +198,16 @@ class TickEncoder:
                 grown = np.zeros((max(n, 2 * len(prev)),) + cur.shape[1:], dtype=cur.dtype)
                 grown[:len(prev)] = prev
                 prev = self._prev[name] = grown
-            ch = (_as_uint(cur, n) != _as_uint(prev[:n], n)).any(axis=1) if n else None
+            if not n:
+                ch = None
+            elif np.array_equal(_as_uint(cur, n), _as_uint(prev[:n], n)):
+                cols.append([name, cur.dtype.str, list(cur.shape[1:]), 0, 0, 0])
+                continue      # nothing changed (one pass, no per-row mask)
+            elif cur.ndim == 1:   # one value per row: compare the bytes directly
+                u = _UINT[cur.dtype.itemsize]
+                ch = cur.view(u) != prev[:n].view(u)
+            else:
+                ch = (_as_uint(cur, n) != _as_uint(prev[:n], n)).any(axis=1)
             idx = np.flatnonzero(ch) if n else ()
             if len(idx) == 0:
                 cols.append([name, cur.dtype.str, list(cur.shape[1:]), 0, 0, 0])
@@ -218,7 +230,8 @@ class TickEncoder:
             prev = self._sys[part]
             changed = {}
             for k, v in src.items():
-                v = _json_value(v)
+                if type(v) not in _PLAIN:
+                    v = _json_value(v)
                 if key or prev.get(k, _MISSING) != v:
                     changed[k] = v
                     prev[k] = v
@@ -233,6 +246,7 @@ class TickEncoder:
 
 
 _MISSING = object()
+_PLAIN = frozenset((int, float, str, bool))   # JSON values as they are (no conversion)
 
 
 # ---- decoding -------------------------------------------------------------------------------
