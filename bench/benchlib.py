@@ -17,6 +17,7 @@ from oomd.testing.realcg import terminate
 RESULTS: dict[str, dict] = {}          # per tree size: core numbers (bench/test_bench_core.py)
 KILL_RESULTS: dict[str, float] = {}    # "label": seconds (bench/test_bench_kill.py)
 KILL_VS_OOMD: dict[tuple, dict] = {}   # (killer, siblings): ours/oomd idle/firing seconds
+RECORD_RESULTS: dict[str, dict] = {}  # per tree size: recording costs (test_bench_record.py)
 RULESET_RESULTS: dict[str, dict] = {}  # per-cgroup rulesets vs plain detectors (test_bench_rulesets.py)
 CGROUP2_MOUNT = "/sys/fs/cgroup/unified"
 

@@ -25,7 +25,8 @@ cli.import_numpy_single_threaded()      # as the daemon: no idle BLAS threads in
 
 import pytest  # noqa: E402
 
-from benchlib import KILL_RESULTS, KILL_VS_OOMD, RESULTS, RULESET_RESULTS  # noqa: E402
+from benchlib import (KILL_RESULTS, KILL_VS_OOMD, RECORD_RESULTS, RESULTS,  # noqa: E402
+                      RULESET_RESULTS)
 from oomd import logs  # noqa: E402
 from oomd.testing import gentree  # noqa: E402
 
@@ -96,6 +97,57 @@ def pytest_terminal_summary(terminalreporter):
         _kill_vs_oomd_table(tr)
     if RULESET_RESULTS:
         _ruleset_table(tr)
+    if RECORD_RESULTS:
+        _record_table(tr)
+
+
+def _record_table(tr):
+    tr.section("recording (--record): CPU per tick, bytes, replay speed")
+    sizes = sorted(RECORD_RESULTS, key=int)
+    rows = [
+        ("rows (cgroups read)", "rows", "n"), ("ticks measured (each)", "ticks_measured", "n"),
+        ("Engine.tick, counters changing (median)", "tick_cpu", "ms"),
+        ("Engine.tick + recording (median)", "tick_rec_cpu", "ms"),
+        ("recording overhead, medians", "overhead", "%"),
+        ("recording overhead, minimums", "overhead_min", "%"),
+        ("recording overhead, nothing changing, medians", "overhead_static", "%"),
+        ("bytes per cgroup per tick (zlib 1, on disk)", "bytes_per_cgroup_tick", "n"),
+        ("bytes per tick (on disk)", "bytes_per_tick", "n"),
+        ("encoded, uncompressed, bytes/cgroup/tick", "raw_bytes", "n"),
+        ("zlib 1: bytes/cgroup/tick", "zlib1_bytes", "n"),
+        ("zlib 6: bytes/cgroup/tick", "zlib6_bytes", "n"),
+        ("lzma 0: bytes/cgroup/tick", "lzma0_bytes", "n"),
+        ("zlib 1: CPU per tick", "zlib1_cpu", "ms"), ("zlib 6: CPU per tick", "zlib6_cpu", "ms"),
+        ("lzma 0: CPU per tick", "lzma0_cpu", "ms"),
+        ("replay: ticks per second (wall)", "replay_ticks_per_s", "n"),
+        ("replay: an hour of 1 s ticks takes (s)", "replay_hour_s", "n"),
+    ]
+    width = max(len(r[0]) for r in rows) + 2
+    tr.write_line("".ljust(width) + "".join(f"{s:>14}" for s in sizes))
+    for label, key, unit in rows:
+        cells = []
+        for s in sizes:
+            v = RECORD_RESULTS[s].get(key)
+            if v is None:
+                cells.append("-")
+            elif unit == "ms":
+                cells.append(f"{v * 1e3:.2f} ms")
+            elif unit == "%":
+                cells.append(f"{v * 100:+.1f}%")
+            else:
+                cells.append(f"{v:.1f}" if isinstance(v, float) else str(v))
+        tr.write_line(label.ljust(width) + "".join(f"{c:>14}" for c in cells))
+    tr.write_line("acceptance:")
+    for s in sizes:
+        r = RECORD_RESULTS[s]
+        ov = r.get("overhead")
+        if ov is not None:
+            tr.write_line(f"  {s}: recording overhead {ov * 100:+.1f}% (target <= +10%) "
+                          f"{'OK' if ov <= 0.10 else 'MISSED'}")
+        if s == "1000" and r.get("replay_hour_s") is not None:
+            h = r["replay_hour_s"]
+            tr.write_line(f"  1000: an hour of 1 s ticks replays in {h:.1f} s (goal <= 60 s) "
+                          f"{'OK' if h <= 60 else 'MISSED'}")
 
 
 def _ruleset_table(tr):

@@ -10,7 +10,8 @@ unit does (start-up, the loop, stats socket, metrics textfile, the logging threa
 on ``configs/server.json`` (``idle``: what it holds while nothing fires) and on the same plus
 one ruleset that fires every tick and ranks every leaf with a dry
 ``kill_by_memory_size_or_growth`` (``ranking``: a kill decision and its candidate dump each
-tick, the most memory the daemon needs), for ``--ticks`` ticks at 1 s. The tree is read as on cgroup2
+tick, the most memory the daemon needs), for ``--ticks`` ticks at 1 s; a mode ending in
+``+record`` runs the daemon with ``--record`` (issue 15). The tree is read as on cgroup2
 (files kept open, configuration values kept), which the daemon would not do on tmpfs by itself.
 Prints VmHWM (peak RSS) and VmRSS at the end, per size; where a cgroup v1 memory controller is
 mounted, the process runs in a memory cgroup of its own and the peak memory charged to it is
@@ -54,6 +55,8 @@ def child(tree: str, work: str, ticks: int, mode: str) -> None:
     from oomd.testing.oracle import fake_cgroup_fs
 
     config = loads((REPO / "configs" / "server.json").read_text())
+    record = mode.endswith("+record")
+    mode = mode.removesuffix("+record")
     if mode == "ranking":
         config["rulesets"].append(RANK_EVERY_TICK)
     path = os.path.join(work, "pyoomd.json")
@@ -63,7 +66,8 @@ def child(tree: str, work: str, ticks: int, mode: str) -> None:
         "--config", path, "--interval", "1", "--max-ticks", str(ticks),
         "--cgroup-fs", fake_cgroup_fs(tree), "--runtime-dir", os.path.join(work, "run"),
         "--kmsg-override", os.path.join(work, "kmsg"),
-        "--metrics-textfile", os.path.join(work, "pyoomd.prom")])
+        "--metrics-textfile", os.path.join(work, "pyoomd.prom")]
+        + (["--record", os.path.join(work, "rec")] if record else []))
 
     class AsOnCgroup2(Daemon):
         def make_context(self):
@@ -137,7 +141,8 @@ def _measure(size: int, mode: str, tree: Path, work: Path, ticks: int) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1000,5000,10000,20000")
-    ap.add_argument("--modes", default="idle,ranking")
+    ap.add_argument("--modes", default="idle,ranking",
+                    help="idle, ranking; either with +record: the same with --record")
     ap.add_argument("--ticks", type=int, default=20)
     ap.add_argument("--child", nargs=3, metavar=("TREE", "WORK", "MODE"), help=argparse.SUPPRESS)
     o = ap.parse_args(argv)

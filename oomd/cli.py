@@ -11,7 +11,7 @@ Options, defaults and exit codes are oomd 0.5.0's, with these differences (docs/
 found in /proc/mounts; config errors are reported with file, JSON path and reason instead of an
 abort. Our additions: ``--dry-run``, ``--plugin-module``, ``--metrics-textfile``,
 ``--metrics-listen``, ``--no-protect``, ``--max-ticks``, ``--fast-interval``, ``--max-psi-triggers``,
-``--trust-user-xattrs``, ``--flight-recorder``.
+``--trust-user-xattrs``, ``--record``, ``--record-max-bytes``, ``--flight-recorder``.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ optional arguments:
   --max-psi-triggers N       Most kernel PSI triggers to register (default: 32; 0: none)
   --trust-user-xattrs        Honour user.oomd_avoid whoever owns the cgroup, as oomd does (default:
                              only if root or the owner of the pattern's fixed prefix owns it)
+  --record DIR               Record every tick into DIR for pyoomd replay/export (docs/replay.md)
+  --record-max-bytes SIZE    Delete the oldest recorded segments beyond SIZE (default: 512M)
   --flight-recorder TICKS    Ticks kept in memory and written with each kill to RUNTIME_DIR/kills
                              (default: what the longest detector duration needs, at most 120;
                              0: off)
@@ -71,7 +73,7 @@ LONG = [
     "drop-in-dir=", "runtime-dir=", "dump-stats", "reset-stats", "device=", "ssd-coeffs=",
     "hdd-coeffs=", "kmsg-override=", "dry-run", "plugin-module=", "max-ticks=",
     "metrics-textfile=", "metrics-listen=", "no-protect", "fast-interval=", "max-psi-triggers=",
-    "compat=", "trust-user-xattrs", "flight-recorder=",
+    "compat=", "trust-user-xattrs", "record=", "record-max-bytes=", "flight-recorder=",
 ]
 
 
@@ -188,6 +190,15 @@ def parse_options(argv: list[str]) -> Options:
                 o.compat = parse_mode(val).mode
             except ValueError as e:
                 raise UsageExit(1, f"--compat: {e}") from None
+        elif opt == "--record":
+            o.record_dir = val
+        elif opt == "--record-max-bytes":
+            try:
+                o.record_max_bytes = parsing.parse_size(val)
+            except ValueError:
+                o.record_max_bytes = -1
+            if o.record_max_bytes < (1 << 20):
+                raise UsageExit(1, f"--record-max-bytes needs a size of at least 1M, got {val!r}")
         elif opt == "--max-ticks":
             try:
                 o.max_ticks = int(val)

@@ -101,6 +101,7 @@ class Daemon:
         self._last_read_stats: dict[str, int] = {}
         # one for the daemon's life: an ignored user. xattr is reported once, across reloads
         self.xattr_trust = XattrTrust(self.o.trust_user_xattrs)
+        self.record = None  # oomd.record.session.RecordSession with --record
 
     # -- building blocks -----------------------------------------------------------------------
 
@@ -147,7 +148,12 @@ class Daemon:
 
     def install_engine(self, engine) -> None:
         inner = MetricsObserver(self.metrics) if self.metrics is not None else None
-        if self.flight is not None:
+        if self.record is not None:
+            from oomd.record.session import decision_metrics
+
+            inner = self.record.observer(inner)
+            engine.extra_monitored = decision_metrics
+        elif self.flight is not None:
             from oomd.flight import ticks_for
 
             if self.o.flight_ticks is None:
@@ -158,19 +164,49 @@ class Daemon:
         self.engine = engine
 
     def start_flight_recorder(self, engine) -> None:
-        """The flight recorder (oomd.flight): on unless ``--flight-recorder 0``."""
-        if self.o.flight_ticks == 0:
+        """The flight recorder (oomd.flight): on unless ``--flight-recorder 0`` or
+        ``--record`` (a recording already holds every tick and decision)."""
+        if self.o.flight_ticks == 0 or self.record is not None:
             return
-        from oomd.flight import FlightRecorder, default_meta, ticks_for
+        from oomd.flight import FlightRecorder, ticks_for
+
+        ticks = self.o.flight_ticks or ticks_for(engine, self.o.interval)
+        self.flight = FlightRecorder(self.o.runtime_dir, ticks, stats=self.stats,
+                                     meta=self.recording_meta())
+
+    def recording_meta(self) -> dict:
+        """The META of a recording (``--record``) or a flight-recorder file: the run's
+        settings and the config's text, what replay needs."""
+        from oomd.record.writer import base_meta
 
         try:
             with open(self.o.config, "rb") as f:
                 text = f.read(4 << 20).decode("utf-8", "surrogateescape")
         except OSError:
             text = None
-        ticks = self.o.flight_ticks or ticks_for(engine, self.o.interval)
-        self.flight = FlightRecorder(self.o.runtime_dir, ticks, stats=self.stats,
-                                     meta=default_meta(self.o, text))
+        return base_meta(cgroup_fs=self.o.cgroup_fs.rstrip("/") or "/", interval=self.o.interval,
+                         config_file=self.o.config, config=text, dry_run=self.o.dry_run,
+                         compat=self.o.compat, devices=[list(d) for d in self.o.devices],
+                         drop_in_dir=self.o.drop_in_dir)
+
+    def start_recording(self) -> bool:
+        """``--record DIR``: the writer thread and the session the ticks feed."""
+        if not self.o.record_dir:
+            return True
+        from oomd.record.session import RecordSession
+        from oomd.record.writer import Recorder
+
+        meta = self.recording_meta()
+        try:
+            recorder = Recorder(self.o.record_dir, meta, max_bytes=self.o.record_max_bytes,
+                                log=logs.log)
+        except OSError as e:
+            logs.log(f"Cannot record into {self.o.record_dir}: {e.strerror}", logs.ERR)
+            return False
+        self.record = RecordSession(recorder, log=logs.log)
+        logs.log(f"Recording every tick into {self.o.record_dir} "
+                 f"(at most {self.o.record_max_bytes} bytes)")
+        return True
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -302,6 +338,8 @@ class Daemon:
         engine, self.base_ir = loaded
         if not self.start_metrics():
             return EXIT_USAGE
+        if not self.start_recording():
+            return EXIT_USAGE
         self.start_flight_recorder(engine)
         self.install_engine(engine)
         for line in describe_hierarchy(self.o.cgroup_fs):
@@ -331,6 +369,8 @@ class Daemon:
     def shutdown(self) -> None:
         if self.notifier is not None:
             self.notifier.stopping()
+        if self.record is not None:
+            self.record.close()
         if self.metrics is not None:
             self.metrics.stop()
         if self.stats_server is not None:
@@ -368,6 +408,8 @@ class Daemon:
                         self.metrics.forget_ruleset(d.ruleset.label)
             self.install_engine(engine)
             self.base_ir = root
+            if self.record is not None:
+                self.record.config_event(self.ctx.tick + 1, "reload", "", self.o.config)
             logs.log(f"SIGHUP: reloaded {self.o.config}")
             from oomd.lint.hook import lint_and_log
             lint_and_log(self.o, self.ctx)
@@ -383,6 +425,10 @@ class Daemon:
         ops = self.watcher.poll()
         if ops:
             removed = [tag for op, tag in ops if op == "remove"]
+            if self.record is not None and self.ctx is not None:
+                for op, tag in ops:
+                    self.record.config_event(self.ctx.tick + 1, op, tag,
+                                             self.watcher.path_of(tag))
             self.dropins.apply(self.engine, ops, self.watcher.path_of)
             if self.metrics is not None:
                 for base in self.engine.rulesets:
@@ -407,7 +453,9 @@ class Daemon:
             self.engine.tick(self.ctx)
         except Exception as e:  # noqa: BLE001 - the loop must survive anything a tick does
             logs.log(f"tick failed: {type(e).__name__}: {e}", logs.ERR, force=True)
-        if self.flight is not None:
+        if self.record is not None:
+            self.record.after_tick(self.ctx)
+        elif self.flight is not None:
             self.flight.after_tick(self.ctx)   # never raises; the files are written off-tick
         self.ticks += 1
         if self.metrics is not None:

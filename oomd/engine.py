@@ -394,6 +394,8 @@ class Engine:
         # (tag, hook): drop-in hooks first (most recent drop-in first), then base hooks
         self._hooks: list[tuple[str | None, PrekillHook]] = [(None, h) for h in prekill_hooks]
         self._monitored_dirty = True
+        # more to read every tick, from the rulesets (a recording: oomd.record.session)
+        self.extra_monitored: Callable[[Engine], MonitoredResources] | None = None
 
     # -- resources -----------------------------------------------------------------------------
 
@@ -404,6 +406,8 @@ class Engine:
             res.update(base.ruleset.resources)
             for d in base.dropins:
                 res.update(d.ruleset.resources)
+        if self.extra_monitored is not None:
+            res.update(self.extra_monitored(self))
         return res
 
     # -- drop-ins ------------------------------------------------------------------------------

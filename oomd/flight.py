@@ -30,7 +30,7 @@ from oomd import logs
 from oomd.decision import longest_duration
 from oomd.record.format import DECISION, SEGMENT_SUFFIX
 from oomd.record.session import RecordSession
-from oomd.record.writer import TickRing, base_meta, write_recording_file
+from oomd.record.writer import TickRing, write_recording_file
 
 MAX_TICKS = 120
 MIN_TICKS = 8
@@ -206,9 +206,3 @@ class FlightRecorder:
             return
         self._told.add(what)
         self._log(f"[flight-recorder] {message} (logged once)", logs.WARNING)
-
-
-def default_meta(options, config_text: str | None) -> dict:
-    """The META of a flight-recorder file: what replay needs to know about the run."""
-    return base_meta(cgroup_fs=options.cgroup_fs, interval=options.interval,
-                     config=options.config, config_text=config_text)

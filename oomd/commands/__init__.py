@@ -19,4 +19,7 @@ VERBS: dict[str, str] = {
     "lint": "oomd.commands.lint",
     "explain": "oomd.commands.explain",
     "status": "oomd.commands.status",
+    "replay": "oomd.commands.replay",
+    "record-info": "oomd.commands.record_info",
+    "export": "oomd.commands.export",
 }

@@ -297,6 +297,9 @@ class OomdContext:
     def listing_counts(self) -> dict[int, int]:
         return self._tree.listing_counts()
 
+    def unopened_children(self) -> dict[int, list[str]]:
+        return self._tree.unopened_children()
+
     # ---- accounting -----------------------------------------------------------------------
 
     @property

@@ -324,6 +324,18 @@ class CgroupTree:
         children."""
         return {d: len(info.child_names) for d, info in self._dirs.items()}
 
+    def unopened_children(self) -> dict[int, list[str]]:
+        """Row -> the child directories of its last listing that are not rows (only rows that
+        have some): names a recording knows exist but holds no values for."""
+        out = {}
+        paths = self.paths
+        for d, info in self._dirs.items():
+            kids = self._kids.get(d, {})
+            missing = [n for n in info.child_names if kids.get(n) not in paths]
+            if missing:
+                out[d] = missing
+        return out
+
     def _listing(self, d: int) -> _DirInfo | None:
         self._scan(np.array([d], dtype=np.int32))
         return self._dirs.get(d)

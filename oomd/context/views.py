@@ -101,9 +101,12 @@ class SystemContext:
 
     def snapshot(self) -> dict:
         """Every system value of this tick (the files read now if they were not yet), for a
-        recording: ``{"vals", "meminfo", "vmstat", "swapout"}``."""
+        recording: ``{"vals", "meminfo_raw", "vmstat_raw", "swapout"}`` (the raw files as
+        read: a recording parses them only when it reads them back)."""
         self._v("mem_total")
-        return {"vals": self._vals, "meminfo": self.meminfo, "vmstat": self.vmstat,
+        r = self._ctx._r
+        return {"vals": self._vals, "meminfo_raw": r.meminfo_bytes(),
+                "vmstat_raw": r.vmstat_bytes(),
                 "swapout": (self.swapout_bps, self.swapout_bps_60, self.swapout_bps_300)}
 
     swap_total = property(lambda self: self._v("swap_total"), doc="bytes, /proc/swaps")

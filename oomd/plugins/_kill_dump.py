@@ -93,11 +93,15 @@ class CandidateDump:
     @staticmethod
     def _keep_dump_values(ctx, row: int) -> None:
         """Read the victim's dump (and kill record) values before it is killed: a tick reads
-        each file once, so the dump after the kill shows these."""
-        prefetch(ctx, DUMP_METRICS, np.asarray([row], dtype=np.int32))
+        each file once, so the dump after the kill shows these. Not in replay (a context with
+        ``candidate_dumps`` False): a recording holds what decisions read, not every dump."""
+        if getattr(ctx, "candidate_dumps", True):
+            prefetch(ctx, DUMP_METRICS, np.asarray([row], dtype=np.int32))
 
     def _write_dumps(self, ctx) -> None:
         dumps, self._dumps = self._dumps, []
+        if not getattr(ctx, "candidate_dumps", True):
+            return
         for rows in dumps:
             self.dump(ctx, rows)
 

@@ -55,9 +55,18 @@ class Recording:
                 rec.bytes += os.path.getsize(s)
             except OSError:
                 pass
-        # the first segment must at least be a recording of a version we read
-        scan_segment(segs[0])
-        return rec
+        # one segment at least must be a recording of a version we read (a damaged one is
+        # skipped when reading, with the others)
+        first_error = None
+        for seg in segs:
+            try:
+                scan_segment(seg)
+                return rec
+            except RecordingError as e:
+                if "newer than this pyoomd" in str(e):
+                    raise
+                first_error = first_error or e
+        raise first_error
 
     def events(self) -> Iterator[Event]:
         """Every event in order. Each segment is read whole, checked frame by frame."""

@@ -11,8 +11,42 @@ from __future__ import annotations
 import os
 
 from oomd import logs
+from oomd.context.metric_table import METRICS
 from oomd.engine import EngineObserver
+from oomd.plugin import MonitoredResources
 from oomd.record.ticks import Capturer, TickSnapshot
+
+# what a kill decision reads of its candidates besides the ranking: the kill record's
+# pressure and usage, the preference (oomd.plugins.base_kill). Not is_populated (a file read
+# per candidate per tick): replay serves it as unknown where it was not read, which a kill
+# plugin treats as populated, as it treats a missing cgroup.events live.
+DECISION_METRICS = ("mem_pressure", "current_usage", "kill_preference")
+
+
+def decision_metrics(engine) -> MonitoredResources:
+    """What a recording reads every tick beyond what the config monitors: for each kill
+    plugin's ``cgroup``, the file-backed values its decision reads when it runs (its
+    ranking's metrics read straight from a file, and ``DECISION_METRICS``), so that a replay
+    of another kill plugin over the same cgroups finds them at every tick, not only at the
+    ticks the recorded config killed. Reading them changes no decision (no history). Derived
+    metrics are left out: the temporal ones (average, rates) would change if computed every
+    tick, and protection over siblings costs as much as the rest of the tick; a replay that
+    needs one where the live config did not compute it stops and says so."""
+    res = MonitoredResources()
+    for base in engine.rulesets:
+        for rs in [base.ruleset] + [d.ruleset for d in base.dropins]:
+            for p in rs.plugins():
+                rank = getattr(p, "RANK_METRICS", None)
+                cgroup = getattr(p, "cgroup", None)
+                if rank is None or cgroup is None:
+                    continue
+                names = [m for m in tuple(rank) + DECISION_METRICS
+                         if m in METRICS and METRICS[m].derive is None]
+                compat = getattr(p, "compat", None)
+                if getattr(compat, "skip_zero_anon", False):
+                    names.append("anon_usage_strict")
+                res.add(cgroup, *names)
+    return res
 
 
 class RecordingObserver(EngineObserver):
@@ -50,8 +84,9 @@ class RecordingObserver(EngineObserver):
 
 class RecordSession:
     """``recorder``: an ``oomd.record.writer.Recorder`` (or None); ``ring``: a
-    ``TickRing`` (or None); both get every tick snapshot. ``decisions``: every decision seen
-    (the flight recorder reads the newest one); keep it short with ``take_decisions``."""
+    ``TickRing`` (or None); both get every tick snapshot (and encode it at once: the snapshot
+    holds views of the live columns). ``decisions``: the newest decisions seen (64 at most).
+    ``last``: this tick's snapshot, valid until the next tick."""
 
     def __init__(self, recorder=None, ring=None, log=None) -> None:
         self.recorder = recorder
@@ -69,7 +104,8 @@ class RecordSession:
     def after_tick(self, ctx) -> None:
         fired, self.fired = self.fired, []
         try:
-            snap = self.capturer.capture(ctx, fired)
+            # views of the live columns: both sinks encode before returning
+            snap = self.capturer.capture(ctx, fired, copy=False)
             self.last = snap
             if self.recorder is not None:
                 self.recorder.tick(snap)

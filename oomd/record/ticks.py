@@ -21,7 +21,11 @@ order the header lists them::
 
     {"t": tick, "now": monotonic s, "wall": unix s, "n": row slots, "key": bool,
      "add": [[slot, path], ...], "del": [slot, ...],
-     "sys": {key: value}, "mi": {meminfo changes}, "vm": {vmstat changes},
+     "lst": [[slot, [child name, ...]], ...]   (listed child directories that are not rows,
+                                              the whole map, when it changed),
+     "sys": {key: value} (the reader's system values that changed),
+     "mr": bytes, "vr": bytes   (/proc/meminfo, /proc/vmstat as read, when they changed: their
+                                 bytes are the first binary sections, meminfo first),
      "sysdel": [[part, key], ...], "so": [bps, bps60, bps300],
      "fired": [[ruleset label, detector group], ...], "starved": bool,
      "cols": [[name, dtype, [tail shape], changed rows, mask bytes, data bytes], ...]}
@@ -60,14 +64,24 @@ def _loaded_bits() -> dict[str, int]:
     for m in METRICS.values():
         if m.column is None or m.column in IDENTITY_COLUMNS:
             continue
-        bits = m.kinds
-        if m.derive is not None:
-            bits |= 1 << _fastcg.D[m.derive]
+        # a derived column holds this tick's values only where it was computed (its D bit)
+        bits = m.kinds if m.derive is None else 1 << _fastcg.D[m.derive]
         need[m.column] = need.get(m.column, 0) | bits
     return need
 
 
 DATA_COLUMNS: dict[str, int] = _loaded_bits()
+
+# dtype and per-row shape of every column the encoder writes (the reader's, oomd/_reader/table)
+_I8, _F4, _F8, _U1 = "<i8", "<f4", "<f8", "|u1"
+COLUMN_TYPES: dict[str, tuple[str, tuple]] = {
+    "cgid": ("<u8", ()), "parent": ("<i4", ()), "valid": ("<u8", ()), "loaded": ("<u4", ()),
+    "status": (_U1, ()), "nchild": ("<i4", ()),
+    "mem_some": (_F4, (3,)), "mem_full": (_F4, (3,)), "io_some": (_F4, (3,)),
+    "io_full": (_F4, (3,)), "psi_total": (_I8, (4,)), "populated": (_U1, ()),
+    "oom_group": (_U1, ()), "kill_preference": ("|i1", ()), "io_cost_cumulative": (_F8, ()),
+    "io_cost_rate": (_F8, ()), "effective_swap_util_pct": (_F8, ()),
+}
 
 
 @dataclass
@@ -85,6 +99,8 @@ class TickSnapshot:
     system: dict
     fired: list = field(default_factory=list)
     starved: bool = False
+    listings_version: int = 0
+    unopened: dict = field(default_factory=dict)   # row -> child dirs listed but not rows
 
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.columns.values())
@@ -100,10 +116,13 @@ class Capturer:
         self._paths: dict[int, str] = {}
         self._gen = np.empty(0, dtype=np.uint32)
         self._nchild = np.empty(0, dtype=np.int32)
+        self._unopened: dict[int, list[str]] = {}
+        self._lversion = 0
 
     def capture(self, ctx, fired=(), wall: float | None = None, copy: bool = True) -> TickSnapshot:
-        """``copy=False``: the columns are views of the reader's, valid only until the next
-        tick (for an encoder that runs at once on the tick's thread: the flight recorder)."""
+        """This tick's snapshot. ``copy=False``: the columns are views of the reader's, valid
+        until the context's next refresh (encode them before: ``Recorder.tick`` and
+        ``TickRing.add`` do)."""
         cols = ctx.reader_columns()
         live = cols["live"]
         nz = np.flatnonzero(live)
@@ -122,19 +141,25 @@ class Capturer:
                 if row < n:
                     nchild[row] = count
             self._nchild = nchild
+            unopened = {r: names for r, names in ctx.unopened_children().items() if r < n}
+            if unopened != self._unopened:
+                self._unopened = unopened
+                self._lversion += 1
         loaded = cols["loaded"][:n]
         any_loaded = int(np.bitwise_or.reduce(loaded)) if n else 0
         out: dict[str, np.ndarray] = {}
         for name in IDENTITY_COLUMNS:
-            out[name] = self._nchild if name == "nchild" else \
-                (cols[name][:n].copy() if copy else cols[name][:n])
+            out[name] = self._nchild if name == "nchild" else cols[name][:n]
         for name, bits in DATA_COLUMNS.items():
             if any_loaded & bits:
-                out[name] = cols[name][:n].copy() if copy else cols[name][:n]
+                out[name] = cols[name][:n]
+        if copy:
+            out = {name: a.copy() for name, a in out.items()}
         return TickSnapshot(
             tick=ctx.tick, now=float(ctx.now), wall=time.time() if wall is None else wall, n=n,
             rows_version=self._rows_version, paths=self._paths, columns=out,
-            system=ctx.system.snapshot(), fired=list(fired), starved=bool(ctx.starved))
+            system=ctx.system.snapshot(), fired=list(fired), starved=bool(ctx.starved),
+            listings_version=self._lversion, unopened=self._unopened)
 
 
 # ---- encoding -------------------------------------------------------------------------------
@@ -144,6 +169,21 @@ def _as_uint(a: np.ndarray, n: int) -> np.ndarray:
     """The array's bytes as unsigned ints, one row per slot (a byte-wise comparison: NaN and
     -0.0 compare as what they are)."""
     return a.view(_UINT[a.dtype.itemsize]).reshape(n, -1)
+
+
+def _changed(cur: np.ndarray, prev: np.ndarray, n: int) -> np.ndarray:
+    """Rows whose bytes differ between cur and prev[:n] (bool, n)."""
+    u = _UINT[cur.dtype.itemsize]
+    a = cur.view(u)
+    b = prev[:n].view(u)
+    if a.ndim == 1:
+        return a != b
+    if a.shape[1] <= 4:
+        ch = a[:, 0] != b[:, 0]
+        for j in range(1, a.shape[1]):
+            ch |= a[:, j] != b[:, j]
+        return ch
+    return (a != b).any(axis=1)
 
 
 def _json_value(v):
@@ -167,10 +207,24 @@ class TickEncoder:
         self._prev: dict[str, np.ndarray] = {}
         self._paths: dict[int, str] = {}
         self._version = None
+        self._lversion = None
         self._sys: dict[str, dict] = {"sys": {}, "mi": {}, "vm": {}}
+        self._raw: dict[str, bytes] = {}
         self._key = True
 
+    @property
+    def next_is_key(self) -> bool:
+        return self._key
+
     def encode(self, s: TickSnapshot) -> bytes:
+        """The tick frame's payload."""
+        return b"".join(bytes(memoryview(p)) if not isinstance(p, bytes) else p
+                        for p in self.encode_parts(s))
+
+    def encode_parts(self, s: TickSnapshot) -> list:
+        """The payload as a list of buffers (bytes and C-contiguous arrays) that concatenate
+        to ``encode(s)``: for ``format.encode_frame_parts``, which compresses them without
+        copying them together first."""
         key = self._key
         self._key = False
         n = s.n
@@ -182,7 +236,10 @@ class TickEncoder:
             head["del"] = [slot for slot in old if slot not in new]
             self._paths = new
             self._version = s.rows_version
-        self._encode_system(s.system, head, key)
+        if key or s.listings_version != self._lversion:
+            head["lst"] = [[slot, list(names)] for slot, names in s.unopened.items()]
+            self._lversion = s.listings_version
+        raw_blobs = self._encode_system(s.system, head, key)
         if s.fired:
             head["fired"] = [list(x) for x in s.fired]
         if s.starved:
@@ -198,51 +255,59 @@ class TickEncoder:
                 grown = np.zeros((max(n, 2 * len(prev)),) + cur.shape[1:], dtype=cur.dtype)
                 grown[:len(prev)] = prev
                 prev = self._prev[name] = grown
-            if not n:
-                ch = None
-            elif np.array_equal(_as_uint(cur, n), _as_uint(prev[:n], n)):
-                cols.append([name, cur.dtype.str, list(cur.shape[1:]), 0, 0, 0])
-                continue      # nothing changed (one pass, no per-row mask)
-            elif cur.ndim == 1:   # one value per row: compare the bytes directly
-                u = _UINT[cur.dtype.itemsize]
-                ch = cur.view(u) != prev[:n].view(u)
-            else:
-                ch = (_as_uint(cur, n) != _as_uint(prev[:n], n)).any(axis=1)
-            idx = np.flatnonzero(ch) if n else ()
-            if len(idx) == 0:
+            count = 0
+            if n:
+                ch = _changed(cur, prev, n)
+                count = int(np.count_nonzero(ch))
+            if count == 0:
                 cols.append([name, cur.dtype.str, list(cur.shape[1:]), 0, 0, 0])
                 continue
-            vals = cur[idx]
-            prev[idx] = vals
+            if count == n:
+                vals = cur
+                prev[:n] = cur
+            else:
+                vals = cur[ch]
+                prev[:n][ch] = vals
             mask = np.packbits(ch).tobytes()
-            data = vals.tobytes()
-            cols.append([name, cur.dtype.str, list(cur.shape[1:]), len(idx), len(mask), len(data)])
+            vals = np.ascontiguousarray(vals)
+            cols.append([name, cur.dtype.str, list(cur.shape[1:]), count, len(mask), vals.nbytes])
             blobs.append(mask)
-            blobs.append(data)
+            blobs.append(vals.reshape(-1).view(np.uint8))
         head["cols"] = cols
         hj = encode_json(head)
-        return struct.pack("<I", len(hj)) + hj + b"".join(blobs)
+        return [struct.pack("<I", len(hj)) + hj, *raw_blobs, *blobs]
 
-    def _encode_system(self, system: dict, head: dict, key: bool) -> None:
+    def _encode_system(self, system: dict, head: dict, key: bool) -> list[bytes]:
+        """The system values into the header; returns the raw file sections (meminfo, vmstat:
+        only when they changed, lengths in the header's "mr"/"vr")."""
+        blobs = []
+        for tag, name in (("mr", "meminfo_raw"), ("vr", "vmstat_raw")):
+            raw = system.get(name)
+            if raw is None:
+                continue
+            if key or raw != self._raw.get(tag):
+                self._raw[tag] = raw
+                head[tag] = len(raw)
+                blobs.append(raw)
         dels = []
         for part, src in (("sys", system.get("vals") or {}), ("mi", system.get("meminfo") or {}),
                           ("vm", system.get("vmstat") or {})):
             prev = self._sys[part]
-            changed = {}
-            for k, v in src.items():
-                if type(v) not in _PLAIN:
-                    v = _json_value(v)
-                if key or prev.get(k, _MISSING) != v:
-                    changed[k] = v
-                    prev[k] = v
-            for k in [k for k in prev if k not in src]:
-                del prev[k]
-                dels.append([part, k])
+            if part == "sys":
+                src = {k: _json_value(v) for k, v in src.items()}
+            # meminfo and vmstat hold ints: compared as they are
+            changed = src if key else {k: v for k, v in src.items() if prev.get(k, _MISSING) != v}
             if changed:
+                prev.update(changed)
                 head[part] = changed
+            if len(prev) != len(src):
+                for k in [k for k in prev if k not in src]:
+                    del prev[k]
+                    dels.append([part, k])
         if dels:
             head["sysdel"] = dels
         head["so"] = [float(x) for x in system.get("swapout", (0.0, 0.0, 0.0))]
+        return blobs
 
 
 _MISSING = object()
@@ -272,6 +337,16 @@ class TickFrame:
     added: list
     removed: list
     read: list            # the columns this tick's snapshot held (read by some plugin)
+    unopened: dict        # row -> child directories its listing showed that are not rows
+
+
+def _parse_system_file(part: str, raw: bytes) -> dict:
+    """A recorded /proc/meminfo or /proc/vmstat, parsed as the live SystemContext parses it."""
+    from oomd import _fastcg
+
+    if part == "mi":
+        return _fastcg.parse_meminfo_dict(raw)
+    return _fastcg.parse_vmstat_dict(raw)[0]
 
 
 class TickDecoder:
@@ -284,6 +359,7 @@ class TickDecoder:
     def reset(self) -> None:
         self._cols: dict[str, np.ndarray] = {}
         self._paths: dict[int, str] = {}
+        self._unopened: dict[int, list[str]] = {}
         self._sys: dict[str, dict] = {"sys": {}, "mi": {}, "vm": {}}
         self._so = (0.0, 0.0, 0.0)
         self._version = 0
@@ -328,6 +404,15 @@ class TickDecoder:
                     raise RecordingError("malformed tick frame (row)")
                 self._paths[int(slot)] = path
             self._version += 1
+        lst = head.get("lst")
+        if lst is not None:
+            unopened = {}
+            for slot, names in lst:
+                if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+                    raise RecordingError("malformed tick frame (listing)")
+                unopened[int(slot)] = names
+            self._unopened = unopened
+            self._version += 1
         for part in ("sys", "mi", "vm"):
             ch = head.get(part)
             if ch:
@@ -340,6 +425,16 @@ class TickDecoder:
         if so is not None:
             self._so = (float(so[0]), float(so[1]), float(so[2]))
         pos = 4 + hl
+        for tag, part in (("mr", "mi"), ("vr", "vm")):
+            size = head.get(tag)
+            if size is None:
+                continue
+            size = int(size)
+            if not 0 <= size <= len(payload) - pos:
+                raise RecordingError("malformed tick frame (system file length)")
+            raw = bytes(payload[pos:pos + size])
+            pos += size
+            self._sys[part] = _parse_system_file(part, raw)
         cgid_changed = False
         read: list[str] = []
         for entry in head.get("cols") or []:
@@ -349,6 +444,11 @@ class TickDecoder:
             tail = tuple(int(x) for x in tail)
             if len(tail) > 1 or any(not 0 < x <= 64 for x in tail):
                 raise RecordingError(f"malformed tick frame (column {name} shape)")
+            want = COLUMN_TYPES.get(name)
+            if want is None and name == "memory_stat":
+                want = (_I8, tail)
+            if (want or (_I8, ())) != (dts, tail) and (want is not None or name in DATA_COLUMNS):
+                raise RecordingError(f"malformed tick frame (column {name} type)")
             dt = np.dtype(dts)
             width = dt.itemsize * (tail[0] if tail else 1)
             count, mlen, dlen = int(count), int(mlen), int(dlen)
@@ -373,6 +473,11 @@ class TickDecoder:
                 cgid_changed = True
         if pos != len(payload):
             raise RecordingError("malformed tick frame (trailing bytes)")
+        for name in IDENTITY_COLUMNS:
+            if name not in self._cols:
+                raise RecordingError(f"malformed tick frame (no {name} column)")
+        if self._paths and max(self._paths) >= n:
+            raise RecordingError("malformed tick frame (a row beyond the row slots)")
         if cgid_changed:
             self._version += 1
         self.started = True
@@ -390,7 +495,8 @@ class TickDecoder:
         system = {"vals": vals, "meminfo": dict(self._sys["mi"]),
                   "vmstat": dict(self._sys["vm"]), "swapout": self._so}
         return TickFrame(tick, now, wall, n, key, self._paths, self._version, columns, system,
-                         fired, bool(head.get("starved")), added, removed, read)
+                         fired, bool(head.get("starved")), added, removed, read,
+                         self._unopened)
 
     def _column(self, name: str, dt: np.dtype, tail: tuple, n: int) -> np.ndarray:
         col = self._cols.get(name)

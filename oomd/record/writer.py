@@ -2,12 +2,14 @@
 rotating segments) and the in-memory ring of the last ticks that can be written out as a small
 self-contained recording file on demand (the flight recorder).
 
-The tick's thread only captures (``oomd.record.ticks.Capturer``) and hands the snapshot over;
-encoding, compression and writing happen on the writer thread. When the queue is full (the disk
-is slow) the snapshot is dropped and counted, never waited for; when a write fails (disk full)
-the frame is dropped and counted, and the next frame starts a new segment (so no torn frame
-is followed by good ones). A log line says so once. Decisions and configuration events are
-never dropped for a full queue (they are small and rare).
+The tick's thread captures (``oomd.record.ticks.Capturer``, views of the live columns, no
+copy) and encodes the tick after the engine's tick (the decisions are made by then); the frame
+goes through a bounded queue to the writer thread, which does every write. When the queue is
+full (the disk is slow) the frame is dropped and counted, never waited for, and the next frame
+is a key frame; when a write fails (disk full) the frame is dropped and counted, the segment
+is closed, and the recording goes on in a new segment from the next key frame (so no torn
+frame is followed by good ones, and no frame depends on a lost one). A log line says so once.
+Decisions and configuration events are never dropped for a full queue (small and rare).
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ import time
 
 from oomd import logs
 from oomd.record.format import (
-    CONFIG, DECISION, META, NOTE, SEGMENT_SUFFIX, TICK, FORMAT_VERSION, encode_frame, encode_json,
-    segment_header)
+    CONFIG, DECISION, META, NOTE, SEGMENT_SUFFIX, TICK, FORMAT_VERSION, encode_frame,
+    encode_frame_parts, encode_json, segment_header)
 from oomd.record.ticks import TickEncoder, TickSnapshot
 
 DEFAULT_MAX_BYTES = 512 << 20
-DEFAULT_QUEUE_TICKS = 4
+DEFAULT_QUEUE_TICKS = 2
 MIN_SEGMENT_BYTES = 256 << 10
 _SEGMENT_RE = re.compile(r"^seg-(\d{8})" + re.escape(SEGMENT_SUFFIX) + r"$")
 
@@ -77,7 +79,8 @@ class TickRing:
             self._since_key = 0
         key = self._since_key == 0
         self._since_key += 1
-        self._frames.append((snapshot.tick, key, encode_frame(TICK, self._enc.encode(snapshot))))
+        self._frames.append((snapshot.tick, key,
+                             encode_frame_parts(TICK, self._enc.encode_parts(snapshot))))
         # drop whole key-frame groups while the rest still covers `ticks` frames
         while True:
             nxt = next((i for i, f in enumerate(self._frames) if f[1] and i > 0), None)
@@ -157,7 +160,10 @@ class Recorder:
         self._told = False
         self.frames_written = 0
         self.bytes_written = 0
-        self._enc = TickEncoder()
+        self._enc = TickEncoder()      # used by the producer (tick's thread) only
+        self._sent = 0                 # bytes of tick frames since the last rotation
+        self._need_key = False         # the writer asks for a key frame (chain broken)
+        self._chain_ok = False         # the current segment can take a delta frame
         self._fd = -1
         self._seg_size = 0
         self._seg_index = 0
@@ -178,12 +184,27 @@ class Recorder:
         self._thread.start()
 
     def tick(self, snapshot: TickSnapshot) -> bool:
-        """Queue a tick; False (counted, logged once) when the queue is full."""
+        """Encode the tick (here: the snapshot may hold views of the live columns) and queue
+        its frame; False (counted, logged once) when the queue is full. After a drop the
+        next frame is a key frame, so what follows never depends on a lost frame."""
         with self._cv:
-            if self._queued_ticks >= self.queue_ticks or self._closing:
+            full = self._queued_ticks >= self.queue_ticks or self._closing
+            if full:
                 self._drop(1, "the writer is behind (slow disk?)")
-                return False
-            self._q.append((TICK, snapshot))
+            need_key, self._need_key = self._need_key or full, False
+        if full:
+            self._enc.reset()
+            return False
+        rotate = self._sent >= self.segment_bytes
+        if need_key or rotate:
+            self._enc.reset()
+        if rotate:
+            self._sent = 0
+        key = self._enc.next_is_key
+        frame = encode_frame_parts(TICK, self._enc.encode_parts(snapshot))
+        self._sent += len(frame)
+        with self._cv:
+            self._q.append((TICK, (frame, key, rotate)))
             self._queued_ticks += 1
             self._cv.notify()
         return True
@@ -250,23 +271,34 @@ class Recorder:
             try:
                 self._write_item(kind, obj)
             except Exception as e:  # noqa: BLE001 - the writer thread must survive anything
-                if kind == TICK:
-                    with self._cv:
+                with self._cv:
+                    if kind == TICK:
                         self._drop(1, f"{type(e).__name__}: {e}")
+                    self._need_key = True
                 self._abandon_segment()
 
     def _write_item(self, kind: int, obj) -> None:
-        if self._fd < 0 or self._seg_size >= self.segment_bytes:
-            self._new_segment()
+        if kind == TICK:
+            frame, key, rotate = obj
+            if not key and (not self._chain_ok or self._fd < 0):
+                # its base frame was not written: drop it, ask the producer for a key frame
+                with self._cv:
+                    self._drop(1, "a frame could not be written")
+                    self._need_key = True
+                return
+            if self._fd < 0 or rotate:
+                self._new_segment()
+        else:
+            frame = encode_frame(kind, encode_json(obj))
+            if self._fd < 0:
+                self._new_segment()
         if self._dropped_unnoted:
             with self._cv:
                 n, self._dropped_unnoted = self._dropped_unnoted, 0
             self._write(encode_frame(NOTE, encode_json({"dropped": n})))
-        if kind == TICK:
-            frame = encode_frame(TICK, self._enc.encode(obj))
-        else:
-            frame = encode_frame(kind, encode_json(obj))
         self._write(frame)
+        if kind == TICK:
+            self._chain_ok = True
 
     def _write(self, frame: bytes) -> None:
         view = memoryview(frame)
@@ -283,17 +315,22 @@ class Recorder:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
                      0o644)
         self._fd, self._seg_path, self._seg_size = fd, path, 0
-        self._enc.reset()
+        self._chain_ok = False
         meta = dict(self.meta, segment=self._seg_index, segment_started=time.time())
         try:
             self._write(segment_header() + encode_frame(META, encode_json(meta)))
         except OSError:
             self._abandon_segment()
+            try:
+                os.unlink(path)          # a segment without its header is no segment
+            except OSError:
+                pass
             raise
         self._prune()
 
     def _abandon_segment(self) -> None:
         """After a failed write: the next frame starts a new segment (with a key frame)."""
+        self._chain_ok = False
         self._close_segment()
 
     def _close_segment(self) -> None:

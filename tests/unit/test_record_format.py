@@ -170,3 +170,32 @@ def test_newer_format_version_is_a_clear_error(tmp_path):
     path.write_bytes(fmt.segment_header(fmt.FORMAT_VERSION + 1))
     with pytest.raises(fmt.RecordingError, match="newer than this pyoomd reads"):
         Recording.open(str(path))
+
+
+def test_full_disk_drops_frames_and_the_recording_goes_on_after(tmp_path, monkeypatch):
+    import errno
+
+    from oomd.record import writer
+
+    lines = []
+    rec = Recorder(str(tmp_path / "rec"), base_meta(), start=False,
+                   log=lambda msg, *a: lines.append(msg))
+    real_write = os.write
+    full = {"on": False}
+
+    def write(fd, data):
+        if full["on"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(writer.os, "write", write)
+    for t in range(1, 13):
+        full["on"] = 5 <= t <= 8
+        rec.tick(snap(t, PATHS, [1, 2, t]))
+        rec._drain()
+    rec.close()
+    assert rec.dropped == 4 and len(lines) == 1 and "No space left" in lines[0]
+    r = Recording.open(str(tmp_path / "rec"))
+    assert [f.tick for f in r.ticks()] == [1, 2, 3, 4, 9, 10, 11, 12]
+    assert {"dropped": 4} in [e.data for e in r.events() if e.kind == "note"]
+    assert r.problems == []
