@@ -76,8 +76,11 @@ def load_records(path: str, config: str | None = None) -> list[dict]:
 
 
 def recording_decisions(path: str, config: str | None = None) -> list[dict]:
-    """The decision records of a recording (directory or file): its DECISION frames that hold
-    one, in order; with none and ``config``, those a replay of the recording makes."""
+    """The decision records of a recording (directory or file): with ``config``, those a
+    replay of the recording with that config makes (``oomd.record.replay``: the same kill
+    plugins, dry); without, the recording's DECISION frames that hold one."""
+    if config is not None:
+        return replay_decisions(path, config)
     from oomd.record.reader import Recording
 
     try:
@@ -85,25 +88,21 @@ def recording_decisions(path: str, config: str | None = None) -> list[dict]:
         found = [ev.data for ev in rec.events() if ev.kind == "decision" and is_record(ev.data)]
     except RecordingError as e:
         raise ReportError(str(e)) from None
-    if found or config is None:
-        if not found:
-            raise ReportError(f"{path}: the recording holds no decision records; give --config "
-                              "to replay it and explain the decisions the replay makes")
-        return found
-    return replay_decisions(path, config)
+    if not found:
+        raise ReportError(f"{path}: the recording holds no decision records; give --config "
+                          "to replay it and explain the decisions the replay makes")
+    return found
 
 
 def replay_decisions(path: str, config: str) -> list[dict]:
     """The decision records made by replaying the recording at ``path`` with ``config``."""
+    from oomd.record.replay import replay
+
     try:
-        from oomd.record.replay import replay_decision_records
-    except ImportError:
-        raise ReportError(f"{path}: replaying needs pyoomd replay, which this build lacks") \
-            from None
-    try:
-        return replay_decision_records(path, config)
+        result = replay(path, config)
     except (RecordingError, OSError) as e:
         raise ReportError(str(e)) from None
+    return [d for d in result.decisions if is_record(d)]
 
 
 def kills(records: list[dict]) -> list[dict]:

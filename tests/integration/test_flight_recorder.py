@@ -89,3 +89,25 @@ def test_unwritable_kill_directory_never_stops_the_kills(start, tmp_path):  # no
                "the one warning")
     assert sum("[flight-recorder] could not write" in x for x in d.lines) == 1
     assert d.proc.poll() is None
+
+
+def test_explain_a_recording_and_why_not_with_a_config(start, tmp_path):  # noqa: F811
+    """``--record``: the recording holds the decision records (no flight-recorder file then);
+    ``explain --config C RECORDING --cgroup P`` replays C and says why P was not killed."""
+    rec = tmp_path / "rec"
+    d = start(config(post_action_delay=3600), extra_args=("--record", str(rec)))
+    d.wait_for(d.records, "the dry kill")
+    d.settle(3)
+    d.stop()
+    assert kill_files(d) == []
+    got = explain(rec)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.startswith('would have killed (dry run) "workload/hog" because ruleset '
+                                 '"pressure" fired')
+    why = explain("--config", d.config, rec, "--cgroup", "workload/calm")
+    assert why.returncode == 0, why.stderr
+    assert why.stdout.splitlines()[0] == (
+        'kill 1 (tick 1, victim workload/hog): lost to "workload/hog" on pressure (1% < 50%)')
+    outside = explain("--config", d.config, rec, "--cgroup", "system.slice")
+    assert outside.stdout.splitlines()[0].endswith(
+        "not a candidate: outside the kill plugin's cgroup pattern 'workload/*'")
