@@ -28,7 +28,7 @@ from collections import deque
 
 from oomd import logs
 from oomd.decision import longest_duration
-from oomd.record.format import DECISION, SEGMENT_SUFFIX
+from oomd.record.format import DECISION, SEGMENT_SUFFIX, encode_frame, encode_json
 from oomd.record.session import RecordSession
 from oomd.record.writer import TickRing, write_recording_file
 
@@ -96,7 +96,14 @@ class FlightRecorder:
         """A kill or dry kill, in its tick: name its file now (the log line says where the
         explanation will be), write it after the tick."""
         path = self.path_for(record)
-        self._pending.append((path, record))
+        # encoded now (the kill is done): a compressed frame is a tenth of the record's
+        # objects at 10k candidates, and nothing of the tick's is held until the write
+        try:
+            frame = encode_frame(DECISION, encode_json(record))
+        except (TypeError, ValueError) as e:
+            self._tell("encode", f"could not encode a decision record: {e}")
+            return
+        self._pending.append((path, frame))
         victim = record.get("victim")
         what = "dry kill" if record.get("dry") else "kill"
         self._log(f'[flight-recorder] {what} of "{victim}" by {record.get("plugin")} in ruleset '
@@ -120,8 +127,8 @@ class FlightRecorder:
         if not pending:
             return
         with self._cv:
-            for path, record in pending:
-                self._queue.append((path, record, frames))
+            for path, frame in pending:
+                self._queue.append((path, frame, frames))
             self._cv.notify()
 
     # -- the worker ----------------------------------------------------------------------------
@@ -143,11 +150,11 @@ class FlightRecorder:
                 with self._cv:
                     self._inflight -= 1
 
-    def _write(self, path: str, record: dict, frames: list[bytes]) -> None:
+    def _write(self, path: str, decision: bytes, frames: list[bytes]) -> None:
         try:
             os.makedirs(self.directory, exist_ok=True)
             meta = dict(self.meta, flight_recorder=True, ticks=len(frames))
-            write_recording_file(path, meta, frames, [(DECISION, record)])
+            write_recording_file(path, meta, frames + [decision])
         except OSError as e:
             self._count(FAILED_STAT)
             self._tell("write", f"could not write {path}: {e.strerror or e}; the kill stands, "
