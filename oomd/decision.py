@@ -90,7 +90,8 @@ def observation(plugin: str, what: str, value, op: str, threshold, unit: str = "
     """A detector's last check, as the record and ``pyoomd status`` show it."""
     return {"plugin": plugin, "what": what, "cgroup": None if cgroup is None else shown(cgroup),
             "value": _py(value), "op": op, "threshold": _py(threshold), "unit": unit,
-            "held": None if held is None else round(float(held), 3),
+            "held": None if held is None else held if isinstance(held, int)
+            else round(float(held), 3),
             "duration": None if duration is None else _py(duration), "fired": bool(fired)}
 
 

@@ -34,6 +34,10 @@ LABELS = {
     "size_eligible": "size-eligible",
     "growth_eligible": "growth-eligible",
 }
+# shorter column headers for the table
+SHORT = {"size": "size (eligible)", "growth": "growth (eligible)", "effective_usage": "effective",
+         "current_usage": "current", "protection": "protected", "growth_rate": "growth rate",
+         "size_eligible": "size ok", "growth_eligible": "growth ok", "kill_preference": "pref"}
 OUTCOMES = {"killed": "killed", "dry": "would have killed (dry run)"}
 
 
@@ -69,6 +73,8 @@ def fmt_value(v, unit: str) -> str:
 
 
 def _seconds(v) -> str:
+    if isinstance(v, int):
+        return f"{v} s"
     return f"{float(v):.0f} s" if v is not None and float(v) >= 1 else f"{float(v or 0):.1f} s"
 
 
@@ -143,6 +149,22 @@ def _smaller(x, y, unit: str = "") -> str:
     return f"{x - y:g} smaller"
 
 
+def _not_eligible(ps: dict, i: int, comp: str) -> str | None:
+    """Why position ``i`` scores 0 on an eligibility-gated component (kill_by_memory_size_or_
+    growth's ``size`` and ``growth``), or None."""
+    c, facts = ps["components"], ps.get("facts", {})
+    if comp == "size" and "size_eligible" in c and not c["size_eligible"][i]:
+        return (f"not size-eligible (current usage {fmt_bytes(c['current_usage'][i])} is below "
+                f"{facts.get('size_threshold_pct', '?')}% of the peers' total: "
+                f"{fmt_bytes(facts.get('size_threshold', 0))})")
+    if comp == "growth" and "growth_eligible" in c and not c["growth_eligible"][i]:
+        return (f"not growth-eligible (growth {c['growth_rate'][i]:.2f}x, minimum "
+                f"{facts.get('min_growth_ratio', '?')}x, among the "
+                f"P{facts.get('growing_size_percentile', '?')} largest: effective usage of "
+                f"{fmt_bytes(facts.get('growth_threshold', 0))} or more)")
+    return None
+
+
 def fired_clause(record: dict) -> str:
     group = next((g for g in record.get("detectors", ())
                   if g.get("name") == record.get("detectorgroup")), None)
@@ -196,9 +218,11 @@ def verdict(record: dict) -> str:
         else:
             unit = ps["units"].get(comp, "")
             a, b = ps["components"][comp][0], ps["components"][comp][1]
+            second = _not_eligible(ps, 1, comp) or (f"{_smaller(a, b, unit)} "
+                                                    f"({fmt_value(b, unit)})")
             reason = (f'"{victim}" had the largest {LABELS.get(comp, comp)} '
                       f"({fmt_value(a, unit)}) among {n} candidates; 2nd was "
-                      f'"{ps["names"][1]}", {_smaller(a, b, unit)} ({fmt_value(b, unit)})')
+                      f'"{ps["names"][1]}", {second}')
     if ps.get("parent"):
         reason += f' (children of "{ps["parent"]}", reached by descending the ranking)'
     return f"{head} and {reason}"
@@ -223,7 +247,8 @@ def candidate_table(record: dict, set_index: int, top: int = TOP, mark: str | No
     names = ps["names"]
     comps = [c for c in ps["key"] if c != "kill_preference"]
     comps += [c for c in ps["components"] if c not in ps["key"] and c not in comps]
-    header = ["#", "cgroup", "preference"] + [LABELS.get(c, c) for c in comps] + ["vs above"]
+    header = ["#", "cgroup", "preference"] + [SHORT.get(c, LABELS.get(c, c)) for c in comps] \
+        + ["vs above"]
     results = {v["cgroup"]: v["result"] for v in record.get("visits", ())
                if v.get("set") == set_index}
     rows = []
@@ -359,5 +384,8 @@ def _lost(record: dict, s: int, ps: dict, i: int) -> str:
                 f"{fmt_bytes(mine.get('effective_usage', 0))} effective usage; "
                 f'"{winner}" had {fmt_bytes(theirs.get("effective_usage", 0))}')
     where = f' among the children of "{ps["parent"]}"' if ps.get("parent") else ""
+    gate = _not_eligible(ps, i, comp)
+    if gate is not None:
+        return f'lost to "{winner}"{where}: {gate}'
     return (f'lost to "{winner}"{where} on {LABELS.get(comp, comp)} '
             f"({fmt_value(mine[comp], unit)} < {fmt_value(theirs[comp], unit)})")

@@ -88,7 +88,7 @@ class MemoryAbove(BasePlugin):
         fired = held is not None and held >= self.duration
         self.observation = observation(
             self.name, "anon usage" if self.is_anon else "memory usage", usage, ">",
-            self.threshold, "bytes", self.timer.seconds(ctx.now), self.duration, fired,
+            self.threshold, "bytes", held, self.duration, fired,
             name or None)
         if not fired:
             return PluginRet.STOP

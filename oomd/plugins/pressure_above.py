@@ -48,7 +48,7 @@ class PressureAbove(BasePlugin):
         fired = held is not None and held >= self.duration
         self.observation = observation(
             self.name, f"{self.resource} pressure (full avg10)", avg10, ">", self.threshold, "%",
-            self.timer.seconds(ctx.now), self.duration, fired, relpath_or_none(ctx, row))
+            held, self.duration, fired, relpath_or_none(ctx, row))
         if fired:
             logs.log(f"10s pressure {float(avg10):.2f} is over the threshold of {self.threshold} "
                      f"for {self.duration} seconds , total usage is {mb(usage)}MB")

@@ -52,7 +52,7 @@ class PressureRisingBeyond(BasePlugin):
         fired = bool(met_60s and avg10 > threshold and not falling_rapidly)
         self.observation = observation(
             self.name, f"{self.resource} pressure (full avg60)", avg60, ">", self.threshold, "%",
-            self.timer.seconds(ctx.now), self.duration, fired, relpath_or_none(ctx, row))
+            held, self.duration, fired, relpath_or_none(ctx, row))
         self.observation["avg10"] = round(float(avg10), 2)
         if fired:
             logs.log(f"1m pressure {float(avg60):.2f} is over the threshold of {self.threshold} "
