@@ -30,6 +30,13 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.watch is not None and args.watch <= 0:
         parser.error("--watch needs a positive interval")
+    try:
+        return _show(args, status)
+    except KeyboardInterrupt:   # --watch ends with ^C
+        return 0
+
+
+def _show(args, status) -> int:
     out = sys.stdout
     while True:
         try:
@@ -49,7 +56,4 @@ def main(argv: list[str]) -> int:
         out.flush()
         if args.watch is None:
             return 0
-        try:
-            time.sleep(args.watch)
-        except KeyboardInterrupt:
-            return 0
+        time.sleep(args.watch)
