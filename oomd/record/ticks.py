@@ -210,6 +210,9 @@ class TickEncoder:
         self._lversion = None
         self._sys: dict[str, dict] = {"sys": {}, "mi": {}, "vm": {}}
         self._raw: dict[str, bytes] = {}
+        self._raw_vals: dict = {}
+        self._n = -1
+        self._nchild = None
         self._key = True
 
     @property
@@ -246,7 +249,15 @@ class TickEncoder:
             head["starved"] = True
         cols = []
         blobs: list[bytes] = []
+        rows_same = not key and "add" not in head and n == self._n
+        self._n = n
         for name, cur in s.columns.items():
+            if rows_same and (name == "cgid" or (name == "nchild" and cur is self._nchild)):
+                # the same rows (cgroup ids change only with them), the capturer's same array
+                cols.append([name, cur.dtype.str, list(cur.shape[1:]), 0, 0, 0])
+                continue
+            if name == "nchild":
+                self._nchild = cur
             prev = self._prev.get(name)
             if prev is None or prev.dtype != cur.dtype or prev.shape[1:] != cur.shape[1:]:
                 prev = np.zeros((max(n, 1),) + cur.shape[1:], dtype=cur.dtype)
@@ -294,9 +305,15 @@ class TickEncoder:
                           ("vm", system.get("vmstat") or {})):
             prev = self._sys[part]
             if part == "sys":
-                src = {k: _json_value(v) for k, v in src.items()}
-            # meminfo and vmstat hold ints: compared as they are
-            changed = src if key else {k: v for k, v in src.items() if prev.get(k, _MISSING) != v}
+                # the reader's values (PSI as tuples of float32): compared as read, converted
+                # for JSON only when they changed
+                last, self._raw_vals = self._raw_vals, src
+                changed = {k: _json_value(v) for k, v in src.items()
+                           if key or k not in last or _differ(last[k], v)}
+            else:
+                # meminfo and vmstat dicts hold ints: compared as they are
+                changed = src if key else {k: v for k, v in src.items()
+                                           if prev.get(k, _MISSING) != v}
             if changed:
                 prev.update(changed)
                 head[part] = changed
@@ -312,6 +329,10 @@ class TickEncoder:
 
 _MISSING = object()
 _PLAIN = frozenset((int, float, str, bool))   # JSON values as they are (no conversion)
+
+
+def _differ(a, b) -> bool:
+    return type(a) is not type(b) or bool(a != b)
 
 
 # ---- decoding -------------------------------------------------------------------------------
