@@ -21,6 +21,7 @@ import time
 
 from oomd.explain import LABELS, fmt_value, observation_text, would_fire_in
 from oomd.decision import PREFERENCE_NAMES
+from oomd.names import shown
 
 REQUEST = "s"
 TOP = 5
@@ -65,9 +66,16 @@ def snapshot(engine, ctx, clock, top: int = TOP) -> dict:
     now = clock()
     rulesets = []
     for base in getattr(engine, "rulesets", ()):
-        for d in base.dropins:
-            rulesets.append(ruleset_status(d.ruleset, ctx, now, top))
-        rulesets.append(ruleset_status(base.ruleset, ctx, now, top))
+        for rs in [d.ruleset for d in base.dropins] + [base.ruleset]:
+            clones = getattr(rs, "clones", None)
+            if clones is None:
+                rulesets.append(ruleset_status(rs, ctx, now, top))
+                continue
+            # a per-cgroup ruleset: its template never runs; each cgroup's clone does
+            for relpath in sorted(clones, key=os.fsencode):
+                entry = ruleset_status(clones[relpath], ctx, now, top)
+                entry["label"] = f"{entry['label']} [{shown(relpath)}]"
+                rulesets.append(entry)
     return {"time": time.time(), "tick": int(getattr(ctx, "tick", 0) or 0),
             "pid": os.getpid(), "rulesets": rulesets}
 

@@ -77,3 +77,21 @@ def test_status_without_a_daemon_says_why(tmp_path):
                          capture_output=True, text=True, timeout=30)
     assert got.returncode == 1
     assert got.stderr.startswith(f"pyoomd status: {tmp_path}/oomd-stats.socket: ")
+
+
+def test_status_of_a_per_cgroup_ruleset_shows_each_clone(start):  # noqa: F811
+    d = start({"rulesets": [{
+        "name": "each", "cgroup": "workload/*", "post_action_delay": 3600,
+        "detectors": [["hot", {"name": "pressure_above", "args": {
+            "ruleset_cgroup": "/", "resource": "memory", "threshold": "90", "duration": "0"}}]],
+        "actions": [{"name": "kill_by_pressure",
+                     "args": {"ruleset_cgroup": "/", "resource": "memory", "dry": True}}],
+    }]}, extra_args=("--compat", "head"))
+    d.settle()
+    body = json.loads(status(d, "--json").stdout)
+    labels = [rs["label"] for rs in body["rulesets"]]
+    assert labels == ["each [workload/calm]", "each [workload/hog]"]
+    hog = body["rulesets"][1]
+    det = hog["detector_groups"][0]["detectors"][0]
+    assert det["cgroup"] == "workload/hog" and det["value"] == 60.0
+    assert hog["actions"][0]["would_kill"] == "workload/hog"
