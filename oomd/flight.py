@@ -154,7 +154,8 @@ class FlightRecorder:
         try:
             os.makedirs(self.directory, exist_ok=True)
             meta = dict(self.meta, flight_recorder=True, ticks=len(frames))
-            write_recording_file(path, meta, frames + [decision])
+            # the decision first: a file damaged later (a torn tail) still explains the kill
+            write_recording_file(path, meta, [decision] + frames)
         except OSError as e:
             self._count(FAILED_STAT)
             self._tell("write", f"could not write {path}: {e.strerror or e}; the kill stands, "
