@@ -328,7 +328,6 @@ class TickEncoder:
 
 
 _MISSING = object()
-_PLAIN = frozenset((int, float, str, bool))   # JSON values as they are (no conversion)
 
 
 def _differ(a, b) -> bool:
