@@ -57,6 +57,8 @@ def child(tree: str, work: str, ticks: int, mode: str) -> None:
     config = loads((REPO / "configs" / "server.json").read_text())
     record = mode.endswith("+record")
     mode = mode.removesuffix("+record")
+    no_flight = mode.endswith("+noflight")   # the flight recorder off (oomd.flight)
+    mode = mode.removesuffix("+noflight")
     if mode == "ranking":
         config["rulesets"].append(RANK_EVERY_TICK)
     path = os.path.join(work, "pyoomd.json")
@@ -67,7 +69,8 @@ def child(tree: str, work: str, ticks: int, mode: str) -> None:
         "--cgroup-fs", fake_cgroup_fs(tree), "--runtime-dir", os.path.join(work, "run"),
         "--kmsg-override", os.path.join(work, "kmsg"),
         "--metrics-textfile", os.path.join(work, "pyoomd.prom")]
-        + (["--record", os.path.join(work, "rec")] if record else []))
+        + (["--record", os.path.join(work, "rec")] if record else [])
+        + (["--flight-recorder", "0"] if no_flight else []))
 
     class AsOnCgroup2(Daemon):
         def make_context(self):
@@ -142,7 +145,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1000,5000,10000,20000")
     ap.add_argument("--modes", default="idle,ranking",
-                    help="idle, ranking; either with +record: the same with --record")
+                    help="idle, ranking; either with +record: the same with --record, or "
+                         "+noflight: without the flight recorder")
     ap.add_argument("--ticks", type=int, default=20)
     ap.add_argument("--child", nargs=3, metavar=("TREE", "WORK", "MODE"), help=argparse.SUPPRESS)
     o = ap.parse_args(argv)

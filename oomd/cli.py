@@ -11,7 +11,7 @@ Options, defaults and exit codes are oomd 0.5.0's, with these differences (docs/
 found in /proc/mounts; config errors are reported with file, JSON path and reason instead of an
 abort. Our additions: ``--dry-run``, ``--plugin-module``, ``--metrics-textfile``,
 ``--metrics-listen``, ``--no-protect``, ``--max-ticks``, ``--fast-interval``, ``--max-psi-triggers``,
-``--trust-user-xattrs``, ``--record``, ``--record-max-bytes``,
+``--trust-user-xattrs``, ``--record``, ``--record-max-bytes``, ``--flight-recorder``,
 ``--assume-cgroup2``.
 """
 
@@ -65,6 +65,9 @@ optional arguments:
   --record-max-bytes SIZE    Delete the oldest recorded segments beyond SIZE (default: 512M)
   --assume-cgroup2           Read --cgroup-fs as cgroup2 even if it is not (cached fds, inotify,
                              kept values; a file replaced by rename is then not seen)
+  --flight-recorder TICKS    Ticks kept in memory and written with each kill to RUNTIME_DIR/kills
+                             (default: what the longest detector duration needs, at most 120;
+                             0: off)
 """
 
 SHORT = "hvC:i:f:c:lw:D:dr"
@@ -73,7 +76,8 @@ LONG = [
     "drop-in-dir=", "runtime-dir=", "dump-stats", "reset-stats", "device=", "ssd-coeffs=",
     "hdd-coeffs=", "kmsg-override=", "dry-run", "plugin-module=", "max-ticks=",
     "metrics-textfile=", "metrics-listen=", "no-protect", "fast-interval=", "max-psi-triggers=",
-    "compat=", "trust-user-xattrs", "record=", "record-max-bytes=", "assume-cgroup2",
+    "compat=", "trust-user-xattrs", "record=", "record-max-bytes=", "flight-recorder=",
+    "assume-cgroup2",
 ]
 
 
@@ -172,6 +176,10 @@ def parse_options(argv: list[str]) -> Options:
             o.trust_user_xattrs = True
         elif opt == "--assume-cgroup2":
             o.assume_cgroup2 = True
+        elif opt == "--flight-recorder":
+            if not val.isdigit():
+                raise UsageExit(1, f"--flight-recorder needs a number of ticks, got {val!r}")
+            o.flight_ticks = int(val)
         elif opt == "--fast-interval":
             try:
                 o.fast_interval = parse_interval(val)

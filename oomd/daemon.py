@@ -93,6 +93,8 @@ class Daemon:
         self.metrics = None
         self.notifier = None
         self.stats_server = None
+        self.status_service = None  # oomd.status.StatusService: pyoomd status requests
+        self.flight = None  # oomd.flight.FlightRecorder (without --record)
         self.wakeup = None  # oomd.wakeup.Wakeup: the wait between ticks
         self._lock_fd = -1
         self.ticks = 0
@@ -148,31 +150,56 @@ class Daemon:
         return ctx
 
     def install_engine(self, engine) -> None:
-        if self.metrics is not None:
-            engine.observer = MetricsObserver(self.metrics)
+        inner = MetricsObserver(self.metrics) if self.metrics is not None else None
         if self.record is not None:
             from oomd.record.session import decision_metrics
 
-            engine.observer = self.record.observer(engine.observer)
+            inner = self.record.observer(inner)
             engine.extra_monitored = decision_metrics
+        elif self.flight is not None:
+            from oomd.flight import ticks_for
+
+            if self.o.flight_ticks is None:
+                self.flight.set_ticks(ticks_for(engine, self.o.interval))
+            inner = self.flight.observer(inner)
+        if inner is not None:
+            engine.observer = inner
         self.engine = engine
 
-    def start_recording(self) -> bool:
-        """``--record DIR``: the writer thread and the session the ticks feed."""
-        if not self.o.record_dir:
-            return True
-        from oomd.record.session import RecordSession
-        from oomd.record.writer import Recorder, base_meta
+    def start_flight_recorder(self, engine) -> None:
+        """The flight recorder (oomd.flight): on unless ``--flight-recorder 0`` or
+        ``--record`` (a recording already holds every tick and decision)."""
+        if self.o.flight_ticks == 0 or self.record is not None:
+            return
+        from oomd.flight import FlightRecorder, ticks_for
+
+        ticks = self.o.flight_ticks or ticks_for(engine, self.o.interval)
+        self.flight = FlightRecorder(self.o.runtime_dir, ticks, stats=self.stats,
+                                     meta=self.recording_meta())
+
+    def recording_meta(self) -> dict:
+        """The META of a recording (``--record``) or a flight-recorder file: the run's
+        settings and the config's text, what replay needs."""
+        from oomd.record.writer import base_meta
 
         try:
             with open(self.o.config, "rb") as f:
                 text = f.read(4 << 20).decode("utf-8", "surrogateescape")
         except OSError:
             text = None
-        meta = base_meta(cgroup_fs=self.o.cgroup_fs.rstrip("/") or "/", interval=self.o.interval,
+        return base_meta(cgroup_fs=self.o.cgroup_fs.rstrip("/") or "/", interval=self.o.interval,
                          config_file=self.o.config, config=text, dry_run=self.o.dry_run,
                          compat=self.o.compat, devices=[list(d) for d in self.o.devices],
                          drop_in_dir=self.o.drop_in_dir)
+
+    def start_recording(self) -> bool:
+        """``--record DIR``: the writer thread and the session the ticks feed."""
+        if not self.o.record_dir:
+            return True
+        from oomd.record.session import RecordSession
+        from oomd.record.writer import Recorder
+
+        meta = self.recording_meta()
         try:
             recorder = Recorder(self.o.record_dir, meta, max_bytes=self.o.record_max_bytes,
                                 log=logs.log)
@@ -221,8 +248,11 @@ class Daemon:
 
     def start_stats_server(self) -> bool:
         from oomd.stats_socket import StatsServer, StatsServerError
+        from oomd.status import StatusService, snapshot
 
-        self.stats_server = StatsServer(self.stats, self.o.runtime_dir, log=logs.log)
+        self.status_service = StatusService(lambda: snapshot(self.engine, self.ctx, self.clock))
+        self.stats_server = StatsServer(self.stats, self.o.runtime_dir, log=logs.log,
+                                        status=self.status_service.ask)
         try:
             self.stats_server.start()
         except StatsServerError as e:
@@ -314,6 +344,7 @@ class Daemon:
             return EXIT_USAGE
         if not self.start_recording():
             return EXIT_USAGE
+        self.start_flight_recorder(engine)
         self.install_engine(engine)
         for line in describe_hierarchy(self.o.cgroup_fs):
             logs.log(line, logs.NOTICE)
@@ -335,6 +366,8 @@ class Daemon:
         from oomd.wakeup import Wakeup
 
         self.wakeup = Wakeup.for_daemon(self, HANDLED_SIGNALS)
+        if self.status_service is not None:
+            self.wakeup.add_reader(self.status_service.fileno(), self.status_service.serve)
         return self.loop()
 
     def shutdown(self) -> None:
@@ -346,6 +379,12 @@ class Daemon:
             self.metrics.stop()
         if self.stats_server is not None:
             self.stats_server.stop()
+        if self.status_service is not None:
+            self.status_service.close()
+            self.status_service = None
+        if self.flight is not None:
+            self.flight.close()
+            self.flight = None
         if self.watcher is not None:
             self.watcher.close()
         if self.wakeup is not None:
@@ -420,6 +459,8 @@ class Daemon:
             logs.log(f"tick failed: {type(e).__name__}: {e}", logs.ERR, force=True)
         if self.record is not None:
             self.record.after_tick(self.ctx)
+        elif self.flight is not None:
+            self.flight.after_tick(self.ctx)   # never raises; the files are written off-tick
         self.ticks += 1
         if self.metrics is not None:
             try:

@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 from oomd import logs
 from oomd.compat import V050, Compat
+from oomd.decision import DetectorHistory
 from oomd.names import shown
 from oomd.plugin import BasePlugin, MonitoredResources, PluginRet, PrekillHook
 
@@ -59,9 +60,10 @@ class EngineObserver:
         "reap_refused" (process_mrelease got EPERM/ENOSYS; seconds is None)."""
 
     def decision(self, record: dict) -> None:
-        """A kill plugin's decision (killed, or dry): the keys of a recording's DECISION
-        frame (``oomd.record.format``): tick, time, ruleset, detectorgroup, plugin, victim,
-        victim_path, cgroup_id, dry, record."""
+        """A kill plugin's decision (killed, or dry), in the tick after the kill: the decision
+        record (oomd.decision), which has the keys of a recording's DECISION frame
+        (``oomd.record.format``): tick, time, ruleset, ruleset_label, detectorgroup, plugin,
+        victim, victim_path, cgroup_id, dry, record. Keep it; do not block."""
 
 
 def report_kill(ctx, plugin: str, outcome: str) -> None:
@@ -77,24 +79,20 @@ def report_kill(ctx, plugin: str, outcome: str) -> None:
     observer.kill(label, plugin, outcome, elapsed)
 
 
-def report_decision(ctx, plugin: str, row: int, record: str, dry: bool) -> None:
-    """Kill plugins call this once a kill (or dry kill) is decided and its record written:
-    the engine's observer gets the decision (for a recording; a no-op without observer)."""
+def report_decision(ctx, record: dict) -> None:
+    """Kill plugins hand each decision record (oomd.decision) here at the end of a kill cycle:
+    to the context's ``decisions`` list when it has one (replay, tests), and, for a kill or a
+    dry kill, to the engine's observer (a recording's DECISION frame, the flight recorder)."""
+    sink = getattr(ctx, "decisions", None)
+    if sink is not None:
+        sink.append(record)
+    if record.get("outcome") not in ("killed", "dry"):
+        return
     engine = getattr(ctx, "engine", None)
     observer = getattr(engine, "observer", None)
     decide = getattr(observer, "decision", None)
-    if decide is None:
-        return
-    ac = getattr(ctx, "action_context", None)
-    ruleset = getattr(ctx, "invoking_ruleset", None)
-    relpath = ctx.relpath(row)
-    decide({
-        "tick": int(getattr(ctx, "tick", 0)), "time": float(getattr(ctx, "now", 0.0)),
-        "ruleset": getattr(ac, "ruleset", ""), "ruleset_label": getattr(ruleset, "label", ""),
-        "detectorgroup": getattr(ac, "detectorgroup", ""), "plugin": plugin,
-        "victim": shown(relpath), "victim_path": relpath, "cgroup_id": int(ctx.cgroup_id(row)),
-        "dry": bool(dry), "record": record,
-    })
+    if decide is not None:
+        decide(record)
 
 
 def kill_event_reporter(ctx, plugin: str) -> Callable[[str, float | None], None] | None:
@@ -148,6 +146,7 @@ class DetectorGroup:
     def __init__(self, name: str, detectors: Sequence[BasePlugin]) -> None:
         self.name = name
         self.detectors = list(detectors)
+        self.last_fired = False
 
     def prerun(self, ctx, ruleset: Ruleset) -> None:
         for d in self.detectors:
@@ -161,7 +160,13 @@ class DetectorGroup:
                 ret = _call(d.run, d, ruleset, ctx, "run")
             if ret == PluginRet.STOP:
                 triggered = False
+        self.last_fired = triggered
         return triggered
+
+    def observations(self) -> list:
+        """This tick's detector observations (``plugin.observation``; None where a detector
+        keeps none), for the ruleset's history."""
+        return [getattr(d, "observation", None) for d in self.detectors]
 
 
 @dataclass
@@ -205,6 +210,7 @@ class Ruleset:
         self.firing_since: float | None = None
         self.compat = compat
         self.ruleset_cgroup: str | None = None  # a per-cgroup clone's cgroup (absolute path)
+        self.history = DetectorHistory()  # detector observations tick by tick (oomd.decision)
 
     # -- drop-ins (reference §2.5) ------------------------------------------------------------
 
@@ -250,8 +256,10 @@ class Ruleset:
             return 0
         observer = getattr(getattr(ctx, "engine", None), "observer", None)
         fired: ActionContext | None = None
+        seen = []
         for dg in self.detector_groups:
             hit = dg.check(ctx, self)
+            seen.append({"name": dg.name, "fired": hit, "detectors": dg.observations()})
             if observer is not None:
                 observer.detector_group(self.label, dg.name, hit)
             if hit and fired is None:
@@ -262,6 +270,8 @@ class Ruleset:
                                       now + self.prekill_hook_timeout, self.firing_since)
         if fired is None:
             self.firing_since = None
+        self.history.add(int(getattr(ctx, "tick", 0) or 0), float(getattr(ctx, "now", 0.0) or 0.0),
+                         seen)
         ctx.action_context = fired
         ctx.invoking_ruleset = self if fired is not None else None
         try:

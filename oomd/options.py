@@ -41,6 +41,7 @@ class Options:
     max_psi_triggers: int = 32  # oomd.wakeup.DEFAULT_MAX_TRIGGERS
     compat: str = "0.5.0"   # oomd.compat mode
     trust_user_xattrs: bool = False  # user.oomd_avoid from anyone counts (oomd.xattr_trust)
+    flight_ticks: int | None = None  # oomd.flight: None = as the detectors need, 0 = off
     record_dir: str | None = None  # --record: oomd.record.writer.Recorder's directory
     record_max_bytes: int = 512 << 20  # oomd.record.writer.DEFAULT_MAX_BYTES
     assume_cgroup2: bool = False  # read --cgroup-fs as cgroup2 whatever statfs says (benches)

@@ -189,6 +189,7 @@ class BasePlugin:
 
     def init(self, resources: MonitoredResources, args: Mapping[str, str],
              context: PluginConstructionContext) -> int:
+        self.raw_args = {str(k): str(v) for k, v in args.items()}  # as given, for records
         try:
             if self.ARGS is not None:
                 names = {a.name for a in self.ARGS}

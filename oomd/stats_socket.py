@@ -175,8 +175,10 @@ class StatsServer:
         runtime_dir: str,
         *,
         log: Callable[[str, int], None] | None = None,
+        status: Callable[[], dict] | None = None,
     ) -> None:
         self.stats = stats
+        self.status = status  # the "s" request (pyoomd status); None: unknown, as in oomd
         self.path = socket_path(runtime_dir)
         self._log = log or stderr_log
         self._sock: socket.socket | None = None
@@ -325,6 +327,9 @@ class StatsServer:
             self.stats.reset_all()
         elif mode == ord("0"):
             pass
+        elif mode == ord("s") and self.status is not None:
+            # pyoomd's own request: compact JSON (may be large); oomd's replies are unchanged
+            return json.dumps({"body": self.status(), "error": 0})
         else:
             error = 1
             shown = "a" if mode is None else bytes([mode]).decode("latin-1")

@@ -483,6 +483,7 @@ class Wakeup:
         # fds that come and go with their owners: name -> (fd, armed)
         self._dyn: dict[str, list] = {"dropin": [-1, False], "watch": [-1, False]}
         self._timers: dict[str, float] = {}
+        self._readers: dict[int, Callable[[], None]] = {}  # add_reader: fd -> callback
         start = clock()
         self.next_regular = start + self.interval
         self.last_tick = start  # (no tick yet; nothing starts before the floor it sets)
@@ -554,6 +555,12 @@ class Wakeup:
             self.poller.modify(slot[0], _IN if on else 0)
             slot[1] = on
 
+    def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the waiting thread, between ticks) whenever ``fd`` is
+        readable; the callback must drain it (``pyoomd status`` requests)."""
+        self._readers[fd] = callback
+        self.poller.register(fd, _IN)
+
     # -- events -----------------------------------------------------------------------------
 
     def _fired(self, t: Trigger, now: float) -> None:
@@ -578,6 +585,10 @@ class Wakeup:
             return None
         if fd == self._sig_fd:
             return signal.sigtimedwait(self.signals, 0)
+        reader = self._readers.get(fd)
+        if reader is not None:
+            self._guarded("answering a request", reader)
+            return None
         if fd == self._dyn["dropin"][0]:
             self._arm("dropin", False)
             self._timers.setdefault("dropin", now + DROPIN_SETTLE)

@@ -17,6 +17,8 @@ VERBS: dict[str, str] = {
     "show-config": "oomd.commands.show_config",
     "show-unit": "oomd.commands.show_unit",
     "lint": "oomd.commands.lint",
+    "explain": "oomd.commands.explain",
+    "status": "oomd.commands.status",
     "replay": "oomd.commands.replay",
     "record-info": "oomd.commands.record_info",
     "export": "oomd.commands.export",

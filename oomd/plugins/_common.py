@@ -40,6 +40,10 @@ class HoldTimer:
             self.since = now
         return whole_seconds(now, self.since)
 
+    def seconds(self, now: float) -> float | None:
+        """How long the condition has held so far (seconds, not truncated), None if not."""
+        return None if self.since is None else now - self.since
+
 
 def pressure_metric(resource: str) -> str:
     return "mem_pressure" if resource == "memory" else "io_pressure"
@@ -70,6 +74,11 @@ def usage_of(ctx, row: int) -> int:
     if row < 0:
         return 0
     return int(ctx.logged_value("current_usage", row) or 0)
+
+
+def relpath_or_none(ctx, row: int) -> str | None:
+    """The cgroup of ``row`` for an observation (None for no row)."""
+    return None if row < 0 else ctx.relpath(row)
 
 
 def wake_triggers(plugin) -> list:

@@ -44,21 +44,24 @@ for the plugin's own ``post_action_delay`` if it has one. No success: CONTINUE.
 
 from __future__ import annotations
 
-import enum
 import os
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from oomd import logs, parsing
 from oomd.compat import V050
+from oomd.decision import Component, DecisionBuilder, PeerSet
 from oomd.kill import EVENT_ENDED, EVENT_REAP_REFUSED, TIMED_OUT, Killer
-from oomd.engine import kill_event_reporter, report_decision, report_kill
+from oomd.engine import kill_event_reporter, report_kill
 from oomd.names import shown
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args
-from oomd.plugins._common import c_div, mb
+from oomd.plugins._common import mb
+from oomd.plugins._kill_dump import (  # noqa: F401 - re-exported: plugins import them from here
+    DUMP_METRICS, DUMP_SHOW_METRICS, INT64_MAX, PREFERENCE_NAMES, CandidateDump, column,
+    fmt_float, prefetch)
+from oomd.plugins._kill_record import KillRecord, KillResult
 from oomd.xattr_trust import XattrTrust
 
 KILLS_STAT = "oomd.kills"
@@ -66,8 +69,6 @@ SKIPPED_STAT = "pyoomd.kill_candidates_skipped"  # a candidate that raised, pass
 _SKIPPED_LOG_MAX = 4096   # cgroups remembered as logged (then forgotten all at once)
 EXIT_TIMEOUTS_STAT = "pyoomd.kill_exit_timeouts"  # a victim still populated at exit_timeout
 REAP_REFUSED_STAT = "pyoomd.reap_refused"         # process_mrelease refused (EPERM/ENOSYS)
-PREFERENCE_NAMES = {1: "PREFER", 0: "NORMAL", -1: "AVOID"}
-INT64_MAX = (1 << 63) - 1
 
 BASE_KILL_ARGS = (
     *cgroup_args(),
@@ -84,55 +85,9 @@ BASE_KILL_ARGS = (
 # log_kmemalloc_prekill: these lines go to kmsg after the kill record (oomd HEAD's fixed path)
 KMEMALLOC_PROFILER = "/tmp/oomd_kmemalloc_profiler"
 
-# what the dump prints, read in one batch per ranking step
-DUMP_METRICS = (
-    "mem_pressure", "io_pressure", "current_usage", "average_usage", "memory_low", "memory_min",
-    "memory_high", "memory_high_tmp", "memory_max", "memory_protection", "anon_usage",
-    "swap_usage", "io_cost_cumulative", "io_cost_rate", "pg_scan_cumulative", "pg_scan_rate",
-    "kill_preference",
-)
-
-
-# what decides whether a candidate is dumped at all (read for every ranked row)
-DUMP_SHOW_METRICS = ("mem_pressure", "io_pressure", "current_usage", "average_usage",
-                     "swap_usage")
-
-
-class KillResult(enum.Enum):
-    SUCCESS = 1
-    FAILED = 2
-    DEFER = 3
-    IN_PROGRESS = 4  # reached a cgroup still exiting from a kill: nothing killed in its place
-
-
-def column(ctx, metric: str, rows: np.ndarray, default=0) -> np.ndarray:
-    """``ctx.get`` with invalid values replaced by ``default`` (oomd's ``value_or``)."""
-    values, valid = ctx.get(metric, rows)
-    values = np.asarray(values)
-    valid = np.asarray(valid, dtype=bool)
-    if valid.all():
-        return values
-    if values.ndim == 2:
-        valid = valid[:, None]
-    return np.where(valid, values, np.asarray(default, dtype=values.dtype))
-
-
-def prefetch(ctx, metrics, rows: np.ndarray) -> None:
-    """Read the files behind ``metrics`` for ``rows`` in one pass (one directory visit per
-    row) before they are asked for one metric at a time; contexts without it read lazily."""
-    fetch = getattr(ctx, "prefetch", None)
-    if fetch is not None:
-        fetch(metrics, rows)
-
-
 def picked(ctx, row: int) -> str:
     """The start of a kill plugin's "Picked" line: ``Picked "<cgroup>" (<current>MB) ``."""
     return f'Picked "{shown(ctx.relpath(row))}" ({mb(ctx.value("current_usage", row) or 0)}MB) '
-
-
-def fmt_float(x) -> str:
-    """C++ ostream's default float output (``%g``, 6 significant digits)."""
-    return "%g" % float(x)
 
 
 def _descending(key: np.ndarray) -> np.ndarray:
@@ -169,29 +124,8 @@ class _HookState:
     victim: _SavedCandidate
     stack: list[_SavedCandidate]
     peer_groups: list[list[_SavedRef]]
-
-
-def _ints(a: np.ndarray, shift: int = 0) -> list[int]:
-    """Python ints of a column (``int(x) >> shift`` each, as the C++ casts and shifts)."""
-    a = np.asarray(a)
-    if np.issubdtype(a.dtype, np.integer):
-        return (a >> shift).tolist() if shift else a.tolist()
-    return [int(x) >> shift for x in a.tolist()]
-
-
-def _dump_lines(values) -> Iterator[str]:
-    """The §4.17 lines of each candidate, from ``BaseKillPlugin.dump``'s gathered values."""
-    g = fmt_float
-    for (name, m, o, cur, avg, low, mmin, high, high_tmp, mmax, prot, anon, swap, ioc, ior,
-         pgc, pgr, pref) in zip(*values):
-        yield f"name={shown(name)}"
-        yield f"  pressure={g(m[0])}:{g(m[1])}:{g(m[2])}-{g(o[0])}:{g(o[1])}:{g(o[2])}"
-        yield (f"  mem={cur}MB mem_avg={avg}MB mem_low={low}MB mem_min={mmin}MB "
-               f"mem_high={high}MB mem_high_tmp={high_tmp}MB mem_max={mmax}MB "
-               f"mem_prot={prot}MB anon={anon}MB swap_usage={swap}MB")
-        yield f"  io_cost_cumulative={g(ioc)} io_cost_rate={g(ior)}"
-        yield f"  pg_scan_cumulative={pgc} pg_scan_rate={pgr}"
-        yield f"  kill_preference={PREFERENCE_NAMES.get(pref, 'NORMAL')}"
+    trail: DecisionBuilder | None = None
+    peer_sets: list[int | None] | None = None  # record index of each peer group
 
 
 def _log_memory_stat(relpath: str, abspath: str, dir_fd: int) -> None:
@@ -224,7 +158,7 @@ def _copy_kmemalloc_profile(kmsg) -> None:
         logs.log(line, force=True)
 
 
-class BaseKillPlugin(BasePlugin):
+class BaseKillPlugin(KillRecord, CandidateDump, BasePlugin):
     ARGS = BASE_KILL_ARGS
     METRICS = ("kill_preference", "oom_group")
     RANK_METRICS: tuple[str, ...] = ()   # what rank_keys() reads: prefetched in one pass
@@ -235,9 +169,21 @@ class BaseKillPlugin(BasePlugin):
         """Key columns for ``rows``, most significant first; higher ranks first."""
         raise TypeError(f"kill plugin {type(self).__name__} does not implement rank_keys()")
 
+    def rank_components(self, ctx, rows: np.ndarray) -> tuple[list[Component], dict]:
+        """The ranking of ``rows`` as named columns (``oomd.decision.Component``: the ``key``
+        ones, most significant first, are what the rows are sorted on; the others are shown in
+        the decision record) and the peer set's facts (thresholds). The default names the
+        columns of ``rank_keys``; the built-in plugins give their own."""
+        keys = self.rank_keys(ctx, rows)
+        return [Component(f"key{i}", np.asarray(k)) for i, k in enumerate(keys)], {}
+
     def rank_filter(self, ctx, rows: np.ndarray) -> np.ndarray | None:
         """A mask of the rows that may be ranked at all; None keeps every row."""
         return None
+
+    def filter_reason(self) -> str:
+        """Why ``rank_filter`` leaves a row out (for the decision record)."""
+        return "left out by the plugin's filter"
 
     def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
         raise TypeError(f"kill plugin {type(self).__name__} does not implement log_kill_target()")
@@ -258,6 +204,7 @@ class BaseKillPlugin(BasePlugin):
         self._dumps: list[np.ndarray] = []
         self._skipped: set = set()   # cgroups whose skipping was logged
         self._ignored: set[int] = set()  # rows of this run whose user.oomd_avoid did not count
+        self._trail: DecisionBuilder | None = None  # the record of the kill cycle in progress
         self.trust = getattr(context, "xattr_trust", None) or XattrTrust()
         self.compat = getattr(context, "compat", V050)
 
@@ -270,23 +217,45 @@ class BaseKillPlugin(BasePlugin):
     # -- ranking -------------------------------------------------------------------------------
 
     def rank(self, ctx, rows, anchor: int | None = None) -> np.ndarray:
-        """``rows`` best first: filter, then a stable sort by (kill_preference, keys) descending.
+        """``rows`` best first (``rank_set``'s order)."""
+        return self.rank_set(ctx, rows, anchor).rows
+
+    def rank_set(self, ctx, rows, anchor: int | None = None) -> PeerSet:
+        """Rank ``rows``: filter, then a stable sort by (kill_preference, key components)
+        descending. The PeerSet carries the rows best first with every component the sort used,
+        in the same order: the decision record is this, never a second computation.
         ``anchor``: the row whose owner's ``user.oomd_avoid`` counts (the parent of ``rows`` in
         a ``recursive`` step; None: the anchor of ``cgroup``, oomd.xattr_trust)."""
         rows = np.asarray(rows, dtype=np.int32)
         if len(rows) > 1:
             prefetch(ctx, ("kill_preference",) + self.RANK_METRICS, rows)
         keep = self.rank_filter(ctx, rows) if len(rows) else None
+        dropped = None
         if keep is not None:
-            rows = rows[np.asarray(keep, dtype=bool)]
-        if len(rows) < 2:
-            return rows
-        pref, ignored = self.trust.preference(ctx, rows, anchor, self.cgroup)
-        if ignored.any():
+            keep = np.asarray(keep, dtype=bool)
+            dropped, rows = rows[~keep], rows[keep]
+        parent = anchor
+        if len(rows) == 0:
+            return PeerSet(rows, parent, filtered=dropped, filter_reason=self.filter_reason())
+        # a single row is not sorted: its preference is only shown (nothing logged for it)
+        pref, ignored = self.trust.preference(ctx, rows, anchor, self.cgroup,
+                                              report=len(rows) > 1)
+        if len(rows) > 1 and ignored.any():
             self._ignored.update(rows[ignored].tolist())
-        keys = [_descending(k) for k in reversed(self.rank_keys(ctx, rows))]
-        keys.append(_descending(pref))
-        return rows[np.lexsort(keys)]
+        comps, facts = self.rank_components(ctx, rows)
+        if len(rows) > 1:
+            keys = [_descending(c.values) for c in reversed(comps) if c.key]
+            keys.append(_descending(pref))
+            order = np.lexsort(keys)
+        else:
+            order = np.zeros(1, dtype=np.intp)
+        avoid_uid = None
+        if (pref == -1).any():
+            uid, valid = ctx.get("avoid_uid", rows)
+            avoid_uid = np.where(np.asarray(valid, dtype=bool), np.asarray(uid), -1)[order]
+        comps = [Component(c.name, np.asarray(c.values)[order], c.unit, c.key) for c in comps]
+        return PeerSet(rows[order], parent, pref[order], ignored[order], comps, facts,
+                       dropped, self.filter_reason(), avoid_uid)
 
     def candidate_rows(self, ctx) -> np.ndarray:
         return np.asarray(ctx.resolve(self.cgroup), dtype=np.int32)
@@ -313,76 +282,6 @@ class BaseKillPlugin(BasePlugin):
             ctx.get(metric, rows)
         return rows
 
-    # -- the candidate dump (reference §4.17) ----------------------------------------------------
-    # oomd dumps each ranked list before it goes on. Reading what the dump shows (io.pressure,
-    # memory.stat, io.stat, limits... of every candidate) takes about 0.3 s at 10,000
-    # candidates, so pyoomd notes the lists, reads the victim's values before the kill, and
-    # dumps after it, with the values of the same tick (docs/compat.md).
-
-    def _note_dump(self, rows: np.ndarray) -> None:
-        self._dumps.append(rows)
-
-    @staticmethod
-    def _keep_dump_values(ctx, row: int) -> None:
-        """Read the victim's dump (and kill record) values before it is killed: a tick reads
-        each file once, so the dump after the kill shows these. Not in replay (a context with
-        ``candidate_dumps`` False): a recording holds what decisions read, not every dump."""
-        if getattr(ctx, "candidate_dumps", True):
-            prefetch(ctx, DUMP_METRICS, np.asarray([row], dtype=np.int32))
-
-    def _write_dumps(self, ctx) -> None:
-        dumps, self._dumps = self._dumps, []
-        if not getattr(ctx, "candidate_dumps", True):
-            return
-        for rows in dumps:
-            self.dump(ctx, rows)
-
-    def dump(self, ctx, rows: np.ndarray) -> None:
-        logs.log("Dumping OomdContext: ")
-        if len(rows) == 0:
-            return
-        prefetch(ctx, DUMP_SHOW_METRICS, rows)
-        mem_p = column(ctx, "mem_pressure", rows, 0).astype(np.float32)
-        io_p = column(ctx, "io_pressure", rows, 0).astype(np.float32)
-        cur = column(ctx, "current_usage", rows, 0)
-        avg = column(ctx, "average_usage", rows, 0)
-        swap = column(ctx, "swap_usage", rows, 0)
-        show = np.ones(len(rows), dtype=bool)
-        if not self.debug:
-            meminfo = getattr(getattr(ctx, "system", None), "meminfo", None) or {}
-            mem_min = c_div(int(meminfo.get("MemTotal", 0)), 1000)
-            swap_min = c_div(int(meminfo.get("SwapTotal", 0)), 1000)
-            show = ((mem_p >= 1).any(axis=1) | (io_p >= 1).any(axis=1) | (cur > mem_min)
-                    | (avg > mem_min) | (swap > swap_min))
-            if not show.any():
-                return
-        idx = np.nonzero(show)[0]
-        sub = rows[idx]
-        prefetch(ctx, DUMP_METRICS, sub)
-        mem_p, io_p, cur, avg, swap = mem_p[idx], io_p[idx], cur[idx], avg[idx], swap[idx]
-        low = column(ctx, "memory_low", sub, 0)
-        mmin = column(ctx, "memory_min", sub, 0)
-        high = column(ctx, "memory_high", sub, INT64_MAX)
-        high_tmp = column(ctx, "memory_high_tmp", sub, INT64_MAX)
-        mmax = column(ctx, "memory_max", sub, INT64_MAX)
-        prot = column(ctx, "memory_protection", sub, 0)
-        anon = column(ctx, "anon_usage", sub, 0)
-        ioc = column(ctx, "io_cost_cumulative", sub, 0.0)
-        ior = column(ctx, "io_cost_rate", sub, 0.0)
-        pgc = column(ctx, "pg_scan_cumulative", sub, 0)
-        pgr = column(ctx, "pg_scan_rate", sub, 0)
-        pref = column(ctx, "kill_preference", sub, 0)
-        if self._ignored:
-            pref = np.where(np.isin(sub, list(self._ignored)), 0, pref)
-        names = [ctx.relpath(row) for row in sub.tolist()]
-        in_mb = [_ints(a, 20)
-                 for a in (cur, avg, low, mmin, high, high_tmp, mmax, prot, anon, swap)]
-        # Formatting 6 lines per candidate is most of what is left: the log writer does it
-        # from these copies (the lines keep their place in the log).
-        values = (names, mem_p.tolist(), io_p.tolist(), *in_mb, ioc.tolist(), ior.tolist(),
-                  _ints(pgc), _ints(pgr), _ints(pref))
-        logs.log_block(lambda: _dump_lines(values))
-
     # -- run -----------------------------------------------------------------------------------
 
     def preference_name(self, ctx, row: int) -> str:
@@ -393,12 +292,15 @@ class BaseKillPlugin(BasePlugin):
 
     def run(self, ctx) -> PluginRet:
         self._ignored.clear()
+        result = None
         try:
             if self._hook_state is not None:
                 result = self._resume_from_prekill_hook(ctx)
             else:
+                self._trail = DecisionBuilder(self)
                 result = self._try_to_kill_something(ctx, self.candidate_rows(ctx))
         finally:
+            self._report_decision(ctx, result)
             try:
                 self._write_dumps(ctx)
             except Exception as e:  # noqa: BLE001 - the dump must not undo the decision
@@ -415,7 +317,7 @@ class BaseKillPlugin(BasePlugin):
         return PluginRet.STOP
 
     def _try_to_kill_something(self, ctx, initial: np.ndarray) -> KillResult:
-        ranked = self.rank(ctx, initial)
+        ranked = self._ranked(ctx, initial)
         self._note_dump(ranked)
         if getattr(ctx, "starved", False):
             # Out of fds or memory this tick: a candidate may be missing or unread, so the
@@ -423,6 +325,8 @@ class BaseKillPlugin(BasePlugin):
             logs.log("Not killing: cgroups could not be read this tick (out of file descriptors "
                      "or memory); retrying next tick", logs.WARNING)
             report_kill(ctx, self.name, "skipped")
+            if self._trail is not None:
+                self._trail.starved = True
             return KillResult.FAILED
         stack = [_Candidate(int(r), ranked) for r in ranked[::-1].tolist()]
         return self._search(ctx, stack)
@@ -434,6 +338,7 @@ class BaseKillPlugin(BasePlugin):
                 step = self._visit(ctx, cand, stack)
             except Exception as e:  # noqa: BLE001 - one candidate never stops the ranking
                 self._skip_candidate(ctx, cand.row, e)
+                self._visited(ctx, cand.row, cand.peers, "error", f"{type(e).__name__}: {e}")
                 continue
             if step is not None:
                 return step
@@ -447,16 +352,22 @@ class BaseKillPlugin(BasePlugin):
             children = self.children_rows(ctx, row)
             if len(children):
                 self.log_kill_target(ctx, row, cand.peers)
-                ranked = self.rank(ctx, children, anchor=row)
+                ranked = self._ranked(ctx, children, anchor=row)
                 self._note_dump(ranked)
+                self._visited(ctx, row, cand.peers, "descended",
+                              f"{len(ranked)} children ranked")
                 stack.extend(_Candidate(int(r), ranked) for r in ranked[::-1].tolist())
                 return None
         populated = ctx.value("is_populated", row)
         if populated is not None and not populated:
+            self._visited(ctx, row, cand.peers, "unpopulated", "cgroup.events: populated 0")
             return None
         if self._held(ctx, row):
+            self._visited(ctx, row, cand.peers, "in_progress",
+                          "still exiting from an earlier kill; nothing killed in its place")
             return KillResult.IN_PROGRESS
         if self.compat.skip_zero_anon and ctx.value("anon_usage_strict", row) == 0:
+            self._visited(ctx, row, cand.peers, "no_anon", "memory.stat says anon 0")
             return None  # oomd HEAD: nothing left to free (memory.stat says anon 0)
         self.log_kill_target(ctx, row, cand.peers)
         if not self._past_prekill_deadline(ctx):
@@ -467,9 +378,13 @@ class BaseKillPlugin(BasePlugin):
                 except BaseException:
                     invocation.cancel()
                     raise
+                self._visited(ctx, row, cand.peers, "prekill_hook",
+                              "waiting for its prekill hook")
                 return KillResult.DEFER
         if self._kill_and_record(ctx, row):
+            self._visited(ctx, row, cand.peers, "dry" if self.dry else "killed")
             return KillResult.SUCCESS
+        self._visited(ctx, row, cand.peers, "kill_failed", "nothing was delivered")
         return None
 
     def _skip_candidate(self, ctx, row: int, error: Exception) -> None:
@@ -569,11 +484,8 @@ class BaseKillPlugin(BasePlugin):
         except Exception as e:  # noqa: BLE001 - the kill is done: it must count as one
             logs.log(f"Could not complete the kill record ({type(e).__name__}: {e}): {record}",
                      logs.ERR, force=True)
-        try:
-            report_decision(ctx, self.name, row, record, self.dry)
-        except Exception as e:  # noqa: BLE001 - a recording's trouble never undoes a kill
-            logs.log(f"Could not report the decision ({type(e).__name__}: {e}): {record}",
-                     logs.ERR, force=True)
+        if self._trail is not None:
+            self._trail.killed(ctx, row, record)   # the decision is reported after the search
         return True
 
     def _record_body(self, ctx, row: int) -> str:
@@ -633,16 +545,19 @@ class BaseKillPlugin(BasePlugin):
     def _save_hook_state(self, ctx, invocation, victim: _Candidate, stack: list[_Candidate]):
         groups: dict[int, int] = {}
         peer_groups: list[list[_SavedRef]] = []
+        set_index: list[int | None] = []
+        trail = self._trail
 
         def save(c: _Candidate) -> _SavedCandidate:
             key = id(c.peers)
             if key not in groups:
                 groups[key] = len(peer_groups)
                 peer_groups.append([self._ref(ctx, int(r)) for r in c.peers.tolist()])
+                set_index.append(trail.set_index(c.peers) if trail is not None else None)
             return _SavedCandidate(self._ref(ctx, c.row), groups[key])
 
         self._hook_state = _HookState(invocation, save(victim), [save(c) for c in stack],
-                                      peer_groups)
+                                      peer_groups, None, set_index)
 
     @staticmethod
     def _restore_ref(ctx, ref: _SavedRef) -> int | None:
@@ -665,6 +580,7 @@ class BaseKillPlugin(BasePlugin):
             logs.log(f"Still running pre-kill hook for Ruleset={ruleset}")
             return KillResult.DEFER
         self._hook_state = None
+        self._trail = trail = state.trail
 
         peer_cache: dict[int, np.ndarray] = {}
 
@@ -674,20 +590,34 @@ class BaseKillPlugin(BasePlugin):
                 return None
             if saved.peers not in peer_cache:
                 rows = [self._restore_ref(ctx, r) for r in state.peer_groups[saved.peers]]
-                peer_cache[saved.peers] = np.asarray([r for r in rows if r is not None], np.int32)
+                peers = np.asarray([r for r in rows if r is not None], np.int32)
+                peer_cache[saved.peers] = peers
+                index = (state.peer_sets or [None] * (saved.peers + 1))[saved.peers]
+                if trail is not None and index is not None:
+                    trail.alias(peers, index)
             return _Candidate(row, peer_cache[saved.peers])
 
         victim = restore(state.victim)
         if victim is None:
             # someone else removed it: they did our job; detectors fire again if still needed
+            if trail is not None:
+                trail.visits.append({"cgroup": shown(state.victim.target.relpath), "set": None,
+                                     "result": "vanished",
+                                     "detail": "removed while its prekill hook ran"})
             return KillResult.FAILED
         try:
             if self._held(ctx, victim.row):
+                self._visited(ctx, victim.row, victim.peers, "in_progress",
+                              "killed by another ruleset while the prekill hook ran")
                 return KillResult.IN_PROGRESS  # killed by another ruleset while the hook ran
             if self._kill_and_record(ctx, victim.row):
+                self._visited(ctx, victim.row, victim.peers, "dry" if self.dry else "killed",
+                              "after its prekill hook")
                 return KillResult.SUCCESS
+            self._visited(ctx, victim.row, victim.peers, "kill_failed", "nothing was delivered")
         except Exception as e:  # noqa: BLE001 - one candidate never stops the ranking
             self._skip_candidate(ctx, victim.row, e)
+            self._visited(ctx, victim.row, victim.peers, "error", f"{type(e).__name__}: {e}")
         stack: list[_Candidate] = []
         for saved in state.stack:
             cand = restore(saved)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from oomd import parsing
+from oomd.decision import observation
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
 
 
@@ -17,5 +18,8 @@ class Exists(BasePlugin):
     )
 
     def run(self, ctx) -> PluginRet:
-        exists = ctx.resolve(self.cgroup).size > 0
-        return PluginRet.CONTINUE if exists != self.negate else PluginRet.STOP
+        found = int(ctx.resolve(self.cgroup).size)
+        fired = (found > 0) != self.negate
+        self.observation = observation(self.name, "matching cgroups", found,
+                                       "==" if self.negate else ">", 0, "", fired=fired)
+        return PluginRet.CONTINUE if fired else PluginRet.STOP

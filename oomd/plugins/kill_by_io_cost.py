@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from oomd import logs
+from oomd.decision import Component
 from oomd.plugin import register
 from oomd.plugins.base_kill import BaseKillPlugin, column, fmt_float, picked
 
@@ -22,7 +23,11 @@ class KillIOCost(BaseKillPlugin):
         self.prerun_on_cgroups(ctx, "io_cost_rate")
 
     def rank_keys(self, ctx, rows):
-        return (column(ctx, "io_cost_rate", rows, 0.0).astype(np.float64),)
+        return tuple(c.values for c in self.rank_components(ctx, rows)[0] if c.key)
+
+    def rank_components(self, ctx, rows):
+        rate = column(ctx, "io_cost_rate", rows, 0.0).astype(np.float64)
+        return [Component("io_cost_rate", rate, "cost/s")], {}
 
     def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
         logs.log(picked(ctx, row) +

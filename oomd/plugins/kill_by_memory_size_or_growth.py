@@ -26,6 +26,7 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.names import shown
+from oomd.decision import Component
 from oomd.plugin import Arg, register
 from oomd.plugins._common import mb
 from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, column
@@ -73,7 +74,7 @@ class KillMemoryGrowth(BaseKillPlugin):
         Arg("min_growth_ratio", _ratio, default=1.25),
     )
     METRICS = BaseKillPlugin.METRICS + ("average_usage", "memory_min", "memory_low")
-    RANK_METRICS = ("current_usage", "effective_usage", "memory_growth")
+    RANK_METRICS = ("current_usage", "effective_usage", "memory_growth", "memory_protection")
 
     def prerun(self, ctx) -> None:
         self.prerun_on_cgroups(ctx, "average_usage")
@@ -97,9 +98,27 @@ class KillMemoryGrowth(BaseKillPlugin):
         return Classification(cur, eff, growth, total, size_thr, growth_thr, size_ok, growth_ok)
 
     def rank_keys(self, ctx, rows):
+        return tuple(c.values for c in self.rank_components(ctx, rows)[0] if c.key)
+
+    def rank_components(self, ctx, rows):
         c = self.classify(ctx, rows)
-        return (np.where(c.size_ok, c.effective, 0),
-                np.where(c.growth_ok, c.growth, np.float32(0)), c.effective)
+        prot = column(ctx, "memory_protection", rows, 0).astype(np.int64)
+        comps = [
+            Component("size", np.where(c.size_ok, c.effective, 0), "bytes"),
+            Component("growth", np.where(c.growth_ok, c.growth, np.float32(0)), "ratio"),
+            Component("effective_usage", c.effective, "bytes"),
+            Component("current_usage", c.current, "bytes", key=False),
+            Component("protection", prot, "bytes", key=False),
+            Component("growth_rate", c.growth, "ratio", key=False),
+            Component("size_eligible", c.size_ok, "bool", key=False),
+            Component("growth_eligible", c.growth_ok, "bool", key=False),
+        ]
+        facts = {"total": c.total, "size_threshold": c.size_threshold,
+                 "size_threshold_pct": self.size_threshold,
+                 "growth_threshold": c.growth_threshold,
+                 "growing_size_percentile": self.growing_size_percentile,
+                 "min_growth_ratio": float(self.min_growth_ratio)}
+        return comps, facts
 
     def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
         if row not in peers:

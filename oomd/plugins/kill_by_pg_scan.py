@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from oomd import logs
+from oomd.decision import Component
 from oomd.plugin import PluginRet, register
 from oomd.plugins.base_kill import BaseKillPlugin, column, picked
 
@@ -37,12 +38,19 @@ class KillPgScan(BaseKillPlugin):
             return None
         return column(ctx, "pg_scan_rate", rows, 0) > 0  # oomd HEAD
 
+    def filter_reason(self) -> str:
+        return "pg scan rate is not above 0"
+
     def rank_keys(self, ctx, rows):
+        return tuple(c.values for c in self.rank_components(ctx, rows)[0] if c.key)
+
+    def rank_components(self, ctx, rows):
         values, valid = ctx.get("pg_scan_rate", rows)
         missing = int(len(rows) - np.count_nonzero(valid))
-        if missing:
+        if missing and len(rows) > 1:  # a lone candidate is not ranked (nothing logged)
             logs.log(f"couldn't read pgscan data in {missing}/{len(rows)} cgroups")
-        return (np.where(valid, values, 0).astype(np.int64),)
+        return [Component("pg_scan_rate", np.where(valid, values, 0).astype(np.int64),
+                          "pages/s")], {}
 
     def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
         pref = self.preference_name(ctx, row)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from oomd import logs, parsing
+from oomd.decision import Component
 from oomd.plugin import Arg, register
 from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, column, fmt_float, picked
 
@@ -25,8 +26,14 @@ class KillPressure(BaseKillPlugin):
         self.RANK_METRICS = (self.pressure_metric,)  # read when ranking, not every tick
 
     def rank_keys(self, ctx, rows):
+        return tuple(c.values for c in self.rank_components(ctx, rows)[0] if c.key)
+
+    def rank_components(self, ctx, rows):
         p = column(ctx, self.pressure_metric, rows, 0).astype(np.float32)
-        return (np.trunc(p[:, 0] / _HALF + p[:, 1] / _HALF).astype(np.int64),)
+        key = np.trunc(p[:, 0] / _HALF + p[:, 1] / _HALF).astype(np.int64)
+        return [Component("pressure", key, "%"),
+                Component("avg10", p[:, 0], "%", key=False),
+                Component("avg60", p[:, 1], "%", key=False)], {"resource": self.resource}
 
     def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
         p = ctx.value(self.pressure_metric, row)

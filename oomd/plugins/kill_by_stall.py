@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from oomd import logs, parsing
+from oomd.decision import Component
 from oomd.plugin import Arg, register
 from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, picked
 from oomd.plugins.stall_above import StallSampler, psi_line, window_seconds
@@ -47,6 +48,12 @@ class KillStall(BaseKillPlugin):
 
     def rank_keys(self, ctx, rows):
         return (self._shares(ctx, rows)[0],)
+
+    def rank_components(self, ctx, rows):
+        share, basis = self._shares(ctx, rows)
+        return [Component("stall_share", share * 100.0, "%"),
+                Component("stall_window", np.asarray(basis, dtype=np.float64), "s", key=False)], \
+            {"resource": self.resource, "line": self.line, "window": self.window}
 
     def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
         share, basis = self._shares(ctx, np.array([row], dtype=np.int32))

@@ -16,6 +16,7 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.errors import PluginArgError
+from oomd.decision import Component
 from oomd.plugin import Arg, register
 from oomd.plugins._common import mb
 from oomd.plugins.base_kill import BASE_KILL_ARGS, BaseKillPlugin, column, picked
@@ -69,10 +70,23 @@ class KillSwapUsage(BaseKillPlugin):
         low = (self.swap_ratio * np.asarray(prot).astype(np.float32)).astype(np.int64)
         return np.where(np.asarray(valid, dtype=bool), np.maximum(swap - low, 0), swap)
 
+    def filter_reason(self) -> str:
+        op = ">" if self.compat.strict_swap_filter else ">="
+        return f"swap usage is not {op} the threshold of {self.threshold} bytes"
+
     def rank_keys(self, ctx, rows):
+        return tuple(c.values for c in self.rank_components(ctx, rows)[0] if c.key)
+
+    def rank_components(self, ctx, rows):
+        swap = column(ctx, "swap_usage", rows, 0)
+        facts = {"threshold": self.threshold}
         if self.biased_swap_kill:
-            return (self.swap_excess(ctx, rows),)
-        return (column(ctx, "swap_usage", rows, 0),)
+            prot = column(ctx, "memory_protection", rows, 0)
+            return [Component("swap_excess", self.swap_excess(ctx, rows), "bytes"),
+                    Component("swap_usage", swap, "bytes", key=False),
+                    Component("protection", prot, "bytes", key=False)], \
+                {**facts, "swap_ratio": float(self.swap_ratio)}
+        return [Component("swap_usage", swap, "bytes")], facts
 
     def log_kill_target(self, ctx, row: int, peers: np.ndarray) -> None:
         line = (picked(ctx, row) +

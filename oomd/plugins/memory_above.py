@@ -14,6 +14,7 @@ import numpy as np
 from oomd import fs, logs, parsing
 from oomd.errors import PluginArgError
 from oomd.names import shown
+from oomd.decision import observation
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
 from oomd.plugins._common import HoldTimer, mb
 
@@ -84,7 +85,12 @@ class MemoryAbove(BasePlugin):
             kind = "anon usage=" if self.is_anon else "memory usage="
             logs.log(f'cgroup "{shown(name)}" {kind}{usage} hit threshold={self.threshold}')
         held = self.timer.held_for(over, ctx.now)
-        if held is None or held < self.duration:
+        fired = held is not None and held >= self.duration
+        self.observation = observation(
+            self.name, "anon usage" if self.is_anon else "memory usage", usage, ">",
+            self.threshold, "bytes", held, self.duration, fired,
+            name or None)
+        if not fired:
             return PluginRet.STOP
         if self.debug:
             logs.log(f'cgroup "{shown(name)}" current memory usage {mb(usage)}MB is over the '

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from oomd import logs, parsing
+from oomd.decision import observation
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
 
 
@@ -38,4 +39,8 @@ class NrDyingDescendants(BasePlugin):
         return True
 
     def run(self, ctx) -> PluginRet:
-        return PluginRet.CONTINUE if self.matches(ctx) != self.negate else PluginRet.STOP
+        fired = self.matches(ctx) != self.negate
+        self.observation = observation(self.name, "dying descendants",
+                                       "matched" if fired != self.negate else "none matched",
+                                       "<=" if self.lte else ">", self.count, "", fired=fired)
+        return PluginRet.CONTINUE if fired else PluginRet.STOP

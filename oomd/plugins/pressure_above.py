@@ -15,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from oomd import logs, parsing
+from oomd.decision import observation
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
 from oomd.plugins._common import (
-    HoldTimer, mb, pick_pressure, pressure_metric, usage_of, wake_triggers)
+    HoldTimer, mb, pick_pressure, pressure_metric, relpath_or_none, usage_of, wake_triggers)
 
 
 @register("pressure_above")
@@ -41,10 +42,14 @@ class PressureAbove(BasePlugin):
         return wake_triggers(self)  # with wake: true, a trigger at the threshold
 
     def run(self, ctx) -> PluginRet:
-        (avg10, _, _), picked = pick_pressure(ctx, ctx.resolve(self.cgroup), self.resource)
+        (avg10, _, _), row = pick_pressure(ctx, ctx.resolve(self.cgroup), self.resource)
         held = self.timer.held_for(avg10 > np.float32(self.threshold), ctx.now)
-        if held is not None and held >= self.duration:
+        fired = held is not None and held >= self.duration
+        self.observation = observation(
+            self.name, f"{self.resource} pressure (full avg10)", avg10, ">", self.threshold, "%",
+            held, self.duration, fired, relpath_or_none(ctx, row))
+        if fired:
             logs.log(f"10s pressure {float(avg10):.2f} is over the threshold of {self.threshold} "
-                     f"for {self.duration} seconds , total usage is {mb(usage_of(ctx, picked))}MB")
+                     f"for {self.duration} seconds , total usage is {mb(usage_of(ctx, row))}MB")
             return PluginRet.CONTINUE
         return PluginRet.STOP

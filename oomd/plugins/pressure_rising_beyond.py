@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from oomd import logs, parsing
+from oomd.decision import observation
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
 from oomd.plugins._common import (
-    HoldTimer, mb, pick_pressure, pressure_metric, usage_of, wake_triggers)
+    HoldTimer, mb, pick_pressure, pressure_metric, relpath_or_none, usage_of, wake_triggers)
 
 
 @register("pressure_rising_beyond")
@@ -41,14 +42,19 @@ class PressureRisingBeyond(BasePlugin):
         return wake_triggers(self)  # with wake: true, a trigger at the threshold
 
     def run(self, ctx) -> PluginRet:
-        (avg10, avg60, _), picked = pick_pressure(ctx, ctx.resolve(self.cgroup), self.resource)
+        (avg10, avg60, _), row = pick_pressure(ctx, ctx.resolve(self.cgroup), self.resource)
         last, self.last_avg10 = self.last_avg10, avg10
         threshold = np.float32(self.threshold)
         held = self.timer.held_for(avg60 > threshold, ctx.now)
         met_60s = held is not None and held >= self.duration
         falling_rapidly = avg10 < last * self.fall_ratio
-        if met_60s and avg10 > threshold and not falling_rapidly:
+        fired = bool(met_60s and avg10 > threshold and not falling_rapidly)
+        self.observation = observation(
+            self.name, f"{self.resource} pressure (full avg60)", avg60, ">", self.threshold, "%",
+            held, self.duration, fired, relpath_or_none(ctx, row))
+        self.observation["avg10"] = round(float(avg10), 2)
+        if fired:
             logs.log(f"1m pressure {float(avg60):.2f} is over the threshold of {self.threshold} "
-                     f"for {self.duration} seconds , total usage is {mb(usage_of(ctx, picked))}MB")
+                     f"for {self.duration} seconds , total usage is {mb(usage_of(ctx, row))}MB")
             return PluginRet.CONTINUE
         return PluginRet.STOP

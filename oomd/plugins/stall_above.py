@@ -21,6 +21,7 @@ import numpy as np
 
 from oomd import logs, parsing
 from oomd.names import shown
+from oomd.decision import observation
 from oomd.plugin import Arg, BasePlugin, PluginRet, cgroup_args, register
 from oomd.plugins._stall import StallWindow, avgs_metric, total_metric
 from oomd.wakeup import TriggerWant
@@ -130,17 +131,25 @@ class StallAbove(BasePlugin):
             rows = self._rows
         share, basis, known = self.sampler.shares(self._ids, self._valid)
         self._rows = None
+        what = f"{self.resource} {self.line} stall share over {self.window:g}s"
         if not known.any():
             self.since = None
+            self.observation = observation(self.name, what, None, ">", self.threshold, "%",
+                                           None, self.duration)
             return PluginRet.STOP
         pct = np.where(known, share * 100.0, -1.0)
         worst = int(np.argmax(pct))  # ties: the first, i.e. the smallest path
+        worst_rel = ctx.relpath(int(rows[worst]))
         if not pct[worst] > self.threshold:
             self.since = None
+            self.observation = observation(self.name, what, pct[worst], ">", self.threshold,
+                                           "%", None, self.duration, False, worst_rel)
             return PluginRet.STOP
         if self.since is None:
             self.since = ctx.now
         held = ctx.now - self.since
+        self.observation = observation(self.name, what, pct[worst], ">", self.threshold, "%",
+                                       held, self.duration, held >= self.duration, worst_rel)
         if held < self.duration:
             return PluginRet.STOP
         worst_name = shown(ctx.relpath(int(rows[worst])))

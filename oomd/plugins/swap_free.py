@@ -9,6 +9,7 @@ and says so in a second line when the threshold is above 0.
 from __future__ import annotations
 
 from oomd import logs, parsing
+from oomd.decision import observation
 from oomd.plugin import Arg, BasePlugin, PluginRet, register
 from oomd.plugins._common import mb
 
@@ -28,7 +29,10 @@ class SwapFree(BasePlugin):
         threshold = ((total * (self.threshold_pct & U64)) & U64) // 100  # oomd's uint64 arithmetic
         free = (total - used) & U64
         rate = ctx.system.swapout_bps
-        if free < threshold and rate >= self.swapout_bps_threshold:  # 0 >= 0 without the arg
+        fired = free < threshold and rate >= self.swapout_bps_threshold  # 0 >= 0 without it
+        self.observation = observation(self.name, "free swap", free, "<", threshold, "bytes",
+                                       fired=fired)
+        if fired:
             logs.log(f"SwapFree {mb(free)}MB is smaller than the threshold of {mb(threshold)}MB, "
                      f"total swap is {mb(total)}MB")
             if self.swapout_bps_threshold > 0:

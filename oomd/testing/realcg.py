@@ -597,6 +597,8 @@ class PressureKillRun:
     t_empty: float | None = None  # the harness first saw the hog's cgroup without processes
     kmsg: list[str] = field(default_factory=list)
     xattrs: dict[str, bytes | None] = field(default_factory=dict)
+    # the flight recorder's files (<runtime-dir>/kills/, oomd.flight): name -> content
+    flight_files: dict[str, bytes] = field(default_factory=dict)
     memcg_oom_kills: dict[str, int] = field(default_factory=dict)
     host_oom_kill_delta: int | None = None
     daemon_alive_at_end: bool = False
@@ -765,10 +767,27 @@ def run_pressure_kill(deadline: float = 90.0, threshold: int = 10, duration: int
                 run.kmsg = f.read().splitlines()
         except OSError:
             run.kmsg = []
+        run.flight_files = _read_dir(os.path.join(work, "run", "kills"))
     after = global_oom_kills()
     if oom_before is not None and after is not None:
         run.host_oom_kill_delta = after - oom_before
     return run
+
+
+def _read_dir(path: str) -> dict[str, bytes]:
+    """Every regular file of ``path`` (none if it does not exist)."""
+    out = {}
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return out
+    for name in names:
+        try:
+            with open(os.path.join(path, name), "rb") as f:
+                out[name] = f.read()
+        except OSError:
+            pass
+    return out
 
 
 def _sample_psi(cgroup_dir: str, every: float, stop: threading.Event, out: list) -> None:

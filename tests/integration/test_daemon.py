@@ -258,5 +258,7 @@ def test_compat_head_daemon_runs_a_per_cgroup_ruleset_and_follows_new_cgroups(st
     faketree.write_tree(d.tree, {"workload/new": faketree.cgroup(20 << 20, mem_pressure=(70.0, 50.0, 1.0))})
     d.wait_for(lambda: len(d.records()) == 2, "the new cgroup's own clone killing it")
     assert d.records()[1].split()[5] == "workload/new"
-    assert any("Adding runnable ruleset for cgroup: " in line and line.endswith("/workload/new")
-               for line in d.lines)
+    # the log goes through a writer thread: the line may reach the pipe after the kill record
+    d.wait_for(lambda: any("Adding runnable ruleset for cgroup: " in line
+                           and line.endswith("/workload/new") for line in d.lines),
+               "the new clone's log line")

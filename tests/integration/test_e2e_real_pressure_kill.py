@@ -70,3 +70,38 @@ def test_daemon_keeps_running_and_exits_cleanly_on_sigterm(run):
 
 def test_run_has_no_problems(run):
     assert run.problems() == []
+
+
+def test_flight_recorder_file_explains_the_kill(run, tmp_path):
+    """Explain on the flight recorder's file of this run: it names the hog, the pressure that
+    fired, and shows the bystander as a candidate that lost on pressure (issue 16)."""
+    import json
+    import re
+
+    from oomd import explain, report
+
+    (name,) = [n for n in run.flight_files if n.endswith(".pyoomdrec")]
+    path = tmp_path / name
+    path.write_bytes(run.flight_files[name])
+    (record,) = report.load_records(str(path))
+    assert record["victim"] == run.hog_cgroup and record["outcome"] == "killed"
+    parent = run.hog_cgroup.rsplit("/", 1)[0]
+    bystander = f"{parent}/bystander"
+    verdict = explain.render(record).splitlines()[0]
+    m = re.match(rf'killed "{re.escape(run.hog_cgroup)}" because ruleset "memory pressure" '
+                 rf"fired \(memory pressure \(full avg10\) of {re.escape(parent)} "
+                 rf"([0-9.]+)% > 10% for ([0-9.]+) s\)", verdict)
+    assert m, verdict
+    assert float(m.group(1)) > 10 and float(m.group(2)) >= 1
+    (group,) = record["detectors"]
+    (det,) = group["detectors"]
+    assert det["value"] == float(m.group(1)) and det["fired"]
+    (ps,) = record["peer_sets"]
+    assert ps["names"] == [run.hog_cgroup, bystander]
+    assert ps["decided_by"] == [None, "pressure"]
+    hog_key, bystander_key = ps["components"]["pressure"]
+    assert explain.why_not(record, bystander) == (
+        f'lost to "{run.hog_cgroup}" on pressure ({bystander_key}% < {hog_key}%)')
+    # the history shows the detector's values over its duration, the last tick the firing one
+    assert record["history"][-1]["groups"][0]["fired"] is True
+    assert json.loads(json.dumps(record)) == record
