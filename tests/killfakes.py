@@ -176,6 +176,8 @@ class FakeContext:
             return None
         return values[0] if metric in PRESSURES else values[0].item()
 
+    logged_value = value  # a value only a log line prints (OomdContext.logged_value)
+
     def computed(self, metric: str) -> set[str]:
         """Paths for which ``metric`` was asked."""
         return {p for m, paths in self.gets if m == metric for p in paths}
