@@ -32,7 +32,7 @@ from oomd import _fastcg
 from oomd.cgpath import CgroupPatterns, brace_expand
 from oomd.context.metric_table import (
     AVOID, INT64_MAX, METRICS, NORMAL, PREFER, STATUS_MALFORMED, STATUS_NAMES, STATUS_OK,
-    STATUS_UNREADABLE, STATUS_VANISHED, Metric)
+    STATUS_UNREADABLE, STATUS_VANISHED, Metric, scalar)
 from oomd.context.problems import ProblemLog
 from oomd.context.tree import CgroupTree
 from oomd.context.values import MetricValues, as_rows
@@ -295,20 +295,8 @@ class OomdContext:
         return self.value(metric, row)
 
     def value(self, metric: str, row: int):
-        """One metric of one row, or None when unavailable. PSI triples are tuples of
-        np.float32 (so arithmetic on them stays float32, as in oomd)."""
-        vals, valid = self.get(metric, np.array([row], dtype=np.int32))
-        if not valid[0]:
-            return None
-        v = vals[0]
-        dt = METRICS[metric].dtype
-        if dt == "float32x3":
-            return (v[0], v[1], v[2])
-        if dt == "bool":
-            return bool(v)
-        if dt == "float64":
-            return float(v)
-        return int(v)
+        """One metric of one row, or None when unavailable (``metric_table.scalar``)."""
+        return scalar(metric, *self.get(metric, np.array([row], dtype=np.int32)))
 
     # ---- recording (oomd.record) ------------------------------------------------------------
 

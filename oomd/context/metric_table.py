@@ -97,3 +97,19 @@ def _metric_table() -> dict[str, Metric]:
 
 
 METRICS: dict[str, Metric] = _metric_table()
+
+
+def scalar(metric: str, vals, valid):
+    """The first entry of a ``get`` answer as a Python value, or None when invalid. PSI
+    triples are tuples of np.float32 (so arithmetic on them stays float32, as in oomd)."""
+    if not valid[0]:
+        return None
+    v = vals[0]
+    dt = METRICS[metric].dtype
+    if dt == "float32x3":
+        return (v[0], v[1], v[2])
+    if dt == "bool":
+        return bool(v)
+    if dt == "float64":
+        return float(v)
+    return int(v)

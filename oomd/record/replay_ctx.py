@@ -18,7 +18,7 @@ import numpy as np
 
 from oomd import _fastcg
 from oomd.cgpath import CgroupPatterns, compile_patterns, split_components
-from oomd.context.metric_table import METRICS
+from oomd.context.metric_table import METRICS, scalar
 from oomd.context.views import CgroupView
 from oomd.names import shown
 from oomd.record.format import RecordingError
@@ -354,18 +354,8 @@ class ReplayContext:
         return self.value(metric, row)
 
     def value(self, metric: str, row: int):
-        vals, valid = self.get(metric, np.array([row], dtype=np.int32))
-        if not valid[0]:
-            return None
-        v = vals[0]
-        dt = METRICS[metric].dtype
-        if dt == "float32x3":
-            return (v[0], v[1], v[2])
-        if dt == "bool":
-            return bool(v)
-        if dt == "float64":
-            return float(v)
-        return int(v)
+        """One metric of one row, or None when unavailable (``metric_table.scalar``)."""
+        return scalar(metric, *self.get(metric, np.array([row], dtype=np.int32)))
 
     # ---- accounting -----------------------------------------------------------------------
 
