@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import closing
 from dataclasses import dataclass, field
 
 from oomd import plugin
 from oomd.compat import Compat
 from oomd.config.compiler import Compiler
-from oomd.config.parser import parse_file, parse_string
+from oomd.config.parser import parse_string
 from oomd.dropins import DropIns
 from oomd.engine import PLUGIN_ERRORS_STAT, EngineObserver
 from oomd.errors import ConfigError
@@ -215,20 +216,10 @@ def replay(path: str, config: str | None = None, *, drop_ins: bool = True,
     kw = dict(plugin_kw or {})
     result = ReplayResult(path, config or "<recorded>")
     _check(rec, config, drop_ins, kw)
-    run = None
-    run_id = None
-    try:
-        for ev in rec.events():
-            if ev.kind == "meta":
-                if run is None or ev.data.get("run") != run_id:
-                    if run is not None:
-                        run.close()
-                    run_id = ev.data.get("run")
-                    text, name = _config_text(config, ev.data)
-                    run = _Run(ev.data, text, name, kw, follow_reloads=config is None)
-                    result.runs += 1
-            elif run is None:
-                continue
+    with closing(_by_run(rec, config, kw)) as events:
+        for run, ev, first in events:
+            if first:
+                result.runs += 1
             elif ev.kind == "config":
                 if isinstance(ev.data.get("tick"), int):
                     run.config_event(ev.data, drop_ins)
@@ -243,9 +234,6 @@ def replay(path: str, config: str | None = None, *, drop_ins: bool = True,
                     on_tick(frame, run.observer.fired, run.observer.decisions)
                 run.observer.fired = []
                 run.observer.decisions = []
-    finally:
-        if run is not None:
-            run.close()
     result.problems = list(rec.problems)
     return result
 
@@ -273,11 +261,12 @@ def _tick(run: _Run, frame, result: ReplayResult) -> None:
     result.last_tick, result.last_time, result.last_wall = frame.tick, frame.now, frame.wall
 
 
-def _check(rec: Recording, config: str | None, drop_ins: bool, kw: dict) -> None:
-    """The pass before running: the config compiles, and every tick holds what it monitors."""
+def _by_run(rec: Recording, config: str | None, kw: dict):
+    """Each event of the recording as ``(run, event, first)``: a new _Run (``first`` True) at
+    the META frame of each daemon run, events before the first META skipped; every _Run is
+    closed when the next begins or the iteration ends."""
     run = None
     run_id = None
-    entries = None
     try:
         for ev in rec.events():
             if ev.kind == "meta":
@@ -287,9 +276,23 @@ def _check(rec: Recording, config: str | None, drop_ins: bool, kw: dict) -> None
                     run_id = ev.data.get("run")
                     text, name = _config_text(config, ev.data)
                     run = _Run(ev.data, text, name, kw, follow_reloads=config is None)
-                    entries = run.monitored()
-            elif run is None:
-                continue
+                    yield run, ev, True
+            elif run is not None:
+                yield run, ev, False
+    finally:
+        if run is not None:
+            run.close()
+
+
+def _check(rec: Recording, config: str | None, drop_ins: bool, kw: dict) -> None:
+    """The pass before running: the config compiles, and every tick holds what it monitors."""
+    entries = None
+    runs = 0
+    with closing(_by_run(rec, config, kw)) as events:
+        for run, ev, first in events:
+            if first:
+                runs += 1
+                entries = run.monitored()
             elif ev.kind == "config":
                 run.config_event(ev.data, drop_ins)
                 entries = run.monitored()
@@ -303,11 +306,8 @@ def _check(rec: Recording, config: str | None, drop_ins: bool, kw: dict) -> None
                 except Exception as e:  # noqa: BLE001 - damaged but well-framed
                     raise ReplayError(f"cannot replay: tick {ev.data.tick} is inconsistent "
                                       f"({type(e).__name__}: {e})") from None
-        if run is None:
-            raise ReplayError(f"{rec.path}: the recording holds no run (no META frame)")
-    finally:
-        if run is not None:
-            run.close()
+    if not runs:
+        raise ReplayError(f"{rec.path}: the recording holds no run (no META frame)")
 
 
 def result_json(result: ReplayResult) -> str:
