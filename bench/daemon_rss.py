@@ -2,7 +2,7 @@
 """Peak RSS of the whole pyoomd daemon by number of monitored cgroups: what ``MemoryMin=`` and
 ``MemoryLow=`` of the systemd unit must cover (systemd/README.md).
 
-    flock /work/wt/bench.lock python bench/daemon_rss.py [--sizes 1000,10000,20000] [--ticks 20]
+    python bench/daemon_rss.py [--sizes 1000,10000,20000] [--ticks 20]
 
 For each size, a tree from ``oomd.testing.gentree`` (server-shaped: system.slice/*.service and
 workload.slice/*/*) under /dev/shm, then a fresh process running ``oomd.daemon.Daemon`` as the

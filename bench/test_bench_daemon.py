@@ -2,7 +2,7 @@
 side by side, at the same time, on the same tree and config, measured from outside (whole-process
 CPU per second over ``--daemon-seconds`` after 3 ticks of warm-up, at ``--interval 1``; peak RSS).
 
-    flock /work/wt/bench.lock python -m pytest bench/test_bench_daemon.py -p no:cacheprovider \\
+    python -m pytest bench/test_bench_daemon.py -p no:cacheprovider \\
         [--bench-sizes 1000,10000] [--daemon-seconds 20]
 
 (a) real cgroup2: trees of N empty cgroups made under the cgroup2 mount (removed afterwards), the

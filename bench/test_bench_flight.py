@@ -5,7 +5,7 @@ the same machine. Acceptance (issue 16): at most 5 % more CPU per tick at 10,000
 Smaller trees are printed for the record: the recorder's fixed part (the system files, the
 frame's header) is about 0.2-0.3 ms a tick, which is more than 5 % of a 1,000-cgroup tick.
 
-    flock /work/wt/bench.lock python -m pytest bench/test_bench_flight.py -p no:cacheprovider -s
+    python -m pytest bench/test_bench_flight.py -p no:cacheprovider -s
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """How long ``pyoomd lint`` takes on big trees (issue 18: at most 2 s at 10,000 cgroups).
 
-Run: flock /work/wt/bench.lock python -m pytest bench/test_bench_lint.py -p no:cacheprovider
+Run: python -m pytest bench/test_bench_lint.py -p no:cacheprovider
 [--bench-sizes 1000,10000]
 
 The shipped server config (system.slice/*, workload.slice/*/*: every leaf of the generated tree

@@ -15,7 +15,7 @@ of a third of the limit each, and is settled for a few ticks; the detector never
 pressure is low), which is the steady state. Issue 19's target: per-cgroup <= 2x the plain
 detectors. Also: the first tick, which builds the 2,000 clones.
 
-    flock /work/wt/bench.lock .venv/bin/python -m pytest bench/test_bench_rulesets.py -p no:cacheprovider
+    .venv/bin/python -m pytest bench/test_bench_rulesets.py -p no:cacheprovider
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ real cgroup2 leaves, at ``--interval 10`` and at ``-i 1``, both daemons running 
 the same minute (utime + stime of every thread, from /proc). With triggers the interval can be
 long: a stall wakes the daemon within the trigger's window (scripts/e2e_repeat.py --mode stall).
 
-    flock /work/wt/bench.lock .venv/bin/python -m pytest bench/test_bench_wakeup.py -s -p no:cacheprovider
+    .venv/bin/python -m pytest bench/test_bench_wakeup.py -s -p no:cacheprovider
 
 Two rulesets on the leaves: ``full`` (1,000 cgroups are beyond --max-psi-triggers: no
 triggers, ticks only, as the issue's example) and ``some`` (one trigger on the leaves' parent).

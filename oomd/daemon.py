@@ -423,6 +423,13 @@ class Daemon:
         if self.notifier is not None:
             self.notifier.ready("Config reloaded" if ok else "Config reload failed; kept the old one")
 
+    @property
+    def kills_possible(self) -> bool:
+        """Whether the running rules can kill at all (oomd.flight.kills_possible)."""
+        from oomd.flight import kills_possible
+
+        return kills_possible(self.engine)
+
     def apply_drop_ins(self) -> None:
         if self.watcher is None:
             return
@@ -459,7 +466,7 @@ class Daemon:
             logs.log(f"tick failed: {type(e).__name__}: {e}", logs.ERR, force=True)
         if self.record is not None:
             self.record.after_tick(self.ctx)
-        elif self.flight is not None:
+        elif self.flight is not None and self.kills_possible:
             self.flight.after_tick(self.ctx)   # never raises; the files are written off-tick
         self.ticks += 1
         if self.metrics is not None:

@@ -51,6 +51,18 @@ def ticks_for(engine, interval: float) -> int:
     return max(MIN_TICKS, min(MAX_TICKS, need))
 
 
+def kills_possible(engine) -> bool:
+    """Whether a running ruleset (drop-ins included) has a kill plugin: without one no kill
+    can happen, so the recorder keeps no ticks (an idle daemon pays nothing for it)."""
+    from oomd.plugins.base_kill import BaseKillPlugin
+
+    for base in getattr(engine, "rulesets", ()):
+        for rs in [base.ruleset] + [d.ruleset for d in base.dropins]:
+            if any(isinstance(a, BaseKillPlugin) for a in rs.actions):
+                return True
+    return False
+
+
 class FlightRecorder:
     """What the daemon holds when it runs without ``--record``. ``observer(inner)`` wraps the
     engine's observer; ``after_tick(ctx)`` follows every tick; ``close()`` at exit."""

@@ -2,7 +2,7 @@
 """A PSI trigger storm on the real kernel (issue 17): memory pressure that stays high for a
 minute, under a daemon that is woken by it.
 
-    flock /work/wt/bench.lock .venv/bin/python scripts/trigger_storm.py [--seconds 60]
+    .venv/bin/python scripts/trigger_storm.py [--seconds 60]
 
 A hog thrashes in ``workload/hog`` (its process in the leaf ``workload/hog/task``) next to a
 sleeping bystander for ``--seconds``. The daemon (``--interval 5``, ``--fast-interval 0.1``)
