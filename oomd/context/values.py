@@ -28,6 +28,36 @@ def as_rows(rows) -> np.ndarray:
     return np.ascontiguousarray(rows, dtype=np.int32).reshape(-1)
 
 
+def derive(m: Metric, cols, rows: np.ndarray, valid_of) -> tuple[np.ndarray, np.ndarray]:
+    """(values, valid) of metric ``m`` for ``rows`` from a table's columns: the one rule for the
+    live reader's columns and a recording's (oomd.record). ``valid_of(rows, mask)`` gives
+    ``(valid[rows] & mask) == mask``. A column a recording lacks reads as zeros."""
+    if m.column is not None:
+        col = cols.get(m.column)
+        if col is None:
+            shape = (len(rows), 3) if m.dtype == "float32x3" else (len(rows),)
+            vals = np.zeros(shape, dtype=np.float32 if m.dtype == "float32x3" else np.int64)
+        else:
+            # (take: a fraction of fancy indexing's cost, 2-D columns especially)
+            vals = col.take(rows, axis=0) if m.index is None else col[rows, m.index]
+        if m.dtype == "bool":
+            vals = vals.astype(bool)
+        valid = np.ones(len(rows), dtype=bool) if m.bit < 0 else valid_of(rows, 1 << m.bit)
+        if m.name == "anon_usage":
+            vals = np.where(valid_of(rows, 1 << _V["stat0"]), vals, 0)
+    elif m.name == "memory_growth":
+        valid = valid_of(rows, (1 << _V["current"]) | (1 << _V["avg"]))
+        cur = cols["current"][rows].astype(np.float64)
+        avg = cols["average_usage"][rows] if "average_usage" in cols else np.zeros(len(rows))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            vals = np.where(avg == 0, 0.0, cur / np.where(avg == 0, 1, avg))
+    else:  # effective_usage
+        valid = valid_of(rows, (1 << _V["current"]) | (1 << _V["prot"]))
+        prot = cols["memory_protection"][rows] if "memory_protection" in cols else 0
+        vals = cols["current"][rows] - prot
+    return vals, valid
+
+
 class MetricValues:
     """The values of one context's metrics (the context drains the problem log after)."""
 
@@ -70,30 +100,7 @@ class MetricValues:
         m = METRICS[metric]
         rows = as_rows(rows)
         self.ensure(m, rows)
-        cols = self._r.cols
-        if m.column is not None:
-            col = cols[m.column]
-            # (take: a fraction of fancy indexing's cost, 2-D columns especially)
-            vals = col.take(rows, axis=0) if m.index is None else col[rows, m.index]
-            if m.dtype == "bool":
-                vals = vals.astype(bool)
-            if m.bit < 0:
-                valid = np.ones(len(rows), dtype=bool)
-            else:
-                valid = self._r.take_valid(rows, 1 << m.bit)
-            if m.name == "anon_usage":
-                have = self._r.take_valid(rows, 1 << _V["stat0"])
-                vals = np.where(have, vals, 0)
-        elif metric == "memory_growth":
-            valid = self._r.take_valid(rows, (1 << _V["current"]) | (1 << _V["avg"]))
-            cur = cols["current"][rows].astype(np.float64)
-            avg = cols["average_usage"][rows]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                vals = np.where(avg == 0, 0.0, cur / np.where(avg == 0, 1, avg))
-        else:  # effective_usage
-            valid = self._r.take_valid(rows, (1 << _V["current"]) | (1 << _V["prot"]))
-            vals = cols["current"][rows] - cols["memory_protection"][rows]
-        return vals, valid
+        return derive(m, self._r.cols, rows, self._r.take_valid)
 
     # ---- hierarchical metrics -------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import numpy as np
 from oomd import _fastcg
 from oomd.cgpath import CgroupPatterns, compile_patterns, split_components
 from oomd.context.metric_table import METRICS, scalar
+from oomd.context.values import derive
 from oomd.context.views import CgroupView
 from oomd.names import shown
 from oomd.record.format import RecordingError
@@ -387,39 +388,15 @@ class ReplayContext:
 
 def column_values(cols: dict[str, np.ndarray], metric: str,
                   rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(values, valid) of a metric for rows from a tick's recorded columns, computed as
-    ``oomd.context.values.MetricValues.get`` computes them from the reader's."""
-    m = METRICS[metric]
+    """(values, valid) of a metric for rows from a tick's recorded columns, by the live
+    context's rule (``oomd.context.values.derive``)."""
     valid_col = cols["valid"]
-    if m.column is not None:
-        col = cols.get(m.column)
-        if col is None:
-            shape = (len(rows), 3) if m.dtype == "float32x3" else (len(rows),)
-            vals = np.zeros(shape, dtype=np.float32 if m.dtype == "float32x3" else np.int64)
-        else:
-            vals = col.take(rows, axis=0) if m.index is None else col[rows, m.index]
-        if m.dtype == "bool":
-            vals = vals.astype(bool)
-        if m.bit < 0:
-            valid = np.ones(len(rows), dtype=bool)
-        else:
-            valid = (valid_col[rows] & np.uint64(1 << m.bit)) != 0
-        if m.name == "anon_usage":
-            have = (valid_col[rows] & np.uint64(1 << _V["stat0"])) != 0
-            vals = np.where(have, vals, 0)
-    elif metric == "memory_growth":
-        mask = np.uint64((1 << _V["current"]) | (1 << _V["avg"]))
-        valid = (valid_col[rows] & mask) == mask
-        cur = cols["current"][rows].astype(np.float64)
-        avg = cols["average_usage"][rows] if "average_usage" in cols else np.zeros(len(rows))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            vals = np.where(avg == 0, 0.0, cur / np.where(avg == 0, 1, avg))
-    else:  # effective_usage
-        mask = np.uint64((1 << _V["current"]) | (1 << _V["prot"]))
-        valid = (valid_col[rows] & mask) == mask
-        prot = cols["memory_protection"][rows] if "memory_protection" in cols else 0
-        vals = cols["current"][rows] - prot
-    return vals, valid
+
+    def valid_of(rows, mask):
+        mask = np.uint64(mask)
+        return (valid_col[rows] & mask) == mask
+
+    return derive(METRICS[metric], cols, rows, valid_of)
 
 
 def _rows(rows) -> np.ndarray:
