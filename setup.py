@@ -22,10 +22,11 @@ directives = {
     "embedsignature": True,
 }
 
-# Every compiled module: the face first, then oomd/_reader/<name>.pyx.
+# Every compiled module: the face first, then oomd/_reader/<name>.pyx, then the recordings'
+# tick encoder loop.
 MODULES = ["oomd._fastcg"] + [f"oomd._reader.{name}" for name in (
     "baseline", "derived", "listing", "load", "problems", "sysfiles", "table", "watch",
-)]
+)] + ["oomd.record._delta"]
 
 extensions = [
     Extension(

@@ -127,7 +127,7 @@ class FlightRecorder:
         fired, self.session.fired = self.session.fired, []
         pending, self._pending = self._pending, []
         try:
-            snap = self.session.capturer.capture(ctx, fired, copy=False)
+            snap = self.session.capturer.capture(ctx, fired, copy=False, only_read_system=True)
             frames = None
             with self._cv:   # the worker may be reading the ring for a file
                 self.ring.add(snap)

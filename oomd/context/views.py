@@ -99,15 +99,26 @@ class SystemContext:
                     self._ctx._problems.system_problem("vmstat", "malformed", 0)
         return self._vmstat
 
-    def snapshot(self) -> dict:
+    def snapshot(self, only_read: bool = False) -> dict:
         """Every system value of this tick (the files read now if they were not yet), for a
-        recording: ``{"vals", "meminfo_raw", "vmstat_raw", "swapout"}`` (the raw files as
-        read: a recording parses them only when it reads them back)."""
-        self._v("mem_total")
+        recording: ``{"vals", "meminfo_raw", "vmstat_raw", "swapout", "unread"}`` (the raw
+        files as read: a recording parses them only when it reads them back). ``only_read``
+        (the flight recorder): nothing is read for the snapshot; the parts no plugin read this
+        tick are named in ``unread`` ("sys": the values and /proc/meminfo, "vm": /proc/vmstat)
+        and left out."""
         r = self._ctx._r
-        return {"vals": self._vals, "meminfo_raw": r.meminfo_bytes(),
-                "vmstat_raw": r.vmstat_bytes(),
-                "swapout": (self.swapout_bps, self.swapout_bps_60, self.swapout_bps_300)}
+        swapout = (self.swapout_bps, self.swapout_bps_60, self.swapout_bps_300)
+        if not only_read:
+            self._v("mem_total")
+        unread = set()
+        if self._vals is None:
+            unread.add("sys")
+        if only_read and self._vmstat is None:
+            unread.add("vm")
+        return {"vals": None if "sys" in unread else self._vals,
+                "meminfo_raw": None if "sys" in unread else r.meminfo_bytes(),
+                "vmstat_raw": None if "vm" in unread else r.vmstat_bytes(),
+                "swapout": swapout, "unread": unread}
 
     swap_total = property(lambda self: self._v("swap_total"), doc="bytes, /proc/swaps")
     swap_used = property(lambda self: self._v("swap_used"), doc="bytes, /proc/swaps")

@@ -85,10 +85,12 @@ def encode_frame(kind: int, payload: bytes, compress: bool = True) -> bytes:
     return head + struct.pack("<I", crc) + payload
 
 
-def encode_frame_parts(kind: int, parts) -> bytes:
-    """``encode_frame(kind, b"".join(parts))`` without joining: each part (bytes or any
-    buffer, e.g. a numpy array) goes through the compressor as it is, so a large tick never
-    exists uncompressed in one piece."""
+def encode_frame_parts(kind: int, parts, compress: bool = True) -> bytes:
+    """``encode_frame(kind, b"".join(parts), compress)`` without joining: each part (bytes or
+    any buffer, e.g. a numpy array) goes through the compressor as it is, so a large tick
+    never exists uncompressed in one piece."""
+    if not compress:
+        return encode_frame(kind, b"".join(parts), compress=False)
     size = sum(memoryview(p).nbytes for p in parts)
     if size < SMALL_FRAME:
         c = zlib.compressobj(ZLIB_LEVEL, zlib.DEFLATED, 13, 6)
@@ -100,6 +102,17 @@ def encode_frame_parts(kind: int, parts) -> bytes:
     head = struct.pack("<IBBHI", FRAME_MAGIC, kind, FLAG_ZLIB, 0, len(payload))
     crc = zlib.crc32(payload, zlib.crc32(head))
     return head + struct.pack("<I", crc) + payload
+
+
+def compressed(frame: bytes) -> bytes:
+    """A frame made by ``encode_frame(..., compress=False)`` compressed; a compressed one (or
+    anything that is not a frame of ours) as it is."""
+    if len(frame) < FRAME_HEADER.size:
+        return frame
+    magic, kind, flags, _, length, _ = FRAME_HEADER.unpack_from(frame)
+    if magic != FRAME_MAGIC or flags & FLAG_ZLIB or length != len(frame) - FRAME_HEADER.size:
+        return frame
+    return encode_frame(kind, frame[FRAME_HEADER.size:])
 
 
 def encode_json(obj) -> bytes:

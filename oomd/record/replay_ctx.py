@@ -67,19 +67,39 @@ class ReplayGap(RecordingError):
 
 
 class ReplaySystem:
-    """``SystemContext`` from a recorded tick."""
+    """``SystemContext`` from a recorded tick. A part the tick did not record (the flight
+    recorder leaves out what no plugin read live) is a gap when asked for: ``fail`` raises."""
 
-    def __init__(self, system: dict) -> None:
+    def __init__(self, system: dict, fail=None, tick: int = 0) -> None:
         self._vals = system["vals"]
-        self.meminfo = system["meminfo"]
-        self.vmstat = system["vmstat"]
+        self._meminfo = system["meminfo"]
+        self._vmstat = system["vmstat"]
+        self._unread = system.get("unread") or frozenset()
+        self._fail = fail
+        self._tick = tick
         self.swapout_bps, self.swapout_bps_60, self.swapout_bps_300 = system["swapout"]
 
-    def snapshot(self) -> dict:
-        return {"vals": self._vals, "meminfo": self.meminfo, "vmstat": self.vmstat,
-                "swapout": (self.swapout_bps, self.swapout_bps_60, self.swapout_bps_300)}
+    def _gap(self, part: str, what: str) -> None:
+        if part in self._unread and self._fail is not None:
+            self._fail(ReplayGap(self._tick, "system value not recorded", metric=what))
+
+    @property
+    def meminfo(self) -> dict:
+        self._gap("sys", "meminfo")
+        return self._meminfo
+
+    @property
+    def vmstat(self) -> dict:
+        self._gap("vm", "vmstat")
+        return self._vmstat
+
+    def snapshot(self, only_read: bool = False) -> dict:
+        return {"vals": self._vals, "meminfo": self._meminfo, "vmstat": self._vmstat,
+                "swapout": (self.swapout_bps, self.swapout_bps_60, self.swapout_bps_300),
+                "unread": self._unread}
 
     def _v(self, key):
+        self._gap("sys", key)
         return self._vals.get(key)
 
     swap_total = property(lambda self: self._v("swap_total"))
@@ -146,7 +166,7 @@ class ReplayContext:
         self.frame = frame
         self.tick = frame.tick
         self.now = frame.now
-        self.system = ReplaySystem(frame.system)
+        self.system = ReplaySystem(frame.system, self._fail, frame.tick)
         self._resolved.clear()
         if frame.rows_version != self._rows_version:
             self._index(frame)

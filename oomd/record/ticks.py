@@ -27,6 +27,8 @@ order the header lists them::
      "mr": bytes, "vr": bytes   (/proc/meminfo, /proc/vmstat as read, when they changed: their
                                  bytes are the first binary sections, meminfo first),
      "sysdel": [[part, key], ...], "so": [bps, bps60, bps300],
+     "ns": ["sys", "vm"]   (system parts not recorded at this tick: no plugin read them; the
+                            flight recorder leaves them out, ``--record`` never does),
      "fired": [[ruleset label, detector group], ...], "starved": bool,
      "cols": [[name, dtype, [tail shape], changed rows, mask bytes, data bytes], ...]}
 
@@ -45,6 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from oomd.context.metric_table import METRICS
+from oomd.record._delta import ColumnDeltas
 from oomd.record.format import RecordingError, encode_json
 
 # ---- which columns a tick frame holds -----------------------------------------------------------
@@ -52,7 +55,6 @@ from oomd.record.format import RecordingError, encode_json
 IDENTITY_COLUMNS = ("cgid", "parent", "valid", "loaded", "status", "nchild")
 MAX_SLOTS = 1 << 22
 _DTYPES = frozenset(("|u1", "|i1", "<i4", "<u4", "<i8", "<u8", "<f4", "<f8"))
-_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 PSI_KEYS = ("mem_some", "mem_full", "io_some", "io_full")
 
 
@@ -119,10 +121,13 @@ class Capturer:
         self._unopened: dict[int, list[str]] = {}
         self._lversion = 0
 
-    def capture(self, ctx, fired=(), wall: float | None = None, copy: bool = True) -> TickSnapshot:
+    def capture(self, ctx, fired=(), wall: float | None = None, copy: bool = True,
+                only_read_system: bool = False) -> TickSnapshot:
         """This tick's snapshot. ``copy=False``: the columns are views of the reader's, valid
         until the context's next refresh (encode them before: ``Recorder.tick`` and
-        ``TickRing.add`` do)."""
+        ``TickRing.add`` do). ``only_read_system`` (the flight recorder): the system files
+        no plugin read this tick are not read for it, and the frame says they were not
+        recorded (``SystemContext.snapshot``)."""
         cols = ctx.reader_columns()
         live = cols["live"]
         nz = np.flatnonzero(live)
@@ -158,32 +163,11 @@ class Capturer:
         return TickSnapshot(
             tick=ctx.tick, now=float(ctx.now), wall=time.time() if wall is None else wall, n=n,
             rows_version=self._rows_version, paths=self._paths, columns=out,
-            system=ctx.system.snapshot(), fired=list(fired), starved=bool(ctx.starved),
+            system=ctx.system.snapshot(only_read_system), fired=list(fired), starved=bool(ctx.starved),
             listings_version=self._lversion, unopened=self._unopened)
 
 
 # ---- encoding -------------------------------------------------------------------------------
-
-
-def _as_uint(a: np.ndarray, n: int) -> np.ndarray:
-    """The array's bytes as unsigned ints, one row per slot (a byte-wise comparison: NaN and
-    -0.0 compare as what they are)."""
-    return a.view(_UINT[a.dtype.itemsize]).reshape(n, -1)
-
-
-def _changed(cur: np.ndarray, prev: np.ndarray, n: int) -> np.ndarray:
-    """Rows whose bytes differ between cur and prev[:n] (bool, n)."""
-    u = _UINT[cur.dtype.itemsize]
-    a = cur.view(u)
-    b = prev[:n].view(u)
-    if a.ndim == 1:
-        return a != b
-    if a.shape[1] <= 4:
-        ch = a[:, 0] != b[:, 0]
-        for j in range(1, a.shape[1]):
-            ch |= a[:, j] != b[:, j]
-        return ch
-    return (a != b).any(axis=1)
 
 
 def _json_value(v):
@@ -204,7 +188,7 @@ class TickEncoder:
         self.reset()
 
     def reset(self) -> None:
-        self._prev: dict[str, np.ndarray] = {}
+        self._cols = ColumnDeltas()
         self._paths: dict[int, str] = {}
         self._version = None
         self._lversion = None
@@ -231,7 +215,7 @@ class TickEncoder:
         key = self._key
         self._key = False
         n = s.n
-        head: dict = {"t": s.tick, "now": s.now, "wall": s.wall, "n": n, "key": key}
+        head: dict = {}     # what the frame has beyond its fixed fields and columns
         if key or s.rows_version != self._version:
             old = {} if key else self._paths
             new = s.paths
@@ -247,51 +231,31 @@ class TickEncoder:
             head["fired"] = [list(x) for x in s.fired]
         if s.starved:
             head["starved"] = True
-        cols = []
-        blobs: list[bytes] = []
         rows_same = not key and "add" not in head and n == self._n
         self._n = n
-        for name, cur in s.columns.items():
-            if rows_same and (name == "cgid" or (name == "nchild" and cur is self._nchild)):
-                # the same rows (cgroup ids change only with them), the capturer's same array
-                cols.append([name, cur.dtype.str, list(cur.shape[1:]), 0, 0, 0])
-                continue
-            if name == "nchild":
-                self._nchild = cur
-            prev = self._prev.get(name)
-            if prev is None or prev.dtype != cur.dtype or prev.shape[1:] != cur.shape[1:]:
-                prev = np.zeros((max(n, 1),) + cur.shape[1:], dtype=cur.dtype)
-                self._prev[name] = prev
-            elif len(prev) < n:
-                grown = np.zeros((max(n, 2 * len(prev)),) + cur.shape[1:], dtype=cur.dtype)
-                grown[:len(prev)] = prev
-                prev = self._prev[name] = grown
-            count = 0
-            if n:
-                ch = _changed(cur, prev, n)
-                count = int(np.count_nonzero(ch))
-            if count == 0:
-                cols.append([name, cur.dtype.str, list(cur.shape[1:]), 0, 0, 0])
-                continue
-            if count == n:
-                vals = cur
-                prev[:n] = cur
-            else:
-                vals = cur[ch]
-                prev[:n][ch] = vals
-            mask = np.packbits(ch).tobytes()
-            vals = np.ascontiguousarray(vals)
-            cols.append([name, cur.dtype.str, list(cur.shape[1:]), count, len(mask), vals.nbytes])
-            blobs.append(mask)
-            blobs.append(vals.reshape(-1).view(np.uint8))
-        head["cols"] = cols
-        hj = encode_json(head)
+        skip = ()
+        nchild = s.columns.get("nchild")
+        if rows_same:
+            # the same rows (cgroup ids change only with them); the capturer's same array
+            skip = ("cgid", "nchild") if nchild is self._nchild else ("cgid",)
+        self._nchild = nchild
+        cols, blobs = self._cols.encode(s.columns, n, skip)
+        # the header as text: a few numbers, what json gives for the rest, the column entries
+        hj = b"".join((b'{"t":%d,"now":%s,"wall":%s,"n":%d,"key":%s' % (
+            s.tick, repr(float(s.now)).encode(), repr(float(s.wall)).encode(), n,
+            b"true" if key else b"false"), b',"cols":[', ",".join(cols).encode(), b"]",
+            b"," + encode_json(head)[1:] if head else b"}"))
         return [struct.pack("<I", len(hj)) + hj, *raw_blobs, *blobs]
 
     def _encode_system(self, system: dict, head: dict, key: bool) -> list[bytes]:
         """The system values into the header; returns the raw file sections (meminfo, vmstat:
         only when they changed, lengths in the header's "mr"/"vr")."""
         blobs = []
+        unread = system.get("unread") or ()
+        if unread:
+            # parts no plugin read this tick: not recorded, and the state they are diffed
+            # against stays as it was at the last tick that recorded them
+            head["ns"] = sorted(unread)
         for tag, name in (("mr", "meminfo_raw"), ("vr", "vmstat_raw")):
             raw = system.get(name)
             if raw is None:
@@ -303,6 +267,8 @@ class TickEncoder:
         dels = []
         for part, src in (("sys", system.get("vals") or {}), ("mi", system.get("meminfo") or {}),
                           ("vm", system.get("vmstat") or {})):
+            if part in unread:
+                continue
             prev = self._sys[part]
             if part == "sys":
                 # the reader's values (PSI as tuples of float32): compared as read, converted
@@ -512,8 +478,16 @@ class TickDecoder:
             v = vals.get(k)
             if v is not None:
                 vals[k] = tuple(np.float32(x) for x in v)
-        system = {"vals": vals, "meminfo": dict(self._sys["mi"]),
-                  "vmstat": dict(self._sys["vm"]), "swapout": self._so}
+        unread = head.get("ns", [])
+        if not isinstance(unread, list) or not set(unread) <= {"sys", "vm"}:
+            raise RecordingError("malformed tick frame (unrecorded system parts)")
+        unread = frozenset(unread)
+        # parts not recorded at this tick (no plugin read them live) are empty for it; the
+        # state that later ticks' changes apply to is kept
+        system = {"vals": {} if "sys" in unread else vals,
+                  "meminfo": {} if "sys" in unread else dict(self._sys["mi"]),
+                  "vmstat": {} if "vm" in unread else dict(self._sys["vm"]),
+                  "swapout": self._so, "unread": unread}
         return TickFrame(tick, now, wall, n, key, self._paths, self._version, columns, system,
                          fired, bool(head.get("starved")), added, removed, read,
                          self._unopened)

@@ -23,8 +23,8 @@ import time
 
 from oomd import logs
 from oomd.record.format import (
-    CONFIG, DECISION, META, NOTE, SEGMENT_SUFFIX, TICK, FORMAT_VERSION, encode_frame,
-    encode_frame_parts, encode_json, segment_header)
+    CONFIG, DECISION, META, NOTE, SEGMENT_SUFFIX, SMALL_FRAME, TICK, FORMAT_VERSION,
+    compressed, encode_frame, encode_frame_parts, encode_json, segment_header)
 from oomd.record.ticks import TickEncoder, TickSnapshot
 
 DEFAULT_MAX_BYTES = 512 << 20
@@ -63,42 +63,46 @@ class TickRing:
     """The last ``ticks`` tick frames, kept encoded in memory. ``add`` encodes a snapshot
     (in the caller's thread); a key frame starts every ``keyframe_every`` frames, and the
     ring keeps frames from the newest key frame that still leaves ``ticks`` frames, so it
-    holds at most ``ticks + keyframe_every`` frames. ``write`` turns it into a recording file.
-    """
+    holds at most ``ticks + keyframe_every`` frames. A frame smaller than ``RAW_FRAME`` is
+    kept uncompressed (compressing a few KiB costs about as much as encoding them, every
+    tick; the file written for a kill compresses them, ``write_recording_file``), a larger
+    one compressed. ``write`` turns the ring into a recording file."""
+
+    RAW_FRAME = SMALL_FRAME
 
     def __init__(self, ticks: int, keyframe_every: int | None = None) -> None:
         self.ticks = max(1, int(ticks))
         self.keyframe_every = keyframe_every or max(8, min(64, self.ticks // 2))
         self._enc = TickEncoder()
-        self._frames: collections.deque[tuple[int, bool, bytes]] = collections.deque()
+        # groups of frames, each starting with a key frame: whole groups are dropped
+        self._groups: collections.deque[list[bytes]] = collections.deque()
+        self._count = 0
         self._since_key = 0
 
     def add(self, snapshot: TickSnapshot) -> None:
-        if self._since_key >= self.keyframe_every or not self._frames:
+        if self._since_key >= self.keyframe_every or not self._groups:
             self._enc.reset()
             self._since_key = 0
-        key = self._since_key == 0
+            self._groups.append([])
         self._since_key += 1
-        self._frames.append((snapshot.tick, key,
-                             encode_frame_parts(TICK, self._enc.encode_parts(snapshot))))
+        parts = self._enc.encode_parts(snapshot)
+        size = sum(len(p) for p in parts)
+        self._groups[-1].append(encode_frame_parts(TICK, parts, compress=size >= self.RAW_FRAME))
+        self._count += 1
         # drop whole key-frame groups while the rest still covers `ticks` frames
-        while True:
-            nxt = next((i for i, f in enumerate(self._frames) if f[1] and i > 0), None)
-            if nxt is None or len(self._frames) - nxt < self.ticks:
-                break
-            for _ in range(nxt):
-                self._frames.popleft()
+        while len(self._groups) > 1 and self._count - len(self._groups[0]) >= self.ticks:
+            self._count -= len(self._groups.popleft())
 
     def __len__(self) -> int:
-        return len(self._frames)
+        return self._count
 
     @property
     def nbytes(self) -> int:
-        return sum(len(f[2]) for f in self._frames)
+        return sum(len(f) for g in self._groups for f in g)
 
     def frames(self) -> list[bytes]:
         """The encoded frames, oldest (a key frame) first."""
-        return [f[2] for f in self._frames]
+        return [f for g in self._groups for f in g]
 
     def write(self, path: str, meta: dict, extra: list[tuple[int, object]] = ()) -> int:
         """Write the ring as a self-contained recording file at ``path`` (through a temporary
@@ -111,7 +115,7 @@ class TickRing:
 def write_recording_file(path: str, meta: dict, tick_frames: list[bytes],
                          extra: list[tuple[int, object]] = ()) -> int:
     parts = [segment_header(), encode_frame(META, encode_json(meta))]
-    parts.extend(tick_frames)
+    parts.extend(compressed(f) for f in tick_frames)
     for kind, obj in extra:
         payload = obj if isinstance(obj, bytes) else encode_json(obj)
         parts.append(encode_frame(kind, payload))

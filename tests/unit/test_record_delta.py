@@ -1,0 +1,140 @@
+"""The tick encoder's compiled loop (oomd.record._delta) against numpy doing the same, the
+system parts the flight recorder leaves out, and the ring's uncompressed small frames."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from oomd.record import format as fmt
+from oomd.record._delta import ColumnDeltas, delta
+from oomd.record.reader import Recording
+from oomd.record.replay_ctx import ReplayGap, ReplaySystem
+from oomd.record.ticks import TickDecoder, TickEncoder
+from oomd.record.writer import TickRing, base_meta
+
+from test_record_format import PATHS, snap
+
+SHAPES = [("<f4", (3,)), ("<i8", ()), ("<i8", (4,)), ("|u1", ()), ("|i1", ()), ("<u4", ()),
+          ("<i4", ()), ("<f8", ()), ("<u8", ())]
+
+
+def _reference(cur, prev, n):
+    a = cur[:n].view(np.uint8).reshape(n, -1)
+    b = prev[:n].view(np.uint8).reshape(n, -1)
+    ch = (a != b).any(axis=1)
+    return int(ch.sum()), np.packbits(ch).tobytes(), cur[:n][ch].tobytes()
+
+
+@pytest.mark.parametrize("dts,tail", SHAPES)
+def test_delta_matches_numpy_byte_for_byte(dts, tail):
+    rng = np.random.default_rng(7)
+    for n in (1, 7, 8, 9, 64, 1000):
+        raw = rng.integers(0, 256, size=(n + 5) * np.dtype(dts).itemsize
+                           * (tail[0] if tail else 1), dtype=np.uint8)
+        cur = raw.view(dts).reshape((n + 5,) + tail)
+        prev = cur.copy()
+        flip = rng.random(n) < 0.3
+        pv = prev.view(np.uint8).reshape(n + 5, -1)
+        pv[:n][flip, -1] ^= 0x5A                  # last byte of a row: partial-row changes count
+        want = _reference(cur, prev, n)
+        before = prev.copy()
+        got = delta(cur, prev, n)
+        if want[0] == 0:
+            assert got == (0, None, None)
+        else:
+            assert got == want
+        assert prev[:n].tobytes() == cur[:n].tobytes()             # copied where changed
+        assert prev[n:].tobytes() == before[n:].tobytes()          # nothing past n touched
+
+
+def test_delta_compares_bytes_nan_and_negative_zero():
+    cur = np.array([np.nan, -0.0, 1.0], dtype="<f4")
+    prev = np.array([np.nan, 0.0, 1.0], dtype="<f4")
+    count, mask, vals = delta(cur, prev, 3)
+    assert count == 1 and mask == bytes([0b01000000])
+    assert np.frombuffer(vals, "<f4").tobytes() == np.array([-0.0], "<f4").tobytes()
+    assert delta(cur, prev, 3) == (0, None, None)
+
+
+def test_delta_refuses_arrays_that_do_not_fit():
+    with pytest.raises(ValueError):
+        delta(np.zeros(4, "<i8"), np.zeros(3, "<i8"), 4)
+    with pytest.raises(ValueError):
+        delta(np.zeros((4, 3), "<f4"), np.zeros((4, 2), "<f4"), 4)
+    with pytest.raises(ValueError):
+        delta(np.zeros((4, 2))[:, 0], np.zeros(4), 4)            # not contiguous
+    assert delta(np.zeros(0), np.zeros(0), 0) == (0, None, None)
+
+
+def test_column_deltas_entries_and_growth():
+    cd = ColumnDeltas()
+    cols = {"a": np.arange(3, dtype="<i8"), "b": np.zeros((3, 3), "<f4"),
+            "c": np.arange(6, dtype="<i8")[::2]}                  # a strided view is copied
+    entries, blobs = cd.encode(cols, 3)
+    assert entries[0] == '["a","<i8",[],2,1,16]'                 # rows 1 and 2 differ from zeros
+    assert entries[1] == '["b","<f4",[3],0,0,0]'
+    assert entries[2] == '["c","<i8",[],2,1,16]'
+    assert blobs[0] == bytes([0b01100000])
+    entries, blobs = cd.encode(cols, 3, skip=("a",))
+    assert entries == ['["a","<i8",[],0,0,0]', '["b","<f4",[3],0,0,0]', '["c","<i8",[],0,0,0]']
+    grown = {"a": np.arange(40, dtype="<i8")}
+    entries, blobs = cd.encode(grown, 40)                        # more rows than kept: grows
+    assert entries == ['["a","<i8",[],37,5,296]'] and len(blobs[1]) == 296
+
+
+def test_flight_capture_leaves_out_system_parts_no_plugin_read():
+    enc, dec = TickEncoder(), TickDecoder()
+    s1 = snap(1, PATHS, [1, 2, 3])
+    got = dec.decode(enc.encode(s1))
+    assert got.system["vals"]["mem_total"] == 1 << 30 and not got.system["unread"]
+    s2 = snap(2, PATHS, [1, 2, 3])
+    s2.system = {"vals": None, "meminfo": None, "vmstat": None, "swapout": (1.0, 2.0, 3.0),
+                 "unread": {"sys", "vm"}}
+    payload = enc.encode(s2)
+    assert b'"ns":["sys","vm"]' in payload
+    got = dec.decode(payload)
+    assert got.system["unread"] == {"sys", "vm"} and got.system["vals"] == {}
+    assert got.system["swapout"] == (1.0, 2.0, 3.0)
+    # a replay asking for what was not recorded stops on a gap (never a silent None)
+    gaps = []
+
+    def fail(gap):
+        gaps.append(gap)
+        raise gap
+
+    system = ReplaySystem(got.system, fail, got.tick)
+    with pytest.raises(ReplayGap, match="system value not recorded.*mem_total"):
+        system.mem_total
+    with pytest.raises(ReplayGap):
+        system.vmstat
+    # the next recorded tick applies on top of the last recorded state
+    s3 = snap(3, PATHS, [1, 2, 3])
+    s3.system["vals"] = dict(s3.system["vals"], mem_total=2 << 30)
+    got = dec.decode(enc.encode(s3))
+    assert got.system["vals"]["mem_total"] == 2 << 30
+    assert got.system["vals"]["mem_full"] == (np.float32(1.5), np.float32(2), np.float32(3))
+    assert got.system["vmstat"] == {"pswpout": 3}
+
+
+def test_ring_keeps_small_frames_raw_and_writes_them_compressed(tmp_path):
+    ring = TickRing(6, keyframe_every=4)
+    for t in range(1, 20):
+        ring.add(snap(t, PATHS, [1, 2, t]))
+    frames = ring.frames()
+    assert len(frames) == len(ring) >= 6
+    assert all(fmt.FRAME_HEADER.unpack_from(f)[2] == 0 for f in frames)   # uncompressed
+    path = str(tmp_path / "f.pyoomdrec")
+    ring.write(path, base_meta())
+    data = open(path, "rb").read()
+    scan = fmt.scan_segment(path)
+    assert all(fr.kind != fmt.TICK or
+               fmt.FRAME_HEADER.unpack_from(data, fr.offset)[2] & fmt.FLAG_ZLIB
+               for fr in scan.frames)
+    assert [f.tick for f in Recording.open(path).ticks()][-6:] == list(range(14, 20))
+    assert fmt.compressed(frames[0]) != frames[0]
+    assert fmt.compressed(fmt.compressed(frames[0])) == fmt.compressed(frames[0])
+    big = fmt.encode_frame(fmt.TICK, zlib.compress(b"x"))          # already compressed: as is
+    assert fmt.compressed(big) == big
