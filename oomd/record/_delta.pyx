@@ -35,9 +35,13 @@ cdef inline bint _row_differs(const uint8_t* a, const uint8_t* b, Py_ssize_t w) 
 
 def delta(cnp.ndarray cur, cnp.ndarray prev, Py_ssize_t n):
     """See the module's docstring. Raises ValueError on arrays that do not fit."""
+    return _delta(cur, prev, n)
+
+
+cdef tuple _delta(cnp.ndarray cur, cnp.ndarray prev, Py_ssize_t n):
     if n <= 0:
         return 0, None, None
-    if not cur.flags.c_contiguous or not prev.flags.c_contiguous:
+    if not cnp.PyArray_IS_C_CONTIGUOUS(cur) or not cnp.PyArray_IS_C_CONTIGUOUS(prev):
         raise ValueError("delta: arrays must be C-contiguous")
     cdef int d, nd = cnp.PyArray_NDIM(cur)
     if (cnp.PyArray_ITEMSIZE(cur) != cnp.PyArray_ITEMSIZE(prev)
@@ -80,6 +84,16 @@ def delta(cnp.ndarray cur, cnp.ndarray prev, Py_ssize_t n):
     return count, mask, values
 
 
+cdef class _Column:
+    """What ``ColumnDeltas`` keeps of one column: its layout, the start of its header entry,
+    and the previous frame's values."""
+    cdef object dtype
+    cdef int ndim
+    cdef Py_ssize_t inner        # elements per row
+    cdef str lead                # '["name","<f4",[3],'
+    cdef object prev             # ndarray, C-contiguous, rows first
+
+
 cdef class ColumnDeltas:
     """The previous frame's columns, and the column part of the next frame: ``encode(columns,
     n, skip)`` runs ``delta`` over every column of ``columns`` (name -> array, rows first) against
@@ -90,48 +104,58 @@ cdef class ColumnDeltas:
     against zeros (a key frame). Column names and dtypes are ASCII: the entries need no
     escaping."""
 
-    cdef dict _prev      # name -> ndarray, C-contiguous, at least n rows
-    cdef dict _lead      # name -> (dtype, row shape, entry text up to the counts)
+    cdef dict _cols      # name -> _Column
 
     def __cinit__(self):
-        self._prev = {}
-        self._lead = {}
+        self._cols = {}
 
     def reset(self):
-        self._prev = {}
+        cdef _Column c
+        for c in self._cols.values():
+            c.prev = None
 
     def encode(self, dict columns, Py_ssize_t n, skip=()):
         cdef list entries = []
         cdef list blobs = []
-        cdef str lead
+        cdef _Column c
+        cdef cnp.ndarray a
+        cdef Py_ssize_t inner, rows
+        cdef int d, nd
         for name, arr in columns.items():
-            dt = arr.dtype
-            tail = arr.shape[1:]
-            cached = self._lead.get(name)
-            if cached is None or (cached[0] is not dt and cached[0] != dt) or cached[1] != tail:
-                lead = '["%s","%s",[%s],' % (name, dt.str, ",".join([str(x) for x in tail]))
-                self._lead[name] = (dt, tail, lead)
-            else:
-                lead = cached[2]
+            a = <cnp.ndarray?>arr
+            nd = cnp.PyArray_NDIM(a)
+            inner = 1
+            for d in range(1, nd):
+                inner *= cnp.PyArray_DIMS(a)[d]
+            c = <_Column>self._cols.get(name)
+            if (c is None or c.ndim != nd or c.inner != inner
+                    or (c.dtype is not arr.dtype and c.dtype != arr.dtype)):
+                c = _Column()
+                c.dtype = arr.dtype
+                c.ndim = nd
+                c.inner = inner
+                tail = arr.shape[1:]
+                c.lead = '["%s","%s",[%s],' % (name, c.dtype.str, ",".join([str(x) for x in tail]))
+                c.prev = None
+                self._cols[name] = c
             if name in skip:
-                entries.append(lead + "0,0,0]")
+                entries.append(c.lead + "0,0,0]")
                 continue
-            prev = self._prev.get(name)
-            if prev is None or (prev.dtype is not dt and prev.dtype != dt) or prev.shape[1:] != tail:
-                prev = np.zeros((max(n, 1),) + tail, dtype=dt)
-                self._prev[name] = prev
-            elif len(prev) < n:
-                grown = np.zeros((max(n, 2 * len(prev)),) + tail, dtype=dt)
-                grown[:len(prev)] = prev
-                prev = grown
-                self._prev[name] = prev
-            if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr):
+            if c.prev is None:
+                c.prev = np.zeros((max(n, 1),) + arr.shape[1:], dtype=c.dtype)
+            else:
+                rows = cnp.PyArray_DIMS(<cnp.ndarray>c.prev)[0]
+                if rows < n:
+                    grown = np.zeros((max(n, 2 * rows),) + arr.shape[1:], dtype=c.dtype)
+                    grown[:rows] = c.prev
+                    c.prev = grown
+            if not cnp.PyArray_IS_C_CONTIGUOUS(a):
                 arr = np.ascontiguousarray(arr)
-            count, mask, values = delta(arr, prev, n)
+            count, mask, values = _delta(<cnp.ndarray>arr, <cnp.ndarray>c.prev, n)
             if not count:
-                entries.append(lead + "0,0,0]")
+                entries.append(c.lead + "0,0,0]")
                 continue
-            entries.append("%s%d,%d,%d]" % (lead, count, len(mask), len(values)))
+            entries.append("%s%d,%d,%d]" % (c.lead, count, len(mask), len(values)))
             blobs.append(mask)
             blobs.append(values)
         return entries, blobs

@@ -40,6 +40,7 @@ bits) and the changed rows' values, C order.
 from __future__ import annotations
 
 import json
+import math
 import struct
 import time
 from dataclasses import dataclass, field
@@ -170,6 +171,23 @@ class Capturer:
 # ---- encoding -------------------------------------------------------------------------------
 
 
+def _head_rest(head: dict) -> bytes:
+    """The header's optional keys as the end of a JSON object (``,"k":v...}``). A steady tick
+    has only the swap-out rates and the unrecorded system parts: written without json."""
+    if head.keys() <= {"so", "ns"}:
+        so = head.get("so")
+        ns = head.get("ns")
+        out = b""
+        if so is not None and all(math.isfinite(x) for x in so):
+            out += b',"so":[%s]' % ",".join(map(repr, so)).encode()
+        elif so is not None:
+            out += b',"so":' + encode_json(so)
+        if ns is not None:
+            out += b',"ns":[%s]' % ",".join('"%s"' % x for x in ns).encode()
+        return out + b"}"
+    return b"," + encode_json(head)[1:] if head else b"}"
+
+
 def _json_value(v):
     if isinstance(v, tuple):
         return [float(x) for x in v]
@@ -244,7 +262,7 @@ class TickEncoder:
         hj = b"".join((b'{"t":%d,"now":%s,"wall":%s,"n":%d,"key":%s' % (
             s.tick, repr(float(s.now)).encode(), repr(float(s.wall)).encode(), n,
             b"true" if key else b"false"), b',"cols":[', ",".join(cols).encode(), b"]",
-            b"," + encode_json(head)[1:] if head else b"}"))
+            _head_rest(head)))
         return [struct.pack("<I", len(hj)) + hj, *raw_blobs, *blobs]
 
     def _encode_system(self, system: dict, head: dict, key: bool) -> list[bytes]:
