@@ -33,6 +33,7 @@ import numpy as np
 cimport numpy as cnp
 
 from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy
 
 from oomd._reader cimport derived
 from oomd._reader.parse cimport (
@@ -147,6 +148,57 @@ def parse_vmstat_dict(bytes data):
             bad += 1
         s = le + 1
     return out, bad
+
+
+def system_values(bytes data, bint meminfo):
+    """/proc/meminfo (``meminfo``) or /proc/vmstat as ``(names, values)``: the names of the
+    lines that parse, each followed by a NUL, as one bytes object (compare it with the last
+    one to know whether the names changed), and their values as int64 in file order, as
+    ``parse_meminfo_dict`` / ``parse_vmstat_dict`` give them. For a recording, every tick:
+    no Python object per line."""
+    cdef const char* s = data
+    cdef const char* e = s + len(data)
+    cdef const char* le
+    cdef const char* ks
+    cdef const char* ke
+    cdef uint64_t mv
+    cdef int64_t v
+    cdef Py_ssize_t lines = 0, k = 0, nb = 0
+    cdef const char* p = s
+    while p < e:
+        le = line_end(p, e)
+        lines += 1
+        p = le + 1
+    cdef cnp.ndarray vals = np.empty(lines, dtype=np.int64)
+    cdef int64_t* vp = <int64_t*>cnp.PyArray_DATA(vals)
+    cdef char* nbuf = <char*>malloc(len(data) + 1)
+    if nbuf == NULL:
+        raise MemoryError()
+    try:
+        while s < e:
+            le = line_end(s, e)
+            if meminfo:
+                if meminfo_line(s, le, &ks, &ke, &mv) == 0:
+                    vp[k] = <int64_t>(mv * 1024)
+                    k += 1
+                else:
+                    ks = NULL
+            else:
+                if vmstat_line(s, le, &ks, &ke, &v) == 0:
+                    vp[k] = v
+                    k += 1
+                else:
+                    ks = NULL
+            if ks != NULL:
+                memcpy(nbuf + nb, ks, ke - ks)
+                nb += ke - ks
+                nbuf[nb] = 0
+                nb += 1
+            s = le + 1
+        names = nbuf[:nb]
+    finally:
+        free(nbuf)
+    return names, vals[:k]
 
 
 def fnmatch_name(bytes pattern, bytes name):

@@ -24,8 +24,12 @@ order the header lists them::
      "lst": [[slot, [child name, ...]], ...]   (listed child directories that are not rows,
                                               the whole map, when it changed),
      "sys": {key: value} (the reader's system values that changed),
-     "mr": bytes, "vr": bytes   (/proc/meminfo, /proc/vmstat as read, when they changed: their
-                                 bytes are the first binary sections, meminfo first),
+     "mk": [name, ...], "vk": [name, ...]   (/proc/meminfo's and /proc/vmstat's names, in the
+                                             file's order, when they changed),
+     "mv": [count, mask bytes, value bytes], "vv": [...]   (their values that changed, int64,
+                                             as a column's: the first binary sections, meminfo
+                                             first; "mr"/"vr": the file as read instead, older
+                                             recordings or a value beyond int64),
      "sysdel": [[part, key], ...], "so": [bps, bps60, bps300],
      "ns": ["sys", "vm"]   (system parts not recorded at this tick: no plugin read them; the
                             flight recorder leaves them out, ``--record`` never does),
@@ -47,8 +51,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from oomd import _fastcg
 from oomd.context.metric_table import METRICS
-from oomd.record._delta import ColumnDeltas
+from oomd.record._delta import ColumnDeltas, delta
 from oomd.record.format import RecordingError, encode_json
 
 # ---- which columns a tick frame holds -----------------------------------------------------------
@@ -212,6 +217,7 @@ class TickEncoder:
         self._lversion = None
         self._sys: dict[str, dict] = {"sys": {}, "mi": {}, "vm": {}}
         self._raw: dict[str, bytes] = {}
+        self._sv: dict[str, tuple] = {}       # "m"/"v" -> (names as system_values gives them, last values)
         self._raw_vals: dict = {}
         self._n = -1
         self._nchild = None
@@ -266,22 +272,38 @@ class TickEncoder:
         return [struct.pack("<I", len(hj)) + hj, *raw_blobs, *blobs]
 
     def _encode_system(self, system: dict, head: dict, key: bool) -> list[bytes]:
-        """The system values into the header; returns the raw file sections (meminfo, vmstat:
-        only when they changed, lengths in the header's "mr"/"vr")."""
+        """The system values into the header; returns the binary sections of /proc/meminfo
+        and /proc/vmstat: their values (int64, in the file's order) that changed since the
+        last frame, as a column's (``"mv"``/``"vv"``: count, mask bytes, value bytes; the names
+        in ``"mk"``/``"vk"`` when they changed), meminfo first."""
         blobs = []
         unread = system.get("unread") or ()
         if unread:
             # parts no plugin read this tick: not recorded, and the state they are diffed
             # against stays as it was at the last tick that recorded them
             head["ns"] = sorted(unread)
-        for tag, name in (("mr", "meminfo_raw"), ("vr", "vmstat_raw")):
+        for tag, part, name in (("m", "mi", "meminfo_raw"), ("v", "vm", "vmstat_raw")):
             raw = system.get(name)
-            if raw is None:
+            if raw is None or (not key and raw == self._raw.get(tag)):
                 continue
-            if key or raw != self._raw.get(tag):
-                self._raw[tag] = raw
-                head[tag] = len(raw)
-                blobs.append(raw)
+            self._raw[tag] = raw
+            blob, vals = _fastcg.system_values(raw, part == "mi")
+            kept = self._sv.get(tag)
+            if key or kept is None or kept[0] != blob:
+                names = [x.decode("utf-8", "surrogateescape") for x in blob.split(b"\0")[:-1]]
+                if len(set(names)) != len(names):
+                    # a name twice (never seen): the file as read, parsed as live
+                    head[tag + "r"] = len(raw)
+                    blobs.append(raw)
+                    self._sv.pop(tag, None)
+                    continue
+                head[tag + "k"] = names
+                kept = self._sv[tag] = (blob, np.zeros(max(len(names), 1), np.int64))
+            count, mask, data = delta(vals, kept[1], len(vals))
+            if count:
+                head[tag + "v"] = [count, len(mask), len(data)]
+                blobs.append(mask)
+                blobs.append(data)
         dels = []
         for part, src in (("sys", system.get("vals") or {}), ("mi", system.get("meminfo") or {}),
                           ("vm", system.get("vmstat") or {})):
@@ -366,6 +388,7 @@ class TickDecoder:
         self._unopened: dict[int, list[str]] = {}
         self._sys: dict[str, dict] = {"sys": {}, "mi": {}, "vm": {}}
         self._so = (0.0, 0.0, 0.0)
+        self._sv: dict[str, tuple] = {}       # "m"/"v" -> (names, values)
         self._version = 0
         self.started = False
 
@@ -429,16 +452,42 @@ class TickDecoder:
         if so is not None:
             self._so = (float(so[0]), float(so[1]), float(so[2]))
         pos = 4 + hl
-        for tag, part in (("mr", "mi"), ("vr", "vm")):
-            size = head.get(tag)
-            if size is None:
+        for tag, part in (("m", "mi"), ("v", "vm")):
+            size = head.get(tag + "r")
+            if size is not None:
+                # the file as read (what recordings before the values encoding hold)
+                size = int(size)
+                if not 0 <= size <= len(payload) - pos:
+                    raise RecordingError("malformed tick frame (system file length)")
+                raw = bytes(payload[pos:pos + size])
+                pos += size
+                self._sys[part] = _parse_system_file(part, raw)
+                self._sv.pop(tag, None)
                 continue
-            size = int(size)
-            if not 0 <= size <= len(payload) - pos:
-                raise RecordingError("malformed tick frame (system file length)")
-            raw = bytes(payload[pos:pos + size])
-            pos += size
-            self._sys[part] = _parse_system_file(part, raw)
+            names = head.get(tag + "k")
+            if names is not None:
+                if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+                    raise RecordingError("malformed tick frame (system names)")
+                self._sv[tag] = (names, np.zeros(len(names), np.int64))
+            ch = head.get(tag + "v")
+            if ch is not None:
+                kept = self._sv.get(tag)
+                if kept is None:
+                    raise RecordingError("malformed tick frame (system values without names)")
+                count, mlen, dlen = (int(x) for x in ch)
+                k = len(kept[0])
+                if mlen != (k + 7) // 8 or dlen != 8 * count or pos + mlen + dlen > len(payload):
+                    raise RecordingError("malformed tick frame (system values sizes)")
+                idx = np.flatnonzero(np.unpackbits(np.frombuffer(payload, np.uint8, mlen, pos),
+                                                   count=k))
+                pos += mlen
+                if len(idx) != count:
+                    raise RecordingError("malformed tick frame (system values count)")
+                kept[1][idx] = np.frombuffer(payload, "<i8", count, pos)
+                pos += dlen
+            if names is not None or ch is not None:
+                kept = self._sv[tag]
+                self._sys[part] = dict(zip(kept[0], kept[1].tolist()))
         cgid_changed = False
         read: list[str] = []
         for entry in head.get("cols") or []:

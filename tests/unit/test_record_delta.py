@@ -138,3 +138,52 @@ def test_ring_keeps_small_frames_raw_and_writes_them_compressed(tmp_path):
     assert fmt.compressed(fmt.compressed(frames[0])) == fmt.compressed(frames[0])
     big = fmt.encode_frame(fmt.TICK, zlib.compress(b"x"))          # already compressed: as is
     assert fmt.compressed(big) == big
+
+
+MEMINFO = b"MemTotal:       16333780 kB\nMemFree:          812345 kB\nHugePages_Total:       0\n"
+VMSTAT = b"nr_free_pages 203086\npswpin 0\npswpout %d\nbogus line here\npgscan_kswapd 77\n"
+
+
+def _raw_snap(tick, meminfo, vmstat):
+    s = snap(tick, PATHS, [1, 2, 3])
+    s.system = {"vals": {"mem_total": 1}, "meminfo_raw": meminfo, "vmstat_raw": vmstat,
+                "swapout": (0.0, 0.0, 0.0), "unread": set()}
+    return s
+
+
+def test_meminfo_and_vmstat_are_recorded_as_changed_values_and_read_back_as_parsed():
+    from oomd import _fastcg
+
+    enc, dec = TickEncoder(), TickDecoder()
+    sizes = []
+    files = [(MEMINFO, VMSTAT % 5), (MEMINFO, VMSTAT % 5), (MEMINFO.replace(b"812345", b"812000"),
+             VMSTAT % 6), (MEMINFO + b"Shmem:    12 kB\n", VMSTAT % 6)]
+    for t, (mi, vm) in enumerate(files, 1):
+        payload = enc.encode(_raw_snap(t, mi, vm))
+        sizes.append(len(payload))
+        got = dec.decode(payload)
+        assert got.system["meminfo"] == _fastcg.parse_meminfo_dict(mi)
+        assert got.system["vmstat"] == _fastcg.parse_vmstat_dict(vm)[0]
+    assert sizes[1] < sizes[0] and sizes[2] < sizes[0]       # unchanged / one value: no names
+    names, vals = _fastcg.system_values(VMSTAT % 9, False)
+    assert names == b"nr_free_pages\0pswpin\0pswpout\0pgscan_kswapd\0"
+    assert list(vals) == [203086, 0, 9, 77]
+
+
+def test_recordings_with_the_files_as_read_still_decode():
+    """Frames of the first format revision carry /proc/meminfo and vmstat as read ("mr"/"vr")."""
+    import json
+    import struct
+
+    from oomd import _fastcg
+
+    enc, dec = TickEncoder(), TickDecoder()
+    payload = enc.encode(snap(1, PATHS, [1, 2, 3]))
+    hl = struct.unpack_from("<I", payload)[0]
+    head = json.loads(payload[4:4 + hl])
+    head.update({"mr": len(MEMINFO), "vr": len(VMSTAT % 3)})
+    hj = json.dumps(head).encode()
+    old = struct.pack("<I", len(hj)) + hj + MEMINFO + (VMSTAT % 3) + payload[4 + hl:]
+    got = dec.decode(old)
+    assert got.system["meminfo"] == _fastcg.parse_meminfo_dict(MEMINFO)
+    assert got.system["vmstat"]["pswpout"] == 3
