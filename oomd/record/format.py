@@ -10,7 +10,8 @@ and holds frames back to back. A frame is a 16-byte header and its payload::
     u32 magic 0x464d4f4f ("OOMF")  u8 kind  u8 flags  u16 reserved
     u32 payload length  u32 CRC-32 (over the first 12 header bytes and the payload)
 
-``flags`` bit 0: the payload is zlib-compressed. A reader checks magic, length and CRC of every
+``flags`` bit 1: the payload is a zstd frame (level 1; its header holds the content size);
+bit 0: zlib (recordings of the first pyoomd versions; read, no longer written). A reader checks magic, length and CRC of every
 frame and stops at the first frame that fails (a torn write at the end of a segment, or damage):
 everything before it is kept, and ``FrameScan.torn`` says where and why it stopped. Nothing in a
 frame is trusted before its CRC checked, and a payload is decoded only after that.
@@ -37,9 +38,12 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
 import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
+
+import zstandard
 
 from oomd.errors import OomdError
 
@@ -48,14 +52,15 @@ SEGMENT_MAGIC = b"PYOOMDR\0"
 SEGMENT_HEADER = struct.Struct("<8sHHI")
 FRAME_MAGIC = 0x464D4F4F
 FRAME_HEADER = struct.Struct("<IBBHII")
-FLAG_ZLIB = 1
+FLAG_ZLIB = 1          # what the first pyoomd recordings wrote; still read
+FLAG_ZSTD = 2
 MAX_FRAME = 256 << 20          # a longer length field is damage, not a frame
 SEGMENT_SUFFIX = ".pyoomdrec"
 
 META, TICK, DECISION, CONFIG, NOTE = 1, 2, 3, 4, 5
 KIND_NAMES = {META: "meta", TICK: "tick", DECISION: "decision", CONFIG: "config", NOTE: "note"}
 
-ZLIB_LEVEL = 1
+ZSTD_LEVEL = 1
 SMALL_FRAME = 16 << 10
 
 
@@ -68,40 +73,32 @@ def segment_header(version: int = FORMAT_VERSION) -> bytes:
     return SEGMENT_HEADER.pack(SEGMENT_MAGIC, version, 0, 0)
 
 
+_local = threading.local()
+
+
+def _zstd():
+    """This thread's zstd compressor (a compressor is not to be shared between threads: the
+    tick's thread compresses frames, the flight recorder's worker the ring's small ones)."""
+    c = getattr(_local, "zstd", None)
+    if c is None:
+        c = _local.zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return c
+
+
 def encode_frame(kind: int, payload: bytes, compress: bool = True) -> bytes:
-    """One frame: header and payload (zlib-compressed when ``compress``)."""
+    """One frame: header and payload (zstd-compressed when ``compress``)."""
     flags = 0
     if compress:
-        if len(payload) < SMALL_FRAME:
-            # a small window and hash: a quarter of the set-up cost of the default, which is
-            # most of the cost for a few KiB (a quiet tick); no worse for so little data
-            c = zlib.compressobj(ZLIB_LEVEL, zlib.DEFLATED, 13, 6)
-            payload = c.compress(payload) + c.flush()
-        else:
-            payload = zlib.compress(payload, ZLIB_LEVEL)
-        flags |= FLAG_ZLIB
+        payload = _zstd().compress(payload)
+        flags |= FLAG_ZSTD
     head = struct.pack("<IBBHI", FRAME_MAGIC, kind, flags, 0, len(payload))
     crc = zlib.crc32(payload, zlib.crc32(head))
     return head + struct.pack("<I", crc) + payload
 
 
 def encode_frame_parts(kind: int, parts, compress: bool = True) -> bytes:
-    """``encode_frame(kind, b"".join(parts), compress)`` without joining: each part (bytes or
-    any buffer, e.g. a numpy array) goes through the compressor as it is, so a large tick
-    never exists uncompressed in one piece."""
-    if not compress:
-        return encode_frame(kind, b"".join(parts), compress=False)
-    size = sum(memoryview(p).nbytes for p in parts)
-    if size < SMALL_FRAME:
-        c = zlib.compressobj(ZLIB_LEVEL, zlib.DEFLATED, 13, 6)
-    else:
-        c = zlib.compressobj(ZLIB_LEVEL)
-    out = [c.compress(p) for p in parts]
-    out.append(c.flush())
-    payload = b"".join(out)
-    head = struct.pack("<IBBHI", FRAME_MAGIC, kind, FLAG_ZLIB, 0, len(payload))
-    crc = zlib.crc32(payload, zlib.crc32(head))
-    return head + struct.pack("<I", crc) + payload
+    """``encode_frame(kind, b"".join(parts), compress)`` (parts: bytes or any buffer)."""
+    return encode_frame(kind, b"".join(parts), compress)
 
 
 def compressed(frame: bytes) -> bytes:
@@ -110,7 +107,8 @@ def compressed(frame: bytes) -> bytes:
     if len(frame) < FRAME_HEADER.size:
         return frame
     magic, kind, flags, _, length, _ = FRAME_HEADER.unpack_from(frame)
-    if magic != FRAME_MAGIC or flags & FLAG_ZLIB or length != len(frame) - FRAME_HEADER.size:
+    if (magic != FRAME_MAGIC or flags & (FLAG_ZLIB | FLAG_ZSTD)
+            or length != len(frame) - FRAME_HEADER.size):
         return frame
     return encode_frame(kind, frame[FRAME_HEADER.size:])
 
@@ -187,10 +185,22 @@ def iter_frames(data: bytes, start: int = SEGMENT_HEADER.size,
         if zlib.crc32(body, zlib.crc32(data[pos:pos + 12])) != crc:
             _torn(scan, pos, "frame checksum mismatch")
             return
-        if flags & ~FLAG_ZLIB or kind not in KIND_NAMES:
+        if flags & ~(FLAG_ZLIB | FLAG_ZSTD) or flags == FLAG_ZLIB | FLAG_ZSTD \
+                or kind not in KIND_NAMES:
             _torn(scan, pos, f"unknown frame kind {kind} or flags {flags}")
             return
-        if flags & FLAG_ZLIB:
+        if flags & FLAG_ZSTD:
+            try:
+                size = zstandard.frame_content_size(body)
+                if not 0 <= size <= MAX_FRAME:
+                    raise zstandard.ZstdError("content size unknown or out of range")
+                body = zstandard.ZstdDecompressor().decompress(body, max_output_size=MAX_FRAME)
+                if len(body) != size:
+                    raise zstandard.ZstdError("bad length")
+            except zstandard.ZstdError:
+                _torn(scan, pos, "frame does not decompress")
+                return
+        elif flags & FLAG_ZLIB:
             try:
                 d = zlib.decompressobj()
                 body = d.decompress(body, MAX_FRAME)

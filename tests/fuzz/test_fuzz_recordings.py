@@ -14,6 +14,8 @@ import os
 import random
 import struct
 import zlib
+
+import zstandard
 from pathlib import Path
 
 import pytest
@@ -166,7 +168,9 @@ def _recompress_garbage(rng: random.Random, data: bytearray, frames) -> bytearra
     head = bytes(data[start:start + 16])
     kind, flags = head[4], head[5]
     body = bytes(data[start + 16:end])
-    if flags & fmt.FLAG_ZLIB:
+    if flags & fmt.FLAG_ZSTD:
+        body = zstandard.ZstdDecompressor().decompress(body)
+    elif flags & fmt.FLAG_ZLIB:
         body = zlib.decompress(body)
     body = bytearray(body)
     for _ in range(rng.randint(1, 8)):

@@ -131,13 +131,29 @@ def test_ring_keeps_small_frames_raw_and_writes_them_compressed(tmp_path):
     data = open(path, "rb").read()
     scan = fmt.scan_segment(path)
     assert all(fr.kind != fmt.TICK or
-               fmt.FRAME_HEADER.unpack_from(data, fr.offset)[2] & fmt.FLAG_ZLIB
+               fmt.FRAME_HEADER.unpack_from(data, fr.offset)[2] & fmt.FLAG_ZSTD
                for fr in scan.frames)
     assert [f.tick for f in Recording.open(path).ticks()][-6:] == list(range(14, 20))
     assert fmt.compressed(frames[0]) != frames[0]
     assert fmt.compressed(fmt.compressed(frames[0])) == fmt.compressed(frames[0])
     big = fmt.encode_frame(fmt.TICK, zlib.compress(b"x"))          # already compressed: as is
     assert fmt.compressed(big) == big
+
+
+def test_zlib_frames_of_the_first_recordings_still_read():
+    payload = b'{"victim": "a"}'
+    body = zlib.compress(payload, 1)
+    head = fmt.FRAME_HEADER.pack(fmt.FRAME_MAGIC, fmt.DECISION, fmt.FLAG_ZLIB, 0, len(body), 0)[:12]
+    frame = head + zlib.crc32(body, zlib.crc32(head)).to_bytes(4, "little") + body
+    (got,) = list(fmt.iter_frames(fmt.segment_header() + frame))
+    assert got.payload == payload
+    # both flags at once, or a zstd frame that lies about its size: damage, not a frame
+    bad = bytearray(frame)
+    bad[5] = fmt.FLAG_ZLIB | fmt.FLAG_ZSTD
+    bad[12:16] = zlib.crc32(body, zlib.crc32(bytes(bad[:12]))).to_bytes(4, "little")
+    scan = fmt.FrameScan("x", 1, size=0)
+    assert list(fmt.iter_frames(fmt.segment_header() + bytes(bad), scan=scan)) == []
+    assert "flags" in scan.torn[1]
 
 
 MEMINFO = b"MemTotal:       16333780 kB\nMemFree:          812345 kB\nHugePages_Total:       0\n"
