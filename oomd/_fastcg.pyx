@@ -201,6 +201,34 @@ def system_values(bytes data, bint meminfo):
     return names, vals[:k]
 
 
+def pick_psi(const float[:, ::1] values, const unsigned char[::1] valid):
+    """The row index oomd's pressure detectors watch among ``values`` (n x 3 float32 avg10,
+    avg60, avg300; ``valid`` n bools): the highest float32 score ``3*avg10 + 2*avg60 + avg300``,
+    an invalid row scoring as zeros, ties to the first, -1 unless the best is above 0 (and -1
+    if a score is NaN, as numpy's argmax would pick it and fail that test).
+    oomd.plugins._common.pick_pressure's kernel: one pass instead of six array operations."""
+    cdef Py_ssize_t n = values.shape[0], i, best = -1
+    cdef float s, a, b, best_s = 0
+    if values.shape[1] != 3 or valid.shape[0] != n:
+        raise ValueError("pick_psi: values must be n x 3 and valid n long")
+    for i in range(n):
+        if not valid[i]:
+            s = 0
+        else:
+            a = values[i, 0] * <float>3
+            b = values[i, 1] * <float>2
+            a = a + b
+            s = a + values[i, 2]
+        if s != s:
+            return -1
+        if best < 0 or s > best_s:
+            best = i
+            best_s = s
+    if best < 0 or not best_s > 0:
+        return -1
+    return best
+
+
 def fnmatch_name(bytes pattern, bytes name):
     """fnmatch(3) with FNM_PERIOD, the rule glob(3) applies to each path component."""
     return c_fnmatch(pattern, name, FNM_PERIOD) == 0

@@ -200,12 +200,14 @@ class OomdContext:
             tree.close_deferred()
             r.begin_tick()
             tree.begin_tick()
+            self._values.begin_tick()
             self._read_system()
             tree.evict_vanished()
             for m in self._monitored:
                 rows = self.resolve(m.patterns)
                 if len(rows):
                     r.load(rows, m.kinds)
+                    self._values.loaded(rows, m.kinds)
                     for name in m.derived:
                         self._values.ensure(METRICS[name], rows)
         finally:

@@ -64,14 +64,26 @@ class MetricValues:
     def __init__(self, reader: _fastcg.Reader, tree: CgroupTree) -> None:
         self._r = reader
         self._tree = tree
+        self._loaded: list[tuple[np.ndarray, int]] = []
+
+    def begin_tick(self) -> None:
+        self._loaded.clear()
+
+    def loaded(self, rows: np.ndarray, kinds: int) -> None:
+        """``rows`` (this very array) had ``kinds`` read this tick."""
+        self._loaded.append((rows, kinds))
 
     def ensure(self, m: Metric, rows: np.ndarray) -> None:
         """Read the files, or compute the derived metric, that ``m`` needs for ``rows`` (what
-        this tick already read or computed is not done again)."""
+        this tick already read or computed is not done again; a detector asking for what the
+        tick's refresh read for its pattern, the same array of rows, costs no pass over them)."""
         r = self._r
         d = m.derive
         if d is None:
             if m.kinds:
+                for done, kinds in self._loaded:
+                    if done is rows and not m.kinds & ~kinds:
+                        return
                 r.load(rows, m.kinds)
         elif d == "avg":
             r.compute_average(rows)

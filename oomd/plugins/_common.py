@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-F32_3, F32_2 = np.float32(3), np.float32(2)
+from oomd import _fastcg
+
 ZERO_PRESSURE = (np.float32(0), np.float32(0), np.float32(0))
 
 
@@ -60,12 +61,11 @@ def pick_pressure(ctx, rows: np.ndarray, resource: str):
     if rows.size == 0:
         return ZERO_PRESSURE, -1
     values, valid = ctx.get(pressure_metric(resource), rows)
-    p = np.where(valid[:, None], values, np.float32(0)).astype(np.float32, copy=False)
-    score = p[:, 0] * F32_3 + p[:, 1] * F32_2 + p[:, 2]
-    best = int(np.argmax(score))
-    if not score[best] > np.float32(0):
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    best = _fastcg.pick_psi(values, np.ascontiguousarray(valid, dtype=bool).view(np.uint8))
+    if best < 0:
         return ZERO_PRESSURE, -1
-    return (p[best, 0], p[best, 1], p[best, 2]), int(rows[best])
+    return (values[best, 0], values[best, 1], values[best, 2]), int(rows[best])
 
 
 def usage_of(ctx, row: int) -> int:
