@@ -113,25 +113,19 @@ def psi_line_avgs(bytes line):
     return (a[0], a[1], a[2])
 
 
-def parse_meminfo_dict(bytes data):
-    """/proc/meminfo as oomd reads it: {name: value * 1024} for lines that parse."""
-    cdef const char* s = data
-    cdef const char* e = s + len(data)
-    cdef const char* le
-    cdef const char* ks
-    cdef const char* ke
-    cdef uint64_t v
-    out = {}
-    while s < e:
-        le = line_end(s, e)
-        if meminfo_line(s, le, &ks, &ke, &v) == 0:
-            out[ks[:ke - ks].decode("utf-8", "surrogateescape")] = <int64_t>(v * 1024)
-        s = le + 1
-    return out
+cdef inline int _system_line(bint meminfo, const char* s, const char* le, const char** ks,
+                             const char** ke, int64_t* out) noexcept nogil:
+    """One line of /proc/meminfo (value * 1024) or /proc/vmstat; 0 if it parses."""
+    cdef uint64_t mv
+    if not meminfo:
+        return vmstat_line(s, le, ks, ke, out)
+    if meminfo_line(s, le, ks, ke, &mv) != 0:
+        return -1
+    out[0] = <int64_t>(mv * 1024)
+    return 0
 
 
-def parse_vmstat_dict(bytes data):
-    """/proc/vmstat: ({key: value}, number of malformed lines)."""
+cdef tuple _system_dict(bytes data, bint meminfo):
     cdef const char* s = data
     cdef const char* e = s + len(data)
     cdef const char* le
@@ -142,12 +136,22 @@ def parse_vmstat_dict(bytes data):
     out = {}
     while s < e:
         le = line_end(s, e)
-        if vmstat_line(s, le, &ks, &ke, &v) == 0:
+        if _system_line(meminfo, s, le, &ks, &ke, &v) == 0:
             out[ks[:ke - ks].decode("utf-8", "surrogateescape")] = v
         else:
             bad += 1
         s = le + 1
     return out, bad
+
+
+def parse_meminfo_dict(bytes data):
+    """/proc/meminfo as oomd reads it: {name: value * 1024} for lines that parse."""
+    return _system_dict(data, True)[0]
+
+
+def parse_vmstat_dict(bytes data):
+    """/proc/vmstat: ({key: value}, number of malformed lines)."""
+    return _system_dict(data, False)
 
 
 def system_values(bytes data, bint meminfo):
@@ -161,8 +165,6 @@ def system_values(bytes data, bint meminfo):
     cdef const char* le
     cdef const char* ks
     cdef const char* ke
-    cdef uint64_t mv
-    cdef int64_t v
     cdef Py_ssize_t lines = 0, k = 0, nb = 0
     cdef const char* p = s
     while p < e:
@@ -177,23 +179,12 @@ def system_values(bytes data, bint meminfo):
     try:
         while s < e:
             le = line_end(s, e)
-            if meminfo:
-                if meminfo_line(s, le, &ks, &ke, &mv) == 0:
-                    vp[k] = <int64_t>(mv * 1024)
-                    k += 1
-                else:
-                    ks = NULL
-            else:
-                if vmstat_line(s, le, &ks, &ke, &v) == 0:
-                    vp[k] = v
-                    k += 1
-                else:
-                    ks = NULL
-            if ks != NULL:
+            if _system_line(meminfo, s, le, &ks, &ke, &vp[k]) == 0:
                 memcpy(nbuf + nb, ks, ke - ks)
                 nb += ke - ks
                 nbuf[nb] = 0
                 nb += 1
+                k += 1
             s = le + 1
         names = nbuf[:nb]
     finally:
