@@ -125,6 +125,16 @@ def _record_table(tr):
         ("zstd 1: CPU per tick", "zstd1_cpu", "ms"),
         ("zlib 1: CPU per tick", "zlib1_cpu", "ms"), ("zlib 6: CPU per tick", "zlib6_cpu", "ms"),
         ("lzma 0: CPU per tick", "lzma0_cpu", "ms"),
+        ("daemon CPU/s, tree as is: default (flight recorder)", "daemon_static_default", "ms"),
+        ("  --flight-recorder 0", "daemon_static_no flight", "ms"),
+        ("  --record", "daemon_static_record", "ms"),
+        ("  --record over default / over no flight", "daemon_static_overhead", "%"),
+        ("", "daemon_static_overhead_noflight", "%"),
+        ("daemon CPU/s, counters changing: default", "daemon_churn_default", "ms"),
+        ("  --flight-recorder 0", "daemon_churn_no flight", "ms"),
+        ("  --record", "daemon_churn_record", "ms"),
+        ("  --record over default / over no flight", "daemon_churn_overhead", "%"),
+        ("", "daemon_churn_overhead_noflight", "%"),
         ("replay: ticks per second (wall)", "replay_ticks_per_s", "n"),
         ("replay: an hour of 1 s ticks takes (s)", "replay_hour_s", "n"),
     ]
@@ -150,6 +160,11 @@ def _record_table(tr):
         if ov is not None:
             tr.write_line(f"  {s}: recording overhead {ov * 100:+.1f}% (target <= +10%) "
                           f"{'OK' if ov <= 0.10 else 'MISSED'}")
+        for tag, what in (("static", "tree as is"), ("churn", "counters changing")):
+            ov = r.get(f"daemon_{tag}_overhead")
+            if ov is not None:
+                tr.write_line(f"  {s}: whole daemon, {what}: --record {ov * 100:+.1f}% over the "
+                              f"default daemon (target <= +10%) {'OK' if ov <= 0.10 else 'MISSED'}")
         if s == "1000" and r.get("replay_hour_s") is not None:
             h = r["replay_hour_s"]
             tr.write_line(f"  1000: an hour of 1 s ticks replays in {h:.1f} s (goal <= 60 s) "

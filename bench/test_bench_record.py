@@ -9,10 +9,16 @@
 * replay speed: ticks per second of ``oomd.record.replay.replay`` (the check pass and the run)
   over the recording just made, with the same config.
 
-In-process engine ticks on ``oomd.testing.gentree`` trees (the typical config of
-``benchlib.typical_config``), as the issue allows while ``--assume-cgroup2`` does not exist on
-this branch. Peak RSS of the daemon with ``--record``: ``bench/daemon_rss.py --modes
-idle+record,ranking+record``.
+* whole daemons (what the issue's budget is about): three ``python -m oomd`` processes on the
+  same ``--assume-cgroup2`` fake tree and typical config, measured from outside over the same
+  window (utime+stime per second, ``--daemon-seconds``): as users run it (the flight recorder
+  on), with ``--flight-recorder 0``, and with ``--record DIR``; once on the tree as it is and,
+  at 1k, once while a thread of this process rewrites every leaf's memory.current and
+  memory.pressure every second (its CPU is not the daemons').
+
+The first three on in-process engine ticks of ``oomd.testing.gentree`` trees (the typical
+config of ``benchlib.typical_config``). Peak RSS of the daemon with ``--record``:
+``bench/daemon_rss.py --modes idle+record,ranking+record``.
 """
 
 from __future__ import annotations
@@ -168,3 +174,54 @@ def test_bench_recording_overhead_bytes_and_replay(tree, size, tmp_path):
     r["replay_ticks_per_cpu_s"] = result.ticks / cpu
     r["replay_hour_s"] = 3600 * wall / result.ticks
     assert result.ticks == 2 * ticks + 3
+
+
+def _daemons_with_and_without_recording(tree, size, seconds, churn: bool) -> None:
+    import shutil
+    import threading
+
+    import daemonbench as db
+
+    work = db.tmpdir("pyoomd-bench-record-")
+    config = typical_config()
+    cases = {"default": ("--assume-cgroup2",),
+             "no flight": ("--assume-cgroup2", "--flight-recorder", "0"),
+             "record": ("--assume-cgroup2", "--record", str(work / "rec"))}
+    stop = threading.Event()
+    writer = None
+    if churn:
+        c = Churn(tree)
+
+        def run():
+            while not stop.wait(max(0.0, 1.0 - (time.monotonic() % 1.0))):
+                c.step()
+
+        writer = threading.Thread(target=run, daemon=True)
+        writer.start()
+    daemons = [db.start_pyoomd(str(tree.root), config, work / name.replace(" ", "-"), extra=extra)
+               for name, extra in cases.items()]
+    for d, name in zip(daemons, cases):
+        d.name = name
+    try:
+        got = db.measure(daemons, seconds)
+    finally:
+        stop.set()
+        db.stop(daemons)
+        if writer is not None:
+            writer.join(5)
+        shutil.rmtree(work, ignore_errors=True)
+    r = RECORD_RESULTS.setdefault(str(size), {})
+    tag = "churn" if churn else "static"
+    for name in cases:
+        assert "cpu_ms_per_s" in got[name], got[name]
+        r[f"daemon_{tag}_{name}"] = got[name]["cpu_ms_per_s"] / 1e3
+    r[f"daemon_{tag}_overhead"] = got["record"]["cpu_ms_per_s"] / got["default"]["cpu_ms_per_s"] - 1
+    r[f"daemon_{tag}_overhead_noflight"] = (
+        got["record"]["cpu_ms_per_s"] / got["no flight"]["cpu_ms_per_s"] - 1)
+
+
+def test_bench_daemon_recording_overhead(tree, size, request):
+    seconds = float(request.config.getoption("--daemon-seconds"))
+    _daemons_with_and_without_recording(tree, size, seconds, churn=False)
+    if size <= 2000:
+        _daemons_with_and_without_recording(tree, size, seconds, churn=True)
