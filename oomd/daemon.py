@@ -318,6 +318,7 @@ class Daemon:
         return self.check_config()
 
     def _main(self) -> int:
+        protect.fix_mmap_threshold()   # before the first large arrays (oomd.protect)
         self.load_plugins()
         if not self._open_kmsg():
             return EXIT_USAGE

@@ -28,7 +28,7 @@ from collections import deque
 
 from oomd import logs
 from oomd.decision import longest_duration
-from oomd.record.format import DECISION, SEGMENT_SUFFIX, encode_frame, encode_json
+from oomd.record.format import DECISION, SEGMENT_SUFFIX, encode_json_frame
 from oomd.record.session import RecordSession
 from oomd.record.writer import TickRing, write_recording_file
 
@@ -109,9 +109,10 @@ class FlightRecorder:
         explanation will be), write it after the tick."""
         path = self.path_for(record)
         # encoded now (the kill is done): a compressed frame is a tenth of the record's
-        # objects at 10k candidates, and nothing of the tick's is held until the write
+        # objects at 10k candidates, and nothing of the tick's is held until the write; the
+        # JSON text is made and compressed a piece at a time (never whole: 1 MB at 10k)
         try:
-            frame = encode_frame(DECISION, encode_json(record))
+            frame = encode_json_frame(DECISION, record)
         except (TypeError, ValueError) as e:
             self._tell("encode", f"could not encode a decision record: {e}")
             return

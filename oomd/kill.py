@@ -57,7 +57,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import secrets
 import signal
 import time
 from dataclasses import dataclass, field
@@ -95,8 +94,10 @@ _REFUSED = {
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 def new_kill_uuid() -> str:
-    """oomd's id: two random 64-bit numbers in lower-case hex, without zero padding."""
-    return f"{secrets.randbits(64):x}{secrets.randbits(64):x}"
+    """oomd's id: two random 64-bit numbers in lower-case hex, without zero padding. From
+    ``os.urandom`` as ``secrets`` would: importing ``secrets`` loads OpenSSL's libcrypto
+    (hashlib through hmac), 3.4 MiB of the daemon's resident memory."""
+    return "".join(f"{int.from_bytes(os.urandom(8), 'little'):x}" for _ in range(2))
 
 
 @dataclass

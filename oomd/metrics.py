@@ -1,4 +1,4 @@
-"""Prometheus metrics for fleets (issue 6 item 3), through prometheus-client.
+"""Prometheus metrics for fleets (issue 6 item 3).
 
 Two outputs, either or both:
 
@@ -11,6 +11,12 @@ Two outputs, either or both:
 
 The tick only updates counters in memory (a few microseconds, see bench/test_bench_metrics.py);
 text generation and file I/O happen off the tick thread.
+
+The metric types and the text exposition (format 0.0.4, byte for byte what prometheus-client's
+``generate_latest`` writes for the same values: tests/unit/test_metrics.py compares them) are
+this module's own: importing prometheus-client costs the daemon ~7 MiB of resident memory (its
+exposition module imports ssl, urllib.request, http.server, wsgiref, gzip: OpenSSL's libcrypto
+alone is 3.4 MiB), and the HTTP server is imported only with ``--metrics-listen``.
 
 Metrics (all in the ``pyoomd_`` namespace):
 
@@ -65,25 +71,13 @@ Daemon use::
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import socket
-import socketserver
 import stat
 import threading
 import time
-from http.server import ThreadingHTTPServer
 from typing import Callable, Iterable, Mapping
-
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import MetricsHandler
 
 from oomd.logs_journal import SD_ERR, SD_INFO, stderr_log
 from oomd.names import printable
@@ -101,17 +95,201 @@ class MetricsError(Exception):
     """A metrics output could not be set up (bad listen address, bind failure)."""
 
 
-class _StatsCollector:
-    """Exposes the oomd stats map at collection time (no per-tick cost)."""
+# ---------------------------------------------------------------------------------------------
+# metric types and the text exposition
 
-    def __init__(self, stats: Stats) -> None:
+
+def go_float(d) -> str:
+    """A sample value as Prometheus (and prometheus-client's ``floatToGoString``) writes it."""
+    d = float(d)
+    if d == math.inf:
+        return "+Inf"
+    if d == -math.inf:
+        return "-Inf"
+    if math.isnan(d):
+        return "NaN"
+    s = repr(d)
+    dot = s.find(".")
+    if d > 0 and dot > 6:   # Go switches to exponents sooner than Python
+        mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.")
+        return f"{mantissa}e+{dot - 1:02d}"
+    return s
+
+
+def _label_value(v: str) -> str:
+    return v.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+
+
+def _sample(name: str, labels: Iterable[tuple[str, str]], value) -> str:
+    pairs = sorted(labels)
+    if not pairs:
+        return f"{name} {go_float(value)}\n"
+    text = ",".join(f'{k}="{_label_value(v)}"' for k, v in pairs)
+    return f"{name}{{{text}}} {go_float(value)}\n"
+
+
+class Registry:
+    """The metrics of one ``Metrics``, in registration order; one lock for every update and
+    for rendering (updates come from the tick's thread and the killer's)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._metrics: list = []
+
+    def register(self, metric) -> None:
+        self._metrics.append(metric)
+
+    def render(self) -> bytes:
+        out: list[str] = []
+        with self.lock:
+            for m in self._metrics:
+                m.render(out)
+        return "".join(out).encode("utf-8")
+
+
+class _Metric:
+    """A metric family: ``labels(*values)`` gives a child (created on first use), a metric
+    without label names is its own only child."""
+
+    kind = ""
+    suffix = ""
+
+    def __init__(self, name: str, documentation: str, labelnames: Iterable[str] = (), *,
+                 registry: Registry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self._lock = registry.lock
+        self._children: dict[tuple[str, ...], list] = {}
+        if not self.labelnames:
+            self._children[()] = self._new()
+        registry.register(self)
+
+    def _new(self) -> list:
+        return [0.0]
+
+    def labels(self, *values: str) -> "_Child":
+        if not self.labelnames or len(values) != len(self.labelnames):
+            raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {values}")
+        key = tuple(str(v) for v in values)
+        with self._lock:
+            cell = self._children.get(key)
+            if cell is None:
+                cell = self._children[key] = self._new()
+        return type(self).Child(self, cell)
+
+    def remove(self, *values: str) -> None:
+        with self._lock:
+            self._children.pop(tuple(str(v) for v in values), None)
+
+    def _own(self) -> "_Child":
+        if self.labelnames:
+            raise ValueError(f"{self.name}: a labelled metric is updated through labels()")
+        return type(self).Child(self, self._children[()])
+
+    def render(self, out: list[str]) -> None:
+        name = self.name + self.suffix
+        doc = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        out.append(f"# HELP {name} {doc}\n# TYPE {name} {self.kind}\n")
+        for key, cell in self._children.items():
+            self._samples(out, list(zip(self.labelnames, key)), cell)
+
+    def _samples(self, out: list[str], labels: list, cell: list) -> None:
+        out.append(_sample(self.name + self.suffix, labels, cell[0]))
+
+
+class _Child:
+    __slots__ = ("_m", "_cell")
+
+    def __init__(self, metric: _Metric, cell: list) -> None:
+        self._m = metric
+        self._cell = cell
+
+
+class Counter(_Metric):
+    kind = "counter"
+    suffix = "_total"
+
+    class Child(_Child):
+        __slots__ = ()
+
+        def inc(self, amount: float = 1) -> None:
+            if amount < 0:
+                raise ValueError("Counters can only be incremented by non-negative amounts.")
+            with self._m._lock:
+                self._cell[0] += amount
+
+    def inc(self, amount: float = 1) -> None:
+        self._own().inc(amount)
+
+
+class Gauge(_Metric):
+    kind = "gauge"
+
+    class Child(_Child):
+        __slots__ = ()
+
+        def set(self, value: float) -> None:
+            with self._m._lock:
+                self._cell[0] = float(value)
+
+    def set(self, value: float) -> None:
+        self._own().set(value)
+
+
+class Histogram(_Metric):
+    kind = "histogram"
+
+    def __init__(self, name: str, documentation: str, labelnames: Iterable[str] = (), *,
+                 buckets: Iterable[float], registry: Registry) -> None:
+        bounds = [float(b) for b in buckets]
+        if bounds[-1] != math.inf:
+            bounds.append(math.inf)
+        self.bounds = tuple(bounds)
+        self._les = tuple(go_float(b) for b in bounds)
+        super().__init__(name, documentation, labelnames, registry=registry)
+
+    def _new(self) -> list:
+        return [0.0] * (len(self.bounds) + 1)   # per bucket, then the sum
+
+    class Child(_Child):
+        __slots__ = ()
+
+        def observe(self, amount: float) -> None:
+            cell = self._cell
+            with self._m._lock:
+                cell[-1] += amount
+                for i, bound in enumerate(self._m.bounds):
+                    if amount <= bound:
+                        cell[i] += 1
+                        break
+
+    def observe(self, amount: float) -> None:
+        self._own().observe(amount)
+
+    def _samples(self, out: list[str], labels: list, cell: list) -> None:
+        acc = 0.0
+        name = self.name
+        for le, n in zip(self._les, cell):
+            acc += n
+            out.append(_sample(f"{name}_bucket", labels + [("le", le)], acc))
+        out.append(_sample(f"{name}_count", labels, acc))
+        if self.bounds[0] >= 0:
+            out.append(_sample(f"{name}_sum", labels, cell[-1]))
+
+
+class _StatsGauge:
+    """The oomd stats map at render time (no per-tick cost)."""
+
+    def __init__(self, stats: Stats, registry: Registry) -> None:
         self.stats = stats
+        registry.register(self)
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        g = GaugeMetricFamily("pyoomd_stat", "oomd stats map values (pyoomd -d)", labels=["key"])
+    def render(self, out: list[str]) -> None:
+        out.append("# HELP pyoomd_stat oomd stats map values (pyoomd -d)\n"
+                   "# TYPE pyoomd_stat gauge\n")
         for key, value in sorted(self.stats.get_all().items()):
-            g.add_metric([printable(key)], value)
-        yield g
+            out.append(_sample("pyoomd_stat", [("key", printable(key))], value))
 
 
 class Metrics:
@@ -123,13 +301,13 @@ class Metrics:
         textfile: str | None = None,
         listen: str | None = None,
         stats: Stats | None = None,
-        registry: CollectorRegistry | None = None,
+        registry: Registry | None = None,
         log: Callable[[str, int], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        # `*_created` series double the textfile for no use to an OOM killer's operators.
-        disable_created_metrics()
-        self.registry = registry or CollectorRegistry(auto_describe=True)
+        # no `*_created` series: they would double the textfile for no use to an OOM killer's
+        # operators
+        self.registry = registry or Registry()
         self.textfile = textfile
         self.listen = listen
         self._log = log or stderr_log
@@ -168,7 +346,7 @@ class Metrics:
         self.reloads = Counter(
             "pyoomd_config_reloads", "SIGHUP config reloads", ["result"], registry=r)
         if stats is not None:
-            r.register(_StatsCollector(stats))
+            _StatsGauge(stats, r)
         self._fired_children: dict[tuple[str, str], object] = {}
         self._error_children: dict[str, object] = {}
         self._writer: _TextfileWriter | None = None
@@ -238,12 +416,12 @@ class Metrics:
 
     def render(self) -> bytes:
         """The exposition text (what the textfile and the endpoint serve)."""
-        return generate_latest(self.registry)
+        return self.registry.render()
 
     def start(self) -> None:
         """Start the configured outputs; the textfile is written once right away."""
         if self.listen:
-            self._http = _HttpEndpoint(self.listen, self.registry)
+            self._http = _HttpEndpoint(self.listen, self.render)
             self._http.start()
             self._log(f"Serving metrics on {self._http.describe()}", SD_INFO)
         if self.textfile:
@@ -391,46 +569,73 @@ def parse_listen(spec: str) -> tuple[int, object]:
     return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), (host, port)
 
 
-class _Handler(MetricsHandler):
-    timeout = HTTP_TIMEOUT  # a silent client cannot hold a thread forever
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class _TcpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def _server_classes():
+    """The HTTP handler and servers, built on first use: ``http.server`` (with http.client,
+    email, ssl behind it) is imported only by a daemon that serves metrics over HTTP."""
+    import socketserver
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    class Handler(BaseHTTPRequestHandler):
+        timeout = HTTP_TIMEOUT  # a silent client cannot hold a thread forever
+        render: Callable[[], bytes]
 
-class _Tcp6Server(_TcpServer):
-    address_family = socket.AF_INET6
+        def do_GET(self) -> None:   # noqa: N802 - http.server's name
+            body = type(self).render()
+            gzipped = "gzip" in (self.headers.get("Accept-Encoding") or "")
+            if gzipped:
+                import gzip
 
+                body = gzip.compress(body)
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE)
+            if gzipped:
+                self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-class _UnixServer(ThreadingHTTPServer):
-    daemon_threads = True
-    address_family = socket.AF_UNIX
-
-    def server_bind(self) -> None:
-        try:
-            st = os.lstat(self.server_address)
-            if stat.S_ISSOCK(st.st_mode):
-                os.unlink(self.server_address)  # stale socket from an earlier run
-        except FileNotFoundError:
+        def log_message(self, format, *args) -> None:   # noqa: A002 - no access log
             pass
-        socketserver.TCPServer.server_bind(self)
-        os.chmod(self.server_address, 0o666)
-        self.server_name = "localhost"
-        self.server_port = 0
 
-    def get_request(self):
-        conn, _ = self.socket.accept()
-        return conn, ("unix", 0)
+    class TcpServer(ThreadingHTTPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    class Tcp6Server(TcpServer):
+        address_family = socket.AF_INET6
+
+    class UnixServer(ThreadingHTTPServer):
+        daemon_threads = True
+        address_family = socket.AF_UNIX
+
+        def server_bind(self) -> None:
+            try:
+                st = os.lstat(self.server_address)
+                if stat.S_ISSOCK(st.st_mode):
+                    os.unlink(self.server_address)  # stale socket from an earlier run
+            except FileNotFoundError:
+                pass
+            socketserver.TCPServer.server_bind(self)
+            os.chmod(self.server_address, 0o666)
+            self.server_name = "localhost"
+            self.server_port = 0
+
+        def get_request(self):
+            conn, _ = self.socket.accept()
+            return conn, ("unix", 0)
+
+    return Handler, {socket.AF_UNIX: UnixServer, socket.AF_INET6: Tcp6Server}, TcpServer
 
 
 class _HttpEndpoint:
-    def __init__(self, spec: str, registry: CollectorRegistry) -> None:
+    def __init__(self, spec: str, render: Callable[[], bytes]) -> None:
         self.family, self.address = parse_listen(spec)
-        handler = type("PyoomdMetricsHandler", (_Handler,), {"registry": registry})
-        cls = {socket.AF_UNIX: _UnixServer, socket.AF_INET6: _Tcp6Server}.get(self.family,
-                                                                             _TcpServer)
+        base, servers, tcp = _server_classes()
+        handler = type("PyoomdMetricsHandler", (base,), {"render": staticmethod(render)})
+        cls = servers.get(self.family, tcp)
         try:
             self.server = cls(self.address, handler)
         except OSError as e:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import enum
 import importlib
-import importlib.metadata
+import importlib
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -345,9 +346,50 @@ def load_plugin_module(module: str) -> None:
     importlib.import_module(module)
 
 
+def _entry_points_possible(group: str) -> bool:
+    """Whether a distribution on ``sys.path`` may advertise ``group``: some ``entry_points.txt``
+    of a ``*.dist-info``/``*.egg-info``/``*.egg`` mentions it, or something importlib.metadata
+    would look at that this does not read (a zip on the path, a custom finder of
+    distributions). ``importlib.metadata`` (with email, zipfile, csv: 1.5 MiB of the daemon's
+    resident memory) is imported only then."""
+    from importlib.machinery import PathFinder
+
+    if any(getattr(f, "find_distributions", None) is not None and f is not PathFinder
+           for f in sys.meta_path):
+        return True
+    needle = group.encode()
+    for entry in sys.path:
+        path = entry or "."
+        if not os.path.isdir(path):
+            if os.path.exists(path):
+                return True          # a zip (or other) path entry
+            continue
+        candidates = [os.path.join(path, "EGG-INFO")] if path.endswith(".egg") else []
+        try:
+            with os.scandir(path) as it:
+                candidates += [e.path for e in it
+                               if e.name.endswith((".dist-info", ".egg-info", ".egg"))]
+        except OSError:
+            continue
+        for d in candidates:
+            if d.endswith(".egg"):
+                d = os.path.join(d, "EGG-INFO")
+            try:
+                with open(os.path.join(d, "entry_points.txt"), "rb") as f:
+                    if needle in f.read():
+                        return True
+            except OSError:
+                continue
+    return False
+
+
 def load_entry_point_plugins() -> list[str]:
     """Import every module advertised in the ``pyoomd.plugins`` entry-point group."""
-    loaded = []
+    loaded: list[str] = []
+    if not _entry_points_possible(ENTRY_POINT_GROUP):
+        return loaded
+    import importlib.metadata
+
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         ep.load()
         loaded.append(ep.name)

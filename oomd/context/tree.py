@@ -32,16 +32,29 @@ _GLOB_MAGIC = frozenset("*?[\\")
 
 
 class _DirInfo:
-    """One directory's parsed listing: name -> (inode, kind) where kind is 1 for a directory,
-    2 for a symlink (or unknown type) that resolves to a directory, 0 otherwise."""
+    """One directory's parsed listing: the entries that are directories, as ``dirs`` (name ->
+    inode), and symlinks (or entries of unknown type) that resolve to a directory, as
+    ``links`` (name -> inode); ``entry(name)`` gives (inode, kind), kind 1 for a directory,
+    2 for a link to one, or None for anything else (files are not kept: a listing is mostly
+    control files). ``bnames``/``names``: those entries' names as listed (bytes, for fnmatch)
+    and decoded, in listing order. A parent of 10,000 cgroups holds ~200 bytes per child."""
 
-    __slots__ = ("gen", "ents", "bnames", "child_names")
+    __slots__ = ("gen", "dirs", "links", "bnames", "names", "child_names")
 
-    def __init__(self, gen, ents, bnames, child_names):
+    def __init__(self, gen, dirs, links, bnames, names, child_names):
         self.gen = gen
-        self.ents = ents
+        self.dirs = dirs
+        self.links = links
         self.bnames = bnames
+        self.names = names
         self.child_names = child_names
+
+    def entry(self, name: str) -> tuple[int, int] | None:
+        ino = self.dirs.get(name)
+        if ino is not None:
+            return ino, 1
+        ino = self.links.get(name)
+        return None if ino is None else (ino, 2)
 
 
 class CgroupTree:
@@ -286,11 +299,12 @@ class CgroupTree:
     def _parse_listing(self, d: int) -> None:
         r = self._r
         self._problems.counts["listings_parsed"] += 1
-        ents: dict[str, tuple[int, int]] = {}
-        bnames: list[tuple[bytes, str]] = []
+        dirs: dict[str, int] = {}
+        links: dict[str, int] = {}
+        bnames: list[bytes] = []
+        names: list[str] = []
         dfd = r.dirfd_of(d)
         for bname, ino, dtype in r.dir_entries(d):
-            name = os.fsdecode(bname)
             if dtype == _DT_DIR:
                 kind = 1
             elif dtype in (_DT_LNK, _DT_UNKNOWN):
@@ -305,16 +319,27 @@ class CgroupTree:
                     kind = 0
             else:
                 kind = 0
-            ents[name] = (ino, kind)
-            if kind:
-                bnames.append((bname, name))
-        child_names = sorted((n for n, (_, k) in ents.items() if k == 1 and n[0] != "."),
-                             key=os.fsencode)
-        self._dirs[d] = _DirInfo(int(r.cols["gen"][d]), ents, bnames, child_names)
+            name = os.fsdecode(bname)
+            if kind == 1:
+                dirs[name] = ino
+                links.pop(name, None)
+            elif kind == 2:
+                links[name] = ino
+                dirs.pop(name, None)
+            else:
+                if dirs or links:   # the same name listed twice: the last one counts
+                    dirs.pop(name, None)
+                    links.pop(name, None)
+                continue
+            bnames.append(bname)
+            names.append(name)
+        child_names = sorted((n for n in dirs if n[0] != "."), key=os.fsencode)
+        info = self._dirs[d] = _DirInfo(int(r.cols["gen"][d]), dirs, links, bnames, names,
+                                        child_names)
         cgid = r.cols["cgid"]
         for name, crow in list(self._kids.get(d, {}).items()):
-            e = ents.get(name)
-            if e is None or e[1] == 0 or (e[1] == 1 and int(cgid[crow]) != e[0]):
+            e = info.entry(name)
+            if e is None or (e[1] == 1 and int(cgid[crow]) != e[0]):
                 if crow in self.paths:
                     self._retire(crow)
 
@@ -391,15 +416,17 @@ class CgroupTree:
                     if info is None:
                         continue
                     if not magic:
-                        e = info.ents.get(comp)
-                        if e is not None and e[1]:
+                        e = info.entry(comp)
+                        if e is not None:
                             row = self._child(d, comp, e[0], e[1])
                             if row is not None:
                                 nxt.append(row)
                         continue
-                    for bname, name in info.bnames:
+                    for bname, name in zip(info.bnames, info.names):
                         if _fastcg.fnmatch_name(bcomp, bname):
-                            e = info.ents[name]
+                            e = info.entry(name)
+                            if e is None:    # listed twice, the last time not as a directory
+                                continue
                             row = self._child(d, name, e[0], e[1])
                             if row is not None:
                                 nxt.append(row)
@@ -421,9 +448,9 @@ class CgroupTree:
             return c[2]
         rows = []
         failures = self._open_failures
+        dirs = info.dirs
         for name in info.child_names:
-            e = info.ents[name]
-            cr = self._child(row, name, e[0], e[1])
+            cr = self._child(row, name, dirs[name], 1)
             if cr is not None:
                 rows.append(cr)
         arr = np.array(rows, dtype=np.int32)

@@ -61,20 +61,33 @@ def _ints(a: np.ndarray, shift: int = 0) -> list[int]:
     return [int(x) >> shift for x in a.tolist()]
 
 
-def _dump_lines(values) -> Iterator[str]:
-    """The §4.17 lines of each candidate, from ``BaseKillPlugin.dump``'s gathered values."""
-    g = fmt_float
-    for (name, m, o, cur, avg, low, mmin, high, high_tmp, mmax, prot, anon, swap, ioc, ior,
-         pgc, pgr, pref) in zip(*values):
-        yield f"name={shown(name)}"
-        yield f"  pressure={g(m[0])}:{g(m[1])}:{g(m[2])}-{g(o[0])}:{g(o[1])}:{g(o[2])}"
-        yield (f"  mem={cur}MB mem_avg={avg}MB mem_low={low}MB mem_min={mmin}MB "
-               f"mem_high={high}MB mem_high_tmp={high_tmp}MB mem_max={mmax}MB "
-               f"mem_prot={prot}MB anon={anon}MB swap_usage={swap}MB")
-        yield f"  io_cost_cumulative={g(ioc)} io_cost_rate={g(ior)}"
-        yield f"  pg_scan_cumulative={pgc} pg_scan_rate={pgr}"
-        yield f"  kill_preference={PREFERENCE_NAMES.get(pref, 'NORMAL')}"
+def _own(a) -> np.ndarray:
+    """``a`` as an array that shares no memory with the context's columns."""
+    a = np.asarray(a)
+    return a if a.base is None and a.flags.owndata else a.copy()
 
+
+def _dump_lines(values, chunk: int = 256) -> Iterator[str]:
+    """The §4.17 lines of each candidate, from ``BaseKillPlugin.dump``'s gathered values: the
+    names and numpy arrays, made Python values ``chunk`` candidates at a time (a dump of
+    10,000 candidates held as Python numbers until the writer gets to it is ~6 MiB)."""
+    g = fmt_float
+    names, mem_p, io_p, in_mb, ioc, ior, pgc, pgr, pref = values
+    for lo in range(0, len(names), chunk):
+        hi = lo + chunk
+        part = (names[lo:hi], mem_p[lo:hi].tolist(), io_p[lo:hi].tolist(),
+                *(_ints(a[lo:hi], 20) for a in in_mb), ioc[lo:hi].tolist(), ior[lo:hi].tolist(),
+                _ints(pgc[lo:hi]), _ints(pgr[lo:hi]), _ints(pref[lo:hi]))
+        for (name, m, o, cur, avg, low, mmin, high, high_tmp, mmax, prot, anon, swap, ioc_, ior_,
+             pgc_, pgr_, pref_) in zip(*part):
+            yield f"name={shown(name)}"
+            yield f"  pressure={g(m[0])}:{g(m[1])}:{g(m[2])}-{g(o[0])}:{g(o[1])}:{g(o[2])}"
+            yield (f"  mem={cur}MB mem_avg={avg}MB mem_low={low}MB mem_min={mmin}MB "
+                   f"mem_high={high}MB mem_high_tmp={high_tmp}MB mem_max={mmax}MB "
+                   f"mem_prot={prot}MB anon={anon}MB swap_usage={swap}MB")
+            yield f"  io_cost_cumulative={g(ioc_)} io_cost_rate={g(ior_)}"
+            yield f"  pg_scan_cumulative={pgc_} pg_scan_rate={pgr_}"
+            yield f"  kill_preference={PREFERENCE_NAMES.get(pref_, 'NORMAL')}"
 
 
 class CandidateDump:
@@ -143,10 +156,10 @@ class CandidateDump:
         if self._ignored:
             pref = np.where(np.isin(sub, list(self._ignored)), 0, pref)
         names = [ctx.relpath(row) for row in sub.tolist()]
-        in_mb = [_ints(a, 20)
-                 for a in (cur, avg, low, mmin, high, high_tmp, mmax, prot, anon, swap)]
         # Formatting 6 lines per candidate is most of what is left: the log writer does it
-        # from these copies (the lines keep their place in the log).
-        values = (names, mem_p.tolist(), io_p.tolist(), *in_mb, ioc.tolist(), ior.tolist(),
-                  _ints(pgc), _ints(pgr), _ints(pref))
+        # from these arrays (the lines keep their place in the log). They are the dump's own
+        # (fancy indexing and np.where copy): the context's next refresh cannot change them.
+        values = (names, _own(mem_p), _own(io_p),
+                  [_own(a) for a in (cur, avg, low, mmin, high, high_tmp, mmax, prot, anon, swap)],
+                  _own(ioc), _own(ior), _own(pgc), _own(pgr), _own(pref))
         logs.log_block(lambda: _dump_lines(values))

@@ -61,6 +61,9 @@ META, TICK, DECISION, CONFIG, NOTE = 1, 2, 3, 4, 5
 KIND_NAMES = {META: "meta", TICK: "tick", DECISION: "decision", CONFIG: "config", NOTE: "note"}
 
 ZSTD_LEVEL = 1
+# a large decision record is compressed as its JSON is made (encode_json_frame): its size is
+# not known in advance, which a zstd frame's header would need, so that one stays zlib
+ZLIB_LEVEL = 1
 SMALL_FRAME = 16 << 10
 
 
@@ -115,6 +118,91 @@ def compressed(frame: bytes) -> bytes:
 
 def encode_json(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True)
+
+
+_BIG = 512          # a list longer than this is a "big" part of a JSON object
+_CHUNK = 64 << 10   # characters of JSON text compressed at a time
+_SLICE = 4096       # items of a long list of scalars made text at a time
+_CONTAINERS = frozenset((dict, list, tuple))
+
+
+def _big(obj) -> bool:
+    """Whether ``obj`` holds a list longer than ``_BIG`` (at any depth)."""
+    if isinstance(obj, dict):
+        return any(_big(v) for v in obj.values() if isinstance(v, (dict, list, tuple)))
+    if isinstance(obj, (list, tuple)):
+        return len(obj) > _BIG or any(_big(v) for v in obj if isinstance(v, (dict, list, tuple)))
+    return False
+
+
+def json_pieces(obj) -> Iterator[str]:
+    """The text of ``encode_json(obj)`` in pieces: the big parts of a large object (a decision
+    record ranks 10,000s of candidates) one at a time, so that its text never exists whole."""
+    if isinstance(obj, dict) and all(isinstance(k, str) for k in obj) and _big(obj):
+        sep = "{"
+        for k, v in obj.items():
+            yield sep + _dumps(k) + ":"
+            sep = ","
+            yield from json_pieces(v)
+        yield "{}" if sep == "{" else "}"
+    elif isinstance(obj, (list, tuple)) and _big(obj):
+        if not _CONTAINERS.intersection(map(type, obj)):   # scalars only: in slices
+            for i in range(0, len(obj), _SLICE):
+                yield ("," if i else "[") + _dumps(obj[i:i + _SLICE])[1:-1]
+            yield "]"
+            return
+        yield "["
+        first, run = True, []
+        for v in obj:
+            if isinstance(v, (dict, list, tuple)) and _big(v):
+                if run:
+                    yield ("" if first else ",") + _dumps(run)[1:-1]
+                    first, run = False, []
+                if not first:
+                    yield ","
+                first = False
+                yield from json_pieces(v)
+            else:
+                run.append(v)
+                if len(run) >= _BIG:
+                    yield ("" if first else ",") + _dumps(run)[1:-1]
+                    first, run = False, []
+        if run:
+            yield ("" if first else ",") + _dumps(run)[1:-1]
+        yield "]"
+    else:
+        yield _dumps(obj)
+
+
+def encode_json_frame(kind: int, obj) -> bytes:
+    """``encode_frame(kind, encode_json(obj))`` (the same payload once decompressed), with the
+    JSON text of a large object made and compressed a piece at a time (``json_pieces``): the
+    peak is the compressed frame plus one piece, not the whole text twice (str, then bytes)."""
+    c = None
+    out: list[bytes] = []
+    buf: list[str] = []
+    size = 0
+    for piece in json_pieces(obj):
+        buf.append(piece)
+        size += len(piece)
+        if size >= _CHUNK:
+            if c is None:
+                c = zlib.compressobj(ZLIB_LEVEL)
+            out.append(c.compress("".join(buf).encode()))
+            buf, size = [], 0
+    tail = "".join(buf).encode()
+    if c is None:
+        return encode_frame(kind, tail)
+    out.append(c.compress(tail))
+    out.append(c.flush())
+    payload = b"".join(out)
+    head = struct.pack("<IBBHI", FRAME_MAGIC, kind, FLAG_ZLIB, 0, len(payload))
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return head + struct.pack("<I", crc) + payload
 
 
 def decode_json(payload: bytes):

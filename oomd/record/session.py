@@ -85,7 +85,8 @@ class RecordingObserver(EngineObserver):
 class RecordSession:
     """``recorder``: an ``oomd.record.writer.Recorder`` (or None); ``ring``: a
     ``TickRing`` (or None); both get every tick snapshot (and encode it at once: the snapshot
-    holds views of the live columns). ``decisions``: the newest decisions seen (64 at most).
+    holds views of the live columns). Decisions go to the recorder, which encodes them at once
+    (none is kept here: a record of 10,000 candidates is megabytes of Python objects).
     ``last``: this tick's snapshot, valid until the next tick."""
 
     def __init__(self, recorder=None, ring=None, log=None) -> None:
@@ -93,7 +94,6 @@ class RecordSession:
         self.ring = ring
         self.capturer = Capturer()
         self.fired: list[tuple[str, str]] = []
-        self.decisions: list[dict] = []
         self.last: TickSnapshot | None = None
         self._log = log or logs.log
         self._failed = False
@@ -118,8 +118,6 @@ class RecordSession:
                           "(logged once)", logs.ERR)
 
     def decision(self, record: dict) -> None:
-        self.decisions.append(record)
-        del self.decisions[:-64]
         if self.recorder is not None:
             self.recorder.decision(record)
 

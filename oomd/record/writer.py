@@ -23,8 +23,8 @@ import time
 
 from oomd import logs
 from oomd.record.format import (
-    CONFIG, DECISION, META, NOTE, SEGMENT_SUFFIX, SMALL_FRAME, TICK, FORMAT_VERSION,
-    compressed, encode_frame, encode_frame_parts, encode_json, segment_header)
+    CONFIG, DECISION, FORMAT_VERSION, META, NOTE, SEGMENT_SUFFIX, SMALL_FRAME, TICK, compressed,
+    encode_frame, encode_frame_parts, encode_json, encode_json_frame, segment_header)
 from oomd.record.ticks import TickEncoder, TickSnapshot
 
 DEFAULT_MAX_BYTES = 512 << 20
@@ -214,7 +214,14 @@ class Recorder:
         return True
 
     def decision(self, record: dict) -> None:
-        self._put(DECISION, record)
+        """Encoded here (after the kill, on the tick's thread): the queue holds the compressed
+        frame, not the record's objects (a tenth of them at 10k candidates)."""
+        try:
+            frame = encode_json_frame(DECISION, record)
+        except (TypeError, ValueError) as e:
+            self._log(f"[record] could not encode a decision record: {e}", logs.WARNING)
+            return
+        self._put(DECISION, frame)
 
     def config_event(self, event: dict) -> None:
         self._put(CONFIG, event)
@@ -293,7 +300,7 @@ class Recorder:
             if self._fd < 0 or rotate:
                 self._new_segment()
         else:
-            frame = encode_frame(kind, encode_json(obj))
+            frame = obj if isinstance(obj, bytes) else encode_frame(kind, encode_json(obj))
             if self._fd < 0:
                 self._new_segment()
         if self._dropped_unnoted:

@@ -25,7 +25,6 @@ import errno
 import json
 import os
 import re
-import secrets
 import select
 import shutil
 import signal
@@ -315,7 +314,7 @@ class RealCgroups:
         if self.cgroup2 is None:
             raise RealCgError("no cgroup2 mount")
         self.memory_mount = memory_mount if memory_mount is not None else v1_memory_mount()
-        self.name = f"{prefix}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.name = f"{prefix}-{os.getpid()}-{os.urandom(4).hex()}"
         self.parent = os.path.join(self.cgroup2, self.name)
         self.relparent = "/" + self.name
         self._dirs: list[str] = []  # every cgroup dir we made, in creation order

@@ -194,6 +194,22 @@ def test_http_endpoint_on_loopback_serves_metrics(metrics):
     assert s[("pyoomd_kills_total", kill)] == 1
 
 
+def test_http_endpoint_compresses_when_asked(metrics):
+    import gzip
+
+    m = metrics(listen="127.0.0.1:0")
+    m.start()
+    m.observe_tick(0.001, None, 3)
+    host, port = m.endpoint.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    conn.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
+    resp = conn.getresponse()
+    assert resp.getheader("Content-Encoding") == "gzip"
+    assert resp.getheader("Content-Type").startswith("text/plain; version=0.0.4")
+    assert samples(gzip.decompress(resp.read()).decode())[("pyoomd_cgroups_monitored", ())] == 3
+    conn.close()
+
+
 def test_http_endpoint_on_ipv6_loopback(metrics):
     if not socket.has_ipv6:
         pytest.skip("Python built without IPv6")
@@ -278,3 +294,51 @@ def test_bind_failure_is_a_metrics_error(metrics):
             m.start()
     finally:
         taken.close()
+
+
+def test_the_exposition_is_prometheus_clients_byte_for_byte():
+    """oomd.metrics writes the text format itself (importing prometheus-client costs the daemon
+    ~7 MiB): the same metrics and updates render exactly as prometheus-client renders them."""
+    import prometheus_client as pc
+
+    from oomd import metrics as om
+
+    pc.disable_created_metrics()
+    theirs = pc.CollectorRegistry(auto_describe=True)
+    ours = om.Registry()
+
+    def both(kind, *args, **kw):
+        return (getattr(pc, kind)(*args, registry=theirs, **kw),
+                getattr(om, kind)(*args, registry=ours, **kw))
+
+    hist = both("Histogram", "h_seconds", "A histogram", buckets=(0.0005, 0.5, 1.0, 2.5e7))
+    lhist = both("Histogram", "lh_seconds", "Labelled\\ histogram\nhelp", ["ruleset"],
+                 buckets=(0.1, 30.0))
+    gauge = both("Gauge", "g", "A gauge")
+    lgauge = both("Gauge", "lg", "Labelled gauge", ["ruleset", "detector_group"])
+    counter = both("Counter", "c", "A counter")
+    lcounter = both("Counter", "lc", "Labelled counter", ["z", "a"])
+    both("Counter", "unused", "Labelled, never used", ["x"])
+    for value in (0.0001, 0.5, 0.7, 3.0, 1e9, 12345678.5):
+        for h in hist:
+            h.observe(value)
+    for h in lhist:
+        h.labels('odd "name" \\ here').observe(12)
+        h.labels("b").observe(0.05)
+    for g in gauge:
+        g.set(1733212345.123456)
+    for g in lgauge:
+        g.labels("r", "dg").set(1)
+        g.labels("r", "other").set(0)
+        g.labels("gone", "dg").set(1)
+        g.remove("gone", "dg")
+    for c in counter:
+        c.inc(123456789)
+        c.inc(0.25)
+    for c in lcounter:
+        c.labels("1", "2").inc()
+        c.labels("3", "4").inc(2)
+        with pytest.raises(ValueError):
+            c.labels("3", "4").inc(-1)
+    assert ours.render() == pc.generate_latest(theirs)
+    assert om.go_float(float("nan")) == "NaN" and om.go_float(-float("inf")) == "-Inf"

@@ -161,3 +161,25 @@ def test_third_party_module_is_listed_and_its_config_checks(my_plugins, tmp_path
          str(tmp_path / "kmsg"), "-c", str(config)],
         capture_output=True, text=True, env=env, cwd=REPO)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_entry_point_plugins_load_and_metadata_is_imported_only_for_them(tmp_path):
+    """Entry points in ``pyoomd.plugins`` are loaded; without any on the path the daemon does
+    not import importlib.metadata (1.5 MiB of resident memory with email, zipfile, csv)."""
+    (tmp_path / "ep_plugin_mod.py").write_text("LOADED = True\n")
+    dist = tmp_path / "ep_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[pyoomd.plugins]\nmine = ep_plugin_mod\n")
+    code = ("import sys; from oomd import plugin; print(plugin.load_entry_point_plugins(), "
+            "'importlib.metadata' in sys.modules, 'ep_plugin_mod' in sys.modules)")
+    repo = str(Path(__file__).resolve().parents[2])
+
+    def run(*path):
+        env = {"PYTHONPATH": ":".join((repo,) + path), "PATH": "/usr/bin:/bin"}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True)
+        return out.stdout.strip()
+
+    assert run(str(tmp_path)) == "['mine'] True True"
+    assert run() == "[] False False"

@@ -146,3 +146,14 @@ def test_report_without_cgroup2_line(tmp_path):
     proc = fake_proc(tmp_path, cgroup="4:memory:/x\n")
     r = protection_report(proc_root=str(proc))
     assert r.cgroup is None and "cgroup=unavailable" in r.log_line()
+
+
+def test_the_mmap_threshold_is_fixed_on_glibc():
+    """Large allocations keep their own mappings (given back on free) in the daemon."""
+    import platform
+
+    code = "from oomd.protect import fix_mmap_threshold; print(fix_mmap_threshold())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=str(Path(__file__).resolve().parents[2]))
+    expect = "True" if platform.libc_ver()[0] == "glibc" else out.stdout.strip()
+    assert out.stdout.strip() == expect

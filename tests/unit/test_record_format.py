@@ -199,3 +199,40 @@ def test_full_disk_drops_frames_and_the_recording_goes_on_after(tmp_path, monkey
     assert [f.tick for f in r.ticks()] == [1, 2, 3, 4, 9, 10, 11, 12]
     assert {"dropped": 4} in [e.data for e in r.events() if e.kind == "note"]
     assert r.problems == []
+
+
+def _nested(rng, depth=0):
+    r = rng.random()
+    if depth > 1 or r < 0.3:
+        return rng.choice([1, -3, 2.5, None, True, "x\u00e9\"\\", (1, 2), "\udcff"])
+    if r < 0.6:
+        sizes = [0, 1, 3, 600] if depth else [0, 1, 3, 600, 5000]
+        return [_nested(rng, depth + 1) for _ in range(rng.choice(sizes))]
+    if r < 0.65:
+        return {1: "int key", "long": list(range(700))}
+    return {f"k{i}": _nested(rng, depth + 1) for i in range(rng.choice([0, 1, 4]))}
+
+
+def test_json_frames_are_made_a_piece_at_a_time_with_the_same_text():
+    """A decision record of 10,000s of candidates is encoded without its whole JSON text in
+    memory: the pieces join to exactly ``encode_json``'s text, the frame decodes to it."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(60):
+        obj = _nested(rng)
+        assert "".join(fmt.json_pieces(obj)).encode() == fmt.encode_json(obj)
+    record = {"kind": "pyoomd.decision", "victim": "a/b", "peer_sets": [
+        {"names": [f"workload.slice/job-{i // 100}/task-{i}" for i in range(20000)],
+         "components": {"size": list(range(20000)), "ok": [i % 3 == 0 for i in range(20000)],
+                        "rate": [i / 7 for i in range(20000)]},
+         "filtered": [{"cgroup": f"c{i}", "reason": "r"} for i in range(1500)]},
+        {"names": ["x"], "components": {"size": [1]}}], "visits": [{"cgroup": "a/b"}]}
+    pieces = list(fmt.json_pieces(record))
+    assert max(map(len, pieces)) < len(fmt.encode_json(record)) // 4
+    frame = fmt.encode_json_frame(fmt.DECISION, record)
+    (kind, payload), = [(f.kind, f.payload) for f in fmt.iter_frames(fmt.segment_header() + frame)]
+    assert kind == fmt.DECISION and payload == fmt.encode_json(record)
+    small = {"a": [1, 2]}
+    assert fmt.encode_json_frame(fmt.DECISION, small) == fmt.encode_frame(
+        fmt.DECISION, fmt.encode_json(small))
