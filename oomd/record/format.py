@@ -100,8 +100,20 @@ def encode_frame(kind: int, payload: bytes, compress: bool = True) -> bytes:
 
 
 def encode_frame_parts(kind: int, parts, compress: bool = True) -> bytes:
-    """``encode_frame(kind, b"".join(parts), compress)`` (parts: bytes or any buffer)."""
-    return encode_frame(kind, b"".join(parts), compress)
+    """``encode_frame(kind, b"".join(parts), compress)`` (parts: bytes or any buffer), without
+    joining a large payload first: its parts go through the compressor one by one (the total
+    size is given first, so the frame's header still holds it), so a large tick (a key frame
+    at 10k cgroups is over a megabyte) never exists uncompressed in one piece."""
+    size = sum(memoryview(p).nbytes for p in parts)
+    if not compress or size < SMALL_FRAME:
+        return encode_frame(kind, b"".join(parts), compress)
+    co = _zstd().compressobj(size=size)
+    out = [co.compress(p) for p in parts]
+    out.append(co.flush())
+    payload = b"".join(out)
+    head = struct.pack("<IBBHI", FRAME_MAGIC, kind, FLAG_ZSTD, 0, len(payload))
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return head + struct.pack("<I", crc) + payload
 
 
 def compressed(frame: bytes) -> bytes:

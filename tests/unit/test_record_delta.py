@@ -203,3 +203,13 @@ def test_recordings_with_the_files_as_read_still_decode():
     got = dec.decode(old)
     assert got.system["meminfo"] == _fastcg.parse_meminfo_dict(MEMINFO)
     assert got.system["vmstat"]["pswpout"] == 3
+
+
+def test_a_large_frame_is_compressed_part_by_part_with_its_size_in_the_header():
+    import zstandard
+
+    parts = [b"x" * 20000, np.arange(100000, dtype=np.int64).view(np.uint8), b"tail"]
+    frame = fmt.encode_frame_parts(fmt.TICK, parts)
+    assert zstandard.frame_content_size(frame[fmt.FRAME_HEADER.size:]) == 820004
+    (got,) = list(fmt.iter_frames(fmt.segment_header() + frame))
+    assert got.payload == b"".join(bytes(memoryview(p)) for p in parts)
