@@ -6,7 +6,8 @@ since the previous frame, byte for byte, and their values, in one pass of C per 
 dtype and row shape, both C-contiguous), copies the changed rows into ``prev`` and returns
 ``(count, mask, values)``: ``mask`` is the row bitmap as ``numpy.packbits`` writes it (most
 significant bit first, ``(n + 7) // 8`` bytes) and ``values`` the changed rows' bytes in row
-order; both are ``None`` when nothing changed. The comparison is on bytes: NaN, -0.0 and padding compare as what they are.
+order (when every row changed, a byte view of ``cur`` itself: use it before ``cur`` changes);
+both are ``None`` when nothing changed. The comparison is on bytes: NaN, -0.0 and padding compare as what they are.
 
 In numpy the same takes six calls and as many temporaries per column (compare, any, count,
 packbits, a gather, a scatter), which at a thousand rows cost more than the tick's reads of
@@ -70,9 +71,10 @@ cdef tuple _delta(cnp.ndarray cur, cnp.ndarray prev, Py_ssize_t n):
                 m[i >> 3] |= <uint8_t>(0x80 >> (i & 7))
                 count += 1
     if count == n:
-        values = PyBytes_FromStringAndSize(<const char*>c, n * w)
+        # every row: the column itself (a key frame at 10k cgroups is megabytes; the caller
+        # compresses it before the column changes again), not a copy
         memcpy(p, c, n * w)
-        return count, mask, values
+        return count, mask, memoryview(cur).cast("B")[:n * w]
     values = PyBytes_FromStringAndSize(NULL, count * w)
     cdef uint8_t* v = <uint8_t*>PyBytes_AS_STRING(values)
     with nogil:
