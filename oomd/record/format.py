@@ -79,9 +79,14 @@ def segment_header(version: int = FORMAT_VERSION) -> bytes:
 _local = threading.local()
 
 
-def _zstd():
-    """This thread's zstd compressor (a compressor is not to be shared between threads: the
-    tick's thread compresses frames, the flight recorder's worker the ring's small ones)."""
+def _zstd(size: int):
+    """A zstd compressor for ``size`` bytes: this thread's own for a small payload (a
+    compressor is not to be shared between threads: the tick's thread compresses frames, the
+    flight recorder's worker the ring's small ones), a new one for a large payload, so that the
+    megabyte of buffers a large frame needs is given back once it is compressed instead of
+    staying with a thread for the daemon's life."""
+    if size >= SMALL_FRAME:
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     c = getattr(_local, "zstd", None)
     if c is None:
         c = _local.zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
@@ -92,7 +97,7 @@ def encode_frame(kind: int, payload: bytes, compress: bool = True) -> bytes:
     """One frame: header and payload (zstd-compressed when ``compress``)."""
     flags = 0
     if compress:
-        payload = _zstd().compress(payload)
+        payload = _zstd(len(payload)).compress(payload)
         flags |= FLAG_ZSTD
     head = struct.pack("<IBBHI", FRAME_MAGIC, kind, flags, 0, len(payload))
     crc = zlib.crc32(payload, zlib.crc32(head))
@@ -107,7 +112,7 @@ def encode_frame_parts(kind: int, parts, compress: bool = True) -> bytes:
     size = sum(memoryview(p).nbytes for p in parts)
     if not compress or size < SMALL_FRAME:
         return encode_frame(kind, b"".join(parts), compress)
-    co = _zstd().compressobj(size=size)
+    co = _zstd(size).compressobj(size=size)
     out = [co.compress(p) for p in parts]
     out.append(co.flush())
     payload = b"".join(out)

@@ -114,18 +114,28 @@ class TickRing:
 
 def write_recording_file(path: str, meta: dict, tick_frames: list[bytes],
                          extra: list[tuple[int, object]] = ()) -> int:
-    parts = [segment_header(), encode_frame(META, encode_json(meta))]
-    parts.extend(compressed(f) for f in tick_frames)
-    for kind, obj in extra:
-        payload = obj if isinstance(obj, bytes) else encode_json(obj)
-        parts.append(encode_frame(kind, payload))
-    data = b"".join(parts)
+    """META, the frames (compressed one at a time if the ring kept them raw), then ``extra``,
+    written a frame at a time through a temporary file and a rename: the file never exists
+    in memory in one piece (at 10k cgroups with a 10,000-candidate decision it is megabytes,
+    written after every kill). Returns the bytes written; raises OSError."""
+
+    def frames():
+        yield segment_header()
+        yield encode_frame(META, encode_json(meta))
+        for f in tick_frames:
+            yield compressed(f)
+        for kind, obj in extra:
+            yield encode_frame(kind, obj if isinstance(obj, bytes) else encode_json(obj))
+
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    total = 0
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        for part in frames():
+            view = memoryview(part)
+            while view:
+                view = view[os.write(fd, view):]
+            total += len(part)
     except BaseException:
         os.close(fd)
         try:
@@ -135,7 +145,7 @@ def write_recording_file(path: str, meta: dict, tick_frames: list[bytes],
         raise
     os.close(fd)
     os.replace(tmp, path)
-    return len(data)
+    return total
 
 
 # ---- the --record writer --------------------------------------------------------------------
