@@ -47,7 +47,10 @@ import zstandard
 
 from oomd.errors import OomdError
 
-FORMAT_VERSION = 1
+# 2: zstd frames (flag bit 1), /proc/meminfo and vmstat as changed values, "ns" (issue 15/16's
+# cost work). Version 1 segments (zlib, the files as text) are still read; a pyoomd that
+# reads only version 1 refuses a version 2 segment by name instead of misreading its frames.
+FORMAT_VERSION = 2
 SEGMENT_MAGIC = b"PYOOMDR\0"
 SEGMENT_HEADER = struct.Struct("<8sHHI")
 FRAME_MAGIC = 0x464D4F4F

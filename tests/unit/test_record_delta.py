@@ -213,3 +213,16 @@ def test_a_large_frame_is_compressed_part_by_part_with_its_size_in_the_header():
     assert zstandard.frame_content_size(frame[fmt.FRAME_HEADER.size:]) == 820004
     (got,) = list(fmt.iter_frames(fmt.segment_header() + frame))
     assert got.payload == b"".join(bytes(memoryview(p)) for p in parts)
+
+
+def test_version_1_segments_still_read(tmp_path):
+    ring = TickRing(3, keyframe_every=3)
+    for t in range(1, 5):
+        ring.add(snap(t, PATHS, [1, 2, t]))
+    path = tmp_path / "v1.pyoomdrec"
+    ring.write(str(path), base_meta())
+    data = bytearray(path.read_bytes())
+    assert data[8:10] == fmt.FORMAT_VERSION.to_bytes(2, "little") and fmt.FORMAT_VERSION == 2
+    data[8:10] = (1).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    assert [f.tick for f in Recording.open(str(path)).ticks()][-1] == 4
