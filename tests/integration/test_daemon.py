@@ -253,8 +253,10 @@ def test_compat_head_daemon_runs_a_per_cgroup_ruleset_and_follows_new_cgroups(st
     first = d.wait_for(d.records, "the hot cgroup's clone killing it")
     assert first == ["oomd kill: 60.00 40.00 10.00 workload/hog 52428800 ruleset:[each] "
                      "detectorgroup:[hot] killer:(dry)kill_by_pressure v2"]
-    assert any("has fired for Ruleset=each with ruleset cgroup `" in line
-               and line.endswith("/workload/hog`. Running action chain.") for line in d.lines)
+    # the log goes through a writer thread: the line may reach the pipe after the kill record
+    d.wait_for(lambda: any("has fired for Ruleset=each with ruleset cgroup `" in line
+                           and line.endswith("/workload/hog`. Running action chain.")
+                           for line in d.lines), "the hot clone's fired line")
     faketree.write_tree(d.tree, {"workload/new": faketree.cgroup(20 << 20, mem_pressure=(70.0, 50.0, 1.0))})
     d.wait_for(lambda: len(d.records()) == 2, "the new cgroup's own clone killing it")
     assert d.records()[1].split()[5] == "workload/new"
