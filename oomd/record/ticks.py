@@ -66,8 +66,6 @@ PSI_KEYS = ("mem_some", "mem_full", "io_some", "io_full")
 
 def _loaded_bits() -> dict[str, int]:
     """Reader column -> the ``loaded`` bits that mean some row read it this tick."""
-    from oomd import _fastcg
-
     need: dict[str, int] = {}
     for m in METRICS.values():
         if m.column is None or m.column in IDENTITY_COLUMNS:
@@ -368,8 +366,6 @@ class TickFrame:
 
 def _parse_system_file(part: str, raw: bytes) -> dict:
     """A recorded /proc/meminfo or /proc/vmstat, parsed as the live SystemContext parses it."""
-    from oomd import _fastcg
-
     if part == "mi":
         return _fastcg.parse_meminfo_dict(raw)
     return _fastcg.parse_vmstat_dict(raw)[0]
